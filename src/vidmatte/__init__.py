@@ -1,0 +1,24 @@
+"""vidmatte: alpha mattes and foregrounds from any video.
+
+Public API (RVM-compatible where RVM has a name for it)::
+
+    import vidmatte
+    vidmatte.convert_video("rvm-mobilenetv3", input_source="in.mp4", output_composition="out.mp4")
+    m = vidmatte.load("rvm-mobilenetv3")
+    for fgr, pha in m.stream(frames): ...
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["convert_video", "load", "list_models", "__version__"]
+
+
+def __getattr__(name: str):
+    # Lazy: `import vidmatte` must not import onnxruntime or av.
+    if name in ("convert_video", "load", "list_models"):
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'vidmatte' has no attribute {name!r}")

@@ -1,0 +1,42 @@
+"""The one contract every backend implements.
+
+A runner is stateless: the recurrent state travels in and out of every call, exactly like the ONNX graph
+(``src, r1i..r4i, downsample_ratio -> fgr, pha, r1o..r4o``). The per-video object that owns the state is a
+matter (``vidmatte.matters``).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, Sequence
+
+import numpy as np
+
+State = Sequence[np.ndarray]
+
+
+class Runner(Protocol):
+    name: str
+
+    def initial_state(self) -> list[np.ndarray]:
+        """State to feed at the first frame (RVM: four zeros of shape [1,1,1,1])."""
+
+    def __call__(self, src: np.ndarray, state: State, downsample_ratio: float) -> tuple[np.ndarray, np.ndarray, list]:
+        """src float32 [B,3,H,W] RGB 0..1 -> (fgr float32 [B,3,H,W] 0..1, pha float32 [B,1,H,W] 0..1, new state)."""
+
+
+def open_runner(model: str = "rvm-mobilenetv3", backend: str = "onnxruntime", threads: int | None = None,
+                device: str = "auto", cache: str | None = None) -> Runner:
+    """Build a runner for a registered model (fetching its weights once) or for a path to an .onnx file."""
+    from ..errors import UsageError
+
+    if backend in ("onnxruntime", "onnx", "ort"):
+        from .onnx import OnnxRunner
+
+        return OnnxRunner.from_model(model, threads=threads, cache=cache)
+    if backend == "torch":
+        try:
+            from .torch_runner import TorchRunner  # provided by the PyTorch models work (issue 4)
+        except ImportError as exc:
+            raise UsageError(f"--backend torch needs PyTorch: pip install 'vidmatte[torch]' ({exc})") from None
+        return TorchRunner.from_model(model, device=device, threads=threads, cache=cache)
+    raise UsageError(f"unknown backend {backend!r}; choose onnxruntime or torch")

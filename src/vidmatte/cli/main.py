@@ -1,0 +1,66 @@
+"""``vidmatte`` entry point: dispatches to subcommand modules and turns known errors into one-line messages."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ..errors import VidmatteError
+
+# name -> (module, one-line help). Add a subcommand by adding a line here and a module beside this one.
+COMMANDS = {
+    "convert": ("vidmatte.cli.convert", "matte a video, image folder or image"),
+    "probe": ("vidmatte.cli.probe", "print what the reader sees in an input"),
+    "models": ("vidmatte.cli.models", "list, fetch or locate pretrained weights"),
+    "demo": ("vidmatte.cli.demo", "matte a built-in clip into ./demo-output/"),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on usage errors already; keep its message to one line plus the usage hint."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
+    parser = _Parser(prog="vidmatte", description="Video matting: alpha mattes and foregrounds from any video.")
+    parser.add_argument("--version", action="version", version=f"vidmatte {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        p = sub.add_parser(name, help=help_text, description=getattr(module, "DESCRIPTION", help_text))
+        module.add_arguments(p)
+        p.add_argument("--debug", action="store_true", help="show full tracebacks")
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args._module.run(args) or 0)
+    except VidmatteError as exc:
+        if args.debug:
+            raise
+        print(f"vidmatte {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"vidmatte {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # an unexpected failure: still one line, with a pointer to --debug
+        if args.debug:
+            raise
+        print(f"vidmatte {args.command}: error: {type(exc).__name__}: {exc} (run with --debug for details)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""Errors a user can act on. The CLI prints their message on one line and exits with ``exit_code``."""
+
+from __future__ import annotations
+
+
+class VidmatteError(Exception):
+    """Base class: a problem we can explain in one line (no traceback unless --debug)."""
+
+    exit_code = 1
+
+
+class UsageError(VidmatteError):
+    """The command line or arguments are wrong (exit 2)."""
+
+    exit_code = 2
+
+
+class InputError(VidmatteError):
+    """The input cannot be read or is not what it claims to be (exit 1)."""
+
+
+class OutputError(VidmatteError):
+    """An output cannot be written (exists, unwritable folder, disk full...) (exit 1)."""
+
+
+class ModelError(VidmatteError):
+    """Weights are missing, fail verification or cannot be fetched (exit 1)."""
+
+
+class PartialInputError(InputError):
+    """The input broke part-way through; ``frames_ok`` frames were processed before it did."""
+
+    def __init__(self, message: str, frames_ok: int):
+        super().__init__(message)
+        self.frames_ok = frames_ok

@@ -1,0 +1,56 @@
+"""Auxiliary-free matting (RVM): the matter carries the recurrent state from frame to frame."""
+
+from __future__ import annotations
+
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from ..backends.base import Runner
+
+
+def auto_downsample_ratio(height: int, width: int) -> float:
+    """RVM's rule: bring the longer side to about 512 px, never upsample."""
+    return min(512.0 / max(height, width), 1.0)
+
+
+def frame_to_tensor(frame: np.ndarray) -> np.ndarray:
+    """uint8 [H,W,3] RGB -> float32 [1,3,H,W] in 0..1 (one pass: transpose view then scaled copy)."""
+    if frame.ndim != 3 or frame.shape[2] != 3:
+        raise ValueError(f"expected an RGB frame of shape [H,W,3], got {frame.shape}")
+    if frame.dtype == np.uint8:
+        return np.multiply(frame.transpose(2, 0, 1)[None], np.float32(1 / 255), dtype=np.float32)
+    return np.ascontiguousarray(frame.transpose(2, 0, 1)[None], dtype=np.float32)
+
+
+class RecurrentMatter:
+    """Streaming matting for one video: ``step(frame) -> (fgr, pha)`` with the state kept here.
+
+    frame: uint8 [H,W,3] RGB (or float 0..1). Returns fgr float32 [H,W,3] 0..1 and pha float32 [H,W] 0..1.
+    ``downsample_ratio=None`` picks RVM's auto rule from the first frame's size.
+    """
+
+    def __init__(self, runner: Runner, downsample_ratio: float | None = None):
+        self.runner = runner
+        self.downsample_ratio = downsample_ratio
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the past (call between unrelated videos)."""
+        self._state = self.runner.initial_state()
+        self._ratio = self.downsample_ratio
+
+    def step_tensor(self, src: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """src float32 [1,3,H,W] 0..1 -> (fgr [1,3,H,W], pha [1,1,H,W]); the state is carried to the next call."""
+        if self._ratio is None:
+            self._ratio = auto_downsample_ratio(*src.shape[2:])
+        fgr, pha, self._state = self.runner(src, self._state, self._ratio)
+        return fgr, pha
+
+    def step(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        fgr, pha = self.step_tensor(frame_to_tensor(frame))
+        return fgr[0].transpose(1, 2, 0), pha[0, 0]
+
+    def stream(self, frames: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for frame in frames:
+            yield self.step(frame)
