@@ -1,0 +1,31 @@
+"""Shared fixtures: real data and real weights, skipping cleanly (with the reason) when they are absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("VIDMATTE_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data (real footage and GT mattes); tests using it skip when it is absent, as in a user's clone."""
+    if not (SHARED_DATA / "MANIFEST.md").exists():
+        pytest.skip(f"real test data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def rvm_onnx_path() -> Path:
+    """The official RVM ONNX weights, fetched once into the cache; skip only if they cannot be fetched."""
+    from vidmatte.errors import ModelError
+    from vidmatte.models.registry import fetch_model
+
+    try:
+        return fetch_model("rvm-mobilenetv3", quiet=True)
+    except ModelError as exc:
+        pytest.skip(f"RVM weights unavailable: {exc}")
