@@ -11,6 +11,8 @@ from ..errors import VidmatteError
 # name -> (module, one-line help). Add a subcommand by adding a line here and a module beside this one.
 COMMANDS = {
     "models": ("vidmatte.cli.models", "list, fetch or locate pretrained weights"),
+    "eval": ("vidmatte.cli.eval", "score predicted mattes against ground truth (MAD, MSE, Grad, Conn, dtSSD, ...)"),
+    "bench": ("vidmatte.cli.bench", "build the benchmark, run methods on it, measure speed"),
 }
 
 

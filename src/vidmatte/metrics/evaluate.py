@@ -114,3 +114,45 @@ def format_table(rows: list[tuple[str, dict[str, float]]], metrics: Iterable[str
         lines.append("| " + label.ljust(width) + " | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
+
+
+def clip_frames(pair, region: str, want_fg: bool):
+    """Frames of a matched clip (a ``layout.ClipPair``) as ``Frame`` objects, alphas read as uint8 / 255."""
+    from ..errors import InputError
+
+    for i, name in enumerate(pair.true.names):
+        p = pair.pred.load(i, 1).astype(np.float32) / 255
+        g = pair.true.load(i, 1).astype(np.float32) / 255
+        if p.shape != g.shape:
+            raise InputError(f"clip {pair.name!r}: frame {name} is {p.shape[1]}x{p.shape[0]} in the prediction but "
+                             f"{g.shape[1]}x{g.shape[0]} in the ground truth")
+        fr = Frame(name, p, g)
+        if region == "unknown":
+            tri = pair.trimap.load(i, 1)
+            if tri.shape != g.shape:
+                raise InputError(f"clip {pair.name!r}: trimap {name} is {tri.shape[1]}x{tri.shape[0]}, "
+                                 f"the frame {g.shape[1]}x{g.shape[0]}")
+            fr.region = (tri > 0) & (tri < 255)
+        if want_fg and pair.pred_fgr is not None:
+            fr.fgr_pred = pair.pred_fgr.load(i, 3).astype(np.float32) / 255
+            fr.fgr_true = pair.true_fgr.load(i, 3).astype(np.float32) / 255
+        yield fr
+
+
+def evaluate_pairs(pairs, metrics: tuple[str, ...] = DEFAULT_METRICS, region: str = "full",
+                   grad_normalize: bool = False, progress=None) -> list[ClipResult]:
+    """Evaluate matched clips; ``progress`` (a ``vidmatte.progress.Progress``) is advanced once per frame."""
+    want_fg = any(m in metrics for m in FG_METRICS)
+    results = []
+    for pair in pairs:
+        frames = clip_frames(pair, region, want_fg)
+        if progress is not None:
+            frames = _counted(frames, progress)
+        results.append(evaluate_clip(pair.name, frames, metrics, grad_normalize))
+    return results
+
+
+def _counted(frames, progress):
+    for fr in frames:
+        yield fr
+        progress.update()
