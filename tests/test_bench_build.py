@@ -1,0 +1,162 @@
+"""`bench build` on a tiny generated source: layouts, the composition identity, determinism, trimaps, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from vidmatte.cli.main import main
+from vidmatte.data.benchmark import build
+from vidmatte.data.compose import trimap_from_alpha
+
+
+def _write_video(path: Path, frames: int, w: int, h: int) -> None:
+    import av
+
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=24)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        for t in range(frames):
+            img = np.zeros((h, w, 3), np.uint8)
+            img[..., 0] = (np.arange(w) * 3 + t * 5) % 256
+            img[..., 2] = 120
+            for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+
+
+@pytest.fixture(scope="module")
+def source_root(tmp_path_factory) -> Path:
+    """A data root with a soft-edged disc (image + alpha, no fg layer) and a short background video."""
+    root = tmp_path_factory.mktemp("src")
+    yy, xx = np.mgrid[0:80, 0:80]
+    alpha = np.clip((30 - np.hypot(yy - 40, xx - 40)) / 5, 0, 1)
+    image = np.zeros((80, 80, 3), np.uint8)
+    image[:] = (40, 200, 90)  # BGR on disk: RGB (90, 200, 40)
+    cv2.imwrite(str(root / "disc.png"), image)
+    cv2.imwrite(str(root / "disc_alpha.png"), (alpha * 255).round().astype(np.uint8))
+    cv2.imwrite(str(root / "still.png"), np.full((50, 90, 3), 200, np.uint8))
+    _write_video(root / "bg.mp4", 6, 96, 64)
+    return root
+
+
+def _definition(frames: int = 5) -> dict:
+    return {
+        "name": "tiny", "_path": "tiny.json", "seed": 3, "size": [64, 48], "frames": frames,
+        "trimap": {"band": 2, "keyframes": [0, 3]},
+        "motion": {"keyframe_every": 2, "translate": 0.1, "rotate_deg": 10, "scale": [0.9, 1.1], "shear": 0.05},
+        "camera": {"translate": 0.05, "zoom": 0.05},
+        "augment": {"noise_max": 0.03, "bg_blur_prob": 1.0, "bg_blur_max": 1.0},
+        "clips": [
+            {"name": "disc_video", "fg": {"image": "disc.png", "alpha": "disc_alpha.png"}, "bg": {"video": "bg.mp4"}},
+            {"name": "disc_still", "fg": {"image": "disc.png", "alpha": "disc_alpha.png"}, "bg": {"image": "still.png"}},
+        ],
+    }
+
+
+@pytest.fixture(scope="module")
+def built(source_root, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("b") / "clips"
+    build(_definition(), source_root, out)
+    return out
+
+
+def _read(path: Path) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    assert img is not None, path
+    return img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def test_layouts_read_back(built):
+    record = json.loads((built / "benchmark.json").read_text())
+    assert record["seed"] == 3 and record["size"] == [64, 48]
+    for clip in ("disc_video", "disc_still"):
+        d = built / clip
+        for layer in ("com", "pha", "fgr", "bgr", "trimap"):
+            names = sorted(p.name for p in (d / layer).iterdir())
+            assert names == [f"{t:05d}.png" for t in range(5)], (clip, layer)
+        assert _read(d / "pha" / "00000.png").shape == (48, 64)
+        assert _read(d / "com" / "00004.png").shape == (48, 64, 3)
+        assert set(np.unique(_read(d / "mask" / "00000.png"))) <= {0, 255}
+        assert _read(d / "plate.png").shape == (48, 64, 3)
+        tcvom = sorted(p.name for p in (d / "tcvom").iterdir())
+        assert tcvom == sorted([f"{t:05d}_rgb.png" for t in range(5)] + ["00000_trimap.png", "00003_trimap.png"])
+        assert np.array_equal(_read(d / "tcvom" / "00003_rgb.png"), _read(d / "com" / "00003.png"))
+        assert np.array_equal(_read(d / "tcvom" / "00003_trimap.png"), _read(d / "trimap" / "00003.png"))
+
+
+def test_composition_identity(built):
+    for clip in ("disc_video", "disc_still"):
+        for t in range(5):
+            a = _read(built / clip / "pha" / f"{t:05d}.png").astype(np.float64)[..., None] / 255
+            f = _read(built / clip / "fgr" / f"{t:05d}.png").astype(np.float64) / 255
+            b = _read(built / clip / "bgr" / f"{t:05d}.png").astype(np.float64) / 255
+            com = _read(built / clip / "com" / f"{t:05d}.png").astype(np.float64) / 255
+            assert np.abs(com - (a * f + (1 - a) * b)).max() <= 1 / 255
+
+
+def test_the_object_moves_and_is_partly_transparent(built):
+    a0 = _read(built / "disc_video" / "pha" / "00000.png")
+    a4 = _read(built / "disc_video" / "pha" / "00004.png")
+    assert not np.array_equal(a0, a4)
+    assert ((a0 > 0) & (a0 < 255)).sum() > 20  # the soft edge survives
+    # the estimated foreground recovers the disc's flat colour where it is opaque
+    f = _read(built / "disc_video" / "fgr" / "00000.png").astype(int)
+    opaque = a0 == 255
+    assert np.abs(f[opaque].mean(0) - [90, 200, 40]).max() < 12  # noise up to 0.03 is added to both layers
+
+
+def test_deterministic_for_a_seed(source_root, built, tmp_path):
+    again = tmp_path / "again"
+    build(_definition(), source_root, again)
+    for p in sorted(built.rglob("*.png")):
+        assert p.read_bytes() == (again / p.relative_to(built)).read_bytes(), p
+    other = tmp_path / "other"
+    build(_definition(), source_root, other, seed=4)
+    assert (other / "disc_video" / "com" / "00002.png").read_bytes() != \
+        (built / "disc_video" / "com" / "00002.png").read_bytes()
+
+
+def test_trimap_from_alpha_hand_case():
+    alpha = np.zeros((1, 9), np.uint8)
+    alpha[0, 4:] = 255
+    alpha[0, 4] = 128  # one fractional pixel at x=4
+    tri = trimap_from_alpha(alpha, band=1)
+    # band 1: definite bg is alpha==0 eroded by 1 (x<=2), definite fg alpha==255 eroded by 1 (x>=6)
+    assert tri.tolist() == [[0, 0, 0, 128, 128, 128, 255, 255, 255]]
+
+
+def test_cli_build_errors(source_root, tmp_path, capsys):
+    bad = _definition()
+    bad["clips"][0]["bg"] = {"video": "missing.mp4"}
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    rc = main(["bench", "build", "--definition", str(tmp_path / "bad.json"), "--data-root", str(source_root),
+               "--root", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert "source not found" in err and "missing.mp4" in err and "Traceback" not in err
+    assert not (tmp_path / "r" / "clips").exists()  # nothing left under the final name
+    assert list((tmp_path / "r").iterdir()) == []  # and no temporary folder either
+    rc = main(["bench", "build", "--definition", str(tmp_path / "nope.json"), "--root", str(tmp_path / "r")])
+    assert rc == 2 and "definition not found" in capsys.readouterr().err
+    good = _definition()
+    (tmp_path / "good.json").write_text(json.dumps(good))
+    args = ["bench", "build", "--definition", str(tmp_path / "good.json"), "--data-root", str(source_root),
+            "--root", str(tmp_path / "r"), "--frames", "3"]
+    assert main(args) == 0
+    assert main(args) == 1 and "exists; pass --overwrite" in capsys.readouterr().err
+
+
+def test_default_definition_sources_exist(shared_data):
+    """Every path the committed default benchmark names is present in ../shared/data."""
+    from vidmatte.data.benchmark import load_definition
+
+    d = load_definition("default")
+    for clip in d["clips"]:
+        for rel in list(clip["fg"].values()) + list(clip["bg"].values()):
+            assert (shared_data / rel).exists(), rel
