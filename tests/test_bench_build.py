@@ -160,3 +160,39 @@ def test_default_definition_sources_exist(shared_data):
     for clip in d["clips"]:
         for rel in list(clip["fg"].values()) + list(clip["bg"].values()):
             assert (shared_data / rel).exists(), rel
+
+
+def _tiny_root(source_root: Path, tmp_path: Path, size: str) -> Path:
+    (tmp_path / "tiny.json").write_text(json.dumps(_definition(frames=3)))
+    root = tmp_path / "bench"
+    assert main(["bench", "build", "--definition", str(tmp_path / "tiny.json"), "--data-root", str(source_root),
+                 "--root", str(root), "--size", size]) == 0
+    return root
+
+
+def test_bench_run_oracle_on_tiny_build(source_root, tmp_path, capsys):
+    root = _tiny_root(source_root, tmp_path, "64x48")
+    capsys.readouterr()
+    assert main(["bench", "run", "--root", str(root), "--methods", "oracle", "--report"]) == 0
+    out = capsys.readouterr().out
+    assert "region: full" in out and "region: unknown" in out and "| oracle" in out
+    results = json.loads((root / "results.json").read_text())["results"]["oracle"]
+    # the disc is one flat colour, so closed-form matting with the true trimap is close to exact
+    assert results["full"]["mean"]["MAD"] < 15
+    assert results["unknown"]["mean"]["MAD"] > results["full"]["mean"]["MAD"]  # errors live in the band
+    assert sorted(p.name for p in (root / "pred" / "oracle" / "disc_video" / "pha").iterdir()) == \
+        ["00000.png", "00001.png", "00002.png"]
+    assert (root / "report_oracle.html").stat().st_size > 10_000
+    assert main(["bench", "run", "--root", str(root), "--methods", "rvm,magic"]) == 2
+    assert "unknown method 'magic'" in capsys.readouterr().err
+    assert main(["bench", "run", "--root", str(tmp_path / "nothing")]) == 1
+    assert "no built benchmark" in capsys.readouterr().err
+
+
+@pytest.mark.weights
+def test_bench_run_rvm_on_tiny_build(source_root, tmp_path, capsys, rvm_onnx_path):
+    root = _tiny_root(source_root, tmp_path, "128x96")
+    assert main(["bench", "run", "--root", str(root), "--methods", "rvm", "--json"]) == 0
+    mean = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["results"]["rvm"]["full"]["mean"]
+    assert set(mean) >= {"MAD", "MSE", "Grad", "Conn", "dtSSD"}
+    assert all(np.isfinite(v) for v in mean.values())

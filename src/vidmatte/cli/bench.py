@@ -74,6 +74,7 @@ def _run(args) -> int:
     import json
     import shutil
     import sys
+    import time
 
     from ..data.methods import METHODS, run_method
     from ..errors import InputError, UsageError
@@ -101,8 +102,13 @@ def _run(args) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
         progress = Progress(total, label=f"{method}")
         print(f"bench run: {method}: {METHODS[method]}", file=sys.stderr, flush=True)
-        for name, clip_dir in clips.items():
+        for done, (name, clip_dir) in enumerate(clips.items(), 1):
+            started = time.monotonic()
             run_method(method, clip_dir, tmp / name, progress, state)
+            if not progress.enabled:  # no live bar (stderr is not a terminal): one line per clip instead
+                n = len(list((clip_dir / "com").iterdir()))
+                print(f"bench run: {method} {done}/{len(clips)} {name}: {n} frames, "
+                      f"{n / (time.monotonic() - started):.1f} fps", file=sys.stderr, flush=True)
         progress.close()
         shutil.rmtree(pred_root, ignore_errors=True)
         tmp.rename(pred_root)
@@ -123,6 +129,9 @@ def _run(args) -> int:
     for region in ("full", "unknown"):
         lines += ["", table_header(region, False),
                   format_table([(m, results[m][region]["mean"]) for m in methods], metrics)]
+    for method in methods:
+        lines += ["", f"{method} per clip; " + table_header("full", False),
+                  format_table(list(results[method]["full"]["clips"].items()), metrics)]
     text = "\n".join(lines)
     print(text)
     (root / "results.md").write_text(text + "\n")
