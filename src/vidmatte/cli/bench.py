@@ -153,8 +153,8 @@ def _speed(args) -> int:
     if not source.exists():
         raise InputError(f"speed source video not found: {source} (give --source)")
     rows = run_speed(source, sizes, args.frames or 24)
-    print(f"source: {source} (resized and re-encoded per size; {rows[0]['frames']} frames each, model-only skips "
-          f"2 warm-up frames); ratios measured in this one run")
+    print(f"source: {source} (resized and re-encoded per size; {rows[0]['frames']} frames each, all timed, "
+          f"model loaded before timing); ratios measured in this one run")
     print(format_speed(rows))
     if args.json:
         print(json.dumps(rows))
