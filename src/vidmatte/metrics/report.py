@@ -51,10 +51,17 @@ def curves_figure(results: list[ClipResult], metrics: list[str]):
     return fig
 
 
-def worst_frames(results: list[ClipResult], key: str = "MAD", count: int = 4) -> list[tuple[str, int, float]]:
-    """(clip, frame index, value) of the ``count`` largest per-frame values of ``key`` over all clips."""
-    scored = [(r.name, i, v) for r in results for i, v in enumerate(r.per_frame.get(key, []))]
-    return sorted(scored, key=lambda s: -s[2])[:count]
+def worst_frames(results: list[ClipResult], key: str = "MAD", count: int = 6) -> list[tuple[str, int, float]]:
+    """(clip, frame index, value): the worst frame of each clip by ``key``, worst clips first, at most ``count``.
+
+    One frame per clip, so that a single hopeless clip does not hide where the others fail."""
+    worst = []
+    for r in results:
+        values = r.per_frame.get(key, [])
+        if values:
+            i = int(np.argmax(values))
+            worst.append((r.name, i, float(values[i])))
+    return sorted(worst, key=lambda s: -s[2])[:count]
 
 
 def worst_figure(pairs_by_name: dict, worst: list[tuple[str, int, float]], key: str):
@@ -99,8 +106,8 @@ def write_report(path: Path, results: list[ClipResult], pairs, header: str, titl
         extra,
         "<h2>Per clip</h2>", _table(rows, metrics),
         "<h2>Per frame</h2>", f"<img src='{_png(curves_figure(results, metrics))}'>",
-        "<h2>Worst frames</h2><p>Largest per-frame MAD over all clips: input, prediction, truth and the absolute "
-        "error (bright = wrong).</p>",
+        "<h2>Worst frames</h2><p>The frame with the largest MAD in each clip (worst clips first): input, "
+        "prediction, truth and the absolute error (bright = wrong).</p>",
         f"<img src='{_png(worst_figure({p.name: p for p in pairs}, worst, 'MAD' if 'MAD' in metrics else metrics[0]))}'>",
     ]
     style = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto}table{border-collapse:collapse}"
