@@ -78,7 +78,7 @@ def _run(args) -> int:
 
     from ..data.methods import METHODS, run_method
     from ..errors import InputError, UsageError
-    from ..metrics.evaluate import ALPHA_METRICS, aggregate, evaluate_pairs, format_table, table_header
+    from ..metrics.evaluate import aggregate, evaluate_pairs, format_table, table_header
     from ..metrics.layout import list_clips, match_clips
     from ..progress import Progress
 

@@ -64,8 +64,8 @@ def closed_form_alpha(image: np.ndarray, trimap: np.ndarray, eps: float = 1e-7) 
     k = np.flatnonzero(~unknown)
     lap_uu = lap[u][:, u].tocsc()
     rhs = -(lap[u][:, k] @ alpha.ravel()[k])
-    # Unknown pixels on the image border belong to no window: pin them with a tiny diagonal so the system stays
-    # solvable (they take the value their neighbours imply via the regulariser's absence -> 0.5 default below).
+    # Safety net: an unknown pixel that lies in no window (only possible in images narrower than 3 px) would make
+    # the system singular; a weak pull towards 0.5 keeps it solvable without touching the other pixels.
     isolated = np.asarray(abs(lap_uu).sum(axis=1)).ravel() == 0
     if isolated.any():
         lap_uu = lap_uu + scipy.sparse.diags(isolated.astype(np.float64) * 1e-3)
