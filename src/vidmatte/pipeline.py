@@ -180,6 +180,8 @@ class _Job:
             raise input_error
         if self.frames_written == 0:
             self._abort_writers()
+            if input_error is None and self.options.start_frame:
+                raise InputError(f"--start-frame {self.options.start_frame} is past the end of the input")
             raise input_error or InputError("no frames to process")
         self._close_writers()
         outputs = {spec.kind: str(spec.path) for spec, _ in self.writers}
