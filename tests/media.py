@@ -26,9 +26,10 @@ def moving_square_frames(n: int, width: int = 96, height: int = 64, seed: int = 
 
 def write_video(path: Path, frames: list[np.ndarray], fps: Fraction | int = 24, codec: str = "libx264",
                 pix_fmt: str = "yuv420p", pts: list[int] | None = None, time_base: Fraction | None = None,
-                audio_seconds: float | None = None, audio_codec: str = "aac") -> Path:
+                audio_seconds: float | None = None, audio_codec: str = "aac", faststart: bool = False) -> Path:
     """Encode ``frames`` (uint8 RGB) to ``path``; optional explicit pts (variable frame rate) and a sine tone."""
-    with av.open(str(path), "w") as container:
+    options = {"movflags": "faststart"} if faststart else {}  # index first, as streaming sites deliver
+    with av.open(str(path), "w", options=options) as container:
         stream = container.add_stream(codec, rate=Fraction(fps))
         stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
         stream.pix_fmt = pix_fmt

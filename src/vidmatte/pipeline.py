@@ -70,6 +70,7 @@ def convert(source: str | os.PathLike, matter: RecurrentMatter, options: Convert
     reader = open_reader(source, options.start_frame, options.end_frame, options.sequence_fps)
     _check_outputs(Path(source), options)
     width, height = options.input_resize or (reader.info.width, reader.info.height)
+    matter.reset()  # a new video: the recurrent state (and the auto downsample ratio) start afresh
     job = _Job(reader, matter, options, width, height)
     return job.run()
 
