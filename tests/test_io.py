@@ -155,3 +155,20 @@ def test_audio_is_trimmed_with_the_frame_range(tmp_path):
     src = write_video(tmp_path / "talk.mp4", moving_square_frames(48), fps=24, audio_seconds=2.0)
     out = _write(str(tmp_path / "cut.mp4"), "composition", decode_all(src)[12:36], audio=AudioTrack(src, 0.5, 1.5))
     assert audio_seconds(out) == pytest.approx(1.0, abs=0.1)
+
+
+@pytest.mark.parametrize("ext, codec, pix_fmt", [
+    (".avi", "mpeg4", "yuv420p"),
+    (".gif", "gif", "rgb8"),
+    (".mkv", "libx264", "yuv420p10le"),  # 10-bit
+    (".webm", "libvpx-vp9", "yuv420p"),
+    (".mov", "prores_ks", "yuv422p10le"),
+])
+def test_reader_decodes_common_containers_and_pixel_formats(tmp_path, ext, codec, pix_fmt):
+    frames = moving_square_frames(5, 96, 64)
+    clip = write_video(tmp_path / f"in{ext}", frames, fps=10, codec=codec, pix_fmt=pix_fmt)
+    got = list(open_reader(clip))
+    assert len(got) == 5
+    assert got[0].image.shape == (64, 96, 3) and got[0].image.dtype == np.uint8
+    # the red top-left marker survives any of these codecs
+    assert got[3].image[2:6, 2:6, 0].mean() > 180 and got[3].image[2:6, 2:6, 1].mean() < 90

@@ -13,6 +13,7 @@ import os
 import queue
 import sys
 import threading
+from fractions import Fraction
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -196,7 +197,7 @@ class _Job:
 
     def _open_writers(self) -> None:
         info = self.reader.info
-        time_base = info.time_base or (1 / __import__("fractions").Fraction(info.fps).limit_denominator(1001))
+        time_base = info.time_base or 1 / Fraction(info.fps).limit_denominator(1001)
         start_seconds = float(self.options.start_frame / info.fps) if self.options.start_frame else 0.0
         end_seconds = float(self.options.end_frame / info.fps) if self.options.end_frame else None
         try:
