@@ -13,6 +13,7 @@ import os
 import queue
 import sys
 import threading
+from fractions import Fraction
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,6 +71,7 @@ def convert(source: str | os.PathLike, matter: RecurrentMatter, options: Convert
     reader = open_reader(source, options.start_frame, options.end_frame, options.sequence_fps)
     _check_outputs(Path(source), options)
     width, height = options.input_resize or (reader.info.width, reader.info.height)
+    matter.reset()  # a new video: the recurrent state (and the auto downsample ratio) start afresh
     job = _Job(reader, matter, options, width, height)
     return job.run()
 
@@ -180,6 +182,8 @@ class _Job:
             raise input_error
         if self.frames_written == 0:
             self._abort_writers()
+            if input_error is None and self.options.start_frame:
+                raise InputError(f"--start-frame {self.options.start_frame} is past the end of the input")
             raise input_error or InputError("no frames to process")
         self._close_writers()
         outputs = {spec.kind: str(spec.path) for spec, _ in self.writers}
@@ -193,7 +197,7 @@ class _Job:
 
     def _open_writers(self) -> None:
         info = self.reader.info
-        time_base = info.time_base or (1 / __import__("fractions").Fraction(info.fps).limit_denominator(1001))
+        time_base = info.time_base or 1 / Fraction(info.fps).limit_denominator(1001)
         start_seconds = float(self.options.start_frame / info.fps) if self.options.start_frame else 0.0
         end_seconds = float(self.options.end_frame / info.fps) if self.options.end_frame else None
         try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 
 # Codecs each container accepts for a stream copy; anything else is re-encoded to the first listed encoder.
@@ -87,6 +86,3 @@ class AudioTrack:
             self._output.mux(self._out.encode(converted))
         self._output.mux(self._out.encode(None))
 
-
-def seconds(pts: int, time_base: Fraction) -> float:
-    return float(pts * time_base)

@@ -123,3 +123,26 @@ class ImageReader(_Reader):
             raise InputError(f"{file} is {image.shape[1]}x{image.shape[0]} but the sequence is "
                              f"{self.info.width}x{self.info.height}; all images must have one size")
         return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def iter_rgba(path: str | os.PathLike) -> Iterator[np.ndarray]:
+    """Decode a video that carries alpha (ProRes 4444, FFV1, VP9 with alpha) to uint8 [H,W,4] RGBA frames.
+
+    FFmpeg's native VP9/VP8 decoders drop the alpha plane that WebM stores beside each block, so those streams are
+    decoded with libvpx, which restores it.
+    """
+    import av
+
+    container = open_container(Path(path))
+    try:
+        stream = container.streams.video[0]
+        if stream.codec_context.name in ("vp8", "vp9") and stream.metadata.get("alpha_mode") == "1":
+            decoder = av.Codec(f"libvpx-{stream.codec_context.name}", "r").create()
+            for packet in container.demux(stream):
+                for frame in decoder.decode(packet):
+                    yield frame.to_ndarray(format="rgba")
+        else:
+            for frame in container.decode(stream):
+                yield frame.to_ndarray(format="rgba")
+    finally:
+        container.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -89,8 +90,14 @@ def check_writable(spec: OutputSpec, overwrite: bool) -> None:
     parent = target.parent if target.name else target
     if not parent.exists():
         raise OutputError(f"output folder does not exist: {parent}")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"output folder is not writable: {parent}")
+    if not parent.is_dir():
+        raise OutputError(f"output folder is not a folder: {parent}")
+    # os.access says yes to root even on read-only mounts: create (and remove) a file to be sure.
+    try:
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=".vidmatte-probe-"):
+            pass
+    except OSError as exc:
+        raise OutputError(f"output folder is not writable: {parent} ({exc.strerror})") from None
 
 
 def _disk_error(exc: OSError, path: Path) -> OutputError:
