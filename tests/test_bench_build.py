@@ -196,3 +196,53 @@ def test_bench_run_rvm_on_tiny_build(source_root, tmp_path, capsys, rvm_onnx_pat
     mean = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["results"]["rvm"]["full"]["mean"]
     assert set(mean) >= {"MAD", "MSE", "Grad", "Conn", "dtSSD"}
     assert all(np.isfinite(v) for v in mean.values())
+
+
+def test_foreground_video_sources(source_root, tmp_path):
+    """A foreground that changes over time: an RGBA image folder, and a colour video + alpha video pair."""
+    import av
+
+    root = tmp_path / "src"
+    (root / "rgba").mkdir(parents=True)
+    yy, xx = np.mgrid[0:40, 0:40]
+    alphas = []
+    for t in range(4):  # a disc that grows: the source itself moves, not only the composition's affine
+        a = np.clip((8 + 3 * t - np.hypot(yy - 20, xx - 20)) / 3, 0, 1)
+        alphas.append((a * 255).round().astype(np.uint8))
+        bgra = np.dstack([np.full((40, 40), 30, np.uint8), np.full((40, 40), 60, np.uint8),
+                          np.full((40, 40), 220, np.uint8), alphas[-1]])
+        cv2.imwrite(str(root / "rgba" / f"{t:03d}.png"), bgra)
+    for name, planes in (("colour.mp4", [np.full((40, 40, 3), (220, 60, 30), np.uint8)] * 4),
+                         ("alpha.mp4", [np.repeat(a[..., None], 3, 2) for a in alphas])):
+        with av.open(str(root / name), "w") as c:
+            s = c.add_stream("libx264rgb", rate=24)
+            s.width, s.height, s.pix_fmt = 40, 40, "rgb24"
+            s.options = {"crf": "0"}
+            for img in planes:
+                c.mux(s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+            c.mux(s.encode(None))
+    (root / "still.png").write_bytes((source_root / "still.png").read_bytes())
+    definition = _definition(frames=4)
+    definition["augment"] = {}
+    definition["motion"] = {"translate": 0, "rotate_deg": 0, "scale": [1, 1], "shear": 0, "fill": 0.9}
+    definition["camera"] = {}
+    definition["clips"] = [
+        {"name": "rgba", "fg": {"rgba": "rgba"}, "bg": {"image": "still.png"}},
+        {"name": "pair", "fg": {"video": "colour.mp4", "alpha_video": "alpha.mp4"}, "bg": {"image": "still.png"}},
+    ]
+    out = tmp_path / "clips"
+    build(definition, root, out)
+    record = json.loads((out / "benchmark.json").read_text())
+    assert record["clips"]["rgba"]["fg_estimated"] is False and record["clips"]["pair"]["fg_estimated"] is True
+    for clip in ("rgba", "pair"):
+        areas = [int((_read(out / clip / "pha" / f"{t:05d}.png") > 127).sum()) for t in range(4)]
+        assert areas[0] < areas[1] < areas[2] < areas[3], (clip, areas)  # the disc grows frame by frame
+        f = _read(out / clip / "fgr" / "00003.png").astype(int)
+        opaque = _read(out / clip / "pha" / "00003.png") == 255
+        assert np.abs(f[opaque].mean(0) - [220, 60, 30]).max() < 3  # the source's colour (RGB)
+    bad = dict(definition, clips=[{"name": "x", "fg": {"rgba": "colour.mp4"}, "bg": {"image": "still.png"}}])
+    with pytest.raises(Exception, match="no alpha plane"):
+        build(bad, root, tmp_path / "bad")
+    bad = dict(definition, clips=[{"name": "x", "fg": {"video": "colour.mp4"}, "bg": {"image": "still.png"}}])
+    with pytest.raises(Exception, match="fg needs image\\+alpha, video\\+alpha_video, or rgba"):
+        build(bad, root, tmp_path / "bad")

@@ -85,7 +85,7 @@ def build(definition: dict, data_root: Path, out: Path, seed: int | None = None,
         for index, clip in enumerate(definition["clips"]):
             rng = np.random.default_rng([seed, index])
             _check_sources(clip, data_root)
-            source = load_foreground(clip["fg"], data_root, max_side=int(2 * max(width, height)))
+            source = load_foreground(clip["fg"], data_root, max_side=int(2 * max(width, height)), frames=n_frames)
             backgrounds = read_background_frames(clip["bg"], data_root, n_frames, rng)
             layers = compose_clip(source, backgrounds, width, height, rng, definition.get("motion", {}),
                                   {**definition.get("camera", {}), **clip.get("camera", {})},
@@ -109,8 +109,14 @@ def _check_sources(clip: dict, root: Path) -> None:
     for key in ("name", "fg", "bg"):
         if key not in clip:
             raise InputError(f"clip entry {clip} lacks {key!r}")
-    paths = [clip["fg"].get(k) for k in ("image", "alpha", "fg")] + [clip["bg"].get(k) for k in ("video", "image")]
-    for rel in filter(None, paths):
+    known_fg = {"image", "alpha", "fg", "video", "alpha_video", "fg_video", "rgba"}
+    if not ({"image", "alpha"} <= set(clip["fg"]) or {"video", "alpha_video"} <= set(clip["fg"]) or "rgba" in clip["fg"]):
+        raise InputError(f"clip {clip['name']}: fg needs image+alpha, video+alpha_video, or rgba")
+    if set(clip["fg"]) - known_fg:
+        raise InputError(f"clip {clip['name']}: unknown fg key {sorted(set(clip['fg']) - known_fg)[0]!r}")
+    if not ({"video", "image"} & set(clip["bg"])):
+        raise InputError(f"clip {clip['name']}: bg needs video or image")
+    for rel in list(clip["fg"].values()) + list(clip["bg"].values()):
         if not (root / rel).exists():
             raise InputError(f"clip {clip['name']}: source not found: {root / rel}")
 

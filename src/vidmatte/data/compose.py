@@ -23,13 +23,20 @@ from ..errors import InputError
 
 @dataclass
 class Source:
-    """A foreground: image float32 [h,w,3] 0..1, alpha float32 [h,w] 0..1, fg float32 [h,w,3] (true or estimated)."""
+    """A foreground, one entry per source frame (a still image has one): alphas float32 [h,w] 0..1 and
+    fgs float32 [h,w,3] 0..1 (the true foreground colour, or estimated from image + alpha)."""
 
     name: str
-    image: np.ndarray
-    alpha: np.ndarray
-    fg: np.ndarray
+    alphas: list[np.ndarray]
+    fgs: list[np.ndarray]
     fg_estimated: bool
+
+    def frame(self, t: int) -> tuple[np.ndarray, np.ndarray]:
+        """(alpha, fg) for output frame t; a foreground video shorter than the clip plays back and forth."""
+        n = len(self.alphas)
+        i = t % (2 * n - 2) if n > 1 else 0
+        i = i if i < n else 2 * n - 2 - i
+        return self.alphas[i], self.fgs[i]
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -48,32 +55,97 @@ def read_gray(path: Path) -> np.ndarray:
     return image if image.ndim == 2 else image[..., 0]
 
 
-def load_foreground(spec: dict, root: Path, max_side: int) -> Source:
-    """Read a foreground named by a definition entry and shrink it so its longer side is at most ``max_side``.
+def read_rgba_frames(path: Path, count: int) -> list[np.ndarray]:
+    """Up to ``count`` uint8 [H,W,4] RGBA frames from a folder of RGBA images or a video with an alpha plane."""
+    if path.is_dir():
+        from ..io.probe import list_images
 
-    spec: {"image": path, "alpha": path, "fg": optional path} relative to ``root``. Without "fg", the foreground
-    colour is estimated from image + alpha (multi-level foreground estimation), as the field does."""
+        frames = []
+        for file in list_images(path)[:count]:
+            image = cv2.imread(str(file), cv2.IMREAD_UNCHANGED)
+            if image is None or image.ndim != 3 or image.shape[2] != 4:
+                raise InputError(f"{file} is not an RGBA image")
+            frames.append(cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA))
+        if not frames:
+            raise InputError(f"{path} holds no images")
+        return frames
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            if "a" not in stream.codec_context.pix_fmt.replace("gray", ""):
+                raise InputError(f"{path}: the video has no alpha plane (pixel format {stream.codec_context.pix_fmt})")
+            frames = []
+            for frame in container.decode(stream):
+                frames.append(frame.to_ndarray(format="rgba"))
+                if len(frames) == count:
+                    break
+    except av.error.FFmpegError as exc:
+        raise InputError(f"cannot read video {path}: {exc}") from None
+    return frames
+
+
+def read_video_frames(path: Path, count: int) -> list[np.ndarray]:
+    """Up to ``count`` uint8 RGB frames of a video or image folder (the project's reader)."""
+    from ..io.readers import open_reader
+
+    return [f.image for f in open_reader(path, 0, count)]
+
+
+def _shrink(images: list[np.ndarray | None], max_side: int) -> list[np.ndarray | None]:
+    h, w = next(i for i in images if i is not None).shape[:2]
+    scale = min(1.0, max_side / max(h, w))
+    if scale == 1:
+        return images
+    size = (round(w * scale), round(h * scale))
+    return [None if i is None else cv2.resize(i, size, interpolation=cv2.INTER_AREA) for i in images]
+
+
+def _layer(image: np.ndarray, alpha: np.ndarray, fg: np.ndarray | None, label: str):
+    """float32 (alpha, fg) for one frame; fg estimated from image + alpha when the source has none."""
     from ..solvers import estimate_foreground
 
-    image = read_rgb(root / spec["image"])
-    alpha = read_gray(root / spec["alpha"])
     if image.shape[:2] != alpha.shape:
-        raise InputError(f"{spec['image']} is {image.shape[1]}x{image.shape[0]} but its alpha is "
+        raise InputError(f"{label}: image is {image.shape[1]}x{image.shape[0]} but its alpha is "
                          f"{alpha.shape[1]}x{alpha.shape[0]}")
-    fg = read_rgb(root / spec["fg"]) if spec.get("fg") else None
-    scale = min(1.0, max_side / max(alpha.shape))
-    if scale < 1:
-        size = (round(alpha.shape[1] * scale), round(alpha.shape[0] * scale))
-        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-        alpha = cv2.resize(alpha, size, interpolation=cv2.INTER_AREA)
-        fg = None if fg is None else cv2.resize(fg, size, interpolation=cv2.INTER_AREA)
-    image_f = image.astype(np.float32) / 255
     alpha_f = alpha.astype(np.float32) / 255
-    if fg is None:
-        fg_f, _ = estimate_foreground(image_f, alpha_f)
-    else:
-        fg_f = fg.astype(np.float32) / 255
-    return Source(Path(spec["alpha"]).stem, image_f, alpha_f, fg_f, fg is None)
+    if fg is not None:
+        return alpha_f, fg.astype(np.float32) / 255
+    return alpha_f, estimate_foreground(image.astype(np.float32) / 255, alpha_f)[0]
+
+
+def load_foreground(spec: dict, root: Path, max_side: int, frames: int = 1) -> Source:
+    """Read a foreground named by a definition entry, shrunk so its longer side is at most ``max_side``.
+
+    spec (paths relative to ``root``), one of:
+      {"image", "alpha", optional "fg"}             a still image and its GT alpha (e.g. comp1k, alphamatting)
+      {"video", "alpha_video", optional "fg_video"}  a colour video and its alpha video (first channel)
+      {"rgba"}                                       a video with an alpha plane, or a folder of RGBA images
+    Without a true foreground layer ("fg", "fg_video", or the colour of an RGBA source), the foreground colour is
+    estimated from image + alpha (multi-level foreground estimation), as the field does. Videos contribute at most
+    ``frames`` frames."""
+    if "rgba" in spec:
+        rgba = _shrink(read_rgba_frames(root / spec["rgba"], frames), max_side)
+        layers = [(f[..., 3].astype(np.float32) / 255, f[..., :3].astype(np.float32) / 255) for f in rgba]
+        return Source(Path(spec["rgba"]).stem, [a for a, _ in layers], [f for _, f in layers], False)
+    if "video" in spec:
+        images = read_video_frames(root / spec["video"], frames)
+        alphas = [f[..., 0] for f in read_video_frames(root / spec["alpha_video"], frames)]
+        fgs = read_video_frames(root / spec["fg_video"], frames) if spec.get("fg_video") else [None] * len(images)
+        n = min(len(images), len(alphas), len(fgs))
+        shrunk = _shrink(images[:n] + alphas[:n] + fgs[:n], max_side)
+        images, alphas, fgs = shrunk[:n], shrunk[n:2 * n], shrunk[2 * n:]
+        layers = [_layer(i, a, f, spec["video"]) for i, a, f in zip(images, alphas, fgs)]
+        return Source(Path(spec["alpha_video"]).stem, [a for a, _ in layers], [f for _, f in layers],
+                      not spec.get("fg_video"))
+    image, alpha = read_rgb(root / spec["image"]), read_gray(root / spec["alpha"])
+    fg = read_rgb(root / spec["fg"]) if spec.get("fg") else None
+    if image.shape[:2] != alpha.shape:  # checked before shrinking, so the message gives the files' own sizes
+        _layer(image, alpha, fg, spec["image"])
+    image, alpha, fg = _shrink([image, alpha, fg], max_side)
+    a, f = _layer(image, alpha, fg, spec["image"])
+    return Source(Path(spec["alpha"]).stem, [a], [f], fg is None)
 
 
 def read_background_frames(spec: dict, root: Path, count: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -182,7 +254,8 @@ def compose_clip(source: Source, backgrounds: list[np.ndarray], width: int, heig
         "bg_blur_prob", 0.0) else 0.0
 
     # Base placement: the alpha's bounding box scaled to `fill` of the height (and to fit the width), centred.
-    ys, xs = np.nonzero(source.alpha > 0.01)
+    # the union over the source's frames, so that a moving foreground video stays in view
+    ys, xs = np.nonzero(np.max(np.stack(source.alphas), axis=0) > 0.01)
     if len(ys) == 0:
         raise InputError(f"foreground {source.name}: its alpha is empty")
     box_h, box_w = ys.max() - ys.min() + 1, xs.max() - xs.min() + 1
@@ -197,9 +270,10 @@ def compose_clip(source: Source, backgrounds: list[np.ndarray], width: int, heig
     for t in range(n):
         m = affine(width / 2, height / 2, tracks["tx"][t], tracks["ty"][t], tracks["angle"][t],
                    base * tracks["scale"][t], tracks["shear"][t], src_cx, src_cy)
-        alpha = cv2.warpAffine(source.alpha, m, (width, height), flags=cv2.INTER_LINEAR,
+        src_alpha, src_fg = source.frame(t)
+        alpha = cv2.warpAffine(src_alpha, m, (width, height), flags=cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        fg = cv2.warpAffine(source.fg, m, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        fg = cv2.warpAffine(src_fg, m, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         bg = camera_frame(backgrounds[t], width, height, margin, cam["tx"][t], cam["ty"][t], cam["zoom"][t])
         if blur_sigma > 0:
             bg = cv2.GaussianBlur(bg, (0, 0), blur_sigma)
