@@ -147,8 +147,18 @@ def test_cli_build_errors(source_root, tmp_path, capsys):
     good = _definition()
     (tmp_path / "good.json").write_text(json.dumps(good))
     args = ["bench", "build", "--definition", str(tmp_path / "good.json"), "--data-root", str(source_root),
-            "--root", str(tmp_path / "r"), "--frames", "3"]
+            "--root", str(tmp_path / "r"), "--frames", "3", "--mp4"]
     assert main(args) == 0
+    from vidmatte.io.readers import open_reader
+
+    frames = [f.image for f in open_reader(tmp_path / "r" / "clips" / "disc_video" / "com.mp4")]
+    png = _read(tmp_path / "r" / "clips" / "disc_video" / "com" / "00001.png")
+    assert len(frames) == 3 and frames[1].shape == png.shape
+    # the same picture through H.264 (CRF 10, 4:2:0 chroma on a tiny noisy frame): close to its PNG, and closer to
+    # it than to the neighbouring frame
+    error = np.abs(frames[1].astype(int) - png).mean()
+    assert error < 8
+    assert error < np.abs(frames[1].astype(int) - _read(tmp_path / "r" / "clips" / "disc_video" / "com" / "00000.png")).mean()
     assert main(args) == 1 and "exists; pass --overwrite" in capsys.readouterr().err
 
 

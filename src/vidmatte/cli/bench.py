@@ -28,6 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", help="override the definition's WxH (build)")
     p.add_argument("--frames", type=int, help="override the definition's frames per clip (build, speed)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing build")
+    p.add_argument("--mp4", action="store_true", help="build: also write each clip's composite as <clip>/com.mp4")
     p.add_argument("--methods", default="rvm,oracle", help="comma list for run: rvm, oracle")
     p.add_argument("--report", action="store_true", help="run: also write ROOT/report_<method>.html")
     p.add_argument("--sizes", default="512x288,1920x1080,3840x2160", help="speed: comma list of WxH")
@@ -62,7 +63,7 @@ def _build(args) -> int:
     root = Path(args.root)
     root.mkdir(parents=True, exist_ok=True)
     record = build(definition, data_root, root / "clips", seed=args.seed, size=size, frames=args.frames,
-                   overwrite=args.overwrite)
+                   overwrite=args.overwrite, mp4=args.mp4)
     print(f"built {len(record['clips'])} clips x {record['frames']} frames at {record['size'][0]}x{record['size'][1]} "
           f"(seed {record['seed']}) in {root / 'clips'}")
     if args.json:

@@ -9,6 +9,8 @@ Layout written under the output root (all frames named 00000.png, 00001.png, ...
     <clip>/plate.png               clean plate: the background at frame 0 (not aligned to later frames when the
                                    camera moves, as with a real hand-held plate)
     <clip>/tcvom/NNNNN_rgb.png     TCVOM's keyframe workspace: every frame, plus NNNNN_trimap.png at keyframes
+    <clip>/com.mp4                 with ``mp4=True``: the composite also as H.264 (CRF 10, yuv420p), for methods
+                                   that should see a real compressed video
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 
 
 def build(definition: dict, data_root: Path, out: Path, seed: int | None = None, size: tuple[int, int] | None = None,
-          frames: int | None = None, overwrite: bool = False, log=sys.stderr) -> dict:
+          frames: int | None = None, overwrite: bool = False, mp4: bool = False, log=sys.stderr) -> dict:
     """Compose every clip of ``definition`` into ``out`` (written under a temporary name, renamed at the end).
 
     Returns the provenance record also written to ``out/benchmark.json``."""
@@ -77,7 +79,7 @@ def build(definition: dict, data_root: Path, out: Path, seed: int | None = None,
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    record = {"definition": definition.get("name", Path(definition["_path"]).stem), "seed": seed,
+    record = {"definition": definition.get("name", Path(definition["_path"]).stem), "seed": seed, "mp4": mp4,
               "size": [width, height], "frames": n_frames, "trimap_band": band, "keyframes": keyframes,
               "data_root": str(data_root), "clips": {}}
     started = time.monotonic()
@@ -91,6 +93,8 @@ def build(definition: dict, data_root: Path, out: Path, seed: int | None = None,
                                   {**definition.get("camera", {}), **clip.get("camera", {})},
                                   definition.get("augment", {}))
             _write_clip(tmp / clip["name"], layers, band, keyframes)
+            if mp4:
+                write_mp4(layers.com, tmp / clip["name"] / "com.mp4", float(definition.get("fps", 24)))
             record["clips"][clip["name"]] = {"fg": clip["fg"], "bg": clip["bg"], **layers.params}
             print(f"bench build: {index + 1}/{len(definition['clips'])} {clip['name']} "
                   f"({n_frames} frames, {time.monotonic() - started:.1f}s)", file=log, flush=True)
@@ -137,3 +141,18 @@ def _write_clip(folder: Path, layers, band: int, keyframes: list[int]) -> None:
             _link_or_copy(folder / "trimap" / name, folder / "tcvom" / f"{t:05d}_trimap.png")
     _write_png(folder / "mask" / "00000.png", np.where(layers.pha[0] >= 128, 255, 0).astype(np.uint8))
     _write_png(folder / "plate.png", layers.bgr[0])
+
+
+def write_mp4(frames: list[np.ndarray], path: Path, fps: float, crf: int = 10) -> None:
+    """uint8 RGB frames -> H.264 file (even sizes required by yuv420p; the benchmark sizes are)."""
+    from fractions import Fraction
+
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        stream.options = {"crf": str(crf), "preset": "medium"}
+        for image in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode(None))
