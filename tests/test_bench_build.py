@@ -160,6 +160,12 @@ def test_cli_build_errors(source_root, tmp_path, capsys):
     assert error < 8
     assert error < np.abs(frames[1].astype(int) - _read(tmp_path / "r" / "clips" / "disc_video" / "com" / "00000.png")).mean()
     assert main(args) == 1 and "exists; pass --overwrite" in capsys.readouterr().err
+    assert main(args + ["--overwrite", "--band", "0"]) == 0
+    record = json.loads((tmp_path / "r" / "clips" / "benchmark.json").read_text())
+    assert record["trimap_band"] == 0
+    tri = _read(tmp_path / "r" / "clips" / "disc_still" / "trimap" / "00000.png")
+    pha = _read(tmp_path / "r" / "clips" / "disc_still" / "pha" / "00000.png")
+    assert np.array_equal(tri == 128, (pha > 0) & (pha < 255))  # band 0: unknown = exactly the fractional pixels
 
 
 def test_default_definition_sources_exist(shared_data):

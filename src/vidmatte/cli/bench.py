@@ -26,6 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="benchmark folder: clips in ROOT/clips, predictions in ROOT/pred/<method>, tables in ROOT")
     p.add_argument("--seed", type=int, help="override the definition's seed")
     p.add_argument("--size", help="override the definition's WxH (build)")
+    p.add_argument("--band", type=int, help="build: override the definition's trimap band (pixels)")
     p.add_argument("--frames", type=int, help="override the definition's frames per clip (build, speed)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing build")
     p.add_argument("--mp4", action="store_true", help="build: also write each clip's composite as <clip>/com.mp4")
@@ -56,8 +57,13 @@ def _build(args) -> int:
     import json
 
     from ..data.benchmark import build, load_definition
+    from ..errors import UsageError
 
     definition = load_definition(args.definition)
+    if args.band is not None:
+        if args.band < 0:
+            raise UsageError("--band must be >= 0")
+        definition.setdefault("trimap", {})["band"] = args.band
     data_root = Path(args.data_root) if args.data_root else default_data_root()
     size = parse_size(args.size) if args.size else None
     root = Path(args.root)
