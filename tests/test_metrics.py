@@ -123,3 +123,47 @@ def test_parse_metrics():
     assert parse_metrics("mad, dtssd,MESSDdt") == ("MAD", "dtSSD", "MESSDdt")
     with pytest.raises(ValueError, match="unknown metric 'sad'"):
         parse_metrics("mad,sad")
+
+
+def test_gradient_filter_values_by_hand():
+    fx, _ = core.gauss_derivative_filters(1.4)
+    # along the derivative axis the kernel is x * exp(-x^2 / (2 sigma^2)) up to sign and scale, so
+    # fx[4,5] / fx[4,6] = (1 * exp(-1/3.92)) / (2 * exp(-4/3.92)) = 0.5 * exp(3/3.92) = 1.074791...
+    assert fx[4, 5] / fx[4, 6] == pytest.approx(0.5 * np.exp(3 / 3.92), rel=1e-12)
+    assert fx[4, 4] == 0.0  # the centre column of a derivative filter
+
+
+def test_conn_exact_decimal_thresholds_match_arange_for_8bit_alphas():
+    """The docs claim: for 8-bit alphas, thresholds i/10 and np.arange(0, 1.1, 0.1) (RVM's) give the same Conn."""
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        true = rng.integers(0, 256, (24, 24)).astype(np.float32) / 255
+        pred = np.clip(true + rng.normal(0, 0.1, true.shape), 0, 1).astype(np.float32)
+        pred = np.round(pred * 255) / 255
+        round_down = -np.ones(true.shape)
+        thresholds = np.arange(0, 1.1, 0.1)
+        import cv2
+
+        for i in range(1, len(thresholds)):
+            both = ((true >= thresholds[i]) & (pred >= thresholds[i])).astype(np.uint8)
+            n, labels, stats, _ = cv2.connectedComponentsWithStats(both, connectivity=4)
+            keep = labels == 1 + np.argmax(stats[1:, -1]) if n > 1 else np.zeros(true.shape, bool)
+            round_down[(round_down == -1) & ~keep] = thresholds[i - 1]
+        round_down[round_down == -1] = 1
+        # same level for every pixel (arange's 0.30000000000000004 vs 0.3 is the only difference)
+        assert np.allclose(core.conn_round_down(pred, true), round_down, rtol=0, atol=1e-12)
+
+
+def test_messddt_with_farneback_flow_compensates_real_motion():
+    """With the named flow source (Farneback on the GT alpha), an error riding on a moving soft object costs far
+    less than without compensation (zero flow)."""
+    h, w = 64, 96
+    yy, xx = np.mgrid[0:h, 0:w]
+    def disc(cx):
+        return np.clip((14 - np.hypot(yy - 32, xx - cx)) / 4, 0, 1)
+    g0, g1 = disc(40), disc(43)
+    p0 = np.clip(disc(40) * 0.8 + 0.1 * (np.hypot(yy - 32, xx - 40) < 8), 0, 1)  # a blotch inside the object
+    p1 = np.clip(disc(43) * 0.8 + 0.1 * (np.hypot(yy - 32, xx - 43) < 8), 0, 1)
+    compensated = core.messddt(p1, p0, g1, g0)
+    uncompensated = core.messddt(p1, p0, g1, g0, flow=np.zeros((h, w, 2), np.float32))
+    assert compensated < 0.35 * uncompensated
