@@ -166,4 +166,4 @@ def test_messddt_with_farneback_flow_compensates_real_motion():
     p1 = np.clip(disc(43) * 0.8 + 0.1 * (np.hypot(yy - 32, xx - 43) < 8), 0, 1)
     compensated = core.messddt(p1, p0, g1, g0)
     uncompensated = core.messddt(p1, p0, g1, g0, flow=np.zeros((h, w, 2), np.float32))
-    assert compensated < 0.35 * uncompensated
+    assert compensated < 0.01 * uncompensated  # measured 1.4e-5 vs 1.30: Farneback finds the 3 px shift
