@@ -108,6 +108,7 @@ def _run(args) -> int:
         tmp = pred_root.with_name(f".{method}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         progress = Progress(total, label=f"{method}")
+        method_started = time.monotonic()
         print(f"bench run: {method}: {METHODS[method]}", file=sys.stderr, flush=True)
         for done, (name, clip_dir) in enumerate(clips.items(), 1):
             started = time.monotonic()
@@ -117,9 +118,10 @@ def _run(args) -> int:
                 print(f"bench run: {method} {done}/{len(clips)} {name}: {n} frames, "
                       f"{n / (time.monotonic() - started):.1f} fps", file=sys.stderr, flush=True)
         progress.close()
+        seconds = time.monotonic() - method_started
         shutil.rmtree(pred_root, ignore_errors=True)
         tmp.rename(pred_root)
-        results[method] = {}
+        results[method] = {"seconds": round(seconds, 1), "fps": round(total / seconds, 2)}
         for region in ("full", "unknown"):
             pairs = match_clips(pred_root, clips_root, clips_root)
             clip_results = evaluate_pairs(pairs, metrics, region)
@@ -136,6 +138,8 @@ def _run(args) -> int:
     for region in ("full", "unknown"):
         lines += ["", table_header(region, False),
                   format_table([(m, results[m][region]["mean"]) for m in methods], metrics)]
+    lines += ["", "wall time (methods only, this machine): " +
+              ", ".join(f"{m} {results[m]['seconds']} s ({results[m]['fps']} fps)" for m in methods)]
     for method in methods:
         lines += ["", f"{method} per clip; " + table_header("full", False),
                   format_table(list(results[method]["full"]["clips"].items()), metrics)]
