@@ -68,6 +68,20 @@ def test_eval_unknown_region(tmp_path, capsys):
     assert _json_line(capsys.readouterr().out)["mean"]["MAD"] == pytest.approx(200 * 8 / 10, abs=1e-3)
 
 
+def test_eval_fg_metrics_and_missing_fgr_warning(tmp_path, capsys):
+    gt, pred = _gt_and_pred(tmp_path)
+    fg = np.zeros((8, 10, 3), np.uint8)
+    _clip(gt, "a", [fg] * 3, "fgr")
+    _clip(pred, "a", [fg + 51] * 3, "fgr")  # 0.2 off on every channel
+    assert main(["eval", "--pred", str(pred), "--gt", str(gt), "--metrics", "fg_mad,fg_mse", "--json"]) == 0
+    captured = capsys.readouterr()
+    result = _json_line(captured.out)
+    # FG is scored where the truth's alpha > 0 (the right half): 0.2 everywhere there -> 200 and 40
+    assert result["clips"]["a"] == pytest.approx({"FG_MAD": 200.0, "FG_MSE": 40.0})
+    assert "b" in result["clips"] and result["clips"]["b"] == {}
+    assert "FG metrics skipped for clips without fgr/ on both sides: b" in captured.err
+
+
 def test_eval_report_and_csv(tmp_path, capsys):
     gt, pred = _gt_and_pred(tmp_path)
     report, csv = tmp_path / "r.html", tmp_path / "m.csv"

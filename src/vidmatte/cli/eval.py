@@ -46,6 +46,10 @@ def run(args: argparse.Namespace) -> int:
         if target and not Path(target).resolve().parent.is_dir():
             raise UsageError(f"--{option}: folder {Path(target).parent} does not exist")
     pairs = match_clips(Path(args.pred), Path(args.gt), Path(args.trimaps) if args.trimaps else None)
+    no_fgr = [p.name for p in pairs if p.pred_fgr is None]
+    if no_fgr and any(m.startswith("FG_") for m in metrics):
+        print(f"vidmatte eval: warning: FG metrics skipped for clips without fgr/ on both sides: {', '.join(no_fgr)}",
+              file=sys.stderr)
     progress = Progress(sum(len(p.true) for p in pairs), label="evaluating")
     results = evaluate_pairs(pairs, metrics, args.region, args.grad_normalize, progress)
     progress.close()

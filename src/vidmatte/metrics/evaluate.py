@@ -12,7 +12,6 @@ from . import core
 ALPHA_METRICS = ("MAD", "MSE", "Grad", "Conn", "dtSSD", "MESSDdt", "SSDA")
 FG_METRICS = ("FG_MAD", "FG_MSE")
 DEFAULT_METRICS = ("MAD", "MSE", "Grad", "Conn", "dtSSD")
-TEMPORAL = ("dtSSD", "MESSDdt")
 
 
 def parse_metrics(text: str | None) -> tuple[str, ...]:
