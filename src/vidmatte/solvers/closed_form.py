@@ -7,6 +7,7 @@ not change the solution, and skipping them keeps a thin trimap band cheap at any
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import scipy.sparse
 import scipy.sparse.linalg
@@ -56,8 +57,6 @@ def closed_form_alpha(image: np.ndarray, trimap: np.ndarray, eps: float = 1e-7) 
     if not unknown.any():
         return alpha
     # windows touching an unknown pixel = centres within one pixel of the unknown band
-    import cv2
-
     active = cv2.dilate(unknown.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     lap = matting_laplacian(image, active, eps)
     u = np.flatnonzero(unknown)
