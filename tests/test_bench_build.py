@@ -168,14 +168,17 @@ def test_cli_build_errors(source_root, tmp_path, capsys):
     assert np.array_equal(tri == 128, (pha > 0) & (pha < 255))  # band 0: unknown = exactly the fractional pixels
 
 
-def test_default_definition_sources_exist(shared_data):
-    """Every path the committed default benchmark names is present in ../shared/data."""
-    from vidmatte.data.benchmark import load_definition
+def test_committed_definitions_sources_exist(shared_data):
+    """Every path the committed benchmark definitions name is present in ../shared/data."""
+    from vidmatte.data.benchmark import REPO_DEFINITIONS, load_definition
 
-    d = load_definition("default")
-    for clip in d["clips"]:
-        for rel in list(clip["fg"].values()) + list(clip["bg"].values()):
-            assert (shared_data / rel).exists(), rel
+    names = sorted(p.stem for p in REPO_DEFINITIONS.glob("*.json"))
+    assert "default" in names
+    for name in names:
+        d = load_definition(name)
+        for clip in d["clips"]:
+            for rel in list(clip["fg"].values()) + list(clip["bg"].values()):
+                assert (shared_data / rel).exists(), (name, rel)
 
 
 def _tiny_root(source_root: Path, tmp_path: Path, size: str) -> Path:
