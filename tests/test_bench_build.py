@@ -265,3 +265,17 @@ def test_foreground_video_sources(source_root, tmp_path):
     bad = dict(definition, clips=[{"name": "x", "fg": {"video": "colour.mp4"}, "bg": {"image": "still.png"}}])
     with pytest.raises(Exception, match="fg needs image\\+alpha, video\\+alpha_video, or rgba"):
         build(bad, root, tmp_path / "bad")
+
+
+@pytest.mark.weights
+def test_bench_speed_tiny(source_root, tmp_path, capsys, rvm_onnx_path):
+    assert main(["bench", "speed", "--sizes", "128x96", "--frames", "3", "--source", str(source_root / "bg.mp4"),
+                 "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "| 128x96 |" in out and "e2e / model" in out
+    row = json.loads(out.strip().splitlines()[-1])[0]
+    assert row["model"]["frames"] == 3 and row["e2e"]["frames"] == 3
+    assert row["e2e_over_model_fps"] == pytest.approx(row["e2e"]["fps"] / row["model"]["fps"])
+    assert row["model"]["peak_rss_mb"] > 50  # the child's own peak (onnxruntime alone is tens of MB)
+    assert main(["bench", "speed", "--sizes", "12x7"]) == 2
+    assert "must be even and at least 16" in capsys.readouterr().err
