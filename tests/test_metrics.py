@@ -23,7 +23,9 @@ def test_region_restricts_mad_mse():
     assert core.mad(pred, true, region) == 250.0
     assert core.mse(pred, true, region) == 125.0
     assert core.mad(pred, true) == 375.0  # full frame: (1 + 0.5) / 4
-    assert core.mad(pred, true, np.zeros((2, 2), bool)) == 0.0  # empty region, no NaN
+    empty = np.zeros((2, 2), bool)  # a mean over no pixels is undefined: NaN, skipped by the clip mean
+    assert np.isnan(core.mad(pred, true, empty)) and np.isnan(core.mse(pred, true, empty))
+    assert core.grad(pred, true, empty) == 0.0 and core.conn(pred, true, empty) == 0.0  # sums over nothing
 
 
 def test_dtssd_identical_change_is_zero_and_hand_case():
@@ -110,6 +112,20 @@ def test_messddt_motion_compensated_error_is_zero_dtssd_is_not():
     # an error that appears from nowhere is counted: one pixel of 0.25 squared error over h*w pixels
     p1b = g1.copy(); p1b[12, 12] = 0.5
     assert core.messddt(p1b, g0, g1, g0, flow=flow) == pytest.approx(0.25 / (h * w) * 1e3)
+
+
+def test_clip_mean_skips_frames_with_an_empty_region():
+    true = np.zeros((2, 2))
+    pred = np.full((2, 2), 0.5)
+    band = np.array([[True, False], [False, False]])
+    frames = [Frame("0", pred, true, region=band), Frame("1", pred, true, region=np.zeros((2, 2), bool))]
+    res = evaluate_clip("c", frames, ("MAD", "dtSSD"))
+    assert res.per_frame["MAD"][0] == 500.0 and np.isnan(res.per_frame["MAD"][1])
+    assert res.mean()["MAD"] == 500.0  # not (500 + 0) / 2
+    # dtSSD: frame 0 is 0 by convention; frame 1 has no band pixels -> NaN, skipped
+    assert res.mean()["dtSSD"] == 0.0
+    nothing = ClipResult("n", ["0"], {"MAD": [float("nan")]})
+    assert nothing.mean() == {} and aggregate([res, nothing]) == res.mean()
 
 
 def test_aggregation_is_mean_of_clip_means():

@@ -1,7 +1,9 @@
 """Matting metrics as RobustVideoMatting's evaluation computes them (see ../shared/docs/METRICS.md).
 
 Every function takes float mattes in 0..1 (alpha PNGs read as uint8 / 255) of shape [H,W] and returns the value
-already in its reporting scale (the ``SCALES`` table says which). An optional boolean ``region`` [H,W] restricts the
+already in its reporting scale (the ``SCALES`` table says which). A mean over no pixels (an empty region, or no
+truth alpha > 0 for the FG errors) is NaN, so that the clip mean skips that frame instead of counting a 0; sums
+over no pixels (Grad, Conn, SSDA) are 0. An optional boolean ``region`` [H,W] restricts the
 metric to those pixels (the TCVOM/DVM "unknown band" convention); ``None`` is the full frame (RVM's convention).
 """
 
@@ -33,17 +35,17 @@ def _select(values: np.ndarray, region: np.ndarray | None) -> np.ndarray:
 
 
 def mad(pred: np.ndarray, true: np.ndarray, region: np.ndarray | None = None) -> float:
-    """Mean absolute difference x 1e3 (over ``region`` if given; 0 when the region is empty)."""
+    """Mean absolute difference x 1e3 (over ``region`` if given; NaN when the region is empty)."""
     _check_pair(pred, true)
     diff = _select(np.abs(pred.astype(np.float64) - true), region)
-    return float(diff.mean() * 1e3) if diff.size else 0.0
+    return float(diff.mean() * 1e3) if diff.size else math.nan
 
 
 def mse(pred: np.ndarray, true: np.ndarray, region: np.ndarray | None = None) -> float:
     """Mean squared difference x 1e3."""
     _check_pair(pred, true)
     diff = _select((pred.astype(np.float64) - true) ** 2, region)
-    return float(diff.mean() * 1e3) if diff.size else 0.0
+    return float(diff.mean() * 1e3) if diff.size else math.nan
 
 
 def gauss_derivative_filters(sigma: float = 1.4, eps: float = 1e-2) -> tuple[np.ndarray, np.ndarray]:
@@ -120,7 +122,7 @@ def dtssd(pred_t: np.ndarray, pred_tm1: np.ndarray, true_t: np.ndarray, true_tm1
     _check_pair(pred_t, true_t)
     d = (pred_t.astype(np.float64) - pred_tm1) - (true_t.astype(np.float64) - true_tm1)
     n = _region_count(true_t, region)
-    return float(math.sqrt(_select(d ** 2, region).sum() / n) * 1e2) if n else 0.0
+    return float(math.sqrt(_select(d ** 2, region).sum() / n) * 1e2) if n else math.nan
 
 
 def farneback_flow(true_t: np.ndarray, true_tm1: np.ndarray) -> np.ndarray:
@@ -152,7 +154,7 @@ def messddt(pred_t: np.ndarray, pred_tm1: np.ndarray, true_t: np.ndarray, true_t
     err_t = (pred_t.astype(np.float64) - true_t) ** 2
     err_tm1 = warp_back((pred_tm1.astype(np.float64) - true_tm1) ** 2, flow).astype(np.float64)
     diff = _select(np.abs(err_t - err_tm1), region)
-    return float(diff.mean() * 1e3) if diff.size else 0.0
+    return float(diff.mean() * 1e3) if diff.size else math.nan
 
 
 def ssda(pred: np.ndarray, true: np.ndarray, region: np.ndarray | None = None) -> float:
@@ -172,6 +174,6 @@ def fg_errors(fgr_pred: np.ndarray, fgr_true: np.ndarray, pha_true: np.ndarray,
     if region is not None:
         mask &= region
     if not mask.any():
-        return 0.0, 0.0
+        return math.nan, math.nan
     diff = fgr_pred[mask].astype(np.float64) - fgr_true[mask]
     return float(np.abs(diff).mean() * 1e3), float((diff ** 2).mean() * 1e3)

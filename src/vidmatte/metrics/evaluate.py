@@ -50,7 +50,14 @@ class ClipResult:
     per_frame: dict[str, list[float]] = field(default_factory=dict)
 
     def mean(self) -> dict[str, float]:
-        return {k: float(np.mean(v)) for k, v in self.per_frame.items() if v}
+        """Mean over frames, skipping NaN frames (a mean over an empty region); metrics with no value are left out."""
+        out = {}
+        for k, v in self.per_frame.items():
+            values = np.asarray(v, dtype=np.float64)
+            values = values[~np.isnan(values)]
+            if values.size:
+                out[k] = float(values.mean())
+        return out
 
 
 def evaluate_clip(name: str, frames: Iterable[Frame], metrics: tuple[str, ...] = DEFAULT_METRICS,
@@ -92,8 +99,9 @@ def frame_metrics(fr: Frame, previous: Frame | None, metrics: tuple[str, ...],
 
 def aggregate(clips: list[ClipResult]) -> dict[str, float]:
     """Mean over frames of each clip, then mean over clips (RVM's published convention)."""
-    keys = dict.fromkeys(k for c in clips for k, v in c.per_frame.items() if v)
-    return {k: float(np.mean([c.mean()[k] for c in clips if k in c.mean()])) for k in keys}
+    means = [c.mean() for c in clips]
+    keys = dict.fromkeys(k for m in means for k in m)
+    return {k: float(np.mean([m[k] for m in means if k in m])) for k in keys}
 
 
 def table_header(region: str, grad_normalize: bool) -> str:

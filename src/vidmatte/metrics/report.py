@@ -57,9 +57,9 @@ def worst_frames(results: list[ClipResult], key: str = "MAD", count: int = 6) ->
     One frame per clip, so that a single hopeless clip does not hide where the others fail."""
     worst = []
     for r in results:
-        values = r.per_frame.get(key, [])
-        if values:
-            i = int(np.argmax(values))
+        values = np.asarray(r.per_frame.get(key, []), dtype=np.float64)
+        if values.size and not np.isnan(values).all():
+            i = int(np.nanargmax(values))
             worst.append((r.name, i, float(values[i])))
     return sorted(worst, key=lambda s: -s[2])[:count]
 
