@@ -27,20 +27,28 @@ def _u8(x: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(x * 255), 0, 255).astype(np.uint8)
 
 
+def _rvm_matter(state: dict | None):
+    """One loaded model for all clips of a run (``state`` carries it between calls)."""
+    if state is not None and "rvm" in state:
+        return state["rvm"]
+    import vidmatte
+
+    matter = vidmatte.load("rvm-mobilenetv3", downsample_ratio=None)
+    if state is not None:
+        state["rvm"] = matter
+    return matter
+
+
 def run_method(method: str, clip_dir: Path, out_dir: Path, progress=None, state: dict | None = None) -> None:
-    """Run ``method`` on one built clip (``clip_dir`` holds com/, trimap/) and write its pha/ and fgr/."""
+    """Run ``method`` on one built clip (``clip_dir`` holds com/, trimap/) and write its pha/ and fgr/ as 8-bit PNGs.
+
+    ``progress`` is advanced once per frame; ``state`` (a dict kept by the caller) lets clips share a loaded model."""
     com = find_track(clip_dir, "com")
     (out_dir / "pha").mkdir(parents=True, exist_ok=True)
     (out_dir / "fgr").mkdir(parents=True, exist_ok=True)
     if method == "rvm":
-        matter = state.setdefault("rvm", None) if state is not None else None
-        if matter is None:
-            import vidmatte
-
-            matter = vidmatte.load("rvm-mobilenetv3", downsample_ratio=None)
-            if state is not None:
-                state["rvm"] = matter
-        matter.reset()
+        matter = _rvm_matter(state)
+        matter.reset()  # each clip is an unrelated video
         for i, name in enumerate(com.names):
             fgr, pha = matter.step(com.load(i, 3))
             _save(out_dir / "pha" / f"{name}.png", _u8(pha))
