@@ -157,3 +157,14 @@ def test_eval_usage_errors(tmp_path, capsys):
     assert main(["eval", "--pred", str(pred), "--gt", str(gt), "--report", str(tmp_path / "no" / "r.html")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert not (tmp_path / "no").exists()
+
+
+def test_missing_extra_gives_an_install_hint(tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    gt, pred = _gt_and_pred(tmp_path)
+    assert main(["eval", "--pred", str(pred), "--gt", str(gt), "--report", str(tmp_path / "r.html")]) == 2
+    assert "pip install 'vidmatte[eval]'" in capsys.readouterr().err
+    assert not (tmp_path / "r.html").exists()

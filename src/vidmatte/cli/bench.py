@@ -50,6 +50,12 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .eval import require_extra
+
+    if args.action in ("build", "run"):
+        require_extra("scipy", f"bench {args.action}")
+    if args.action == "run" and args.report:
+        require_extra("matplotlib", "bench run --report")
     return {"build": _build, "run": _run, "speed": _speed}[args.action](args)
 
 

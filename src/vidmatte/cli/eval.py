@@ -25,6 +25,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--report", help="write a self-contained HTML report (curves, tables, worst frames) here")
 
 
+def require_extra(module: str, purpose: str) -> None:
+    """An install hint instead of an ImportError when the optional 'eval' extra is missing."""
+    import importlib.util
+
+    from ..errors import UsageError
+
+    if importlib.util.find_spec(module) is None:
+        raise UsageError(f"{purpose} needs {module}, from the 'eval' extra: pip install 'vidmatte[eval]'")
+
+
 def run(args: argparse.Namespace) -> int:
     import json
     import sys
@@ -45,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
         target = getattr(args, option)
         if target and not Path(target).resolve().parent.is_dir():
             raise UsageError(f"--{option}: folder {Path(target).parent} does not exist")
+    if args.report:
+        require_extra("matplotlib", "--report")
     pairs = match_clips(Path(args.pred), Path(args.gt), Path(args.trimaps) if args.trimaps else None)
     no_fgr = [p.name for p in pairs if p.pred_fgr is None]
     if no_fgr and any(m.startswith("FG_") for m in metrics):
