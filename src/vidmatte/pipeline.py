@@ -13,8 +13,8 @@ import os
 import queue
 import sys
 import threading
-from fractions import Fraction
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,7 @@ from .io.audio import AudioTrack
 from .io.readers import open_reader
 from .io.writers import OutputSpec, check_writable, open_writer
 from .matters.recurrent import RecurrentMatter, frame_to_tensor
+from .interrupt import INTERRUPTED
 from .progress import Progress
 
 # Frames in flight cost memory: a 4K frame is ~100 MB as float input and ~130 MB as fgr + pha. Each hand-over
@@ -56,6 +57,7 @@ def return_large_buffers_to_the_os() -> None:
 
 
 _MALLOC_TUNED = False
+
 
 
 def slots_for(width: int, height: int) -> int:
@@ -160,6 +162,8 @@ class _Job:
     def _matte(self, progress: Progress) -> BaseException | None:
         """Runs in the caller's thread; returns the decoder's exception (if any) after forwarding the end."""
         while True:
+            if INTERRUPTED.is_set():
+                raise KeyboardInterrupt
             item = self._get(self.decoded)
             if item is _END or isinstance(item, BaseException) or item is None:
                 self.matted.put(_END)
