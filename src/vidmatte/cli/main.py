@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)
         return 2
+    from ..interrupt import install_interrupt_handler
+
+    install_interrupt_handler()
     try:
         return int(args._module.run(args) or 0)
     except VidmatteError as exc:
