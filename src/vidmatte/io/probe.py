@@ -12,6 +12,7 @@ from ..errors import InputError
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}
 DEFAULT_SEQUENCE_FPS = 30.0
+LARGE_FRAME_PIXELS = 2560 * 1440  # above this, readers and writers favour memory over a few percent of speed/size
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import InputError, PartialInputError
-from .probe import SourceInfo, list_images, open_container, probe
+from .probe import LARGE_FRAME_PIXELS, SourceInfo, list_images, open_container, probe
 
 
 @dataclass
@@ -64,7 +64,7 @@ class VideoReader(_Reader):
         container = open_container(Path(self.info.path))
         stream = container.streams.video[0]
         # Frame threads decode ahead (fast), but each holds whole frames: above ~1440p slice threads keep memory flat.
-        large = self.info.width * self.info.height > 2560 * 1440
+        large = self.info.width * self.info.height > LARGE_FRAME_PIXELS
         stream.thread_type = "SLICE" if large else "AUTO"
         index = 0
         try:

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import OutputError, UsageError
 from .atomic import AtomicOutput
+from .probe import LARGE_FRAME_PIXELS
 
 KINDS = ("composition", "alpha", "foreground", "rgba")
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".webm", ".mkv")
@@ -197,6 +198,10 @@ class VideoFileWriter:
             stream.bit_rate = _parse_bitrate(bitrate)
         elif self.codec.name in ("libx264", "libvpx-vp9"):
             options["crf"] = str(crf if crf is not None else (18 if self.codec.name == "libx264" else 30))
+        if self.codec.name == "libx264" and width * height > LARGE_FRAME_PIXELS:
+            # B-frames make x264 hold several whole frames: ~250 MB at 4K against ~40 MB without them, for files
+            # roughly a tenth larger. Above 1440p memory is the tighter budget (benchmarks/memory_4k.py).
+            options["x264-params"] = "bframes=0"
         stream.options = options
         self.stream = stream
         # Muxers may replace the stream's time base when the header is written (WebM/MKV use 1/1000); frames
