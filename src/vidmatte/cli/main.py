@@ -11,6 +11,8 @@ from ..errors import VidmatteError
 # name -> (module, one-line help). Add a subcommand by adding a line here and a module beside this one.
 COMMANDS = {
     "models": ("vidmatte.cli.models", "list, fetch or locate pretrained weights"),
+    "export": ("vidmatte.cli.export", "export a model to ONNX or TorchScript (checked against PyTorch)"),
+    "train": ("vidmatte.cli.train", "train or fine-tune RVM from a config file"),
 }
 
 

@@ -44,6 +44,10 @@ def resize_by(x: Tensor, scale: float | Tensor) -> Tensor:
     """
     if isinstance(scale, Tensor):
         return _ResizeByScale.apply(x, scale)
+    if torch.jit.is_tracing():
+        # TorchScript: index tables would freeze the traced input size; interpolate keeps H and W dynamic.
+        return F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False,
+                             recompute_scale_factor=False)
     return _resize_exact(x, float(scale))
 
 
