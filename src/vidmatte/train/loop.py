@@ -81,8 +81,8 @@ class StepBatches(torch.utils.data.Dataset):
 
 
 class Trainer:
-    def __init__(self, config: dict, log=sys.stderr, cache: str | None = None):
-        self.config, self.log = config, log
+    def __init__(self, config: dict, log=None, cache: str | None = None):
+        self.config, self.log = config, log if log is not None else sys.stderr
         tcfg = config["train"]
         self._seed_everything(config["seed"])
         if tcfg["threads"]:
@@ -271,8 +271,9 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     return blob
 
 
-def train_from_config(path: str | None, overrides: list[str], log=sys.stderr) -> Path:
+def train_from_config(path: str | None, overrides: list[str], log=None) -> Path:
     """Load the config, train, save ``<output_dir>/last.pt``; returns its path."""
+    log = log if log is not None else sys.stderr
     config = load_config(path, overrides)
     trainer = Trainer(config, log=log)
     start = trainer.step
