@@ -21,3 +21,68 @@ def load(model: str = "rvm-mobilenetv3", backend: str = "onnxruntime", downsampl
     from .backends import open_runner
 
     return RecurrentMatter(open_runner(model, backend, threads=threads, device=device, cache=cache), downsample_ratio)
+
+
+def convert_video(model="rvm-mobilenetv3",
+                  input_source: str = None,
+                  input_resize: tuple[int, int] | None = None,
+                  downsample_ratio: float | None = None,
+                  output_type: str = "video",
+                  output_composition: str | None = None,
+                  output_alpha: str | None = None,
+                  output_foreground: str | None = None,
+                  output_video_mbps: float | None = None,
+                  seq_chunk: int = 1,
+                  num_workers: int = 0,
+                  progress: bool = True,
+                  device: str | None = None,
+                  dtype=None,
+                  *,
+                  output_rgba: str | None = None,
+                  background: str = "green",
+                  backend: str = "onnxruntime",
+                  start_frame: int = 0,
+                  end_frame: int | None = None,
+                  overwrite: bool = False,
+                  allow_partial: bool = False):
+    """RobustVideoMatting's ``convert_video``, same parameter names and meaning, on vidmatte's pipeline.
+
+    model: a registered name (``"rvm-mobilenetv3"``), a path to an RVM ``.onnx`` file, or a matter from ``load``.
+    output_type: ``"video"`` (paths are files; the extension picks the container, .mp4 by RVM's habit) or
+    ``"png_sequence"`` (paths are folders; as in RVM the composition is then RGBA PNGs).
+    num_workers and dtype are accepted for compatibility: decoding always runs in its own thread, and the ONNX
+    weights are fp32. Unlike RVM, existing outputs are not replaced unless ``overwrite=True``.
+    Returns a ``ConvertResult`` (frames, seconds, fps, outputs).
+    """
+    from .errors import UsageError
+    from .io.writers import parse_output
+    from .pipeline import ConvertOptions, convert
+
+    if input_source is None:
+        raise UsageError("convert_video needs input_source")
+    if output_type not in ("video", "png_sequence"):
+        raise UsageError(f"output_type must be 'video' or 'png_sequence', not {output_type!r}")
+    sequence = output_type == "png_sequence"
+
+    def spec(kind: str, path: str | None):
+        if path is None:
+            return None
+        return parse_output(kind, str(path).rstrip("/") + "/" if sequence else str(path))
+
+    requested = [spec("rgba" if sequence else "composition", output_composition), spec("alpha", output_alpha),
+                 spec("foreground", output_foreground), spec("rgba", output_rgba)]
+    options = ConvertOptions(
+        outputs=[s for s in requested if s is not None], background=background, start_frame=start_frame,
+        end_frame=end_frame, input_resize=tuple(input_resize) if input_resize else None,
+        bitrate=f"{output_video_mbps}M" if output_video_mbps else None, overwrite=overwrite,
+        allow_partial=allow_partial, progress=progress)
+    if isinstance(model, RecurrentMatter):
+        matter = model
+        matter.reset()
+    else:
+        matter = load(str(model), backend=backend, downsample_ratio=downsample_ratio, device=device or "auto")
+        matter.seq_chunk = seq_chunk
+    if downsample_ratio is not None:
+        matter.downsample_ratio = downsample_ratio
+        matter.reset()
+    return convert(input_source, matter, options)

@@ -23,6 +23,7 @@ class OnnxRunner:
         if threads:
             options.intra_op_num_threads = int(threads)
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3  # errors reach the user as one-line exceptions, not as coloured log lines
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types; one line is enough here

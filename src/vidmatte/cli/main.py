@@ -10,6 +10,9 @@ from ..errors import VidmatteError
 
 # name -> (module, one-line help). Add a subcommand by adding a line here and a module beside this one.
 COMMANDS = {
+    "convert": ("vidmatte.cli.convert", "matte a video, image folder or image"),
+    "probe": ("vidmatte.cli.probe", "print what the reader sees in an input"),
+    "demo": ("vidmatte.cli.demo", "matte a built-in clip into ./demo-output/"),
     "models": ("vidmatte.cli.models", "list, fetch or locate pretrained weights"),
     "export": ("vidmatte.cli.export", "export a model to ONNX or TorchScript (checked against PyTorch)"),
     "train": ("vidmatte.cli.train", "train or fine-tune RVM from a config file"),
@@ -17,7 +20,10 @@ COMMANDS = {
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse exits 2 on usage errors already; keep its message to one line plus the usage hint."""
+    """Usage errors: one line on stderr and exit 2 (argparse's default prints the whole usage block)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(prog="vidmatte", description="Video matting: alpha mattes and foregrounds from any video.")
     parser.add_argument("--version", action="version", version=f"vidmatte {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, (module_name, help_text) in COMMANDS.items():
         module = importlib.import_module(module_name)
         p = sub.add_parser(name, help=help_text, description=getattr(module, "DESCRIPTION", help_text))

@@ -30,9 +30,11 @@ class RecurrentMatter:
     ``downsample_ratio=None`` picks RVM's auto rule from the first frame's size.
     """
 
-    def __init__(self, runner: Runner, downsample_ratio: float | None = None):
+    def __init__(self, runner: Runner, downsample_ratio: float | None = None, seq_chunk: int = 1):
         self.runner = runner
         self.downsample_ratio = downsample_ratio
+        # The official ONNX graph has no time axis, so ONNX runs go frame by frame whatever seq_chunk says.
+        self.seq_chunk = seq_chunk
         self.reset()
 
     def reset(self) -> None:

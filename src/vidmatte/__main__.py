@@ -1,0 +1,7 @@
+"""``python -m vidmatte`` == ``vidmatte``."""
+
+import sys
+
+from .cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,113 @@
+"""``vidmatte convert INPUT [outputs] [options]``: matte a video, image folder or image with a pretrained model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+DESCRIPTION = ("Matte a video (anything FFmpeg decodes), a folder of images or one image. Outputs: a path ending "
+               "in '/' (or an existing folder) is a PNG sequence; otherwise the extension picks the container: "
+               ".mp4 (H.264), .mov (ProRes 4444 with alpha), .webm (VP9, alpha for --rgba), .mkv.")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", help="video file, folder of images, or image")
+    out = p.add_argument_group("outputs (at least one)")
+    out.add_argument("--composition", metavar="PATH", help="foreground composited over --background")
+    out.add_argument("--alpha", metavar="PATH", help="alpha matte (8-bit gray; 16-bit PNG with --bit-depth 16)")
+    out.add_argument("--foreground", metavar="PATH", help="predicted foreground colour")
+    out.add_argument("--rgba", metavar="PATH", help="foreground with alpha (.mov, .webm, .mkv or folder/)")
+    out.add_argument("--bit-depth", type=int, choices=[8, 16], default=8, help="PNG alpha bit depth")
+    out.add_argument("--background", default="green",
+                     help="composition background: green|black|white|#RRGGBB|IMAGE|VIDEO (scaled to cover)")
+    model = p.add_argument_group("model")
+    model.add_argument("--model", default="rvm-mobilenetv3", help="registered model name or path to an .onnx file")
+    model.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "torch"])
+    model.add_argument("--device", default="auto", help="torch backend: auto|cpu|cuda|mps")
+    model.add_argument("--downsample-ratio", default="auto",
+                       help="auto (min(512 / max(h, w), 1), RVM's rule) or a number in (0, 1]")
+    model.add_argument("--seq-chunk", type=int, default=1, help="frames per network call (torch backend)")
+    model.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
+    model.add_argument("--cache-dir", help="weights folder (default: $VIDMATTE_CACHE or ~/.cache/vidmatte)")
+    rng = p.add_argument_group("range and encoding")
+    rng.add_argument("--start-frame", type=int, default=0, help="first frame to process (0-based)")
+    rng.add_argument("--end-frame", type=int, default=None, help="stop before this frame (exclusive)")
+    rng.add_argument("--fps", type=float, default=None, help="frame rate of an image-folder input (default 30)")
+    rng.add_argument("--input-resize", metavar="WxH", help="resize frames before matting, e.g. 1280x720")
+    rng.add_argument("--crf", type=int, default=None, help="quality for H.264 (default 18) and VP9 (default 30)")
+    rng.add_argument("--bitrate", default=None, help="target bitrate instead of CRF, e.g. 8M")
+    rng.add_argument("--preset", default="superfast",
+                     help="x264 preset (ultrafast..veryslow); fast presets keep encoding off the critical path")
+    rng.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    rng.add_argument("--allow-partial", action="store_true",
+                     help="a truncated/corrupt input is not an error: keep what decodes and exit 0")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print one JSON line with the result on stdout")
+
+
+def parse_ratio(text: str) -> float | None:
+    from ..errors import UsageError
+
+    if text == "auto":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"--downsample-ratio must be 'auto' or a number, not {text!r}") from None
+    if not 0 < value <= 1:
+        raise UsageError(f"--downsample-ratio must be in (0, 1], not {value}")
+    return value
+
+
+def parse_size(text: str | None) -> tuple[int, int] | None:
+    from ..errors import UsageError
+
+    if not text:
+        return None
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"--input-resize must look like 1280x720, not {text!r}") from None
+    if w <= 0 or h <= 0:
+        raise UsageError(f"--input-resize must be positive, not {text!r}")
+    return w, h
+
+
+def build_options(args: argparse.Namespace):
+    from ..errors import UsageError
+    from ..io.writers import parse_output
+    from ..pipeline import ConvertOptions
+
+    outputs = [parse_output(kind, getattr(args, kind), args.bit_depth)
+               for kind in ("composition", "alpha", "foreground", "rgba") if getattr(args, kind)]
+    if not outputs:
+        raise UsageError("no output requested; give at least one of --composition, --alpha, --foreground, --rgba")
+    if args.start_frame < 0 or (args.end_frame is not None and args.end_frame <= args.start_frame):
+        raise UsageError(f"--end-frame ({args.end_frame}) must be greater than --start-frame ({args.start_frame})")
+    if args.seq_chunk < 1 or (args.threads is not None and args.threads < 1):
+        raise UsageError("--seq-chunk and --threads must be at least 1")
+    return ConvertOptions(outputs=outputs, background=args.background, start_frame=args.start_frame,
+                          end_frame=args.end_frame, input_resize=parse_size(args.input_resize),
+                          sequence_fps=args.fps, crf=args.crf, bitrate=args.bitrate, preset=args.preset,
+                          overwrite=args.overwrite, allow_partial=args.allow_partial, progress=not args.quiet)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..backends import open_runner
+    from ..matters import RecurrentMatter
+    from ..pipeline import convert, warn
+
+    options = build_options(args)  # every usage error before the model loads
+    ratio = parse_ratio(args.downsample_ratio)
+    runner = open_runner(args.model, args.backend, threads=args.threads, device=args.device, cache=args.cache_dir)
+    matter = RecurrentMatter(runner, ratio, seq_chunk=args.seq_chunk)
+    result = convert(args.input, matter, options)
+    if result.warning:
+        warn(result.warning)
+    if args.json:
+        print(json.dumps(result.to_json()))
+    elif not args.quiet:
+        print(f"vidmatte: {result.frames} frames in {result.seconds:.1f} s ({result.fps:.1f} fps) -> "
+              + ", ".join(result.outputs.values()), file=sys.stderr)
+    return 0

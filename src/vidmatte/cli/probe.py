@@ -1,0 +1,26 @@
+"""``vidmatte probe INPUT``: what the reader sees."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+DESCRIPTION = "Print what the reader sees in an input: size, fps, frames, rotation, audio, pixel format."
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input")
+    p.add_argument("--json", action="store_true", help="one JSON line")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..io.probe import probe
+
+    info = probe(args.input).to_dict()
+    if args.json:
+        print(json.dumps(info))
+    else:
+        width = max(len(k) for k in info)
+        for key, value in info.items():
+            print(f"{key:{width}s}  {value if value is not None else '-'}")
+    return 0

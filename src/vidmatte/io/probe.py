@@ -1,0 +1,134 @@
+"""What the reader sees in an input: size, rate, frame count, rotation, audio, pixel format."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+
+from ..errors import InputError
+
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}
+DEFAULT_SEQUENCE_FPS = 30.0
+
+
+@dataclass
+class SourceInfo:
+    path: str
+    kind: str  # "video" | "images" | "image"
+    width: int  # as displayed (after rotation)
+    height: int
+    fps: float
+    frames: int | None  # exact for images; the container's count (or an estimate) for video
+    rotation: int = 0  # degrees counter-clockwise the stored picture is turned for display
+    pix_fmt: str | None = None
+    codec: str | None = None
+    duration: float | None = None
+    audio: str | None = None  # e.g. "aac 44100 Hz stereo"
+    time_base: Fraction | None = None
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["time_base"] = str(self.time_base) if self.time_base else None
+        return d
+
+
+def natural_key(name: str):
+    """'frame2' sorts before 'frame10'."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+
+
+def list_images(folder: Path) -> list[Path]:
+    files = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")]
+    return sorted(files, key=lambda p: natural_key(p.name))
+
+
+def probe(path: str | os.PathLike, fps: float | None = None) -> SourceInfo:
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"input not found: {p}")
+    if not os.access(p, os.R_OK):
+        raise InputError(f"input is not readable: {p}")
+    if p.is_dir():
+        return _probe_folder(p, fps)
+    if p.suffix.lower() in IMAGE_EXTENSIONS:
+        h, w = _image_size(p)
+        return SourceInfo(str(p), "image", w, h, fps or DEFAULT_SEQUENCE_FPS, 1, codec=p.suffix.lower()[1:])
+    return _probe_video(p)
+
+
+def _image_size(p: Path) -> tuple[int, int]:
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with Image.open(p) as im:
+            im = ImageOps.exif_transpose(im)
+            return im.height, im.width
+    except (UnidentifiedImageError, OSError) as exc:
+        raise InputError(f"cannot read image {p}: {exc}") from None
+
+
+def _probe_folder(p: Path, fps: float | None) -> SourceInfo:
+    images = list_images(p)
+    if not images:
+        raise InputError(f"no images (png/jpg/tif/webp/bmp) in folder {p}")
+    h, w = _image_size(images[0])
+    return SourceInfo(str(p), "images", w, h, fps or DEFAULT_SEQUENCE_FPS, len(images), codec="image sequence")
+
+
+def open_container(p: Path):
+    import av
+
+    try:
+        container = av.open(str(p), metadata_errors="ignore")
+    except (av.error.FFmpegError, UnicodeDecodeError) as exc:
+        raise InputError(f"not a readable video or image: {p} ({_ffmpeg_reason(exc)})") from None
+    if not container.streams.video:
+        container.close()
+        raise InputError(f"no video stream in {p}")
+    return container
+
+
+def _ffmpeg_reason(exc: Exception) -> str:
+    return getattr(exc, "strerror", None) or str(exc).split(":")[0] or type(exc).__name__
+
+
+def _probe_video(p: Path) -> SourceInfo:
+    container = open_container(p)
+    try:
+        stream = container.streams.video[0]
+        rotation = first_frame_rotation(container, stream)
+        ctx = stream.codec_context
+        width, height = ctx.width, ctx.height
+        if rotation in (90, 270):
+            width, height = height, width
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        fps = float(rate) if rate else DEFAULT_SEQUENCE_FPS
+        duration = None
+        if stream.duration is not None and stream.time_base:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration:
+            duration = container.duration / 1_000_000
+        frames = stream.frames or (int(round(duration * fps)) if duration else None)
+        audio = None
+        if container.streams.audio:
+            a = container.streams.audio[0]
+            audio = f"{a.codec_context.name} {a.codec_context.sample_rate} Hz {a.codec_context.layout.name}"
+        return SourceInfo(str(p), "video", width, height, fps, frames, rotation, ctx.pix_fmt, ctx.name,
+                          duration, audio, stream.time_base)
+    finally:
+        container.close()
+
+
+def first_frame_rotation(container, stream) -> int:
+    """Rotation as FFmpeg reports it on decoded frames (the display matrix), normalised to 0/90/180/270."""
+    import av
+
+    try:
+        for frame in container.decode(stream):
+            return int(round(frame.rotation / 90.0)) * 90 % 360
+    except av.error.FFmpegError:
+        return 0
+    return 0

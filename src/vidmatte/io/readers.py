@@ -1,0 +1,148 @@
+"""Frame sources: a video file (anything FFmpeg decodes), a folder of images, or a single image.
+
+Every reader yields upright uint8 RGB frames [H,W,3] with their presentation timestamps, so writers can keep the
+input's timing (variable frame rate included).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from ..errors import InputError, PartialInputError
+from .probe import SourceInfo, list_images, open_container, probe
+
+
+@dataclass
+class Frame:
+    index: int  # position in the input (before --start-frame is applied)
+    image: np.ndarray  # uint8 [H,W,3] RGB, upright
+    pts: int  # presentation timestamp in ``time_base`` units
+    time_base: Fraction
+
+
+def open_reader(path: str | os.PathLike, start_frame: int = 0, end_frame: int | None = None,
+                fps: float | None = None) -> "VideoReader | ImageReader":
+    """Frames ``start_frame <= index < end_frame`` of ``path`` (video, image folder or image)."""
+    info = probe(path, fps)
+    if start_frame < 0 or (end_frame is not None and end_frame <= start_frame):
+        raise InputError(f"empty frame range: start {start_frame}, end {end_frame}")
+    cls = VideoReader if info.kind == "video" else ImageReader
+    return cls(info, start_frame, end_frame)
+
+
+class _Reader:
+    def __init__(self, info: SourceInfo, start_frame: int, end_frame: int | None):
+        self.info = info
+        self.start_frame = start_frame
+        self.end_frame = end_frame
+
+    def expected_frames(self) -> int | None:
+        """How many frames this reader should yield (None when the container does not say)."""
+        total = self.info.frames
+        if total is None:
+            return None
+        stop = total if self.end_frame is None else min(total, self.end_frame)
+        return max(stop - self.start_frame, 0)
+
+    def _in_range(self, index: int) -> bool:
+        return index >= self.start_frame
+
+    def _past_end(self, index: int) -> bool:
+        return self.end_frame is not None and index >= self.end_frame
+
+
+class VideoReader(_Reader):
+    def __iter__(self) -> Iterator[Frame]:
+        import av
+
+        container = open_container(Path(self.info.path))
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"  # frame + slice threads: decoding overlaps with inference
+        index = 0
+        try:
+            try:
+                for frame in container.decode(stream):
+                    if self._past_end(index):
+                        break
+                    if self._in_range(index):
+                        yield self._to_frame(frame, index, stream.time_base)
+                    index += 1
+            except av.error.FFmpegError as exc:
+                raise PartialInputError(
+                    f"{self.info.path}: the stream broke at frame {index} ({exc.strerror or exc}); "
+                    f"{max(index - self.start_frame, 0)} frames decoded", max(index - self.start_frame, 0)) from None
+        finally:
+            container.close()
+        self._check_complete(index)
+
+    def _check_complete(self, decoded_until: int) -> None:
+        if decoded_until == 0:
+            raise InputError(f"{self.info.path}: no frame could be decoded")
+        declared = self.info.frames
+        wanted = declared if self.end_frame is None else min(declared or 0, self.end_frame)
+        # The container's index promises `declared` frames; more than one missing means the file is truncated.
+        if declared and decoded_until < wanted - 1:
+            done = max(decoded_until - self.start_frame, 0)
+            raise PartialInputError(
+                f"{self.info.path}: the stream ended at frame {decoded_until} of {declared} (truncated?); "
+                f"{done} frames decoded", done)
+
+    def _to_frame(self, frame, index: int, time_base: Fraction) -> Frame:
+        image = frame.to_ndarray(format="rgb24")
+        turns = self.info.rotation // 90
+        if turns:
+            image = np.ascontiguousarray(np.rot90(image, k=turns))
+        pts = frame.pts if frame.pts is not None else index
+        return Frame(index, image, pts, time_base or Fraction(1, 1000))
+
+
+class ImageReader(_Reader):
+    def __iter__(self) -> Iterator[Frame]:
+        path = Path(self.info.path)
+        files = list_images(path) if self.info.kind == "images" else [path]
+        time_base = Fraction(1, 1) / Fraction(self.info.fps).limit_denominator(1001)
+        for index, file in enumerate(files):
+            if self._past_end(index):
+                break
+            if self._in_range(index):
+                yield Frame(index, self._read(file), index, time_base)
+
+    def _read(self, file: Path) -> np.ndarray:
+        import cv2
+
+        image = cv2.imread(str(file), cv2.IMREAD_COLOR)  # 8-bit BGR, EXIF orientation applied
+        if image is None:
+            raise InputError(f"cannot read image {file}")
+        if (image.shape[1], image.shape[0]) != (self.info.width, self.info.height):
+            raise InputError(f"{file} is {image.shape[1]}x{image.shape[0]} but the sequence is "
+                             f"{self.info.width}x{self.info.height}; all images must have one size")
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def iter_rgba(path: str | os.PathLike) -> Iterator[np.ndarray]:
+    """Decode a video that carries alpha (ProRes 4444, FFV1, VP9 with alpha) to uint8 [H,W,4] RGBA frames.
+
+    FFmpeg's native VP9/VP8 decoders drop the alpha plane that WebM stores beside each block, so those streams are
+    decoded with libvpx, which restores it.
+    """
+    import av
+
+    container = open_container(Path(path))
+    try:
+        stream = container.streams.video[0]
+        if stream.codec_context.name in ("vp8", "vp9") and stream.metadata.get("alpha_mode") == "1":
+            decoder = av.Codec(f"libvpx-{stream.codec_context.name}", "r").create()
+            for packet in container.demux(stream):
+                for frame in decoder.decode(packet):
+                    yield frame.to_ndarray(format="rgba")
+        else:
+            for frame in container.decode(stream):
+                yield frame.to_ndarray(format="rgba")
+    finally:
+        container.close()

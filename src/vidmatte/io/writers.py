@@ -1,0 +1,223 @@
+"""Output files: PNG sequences and video containers, each written atomically (temp name, rename when complete).
+
+Which codec a file gets is decided by its extension (the CLI contract):
+  .mp4 H.264 (no alpha) | .mov H.264, or ProRes 4444 when it carries alpha | .webm VP9 (with alpha for RGBA)
+  | .mkv H.264, or FFV1 when it carries alpha | a path ending in "/" or an existing folder: PNG sequence.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import OutputError, UsageError
+from .atomic import AtomicOutput
+
+KINDS = ("composition", "alpha", "foreground", "rgba")
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".webm", ".mkv")
+
+
+@dataclass(frozen=True)
+class Codec:
+    name: str
+    pix_fmt: str
+    options: tuple = ()
+
+    @property
+    def needs_even_size(self) -> bool:
+        return "420" in self.pix_fmt
+
+
+def _x264(preset: str) -> Codec:
+    return Codec("libx264", "yuv420p", (("preset", preset),))
+
+
+_VP9_FAST = (("deadline", "realtime"), ("cpu-used", "8"), ("row-mt", "1"), ("b", "0"))
+
+
+def choose_codec(ext: str, alpha: bool, preset: str) -> Codec:
+    if ext == ".mp4":
+        if alpha:
+            raise UsageError("an .mp4 (H.264) cannot carry alpha; use .mov, .webm, .mkv or a folder/ for --rgba")
+        return _x264(preset)
+    if ext == ".mov":
+        return Codec("prores_ks", "yuva444p10le", (("profile", "4"), ("vendor", "apl0"))) if alpha else _x264(preset)
+    if ext == ".webm":
+        return Codec("libvpx-vp9", "yuva420p" if alpha else "yuv420p", _VP9_FAST)
+    if ext == ".mkv":
+        return Codec("ffv1", "bgra") if alpha else _x264(preset)
+    raise UsageError(f"unsupported output extension {ext or '(none)'!r}; use one of "
+                     f"{', '.join(VIDEO_EXTENSIONS)} or a folder/ for a PNG sequence")
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    kind: str  # composition | alpha | foreground | rgba
+    path: Path
+    is_sequence: bool
+    bit_depth: int = 8  # PNG alpha only: 8 or 16
+
+    @property
+    def carries_alpha(self) -> bool:
+        return self.kind == "rgba"
+
+
+def parse_output(kind: str, path: str, bit_depth: int = 8) -> OutputSpec:
+    """Decide sequence vs. container from the path, and reject impossible combinations before any work starts."""
+    if kind not in KINDS:
+        raise UsageError(f"unknown output kind {kind!r}")
+    p = Path(path).expanduser()
+    is_sequence = str(path).endswith(("/", os.sep)) or p.is_dir()
+    if not is_sequence:
+        choose_codec(p.suffix.lower(), kind == "rgba", "superfast")  # raises on a bad extension
+    if bit_depth not in (8, 16):
+        raise UsageError("--bit-depth must be 8 or 16")
+    return OutputSpec(kind, p, is_sequence, bit_depth)
+
+
+def check_writable(spec: OutputSpec, overwrite: bool) -> None:
+    """Refuse before doing any work: an existing output without --overwrite, or a folder we cannot write to."""
+    target = spec.path
+    exists = target.exists() and not (target.is_dir() and not any(target.iterdir()))
+    if exists and not overwrite:
+        raise UsageError(f"{target} exists; pass --overwrite to replace it (it was left untouched)")
+    parent = target.parent if target.name else target
+    if not parent.exists():
+        raise OutputError(f"output folder does not exist: {parent}")
+    if not parent.is_dir():
+        raise OutputError(f"output folder is not a folder: {parent}")
+    # os.access says yes to root even on read-only mounts: create (and remove) a file to be sure.
+    try:
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=".vidmatte-probe-"):
+            pass
+    except OSError as exc:
+        raise OutputError(f"output folder is not writable: {parent} ({exc.strerror})") from None
+
+
+def _disk_error(exc: OSError, path: Path) -> OutputError:
+    if exc.errno == errno.ENOSPC:
+        return OutputError(f"disk full while writing {path}")
+    return OutputError(f"cannot write {path}: {exc.strerror or exc}")
+
+
+class PngSequenceWriter:
+    """``00000.png``, ``00001.png``... in a folder that appears under its final name when complete."""
+
+    def __init__(self, spec: OutputSpec):
+        self.spec = spec
+        try:
+            self._out = AtomicOutput(spec.path, is_dir=True)
+        except OSError as exc:
+            raise _disk_error(exc, spec.path) from None
+        self._count = 0
+
+    def write(self, image: np.ndarray, pts: int | None = None) -> None:
+        import cv2
+
+        if image.ndim == 3:
+            code = cv2.COLOR_RGBA2BGRA if image.shape[2] == 4 else cv2.COLOR_RGB2BGR
+            image = cv2.cvtColor(image, code)
+        name = self._out.temp / f"{self._count:05d}.png"
+        # Level 1: PNG stays lossless; higher levels cost several times the encode time for ~10% smaller files.
+        if not cv2.imwrite(str(name), image, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
+            raise _disk_error(OSError(errno.EIO, "PNG encoder failed"), name)
+        self._count += 1
+
+    def close(self) -> None:
+        self._out.commit()
+
+    def abort(self) -> None:
+        self._out.abort()
+
+
+class VideoFileWriter:
+    """One video stream (+ the input's audio for compositions) in a container chosen by extension."""
+
+    def __init__(self, spec: OutputSpec, width: int, height: int, time_base: Fraction, fps: float,
+                 crf: int | None = None, bitrate: str | None = None, preset: str = "superfast",
+                 audio=None, threads: int = 0):
+        import av
+
+        self.spec = spec
+        self.codec = choose_codec(spec.path.suffix.lower(), spec.carries_alpha, preset)
+        self.width, self.height = width, height
+        self._pad = (height % 2, width % 2) if self.codec.needs_even_size else (0, 0)
+        self._out = AtomicOutput(spec.path, is_dir=False)
+        try:
+            self.container = av.open(str(self._out.temp), mode="w")
+        except (av.error.FFmpegError, OSError) as exc:
+            raise _disk_error(exc if isinstance(exc, OSError) else OSError(errno.EIO, str(exc)), spec.path) from None
+        rate = Fraction(fps).limit_denominator(1001) if fps else Fraction(30)
+        stream = self.container.add_stream(self.codec.name, rate=rate)
+        stream.width, stream.height = width + self._pad[1], height + self._pad[0]
+        stream.pix_fmt = self.codec.pix_fmt
+        stream.time_base = time_base
+        stream.codec_context.time_base = time_base
+        stream.thread_count = threads
+        options = dict(self.codec.options)
+        if bitrate:
+            stream.bit_rate = _parse_bitrate(bitrate)
+        elif self.codec.name in ("libx264", "libvpx-vp9"):
+            options["crf"] = str(crf if crf is not None else (18 if self.codec.name == "libx264" else 30))
+        stream.options = options
+        self.stream = stream
+        # Muxers may replace the stream's time base when the header is written (WebM/MKV use 1/1000); frames
+        # keep the input's time base and FFmpeg rescales the packets.
+        self.time_base = time_base
+        self.audio = audio.attach(self.container) if audio is not None else None
+        self._av = av
+
+    def write(self, image: np.ndarray, pts: int) -> None:
+        if self._pad != (0, 0):  # 4:2:0 needs even sizes: replicate the last row/column rather than fail
+            pad = ((0, self._pad[0]), (0, self._pad[1])) + ((0, 0),) * (image.ndim - 2)
+            image = np.pad(image, pad, mode="edge")
+        fmt = "gray" if image.ndim == 2 else ("rgba" if image.shape[2] == 4 else "rgb24")
+        frame = self._av.VideoFrame.from_ndarray(image, format=fmt)
+        frame.pts = pts
+        frame.time_base = self.time_base
+        self._mux(self.stream.encode(frame))
+
+    def _mux(self, packets) -> None:
+        try:
+            self.container.mux(packets)
+        except OSError as exc:
+            raise _disk_error(exc, self.spec.path) from None
+
+    def close(self) -> None:
+        self._mux(self.stream.encode(None))
+        if self.audio is not None:
+            self.audio.copy()
+        try:
+            self.container.close()
+        except OSError as exc:
+            raise _disk_error(exc, self.spec.path) from None
+        self._out.commit()
+
+    def abort(self) -> None:
+        try:
+            self.container.close()
+        except Exception:  # closing a half-written container may fail; the temp file is removed either way
+            pass
+        self._out.abort()
+
+
+def _parse_bitrate(text: str) -> int:
+    text = text.strip().lower()
+    scale = {"k": 1_000, "m": 1_000_000}.get(text[-1:], 1)
+    try:
+        return int(float(text.rstrip("km")) * scale)
+    except ValueError:
+        raise UsageError(f"bad bitrate {text!r}; use e.g. 8M or 4000k") from None
+
+
+def open_writer(spec: OutputSpec, width: int, height: int, time_base: Fraction, fps: float, **options):
+    """A writer with ``write(image, pts)``, ``close()`` (commit) and ``abort()`` (remove the temp file)."""
+    if spec.is_sequence:
+        return PngSequenceWriter(spec)
+    return VideoFileWriter(spec, width, height, time_base, fps, **options)

@@ -1,0 +1,266 @@
+"""The only frame loop: read -> matte -> compose -> write.
+
+Three stages overlap in threads joined by small bounded queues, so memory stays flat for any length of video:
+  decoder thread:  file -> upright RGB uint8 -> float32 NCHW tensor
+  caller's thread: the network (ONNX Runtime / PyTorch release the GIL while they compute)
+  writer thread:   uint8 conversion, composition, encoding, muxing
+The CLI, the Python API and any UI call ``convert``; none of them has a loop of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import sys
+import threading
+from fractions import Fraction
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .compose import Background, alpha_to_u16, alpha_to_u8, composite, planes_to_rgb_u8, rgba
+from .errors import InputError, PartialInputError, UsageError
+from .io.audio import AudioTrack
+from .io.readers import Frame, open_reader
+from .io.writers import OutputSpec, check_writable, open_writer
+from .matters.recurrent import RecurrentMatter, frame_to_tensor
+from .progress import Progress
+
+QUEUE_DEPTH = 3
+_END = object()
+
+
+@dataclass
+class ConvertOptions:
+    outputs: list[OutputSpec]
+    background: str = "green"
+    start_frame: int = 0
+    end_frame: int | None = None  # exclusive
+    input_resize: tuple[int, int] | None = None  # (width, height) before matting, as RVM's convert_video
+    sequence_fps: float | None = None  # frame rate given to image-folder inputs
+    crf: int | None = None
+    bitrate: str | None = None
+    preset: str = "superfast"
+    encoder_threads: int = 0
+    overwrite: bool = False
+    allow_partial: bool = False
+    progress: bool = True
+
+
+@dataclass
+class ConvertResult:
+    frames: int
+    seconds: float
+    outputs: dict = field(default_factory=dict)
+    warning: str | None = None
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def to_json(self) -> dict:
+        return {"frames": self.frames, "seconds": round(self.seconds, 3), "fps": round(self.fps, 3),
+                "outputs": self.outputs}
+
+
+def convert(source: str | os.PathLike, matter: RecurrentMatter, options: ConvertOptions) -> ConvertResult:
+    """Matte every frame of ``source`` and write the requested outputs (all or nothing under final names)."""
+    if not options.outputs:
+        raise UsageError("no output requested; give at least one of --composition, --alpha, --foreground, --rgba")
+    reader = open_reader(source, options.start_frame, options.end_frame, options.sequence_fps)
+    _check_outputs(Path(source), options)
+    width, height = options.input_resize or (reader.info.width, reader.info.height)
+    matter.reset()  # a new video: the recurrent state (and the auto downsample ratio) start afresh
+    job = _Job(reader, matter, options, width, height)
+    return job.run()
+
+
+def _check_outputs(source: Path, options: ConvertOptions) -> None:
+    seen = set()
+    for spec in options.outputs:
+        resolved = spec.path.resolve()
+        if resolved == source.resolve():
+            raise UsageError(f"output {spec.path} is the input")
+        if resolved in seen:
+            raise UsageError(f"{spec.path} is requested twice")
+        seen.add(resolved)
+        check_writable(spec, options.overwrite)
+
+
+class _Job:
+    def __init__(self, reader, matter: RecurrentMatter, options: ConvertOptions, width: int, height: int):
+        self.reader, self.matter, self.options = reader, matter, options
+        self.width, self.height = width, height
+        self.stop = threading.Event()
+        self.errors: list[BaseException] = []
+        self.decoded: queue.Queue = queue.Queue(QUEUE_DEPTH)
+        self.matted: queue.Queue = queue.Queue(QUEUE_DEPTH)
+        self.writers: list = []
+        self.background: Background | None = None
+        self.frames_written = 0
+
+    # --- the three stages -------------------------------------------------------------------------------
+    def _decode(self) -> None:
+        try:
+            for frame in self.reader:
+                image = self._resize(frame.image)
+                if not self._put(self.decoded, (frame, image, frame_to_tensor(image))):
+                    return
+        except BaseException as exc:  # forwarded to the caller's thread, which decides what it means
+            self._put(self.decoded, exc)
+            return
+        self._put(self.decoded, _END)
+
+    def _matte(self, progress: Progress) -> BaseException | None:
+        """Runs in the caller's thread; returns the decoder's exception (if any) after forwarding the end."""
+        while True:
+            item = self._get(self.decoded)
+            if item is _END or isinstance(item, BaseException) or item is None:
+                self._put(self.matted, _END)
+                return item if isinstance(item, BaseException) else None
+            frame, image, tensor = item
+            fgr, pha = self.matter.step_tensor(tensor)
+            if not self._put(self.matted, (frame, image, fgr[0], pha[0, 0])):
+                return None
+            progress.update()
+
+    def _write(self) -> None:
+        first_pts = None
+        try:
+            while True:
+                item = self._get(self.matted)
+                if item is _END or item is None:
+                    return
+                frame, image, fgr, pha = item
+                first_pts = frame.pts if first_pts is None else first_pts
+                self._write_frame(frame, fgr, pha, frame.pts - first_pts)
+                self.frames_written += 1
+        except BaseException as exc:
+            self.errors.append(exc)
+            self.stop.set()
+
+    def _write_frame(self, frame: Frame, fgr: np.ndarray, pha: np.ndarray, pts: int) -> None:
+        alpha = alpha_to_u8(pha)
+        fgr_u8 = None
+        for spec, writer in self.writers:
+            if spec.kind == "alpha":
+                writer.write(alpha_to_u16(pha) if spec.bit_depth == 16 and spec.is_sequence else alpha, pts)
+                continue
+            fgr_u8 = planes_to_rgb_u8(fgr) if fgr_u8 is None else fgr_u8
+            if spec.kind == "foreground":
+                writer.write(fgr_u8, pts)
+            elif spec.kind == "rgba":
+                writer.write(rgba(fgr_u8, alpha), pts)
+            else:
+                writer.write(composite(fgr_u8, alpha, self.background.frame(frame.index)), pts)
+
+    # --- orchestration ----------------------------------------------------------------------------------
+    def run(self) -> ConvertResult:
+        self._open_writers()
+        progress = Progress(self.reader.expected_frames(), self.options.progress)
+        decoder = threading.Thread(target=self._decode, name="vidmatte-decode", daemon=True)
+        writer = threading.Thread(target=self._write, name="vidmatte-write", daemon=True)
+        decoder.start()
+        writer.start()
+        try:
+            input_error = self._matte(progress)
+            writer.join()
+        except BaseException:
+            self._abort(decoder, writer)
+            progress.close()
+            raise
+        progress.close()
+        if self.errors:
+            self._abort(decoder, writer)
+            raise self.errors[0]
+        return self._finish(input_error, progress.elapsed)
+
+    def _finish(self, input_error: BaseException | None, seconds: float) -> ConvertResult:
+        if input_error is not None and not isinstance(input_error, PartialInputError):
+            self._abort_writers()
+            raise input_error
+        if self.frames_written == 0:
+            self._abort_writers()
+            if input_error is None and self.options.start_frame:
+                raise InputError(f"--start-frame {self.options.start_frame} is past the end of the input")
+            raise input_error or InputError("no frames to process")
+        self._close_writers()
+        outputs = {spec.kind: str(spec.path) for spec, _ in self.writers}
+        result = ConvertResult(self.frames_written, seconds, outputs)
+        if input_error is not None:
+            if not self.options.allow_partial:
+                raise PartialInputError(f"{input_error} (kept {self.frames_written} frames in the outputs; "
+                                        "--allow-partial accepts this)", self.frames_written)
+            result.warning = str(input_error)
+        return result
+
+    def _open_writers(self) -> None:
+        info = self.reader.info
+        time_base = info.time_base or 1 / Fraction(info.fps).limit_denominator(1001)
+        start_seconds = float(self.options.start_frame / info.fps) if self.options.start_frame else 0.0
+        end_seconds = float(self.options.end_frame / info.fps) if self.options.end_frame else None
+        try:
+            for spec in self.options.outputs:
+                audio = None
+                if spec.kind == "composition" and not spec.is_sequence and info.kind == "video" and info.audio:
+                    audio = AudioTrack(info.path, start_seconds, end_seconds)
+                writer = open_writer(spec, self.width, self.height, time_base, info.fps, crf=self.options.crf,
+                                     bitrate=self.options.bitrate, preset=self.options.preset, audio=audio,
+                                     threads=self.options.encoder_threads)
+                self.writers.append((spec, writer))
+            if any(spec.kind == "composition" for spec in self.options.outputs):
+                self.background = Background(self.options.background, self.width, self.height)
+        except BaseException:
+            self._abort_writers()
+            raise
+
+    def _close_writers(self) -> None:
+        try:
+            for _, writer in self.writers:
+                writer.close()
+        except BaseException:
+            self._abort_writers()  # commit is all or nothing for this run's files that are not final yet
+            raise
+        finally:
+            if self.background is not None:
+                self.background.close()
+
+    def _abort(self, *threads: threading.Thread) -> None:
+        self.stop.set()
+        for thread in threads:
+            thread.join(timeout=1.5)
+        self._abort_writers()
+
+    def _abort_writers(self) -> None:
+        for _, writer in self.writers:
+            writer.abort()
+
+    # --- helpers ----------------------------------------------------------------------------------------
+    def _resize(self, image: np.ndarray) -> np.ndarray:
+        if (image.shape[1], image.shape[0]) == (self.width, self.height):
+            return image
+        import cv2
+
+        return cv2.resize(image, (self.width, self.height), interpolation=cv2.INTER_AREA)
+
+    def _put(self, q: queue.Queue, item) -> bool:
+        while not self.stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _get(self, q: queue.Queue):
+        while not self.stop.is_set():
+            try:
+                return q.get(timeout=0.1)
+            except queue.Empty:
+                continue
+        return None
+
+
+def warn(message: str) -> None:
+    print(f"vidmatte: warning: {message}", file=sys.stderr)

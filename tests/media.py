@@ -1,0 +1,98 @@
+"""Small real media files generated for tests (real codecs through PyAV; no mocks)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+
+def moving_square_frames(n: int, width: int = 96, height: int = 64, seed: int = 0) -> list[np.ndarray]:
+    """Frames with a bright square moving over a textured background: easy to check sizes, counts, orientation."""
+    y, x = np.mgrid[0:height, 0:width]
+    # Smooth gradients: 4:2:0 chroma subsampling keeps them nearly intact, so round trips can be compared.
+    base = np.stack([40 + 80 * x / width, 40 + 80 * y / height, np.full_like(x, 60.0 + seed)], -1).astype(np.uint8)
+    frames = []
+    for i in range(n):
+        f = base.copy()
+        x = (i * 5) % max(width - 16, 1)
+        f[8:24, x:x + 16] = (250, 240, 40)
+        f[0:8, 0:8] = (255, 0, 0)  # a red corner marks the top-left, to check rotation
+        frames.append(f)
+    return frames
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: Fraction | int = 24, codec: str = "libx264",
+                pix_fmt: str = "yuv420p", pts: list[int] | None = None, time_base: Fraction | None = None,
+                audio_seconds: float | None = None, audio_codec: str = "aac", faststart: bool = False) -> Path:
+    """Encode ``frames`` (uint8 RGB) to ``path``; optional explicit pts (variable frame rate) and a sine tone."""
+    options = {"movflags": "faststart"} if faststart else {}  # index first, as streaming sites deliver
+    with av.open(str(path), "w", options=options) as container:
+        stream = container.add_stream(codec, rate=Fraction(fps))
+        stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
+        stream.pix_fmt = pix_fmt
+        if time_base is not None:
+            stream.time_base = time_base
+            stream.codec_context.time_base = time_base
+        if codec == "libx264":
+            stream.options = {"crf": "10", "preset": "ultrafast"}
+        audio = None
+        if audio_seconds:
+            audio = container.add_stream(audio_codec, rate=48000)
+            audio.layout = "stereo"
+        for i, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            if pts is not None:
+                frame.pts = pts[i]
+                frame.time_base = time_base
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+        if audio is not None:
+            _write_tone(container, audio, audio_seconds)
+    return path
+
+
+def _write_tone(container, stream, seconds: float) -> None:
+    rate, chunk = 48000, 1024
+    total = int(rate * seconds)
+    t = np.arange(total) / rate
+    tone = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    fmt = stream.format.name
+    for start in range(0, total, chunk):
+        piece = tone[start:start + chunk]
+        data = np.stack([piece, piece])  # planar stereo
+        if fmt == "flt":
+            data = data.T.reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(data), format=fmt, layout="stereo")
+        frame.sample_rate = rate
+        frame.pts = start
+        frame.time_base = Fraction(1, rate)
+        container.mux(stream.encode(frame))
+    container.mux(stream.encode(None))
+
+
+def decode_all(path: Path, fmt: str = "rgb24") -> list[np.ndarray]:
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format=fmt) for f in c.decode(video=0)]
+
+
+def audio_seconds(path: Path) -> float:
+    """Total duration of the decoded audio in seconds (0 when there is no audio stream)."""
+    with av.open(str(path)) as c:
+        if not c.streams.audio:
+            return 0.0
+        return sum(f.samples / f.sample_rate for f in c.decode(audio=0))
+
+
+def person_clip(path: Path, frames: int = 8, size: int = 192) -> list[np.ndarray]:
+    """A short clip of a real photo of a person (the demo's source), written to ``path``; returns the frames."""
+    import cv2
+
+    from vidmatte import demo
+
+    photo = cv2.cvtColor(cv2.imread(str(demo.find_sample_photo())), cv2.COLOR_BGR2RGB)
+    images = demo.synthesise_frames(photo, frames=frames, size=size)
+    write_video(path, images, fps=24)
+    return images

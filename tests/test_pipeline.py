@@ -1,0 +1,130 @@
+"""The pipeline against a direct ONNX Runtime run, and its behaviour on ranges, backgrounds and errors."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from media import decode_all, moving_square_frames, person_clip, write_video
+from vidmatte.errors import InputError, PartialInputError, UsageError
+from vidmatte.io.writers import parse_output
+from vidmatte.matters.recurrent import auto_downsample_ratio
+from vidmatte.pipeline import ConvertOptions, convert
+
+
+def direct_onnx_alphas(model_path, frames, ratio):
+    """The reference: the official graph run by hand, state threaded through, no vidmatte code involved."""
+    session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    state = [np.zeros((1, 1, 1, 1), np.float32)] * 4
+    alphas = []
+    for image in frames:
+        src = (image.astype(np.float32) / 255).transpose(2, 0, 1)[None]
+        feed = {"src": src, "downsample_ratio": np.array([ratio], np.float32)}
+        feed.update({f"r{i + 1}i": s for i, s in enumerate(state)})
+        _, pha, *state = session.run(["fgr", "pha", "r1o", "r2o", "r3o", "r4o"], feed)
+        alphas.append(pha[0, 0])
+    return alphas
+
+
+@pytest.fixture(scope="module")
+def matter(rvm_onnx_path):
+    import vidmatte
+
+    return vidmatte.load("rvm-mobilenetv3")
+
+
+def test_pipeline_alpha_equals_direct_onnx_runtime(tmp_path, rvm_onnx_path, matter):
+    clip = tmp_path / "person.mp4"
+    person_clip(clip, frames=10, size=192)
+    out = tmp_path / "alpha/"
+    result = convert(clip, matter, ConvertOptions([parse_output("alpha", str(out) + "/")], progress=False))
+    assert result.frames == 10
+    frames = decode_all(clip)
+    reference = direct_onnx_alphas(rvm_onnx_path, frames, auto_downsample_ratio(192, 192))
+    for i, ref in enumerate(reference):
+        got = cv2.imread(str(out / f"{i:05d}.png"), cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255
+        assert np.abs(got - ref).max() <= 1 / 255 + 1e-6, f"frame {i}"
+    # The person is found: a real matte, not an empty or full one.
+    assert 0.15 < reference[-1].mean() < 0.85
+
+
+def test_step_stream_and_reset_share_one_state_machine(matter):
+    frames = moving_square_frames(4, 64, 48)
+    matter.reset()
+    stepped = [matter.step(f)[1] for f in frames]
+    matter.reset()
+    streamed = [pha for _, pha in matter.stream(frames)]
+    for a, b in zip(stepped, streamed):
+        np.testing.assert_array_equal(a, b)
+    matter.reset()
+    first_again = matter.step(frames[0])[1]
+    np.testing.assert_array_equal(first_again, stepped[0])
+    assert not np.array_equal(stepped[0], stepped[3])  # the state (and the square) moved on
+
+
+def test_all_outputs_and_frame_range(tmp_path, matter):
+    clip = write_video(tmp_path / "in.mp4", moving_square_frames(12, 64, 48), fps=24)
+    outputs = [parse_output("composition", str(tmp_path / "c.mp4")), parse_output("alpha", str(tmp_path / "a") + "/"),
+               parse_output("foreground", str(tmp_path / "f.mkv")), parse_output("rgba", str(tmp_path / "r.mov"))]
+    result = convert(clip, matter, ConvertOptions(outputs, start_frame=3, end_frame=9, progress=False,
+                                                  background="#FF0000"))
+    assert result.frames == 6
+    for name in ("c.mp4", "f.mkv", "r.mov"):
+        assert len(decode_all(tmp_path / name)) == 6
+    assert len(list((tmp_path / "a").glob("*.png"))) == 6
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temp files left
+
+
+def test_composition_over_image_background_is_the_alpha_blend(tmp_path, matter):
+    clip = write_video(tmp_path / "in.mp4", moving_square_frames(3, 64, 48), fps=24)
+    background = np.zeros((30, 40, 3), np.uint8)
+    background[:, :, 2] = 200
+    cv2.imwrite(str(tmp_path / "bg.png"), background)  # BGR on disk: a red background
+    outputs = [parse_output("composition", str(tmp_path / "c") + "/"), parse_output("alpha", str(tmp_path / "a") + "/"),
+               parse_output("foreground", str(tmp_path / "f") + "/")]
+    convert(clip, matter, ConvertOptions(outputs, background=str(tmp_path / "bg.png"), progress=False))
+    comp = cv2.imread(str(tmp_path / "c/00001.png")).astype(np.float32)
+    fgr = cv2.imread(str(tmp_path / "f/00001.png")).astype(np.float32)
+    alpha = cv2.imread(str(tmp_path / "a/00001.png"), cv2.IMREAD_GRAYSCALE).astype(np.float32)[..., None] / 255
+    bg = np.zeros_like(comp)
+    bg[..., 2] = 200  # read back as BGR too; scaled to cover 64x48 it is still uniform
+    expected = fgr * alpha + bg * (1 - alpha)
+    assert np.abs(comp - expected).max() <= 1.0 + 1e-3
+
+
+def test_truncated_input_keeps_what_decodes(tmp_path, matter):
+    """Index first (faststart): the frames before the cut decode; we keep them, say where it broke, exit non-zero."""
+    clip = write_video(tmp_path / "long.mp4", moving_square_frames(120, 160, 96), fps=24, faststart=True)
+    data = clip.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    out = tmp_path / "a.mp4"
+    with pytest.raises(PartialInputError, match=r"ended at frame \d+ of 120") as info:
+        convert(cut, matter, ConvertOptions([parse_output("alpha", str(out))], progress=False))
+    assert 0 < info.value.frames_ok < 120
+    assert len(decode_all(out)) == info.value.frames_ok  # kept what decoded, under the final name
+    result = convert(cut, matter, ConvertOptions([parse_output("alpha", str(tmp_path / "b.mp4"))], progress=False,
+                                                 allow_partial=True))
+    assert result.warning and result.frames == info.value.frames_ok
+
+
+def test_truncated_input_without_index_is_a_clear_error(tmp_path, matter):
+    """Index last (the default mp4 layout): nothing can be decoded; nothing is written."""
+    clip = write_video(tmp_path / "long.mp4", moving_square_frames(30, 160, 96), fps=24)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(clip.read_bytes()[:-2000])
+    with pytest.raises(InputError, match="not a readable video"):
+        convert(cut, matter, ConvertOptions([parse_output("alpha", str(tmp_path / "a.mp4"))], progress=False))
+    assert not (tmp_path / "a.mp4").exists()
+
+
+def test_no_outputs_and_start_past_end(tmp_path, matter):
+    clip = write_video(tmp_path / "in.mp4", moving_square_frames(4, 64, 48), fps=24)
+    with pytest.raises(UsageError):
+        convert(clip, matter, ConvertOptions([]))
+    with pytest.raises(InputError, match="past the end"):
+        convert(clip, matter, ConvertOptions([parse_output("alpha", str(tmp_path / "a.mp4"))], start_frame=10,
+                                             progress=False))
+    assert not (tmp_path / "a.mp4").exists()
