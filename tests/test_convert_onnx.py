@@ -169,6 +169,22 @@ def test_torch_backend_through_the_public_api(torch_cache):
     assert float(np.abs(pha - pha_onnx).max()) <= 1e-4
 
 
+@pytest.mark.weights
+def test_torch_runner_clip_call_equals_frame_calls(torch_cache):
+    from vidmatte.backends.export import check_frames
+    from vidmatte.backends.torch_runner import TorchRunner
+
+    runner = TorchRunner.from_model("rvm-mobilenetv3", device="cpu", cache=str(torch_cache))
+    clip = check_frames(seed=2, batch=1, frames=4, height=64, width=96)[:, 0]  # [T,3,H,W]
+    fgr_all, pha_all, state_all = runner.run_clip(clip, runner.initial_state(), 0.5)
+    state = runner.initial_state()
+    for t in range(len(clip)):
+        fgr, pha, state = runner(clip[t:t + 1], state, 0.5)
+        assert float(np.abs(pha[0] - pha_all[t]).max()) <= 1e-5
+        assert float(np.abs(fgr[0] - fgr_all[t]).max()) <= 1e-5
+    assert max(float((a - b).abs().max()) for a, b in zip(state, state_all)) <= 1e-5
+
+
 def test_unknown_device_is_a_usage_error():
     from vidmatte.backends.torch_runner import pick_device
     from vidmatte.errors import UsageError

@@ -68,6 +68,21 @@ class TorchRunner:
             fgr, pha, *new_state = self.model(x, *state, downsample_ratio=float(downsample_ratio))
         return fgr.cpu().numpy(), pha.cpu().numpy(), new_state
 
+    def run_clip(self, frames: np.ndarray, state, downsample_ratio: float):
+        """Several consecutive frames of one video in one network call (the GRUs step through them inside).
+
+        frames float32 [T,3,H,W] 0..1 -> (fgr [T,3,H,W], pha [T,1,H,W], state after the last frame); the same
+        result as T calls of ``__call__`` with the state threaded through.
+        """
+        torch = self._torch
+        if frames.ndim != 4 or frames.shape[1] != 3:
+            raise ValueError(f"expected frames of shape [T,3,H,W], got {frames.shape}")
+        x = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32)).to(self.device)[None]
+        state = [s if isinstance(s, torch.Tensor) else torch.from_numpy(np.asarray(s)).to(self.device) for s in state]
+        with torch.inference_mode():
+            fgr, pha, *new_state = self.model(x, *state, downsample_ratio=float(downsample_ratio))
+        return fgr[0].cpu().numpy(), pha[0].cpu().numpy(), new_state
+
 
 def load_model_file(path: str | os.PathLike):
     """A MattingNetwork from a training checkpoint (.pt/.ckpt, self-describing), a converted .safetensors file,
