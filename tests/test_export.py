@@ -105,6 +105,32 @@ def test_pretrained_export_matches_the_official_graph(rvm_onnx_path, tmp_path):
     assert worst_pha <= 1e-4 and worst_state <= 1e-3
 
 
+@pytest.mark.weights
+@pytest.mark.shared_data
+def test_export_check_on_real_frames(rvm_onnx_path, shared_data, tmp_path, capsys):
+    """On real footage the pretrained alpha is far from 0, so the export check compares real mattes."""
+    from vidmatte.backends.export import read_check_clip
+    from vidmatte.cli.main import main
+
+    video = shared_data / "video_people" / "sam2" / "05_default_juggle.mp4"
+    clip = read_check_clip(video)
+    assert clip.shape == (3, 1, 3, 360, 640)
+    shutil.copy(rvm_onnx_path, tmp_path / rvm_onnx_path.name)
+    out = tmp_path / "checked.onnx"
+    assert main(["export", "rvm-mobilenetv3", "--format", "onnx", "--output", str(out), "--cache-dir", str(tmp_path),
+                 "--check-video", str(video)]) == 0
+    err = capsys.readouterr().err
+    pha_diff = float(err.split("|pha diff| ")[1].split(",")[0])
+    assert out.exists() and pha_diff <= 1e-3
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    zeros = np.zeros((1, 1, 1, 1), np.float32)
+    pha = session.run(["pha"], {"src": clip[0], "downsample_ratio": np.array([0.375], np.float32),
+                                **{f"r{i}i": zeros for i in range(1, 5)}})[0]
+    assert float(pha.mean()) > 0.02  # the person is matted: the check compared real alpha
+
+
 def test_export_refuses_to_write_on_disagreement(random_model, tmp_path, monkeypatch):
     from vidmatte.backends import export
 

@@ -63,6 +63,31 @@ def check_frames(seed: int = 0, batch: int = 2, frames: int = 3, height: int = 1
     return out
 
 
+def read_check_clip(path: str | os.PathLike, frames: int = 3, max_side: int = 640) -> np.ndarray:
+    """The first ``frames`` frames of a video as [T,1,3,H,W] float32 0..1, scaled so the long side is at most
+    ``max_side`` (the check then stays quick)."""
+    import av
+
+    from ..errors import InputError
+
+    out = []
+    try:
+        with av.open(str(path)) as container:
+            for frame in container.decode(video=0):
+                scale = min(1.0, max_side / max(frame.width, frame.height))
+                if scale < 1:
+                    frame = frame.reformat(width=int(frame.width * scale) // 2 * 2,
+                                           height=int(frame.height * scale) // 2 * 2)
+                out.append(frame.to_ndarray(format="rgb24").transpose(2, 0, 1)[None].astype(np.float32) / 255)
+                if len(out) == frames:
+                    break
+    except (OSError, av.error.FFmpegError) as exc:
+        raise InputError(f"cannot read check video {path}: {exc}") from None
+    if not out:
+        raise InputError(f"no video frames in {path}")
+    return np.stack(out)
+
+
 def _eager_reference(model, clip: np.ndarray, ratio: float) -> list[tuple[np.ndarray, np.ndarray]]:
     import torch
 
@@ -112,9 +137,12 @@ class _GraphInterface:
 
 
 def export_onnx(model, output: str | os.PathLike, opset: int = 12, precision: str = "fp32",
-                check_ratio: float = 0.375, quiet: bool = False) -> ExportReport:
+                check_ratio: float = 0.375, quiet: bool = False, check_clip: np.ndarray | None = None) -> ExportReport:
     """Write ``model`` as ONNX: inputs src [B,3,H,W], r1i..r4i, downsample_ratio float32 [1]; outputs fgr, pha,
-    r1o..r4o; batch, height and width dynamic. fp16 makes src/states/outputs float16 (ratio stays float32)."""
+    r1o..r4o; batch, height and width dynamic. fp16 makes src/states/outputs float16 (ratio stays float32).
+
+    ``check_clip`` [T,B,3,H,W] float32 0..1 replaces the generated check frames (e.g. real footage, where the
+    pretrained model produces non-zero alpha)."""
     import copy
 
     import onnxruntime as ort
@@ -150,7 +178,7 @@ def export_onnx(model, output: str | os.PathLike, opset: int = 12, precision: st
         if not quiet:
             print("vidmatte: checking the export with ONNX Runtime...", file=sys.stderr)
         session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
-        clip = check_frames()
+        clip = check_frames() if check_clip is None else check_clip
         reference = _eager_reference(reference_model, clip, check_ratio)
         results, state = [], [np.zeros((1, 1, 1, 1), np.float16 if precision == "fp16" else np.float32)] * 4
         for frame in clip:
@@ -176,7 +204,7 @@ def export_onnx(model, output: str | os.PathLike, opset: int = 12, precision: st
 
 
 def export_torchscript(model, output: str | os.PathLike, precision: str = "fp32", downsample_ratio: float = 0.25,
-                       quiet: bool = False) -> ExportReport:
+                       quiet: bool = False, check_clip: np.ndarray | None = None) -> ExportReport:
     """Write a traced TorchScript module ``(src, r1, r2, r3, r4) -> (fgr, pha, r1, r2, r3, r4)``.
 
     Tracing freezes Python numbers, so the downsample ratio is fixed at export time (``downsample_ratio``);
@@ -215,7 +243,7 @@ def export_torchscript(model, output: str | os.PathLike, precision: str = "fp32"
             traced = torch.jit.trace(FixedRatio(net), example, check_trace=False)
             traced.save(str(tmp))
         loaded = torch.jit.load(str(tmp))
-        clip = check_frames()
+        clip = check_frames() if check_clip is None else check_clip
         reference = _eager_reference(reference_model, clip, downsample_ratio)
         results, state = [], [torch.zeros(1, 1, 1, 1, dtype=dtype)] * 4
         with torch.no_grad():

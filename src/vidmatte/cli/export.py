@@ -20,6 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=["fp32", "fp16"], default="fp32")
     p.add_argument("--downsample-ratio", type=float, default=0.25,
                    help="TorchScript only: the ratio frozen into the traced module (ONNX takes it as an input)")
+    p.add_argument("--check-video", metavar="VIDEO",
+                   help="check the export on the first frames of this video (default: generated frames)")
     p.add_argument("--force", action="store_true", help="replace an existing output file")
     p.add_argument("--cache-dir", help="weights folder (default: $VIDMATTE_CACHE or ~/.cache/vidmatte)")
 
@@ -48,11 +50,16 @@ def run(args: argparse.Namespace) -> int:
         # refine_always: at ratio 1 the exported graph (which cannot branch) runs the refiner, as the official one.
         model = load_pretrained(args.model, args.cache_dir, refine_always=True)
     model.refine_always = True
+    clip = None
+    if args.check_video:
+        from ..backends.export import read_check_clip
+
+        clip = read_check_clip(args.check_video)
     if args.format == "onnx":
-        report = export_onnx(model, args.output, opset=args.opset, precision=args.precision)
+        report = export_onnx(model, args.output, opset=args.opset, precision=args.precision, check_clip=clip)
     else:
         report = export_torchscript(model, args.output, precision=args.precision,
-                                    downsample_ratio=args.downsample_ratio)
+                                    downsample_ratio=args.downsample_ratio, check_clip=clip)
     print(report.summary(), file=sys.stderr)
     print(args.output)
     return 0
