@@ -259,3 +259,12 @@ def test_shipped_stage_presets_parse():
     assert stages[0]["train"]["hr"] is None and stages[2]["train"]["hr"]["downsample_ratio"] == 0.25
     assert stages[0]["train"]["lr"]["refiner"] == 0 and stages[3]["train"]["lr"]["refiner"] > 0
     assert stages[3]["data"]["mattes"][0]["type"] == "imagematte"
+
+
+def test_tensorboard_logging_when_available(tmp_path):
+    pytest.importorskip("torch.utils.tensorboard")
+    pytest.importorskip("tensorboard")
+    trainer = Trainer(tiny_config(tmp_path, steps=2, tensorboard=True))
+    trainer.run()
+    events = list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0

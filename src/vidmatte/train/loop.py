@@ -200,7 +200,8 @@ class Trainer:
             if tcfg["checkpoint_every"] and self.step % int(tcfg["checkpoint_every"]) == 0 and self.step < end:
                 self.save_checkpoint(self.output_dir / f"step{self.step:07d}.pt")
         if self.writer is not None:
-            self.writer.flush()
+            self.writer.close()
+            self.writer = None
         return history
 
     # -------------------------------------------------------------------------------------------- logging
