@@ -268,3 +268,11 @@ def test_tensorboard_logging_when_available(tmp_path):
     trainer.run()
     events = list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
     assert events and events[0].stat().st_size > 0
+
+
+def test_dataloader_workers_give_the_same_batches(tmp_path):
+    in_process = Trainer(tiny_config(tmp_path / "a", steps=2)).run()
+    config = tiny_config(tmp_path / "b", steps=2)
+    config["data"]["workers"] = 1
+    with_workers = Trainer(config).run()
+    assert [h["loss"] for h in with_workers] == pytest.approx([h["loss"] for h in in_process], rel=1e-6)
