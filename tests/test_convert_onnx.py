@@ -185,6 +185,30 @@ def test_torch_runner_clip_call_equals_frame_calls(torch_cache):
     assert max(float((a - b).abs().max()) for a, b in zip(state, state_all)) <= 1e-5
 
 
+@pytest.mark.weights
+@pytest.mark.shared_data
+def test_convert_cli_with_torch_backend_matches_onnxruntime(shared_data, rvm_onnx_path, tmp_path):
+    """`vidmatte convert --backend torch --device cpu --end-frame N` writes N alpha frames equal (to 8-bit
+    rounding) to the default onnxruntime backend's."""
+    from PIL import Image
+
+    from vidmatte.cli.main import main
+
+    shutil.copy(rvm_onnx_path, tmp_path / rvm_onnx_path.name)
+    outputs = {}
+    for backend in ("onnxruntime", "torch"):
+        out = tmp_path / backend
+        code = main(["convert", str(shared_data / REAL_CLIP), "--alpha", f"{out}/", "--backend", backend,
+                     "--device", "cpu", "--end-frame", "3", "--input-resize", "480x270", "--threads", "1",
+                     "--downsample-ratio", "0.5", "--cache-dir", str(tmp_path), "--quiet"])
+        assert code == 0
+        outputs[backend] = [np.asarray(Image.open(p), np.int16) for p in sorted(out.glob("*.png"))]
+    assert len(outputs["torch"]) == len(outputs["onnxruntime"]) == 3
+    for a, b in zip(outputs["torch"], outputs["onnxruntime"]):
+        assert int(np.abs(a - b).max()) <= 1
+    assert max(float(a.mean()) for a in outputs["torch"]) > 5  # a person was matted
+
+
 def test_unknown_device_is_a_usage_error():
     from vidmatte.backends.torch_runner import pick_device
     from vidmatte.errors import UsageError

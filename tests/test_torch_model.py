@@ -152,3 +152,21 @@ def test_bad_arguments_raise_value_error():
         MattingNetwork("mobilenetv2")
     with pytest.raises(ValueError, match="src must be"):
         MattingNetwork().eval()(torch.rand(1, 4, 32, 32))
+
+
+def test_fast_guided_filter_variant_and_constant_reproduction():
+    from vidmatte.models.rvm import FastGuidedFilterRefiner
+
+    model = MattingNetwork("mobilenetv3", refiner="fast_guided_filter").eval()
+    with torch.no_grad():
+        fgr, pha, *_ = model(torch.rand(1, 3, 64, 96), downsample_ratio=0.5)
+    assert fgr.shape == (1, 3, 64, 96) and pha.shape == (1, 1, 64, 96)
+    # A guided filter maps a constant target to the same constant, whatever the guide looks like (away from the
+    # border: like the original, the box filter pads with zeros, which pulls the means down at the edge).
+    refiner = FastGuidedFilterRefiner()
+    fine = torch.rand(1, 3, 40, 40)
+    base = torch.nn.functional.interpolate(fine, size=(20, 20), mode="bilinear", align_corners=False)
+    out_fgr, out_pha = refiner(fine, base, torch.full((1, 3, 20, 20), 0.3), torch.full((1, 1, 20, 20), 0.7), None)
+    inner = (..., slice(4, -4), slice(4, -4))
+    torch.testing.assert_close(out_fgr[inner], torch.full_like(out_fgr[inner], 0.3), atol=1e-4, rtol=0)
+    torch.testing.assert_close(out_pha[inner], torch.full_like(out_pha[inner], 0.7), atol=1e-4, rtol=0)

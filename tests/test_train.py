@@ -276,3 +276,9 @@ def test_dataloader_workers_give_the_same_batches(tmp_path):
     config["data"]["workers"] = 1
     with_workers = Trainer(config).run()
     assert [h["loss"] for h in with_workers] == pytest.approx([h["loss"] for h in in_process], rel=1e-6)
+
+
+def test_bf16_autocast_step_on_cpu(tmp_path):
+    trainer = Trainer(tiny_config(tmp_path, steps=1, amp="bf16", seg_every=0))
+    assert trainer.amp_dtype == torch.bfloat16
+    assert np.isfinite(trainer.run()[0]["loss"])
