@@ -36,11 +36,10 @@ def planes_to_rgb_u8(chw: np.ndarray) -> np.ndarray:
 
 
 def composite(fgr: np.ndarray, alpha: np.ndarray, background: np.ndarray) -> np.ndarray:
-    """fgr uint8 [H,W,3], alpha uint8 [H,W], background uint8 [H,W,3] -> uint8 [H,W,3] = fgr*a + bg*(1-a)."""
+    """fgr uint8 [H,W,3], alpha float32 [H,W] 0..1, background uint8 [H,W,3] -> uint8 [H,W,3] = fgr*a + bg*(1-a)."""
     import cv2
 
-    weight = alpha.astype(np.float32) * np.float32(1 / 255)
-    return cv2.blendLinear(fgr, background, weight, 1.0 - weight)
+    return cv2.blendLinear(fgr, background, alpha, 1.0 - alpha)
 
 
 def rgba(fgr: np.ndarray, alpha: np.ndarray) -> np.ndarray:

@@ -22,13 +22,53 @@ import numpy as np
 from .compose import Background, alpha_to_u16, alpha_to_u8, composite, planes_to_rgb_u8, rgba
 from .errors import InputError, PartialInputError, UsageError
 from .io.audio import AudioTrack
-from .io.readers import Frame, open_reader
+from .io.readers import open_reader
 from .io.writers import OutputSpec, check_writable, open_writer
 from .matters.recurrent import RecurrentMatter, frame_to_tensor
 from .progress import Progress
 
-QUEUE_DEPTH = 3
+# Frames in flight cost memory: a 4K frame is ~100 MB as float input and ~130 MB as fgr + pha. Each hand-over
+# has a fixed number of slots (a tensor holds its slot from creation until the next stage is done with it), so at
+# most `slots` frames exist per hand-over: 4 at 1080p to smooth out jitter, 2 at 4K to keep memory flat.
+SLOT_BYTES = 256 << 20
+MAX_SLOTS = 4
 _END = object()
+
+
+def return_large_buffers_to_the_os() -> None:
+    """Have glibc mmap every allocation of 1 MiB or more, so freed frame buffers leave the process at once.
+
+    glibc's default threshold adapts upwards (to 32 MiB) after large frees, after which 25 MB frames are carved from
+    per-thread heaps that the decode/write threads keep: about 280 MB of extra peak memory on a 4K clip
+    (benchmarks/memory_4k.py). Process-wide and harmless elsewhere; a no-op off glibc.
+    """
+    global _MALLOC_TUNED
+    if _MALLOC_TUNED or not sys.platform.startswith("linux"):
+        return
+    _MALLOC_TUNED = True
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD; setting it also turns off the dynamic adjustment
+    except (OSError, AttributeError):
+        pass
+
+
+_MALLOC_TUNED = False
+
+
+def slots_for(width: int, height: int) -> int:
+    per_frame = width * height * 4 * 4  # float32 RGB in, float32 RGB + alpha out
+    return max(2, min(MAX_SLOTS, 1 + SLOT_BYTES // per_frame))
+
+
+@dataclass(frozen=True)
+class _Stamp:
+    """What later stages need to know of an input frame: not its pixels, which are freed after the tensor is made."""
+
+    index: int
+    pts: int
 
 
 @dataclass
@@ -68,6 +108,7 @@ def convert(source: str | os.PathLike, matter: RecurrentMatter, options: Convert
     """Matte every frame of ``source`` and write the requested outputs (all or nothing under final names)."""
     if not options.outputs:
         raise UsageError("no output requested; give at least one of --composition, --alpha, --foreground, --rgba")
+    return_large_buffers_to_the_os()
     reader = open_reader(source, options.start_frame, options.end_frame, options.sequence_fps)
     _check_outputs(Path(source), options)
     width, height = options.input_resize or (reader.info.width, reader.info.height)
@@ -94,8 +135,11 @@ class _Job:
         self.width, self.height = width, height
         self.stop = threading.Event()
         self.errors: list[BaseException] = []
-        self.decoded: queue.Queue = queue.Queue(QUEUE_DEPTH)
-        self.matted: queue.Queue = queue.Queue(QUEUE_DEPTH)
+        slots = slots_for(width, height)
+        self.input_slots = threading.Semaphore(slots)  # float tensors made by the decoder, freed after inference
+        self.output_slots = threading.Semaphore(slots)  # network outputs, freed once written
+        self.decoded: queue.Queue = queue.Queue()  # bounded by input_slots
+        self.matted: queue.Queue = queue.Queue()  # bounded by output_slots
         self.writers: list = []
         self.background: Background | None = None
         self.frames_written = 0
@@ -104,25 +148,30 @@ class _Job:
     def _decode(self) -> None:
         try:
             for frame in self.reader:
-                image = self._resize(frame.image)
-                if not self._put(self.decoded, (frame, image, frame_to_tensor(image))):
+                if not self._acquire(self.input_slots):
                     return
+                tensor = frame_to_tensor(self._resize(frame.image))
+                self.decoded.put((_Stamp(frame.index, frame.pts), tensor))
         except BaseException as exc:  # forwarded to the caller's thread, which decides what it means
-            self._put(self.decoded, exc)
+            self.decoded.put(exc)
             return
-        self._put(self.decoded, _END)
+        self.decoded.put(_END)
 
     def _matte(self, progress: Progress) -> BaseException | None:
         """Runs in the caller's thread; returns the decoder's exception (if any) after forwarding the end."""
         while True:
             item = self._get(self.decoded)
             if item is _END or isinstance(item, BaseException) or item is None:
-                self._put(self.matted, _END)
+                self.matted.put(_END)
                 return item if isinstance(item, BaseException) else None
-            frame, image, tensor = item
-            fgr, pha = self.matter.step_tensor(tensor)
-            if not self._put(self.matted, (frame, image, fgr[0], pha[0, 0])):
+            stamp, tensor = item
+            del item
+            if not self._acquire(self.output_slots):
                 return None
+            fgr, pha = self.matter.step_tensor(tensor)
+            del tensor
+            self.input_slots.release()
+            self.matted.put((stamp, fgr[0], pha[0, 0]))
             progress.update()
 
     def _write(self) -> None:
@@ -132,15 +181,18 @@ class _Job:
                 item = self._get(self.matted)
                 if item is _END or item is None:
                     return
-                frame, image, fgr, pha = item
-                first_pts = frame.pts if first_pts is None else first_pts
-                self._write_frame(frame, fgr, pha, frame.pts - first_pts)
+                stamp, fgr, pha = item
+                del item
+                first_pts = stamp.pts if first_pts is None else first_pts
+                self._write_frame(stamp, fgr, pha, stamp.pts - first_pts)
+                del fgr, pha
+                self.output_slots.release()
                 self.frames_written += 1
         except BaseException as exc:
             self.errors.append(exc)
             self.stop.set()
 
-    def _write_frame(self, frame: Frame, fgr: np.ndarray, pha: np.ndarray, pts: int) -> None:
+    def _write_frame(self, stamp: _Stamp, fgr: np.ndarray, pha: np.ndarray, pts: int) -> None:
         alpha = alpha_to_u8(pha)
         fgr_u8 = None
         for spec, writer in self.writers:
@@ -153,7 +205,7 @@ class _Job:
             elif spec.kind == "rgba":
                 writer.write(rgba(fgr_u8, alpha), pts)
             else:
-                writer.write(composite(fgr_u8, alpha, self.background.frame(frame.index)), pts)
+                writer.write(composite(fgr_u8, pha, self.background.frame(stamp.index)), pts)
 
     # --- orchestration ----------------------------------------------------------------------------------
     def run(self) -> ConvertResult:
@@ -244,13 +296,11 @@ class _Job:
 
         return cv2.resize(image, (self.width, self.height), interpolation=cv2.INTER_AREA)
 
-    def _put(self, q: queue.Queue, item) -> bool:
+    def _acquire(self, slots: threading.Semaphore) -> bool:
+        """Wait for a free slot; give up (False) when the job is stopping."""
         while not self.stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
+            if slots.acquire(timeout=0.1):
                 return True
-            except queue.Full:
-                continue
         return False
 
     def _get(self, q: queue.Queue):

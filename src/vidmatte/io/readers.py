@@ -63,7 +63,9 @@ class VideoReader(_Reader):
 
         container = open_container(Path(self.info.path))
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"  # frame + slice threads: decoding overlaps with inference
+        # Frame threads decode ahead (fast), but each holds whole frames: above ~1440p slice threads keep memory flat.
+        large = self.info.width * self.info.height > 2560 * 1440
+        stream.thread_type = "SLICE" if large else "AUTO"
         index = 0
         try:
             try:
