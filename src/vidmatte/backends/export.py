@@ -119,21 +119,19 @@ def _temp_path(output: Path) -> Path:
     return output.with_name(f".{output.name}.{os.getpid()}.tmp")
 
 
-class _GraphInterface:
-    """Wraps the network with the official graph's positional interface (tensor ratio, tuple outputs)."""
+def _graph_interface(model):
+    """Wrap the network with the official graph's positional interface (tensor ratio in, tuple out)."""
+    import torch
 
-    def __new__(cls, model):
-        import torch
+    class GraphInterface(torch.nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
 
-        class Interface(torch.nn.Module):
-            def __init__(self, net):
-                super().__init__()
-                self.net = net
+        def forward(self, src, r1i, r2i, r3i, r4i, downsample_ratio):
+            return tuple(self.net(src, r1i, r2i, r3i, r4i, downsample_ratio=downsample_ratio))
 
-            def forward(self, src, r1i, r2i, r3i, r4i, downsample_ratio):
-                return tuple(self.net(src, r1i, r2i, r3i, r4i, downsample_ratio=downsample_ratio))
-
-        return Interface(model)
+    return GraphInterface(model)
 
 
 def export_onnx(model, output: str | os.PathLike, opset: int = 12, precision: str = "fp32",
@@ -172,7 +170,7 @@ def export_onnx(model, output: str | os.PathLike, opset: int = 12, precision: st
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(_GraphInterface(net), example, str(tmp), dynamo=False, opset_version=opset,
+            torch.onnx.export(_graph_interface(net), example, str(tmp), dynamo=False, opset_version=opset,
                               input_names=INPUT_NAMES, output_names=OUTPUT_NAMES, dynamic_axes=dyn,
                               do_constant_folding=True)
         if not quiet:

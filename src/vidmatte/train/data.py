@@ -16,7 +16,6 @@ that is what makes resuming exact and lets DataLoader workers run in any order.
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 
