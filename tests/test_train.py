@@ -242,6 +242,12 @@ def test_train_cli(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "unknown config key train.nope" in err and "Traceback" not in err
     assert main(["train", "--config", str(tmp_path / "missing.yaml")]) == 2
+    assert main(["train", "--config", str(path), f"train.resume={tmp_path / 'missing.pt'}"]) == 1
+    assert "checkpoint not found" in capsys.readouterr().err
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    assert main(["train", "--config", str(path), f"train.resume={tmp_path / 'junk.pt'}"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot read checkpoint" in err and err.count("\n") == 1
     bad_data = tmp_path / "bad.json"
     config["data"]["mattes"] = [{"type": "videomatte", "root": str(tmp_path / "nowhere")}]
     bad_data.write_text(json.dumps(config))

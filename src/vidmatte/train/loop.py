@@ -266,7 +266,12 @@ class Trainer:
 def read_checkpoint(path: str | os.PathLike) -> dict:
     if not os.path.exists(path):
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    blob = torch.load(str(path), map_location="cpu", weights_only=False)
+    # weights_only: a checkpoint holds tensors and plain data, so no arbitrary pickled code is ever run.
+    try:
+        blob = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated file, not a torch file, foreign pickle...
+        raise ValueError(f"cannot read checkpoint {path}: {str(exc).splitlines()[0] if str(exc) else exc!r}") \
+            from None
     if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not a vidmatte training checkpoint")
     return blob
