@@ -133,6 +133,24 @@ def test_parity_with_onnxruntime_on_real_frames(pretrained, ort_runner, shared_d
 
 
 @pytest.mark.weights
+@pytest.mark.shared_data
+def test_torch_runner_with_fused_batchnorm_matches_onnxruntime(torch_cache, ort_runner, shared_data):
+    """The runner folds BatchNorm into the convolutions for speed; it must still match the ONNX graph."""
+    from vidmatte.backends.torch_runner import TorchRunner
+
+    runner = TorchRunner.from_model("rvm-mobilenetv3", device="cpu", cache=str(torch_cache))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in runner.model.modules())
+    torch_state, ort_state = runner.initial_state(), ort_runner.initial_state()
+    worst_pha = worst_fgr = 0.0
+    for src in _read_frames(shared_data / REAL_CLIP, 8):
+        fgr_t, pha_t, torch_state = runner(src, torch_state, 0.375)
+        fgr_o, pha_o, ort_state = ort_runner(src, ort_state, 0.375)
+        worst_pha = max(worst_pha, float(np.abs(pha_t - pha_o).max()))
+        worst_fgr = max(worst_fgr, float(np.abs(fgr_t - fgr_o).max()))
+    assert worst_pha <= 1e-4 and worst_fgr <= 1e-3
+
+
+@pytest.mark.weights
 def test_parity_with_onnxruntime_on_generated_frames_any_ratio(pretrained, ort_runner):
     """Always runs (no shared data): odd sizes, ratio 1 (the refiner still runs, as in the ONNX graph) and 0.6."""
     from vidmatte.backends.export import check_frames
