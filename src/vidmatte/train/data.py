@@ -3,7 +3,8 @@
 Layouts read (all frames RGB, alpha single-channel or any channel of an RGB image):
 - VideoMatte240K: ``<root>/fgr/<clip>/`` and ``<root>/pha/<clip>/`` as frame folders or ``<clip>.mp4`` videos.
 - ImageMatte (Distinctions-646 / Adobe style): ``<root>/fg/<name>`` and ``<root>/alpha/<name>``.
-- Bench clips from ``vidmatte bench build``: ``<root>/<clip>/{com,pha,fgr,bgr}/00000.png``.
+- Bench clips from ``vidmatte bench build``: ``<root>/<clip>/{com,pha,fgr,bgr}/00000.png`` (fgr + pha as mattes,
+  bgr as background videos).
 - Backgrounds: folders of images and/or videos (searched recursively).
 - Segmentation: ``img/`` + ``seg/`` pairs (Supervisely Person as preprocessed for RVM), COCO panoptic
   (person segments of ``panoptic_*.json`` + PNGs), YouTubeVIS (``JPEGImages/<video>/`` + instances json, RLE).
@@ -205,6 +206,23 @@ class BackgroundSource:
                                              temporal.get("p_reverse", 0.0)))
 
 
+class BenchBackgroundSource:
+    """The ``bgr/`` frame folders of ``vidmatte bench build`` clips, as background videos."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.clips = [FrameSequence(d / "bgr", 3) for d in sorted(Path(root).iterdir()) if (d / "bgr").is_dir()]
+        if not self.clips:
+            raise ValueError(f"no bench clips with bgr/ under {root}")
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def load(self, index: int, length: int, gen: torch.Generator, temporal: dict) -> Tensor:
+        seq = self.clips[index]
+        return seq.read(sample_frame_indices(len(seq), length, gen, temporal.get("max_speed", 1.0),
+                                             temporal.get("p_reverse", 0.0)))
+
+
 class SyntheticBackgroundSource:
     """Generated smooth textures with a slow drift (stand-ins for background videos)."""
 
@@ -362,7 +380,7 @@ def build_source(spec: dict):
     args = {k: v for k, v in spec.items() if k not in ("type", "weight")}
     kinds = {
         "videomatte": VideoMatteSource, "imagematte": ImageMatteSource, "bench": BenchClipSource,
-        "synthetic_matte": SyntheticMatteSource, "backgrounds": BackgroundSource,
+        "synthetic_matte": SyntheticMatteSource, "backgrounds": BackgroundSource, "bench_backgrounds": BenchBackgroundSource,
         "synthetic_background": SyntheticBackgroundSource, "segmentation_pairs": SegmentationPairsSource,
         "coco_panoptic": CocoPanopticPersonSource, "youtubevis": YouTubeVISPersonSource,
         "synthetic_segmentation": SyntheticSegmentationSource,
