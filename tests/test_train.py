@@ -169,11 +169,13 @@ def test_dataset_layouts(tmp_path):
     _png(tmp_path / "sup" / "img" / "p.png", rgb())
     _png(tmp_path / "sup" / "seg" / "p.png", gray())
     g = torch.Generator().manual_seed(0)
-    for spec in ({"type": "videomatte", "root": str(tmp_path / "vm")}, {"type": "bench", "root": str(tmp_path / "bench")},
+    for spec in ({"type": "videomatte", "root": str(tmp_path / "vm")},
+                 {"type": "bench", "root": str(tmp_path / "bench")},
                  {"type": "imagematte", "root": str(tmp_path / "im")}):
         fgr, pha = build_source(spec).load(0, 5, g, {"max_speed": 2.0})
         assert fgr.shape == (5, 3, 24, 32) and pha.shape == (5, 1, 24, 32), spec["type"]
-    assert build_source({"type": "backgrounds", "roots": [str(tmp_path / "bg")]}).load(0, 2, g, {}).shape == (2, 3, 24, 32)
+    backgrounds = build_source({"type": "backgrounds", "roots": [str(tmp_path / "bg")]})
+    assert backgrounds.load(0, 2, g, {}).shape == (2, 3, 24, 32)
     bench_bg = build_source({"type": "bench_backgrounds", "root": str(tmp_path / "bench")})
     assert bench_bg.load(0, 4, g, {}).shape == (4, 3, 24, 32)
     img, seg = build_source({"type": "segmentation_pairs", "root": str(tmp_path / "sup")}).load(0, 1, g, {})

@@ -380,7 +380,8 @@ def build_source(spec: dict):
     args = {k: v for k, v in spec.items() if k not in ("type", "weight")}
     kinds = {
         "videomatte": VideoMatteSource, "imagematte": ImageMatteSource, "bench": BenchClipSource,
-        "synthetic_matte": SyntheticMatteSource, "backgrounds": BackgroundSource, "bench_backgrounds": BenchBackgroundSource,
+        "synthetic_matte": SyntheticMatteSource, "backgrounds": BackgroundSource,
+        "bench_backgrounds": BenchBackgroundSource,
         "synthetic_background": SyntheticBackgroundSource, "segmentation_pairs": SegmentationPairsSource,
         "coco_panoptic": CocoPanopticPersonSource, "youtubevis": YouTubeVISPersonSource,
         "synthetic_segmentation": SyntheticSegmentationSource,
