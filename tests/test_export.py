@@ -142,20 +142,22 @@ def test_export_refuses_to_write_on_disagreement(random_model, tmp_path, monkeyp
     assert list(tmp_path.iterdir()) == []
 
 
-def test_torchscript_export_is_dynamic_in_size(random_model, tmp_path):
+def test_torchscript_export_is_dynamic_in_size_and_ratio(random_model, tmp_path):
     from vidmatte.backends.export import export_torchscript
 
     out = tmp_path / "model.pt"
-    report = export_torchscript(random_model, out, downsample_ratio=0.5, quiet=True)
+    report = export_torchscript(random_model, out, quiet=True)
     assert report.agrees()
     loaded = torch.jit.load(str(out))
     src = torch.rand(2, 3, 70, 90)
     zeros = [torch.zeros(1, 1, 1, 1)] * 4
-    with torch.no_grad():
-        fgr, pha, *_ = loaded(src, *zeros)
-        _, pha_ref, *_ = random_model(src, downsample_ratio=0.5)
-    assert pha.shape == (2, 1, 70, 90)
-    assert float((pha - pha_ref).abs().max()) <= 1e-3
+    for ratio in (0.5, 0.3):
+        with torch.no_grad():
+            fgr, pha, *state = loaded(src, *zeros, torch.tensor([ratio]))
+            _, pha_ref, *state_ref = random_model(src, downsample_ratio=ratio)
+        assert pha.shape == (2, 1, 70, 90)
+        assert state[0].shape == state_ref[0].shape  # the ratio really changed the internal resolution
+        assert float((pha - pha_ref).abs().max()) <= 1e-3
 
 
 def test_export_cli_errors_are_one_line(tmp_path, capsys):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 DESCRIPTION = (
-    "Export a model to ONNX (same inputs/outputs as the official RVM graph, dynamic batch/height/width) or "
-    "TorchScript. The export is run through ONNX Runtime / TorchScript and compared with PyTorch first; a file "
+    "Export a model to ONNX or TorchScript, both with the official RVM graph's inputs/outputs (src, r1i..r4i, "
+    "downsample_ratio -> fgr, pha, r1o..r4o) and dynamic batch/height/width/ratio. The export is run through ONNX Runtime / TorchScript and compared with PyTorch first; a file "
     "that disagrees is not written. MODEL is a registered name (e.g. rvm-mobilenetv3) or a checkpoint/.safetensors "
     "file from `vidmatte train`."
 )
@@ -18,8 +18,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", "-o", required=True, help="file to write (written under a temp name, then renamed)")
     p.add_argument("--opset", type=int, default=12, help="ONNX opset (default 12, like the official graph)")
     p.add_argument("--precision", choices=["fp32", "fp16"], default="fp32")
-    p.add_argument("--downsample-ratio", type=float, default=0.25,
-                   help="TorchScript only: the ratio frozen into the traced module (ONNX takes it as an input)")
     p.add_argument("--check-video", metavar="VIDEO",
                    help="check the export on the first frames of this video (default: generated frames)")
     p.add_argument("--force", action="store_true", help="replace an existing output file")
@@ -58,8 +56,7 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "onnx":
         report = export_onnx(model, args.output, opset=args.opset, precision=args.precision, check_clip=clip)
     else:
-        report = export_torchscript(model, args.output, precision=args.precision,
-                                    downsample_ratio=args.downsample_ratio, check_clip=clip)
+        report = export_torchscript(model, args.output, precision=args.precision, check_clip=clip)
     print(report.summary(), file=sys.stderr)
     print(args.output)
     return 0

@@ -43,12 +43,35 @@ def resize_by(x: Tensor, scale: float | Tensor) -> Tensor:
     A tensor ``scale`` (ONNX export) becomes a Resize node reading the ratio at run time.
     """
     if isinstance(scale, Tensor):
+        if torch.jit.is_tracing() and not torch.onnx.is_in_onnx_export():
+            return _scripted_resize()(x, scale)  # TorchScript export: the ratio stays a run-time input
         return _ResizeByScale.apply(x, scale)
     if torch.jit.is_tracing():
         # TorchScript: index tables would freeze the traced input size; interpolate keeps H and W dynamic.
         return F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False,
                              recompute_scale_factor=False)
     return _resize_exact(x, float(scale))
+
+
+_SCRIPTED_RESIZE = None
+
+
+def _scripted_resize():
+    """A scripted resize reading the ratio from a tensor; tracing keeps calls to scripted functions, so a traced
+    model built with it takes the downsample ratio at run time. Compiled on first use only."""
+    global _SCRIPTED_RESIZE
+    if _SCRIPTED_RESIZE is None:
+        def resize_by_tensor(x: Tensor, scale: Tensor) -> Tensor:
+            s = float(scale.reshape(-1)[0])
+            return F.interpolate(x, scale_factor=[s, s], mode="bilinear", align_corners=False,
+                                 recompute_scale_factor=False)
+
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _SCRIPTED_RESIZE = torch.jit.script(resize_by_tensor)
+    return _SCRIPTED_RESIZE
 
 
 def _axis_index(in_size: int, scale: np.float32, device: torch.device) -> tuple[int, Tensor, Tensor, Tensor]:
