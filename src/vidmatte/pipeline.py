@@ -278,15 +278,17 @@ class _Job:
             if self.background is not None:
                 self.background.close()
 
-    def _abort(self, *threads: threading.Thread) -> None:
+    def _abort(self, decoder: threading.Thread, writer: threading.Thread) -> None:
         self.stop.set()
-        for thread in threads:
-            thread.join(timeout=1.5)
-        self._abort_writers()
+        decoder.join(timeout=0.5)
+        writer.join(timeout=1.0)
+        # A writer thread still inside an encoder call must not have its container closed under it (x264's own
+        # threads can deadlock); its temporary files are simply removed and the process is on its way out.
+        self._abort_writers(close=not writer.is_alive())
 
-    def _abort_writers(self) -> None:
+    def _abort_writers(self, close: bool = True) -> None:
         for _, writer in self.writers:
-            writer.abort()
+            writer.abort() if close else writer.discard()
 
     # --- helpers ----------------------------------------------------------------------------------------
     def _resize(self, image: np.ndarray) -> np.ndarray:

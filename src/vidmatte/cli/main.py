@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from ..errors import VidmatteError
@@ -58,7 +59,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"vidmatte {args.command}: interrupted", file=sys.stderr)
-        return 130
+        sys.stderr.flush()
+        sys.stdout.flush()
+        # The pipeline has already removed its temporary files. Skip interpreter teardown: codec threads still
+        # parked in FFmpeg could otherwise wait for the GIL while teardown waits for them.
+        os._exit(130)
     except Exception as exc:  # an unexpected failure: still one line, with a pointer to --debug
         if args.debug:
             raise

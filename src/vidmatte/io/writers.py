@@ -135,6 +135,8 @@ class PngSequenceWriter:
     def abort(self) -> None:
         self._out.abort()
 
+    discard = abort
+
 
 class VideoFileWriter:
     """One video stream (+ the input's audio for compositions) in a container chosen by extension."""
@@ -204,6 +206,10 @@ class VideoFileWriter:
             self.container.close()
         except Exception:  # closing a half-written container may fail; the temp file is removed either way
             pass
+        self._out.abort()
+
+    def discard(self) -> None:
+        """Remove the temporary file without touching the container (another thread may be inside it)."""
         self._out.abort()
 
 
