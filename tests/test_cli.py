@@ -142,3 +142,29 @@ def test_image_folder_and_single_image_inputs(tmp_path, rvm_onnx_path):
     proc = run("convert", folder / "0.jpg", "--composition", f"{tmp_path}/one/")
     assert proc.returncode == 0, proc.stderr
     assert [p.name for p in (tmp_path / "one").iterdir()] == ["00000.png"]
+
+
+def test_single_image_in_single_image_out(tmp_path, rvm_onnx_path):
+    import cv2
+    import numpy as np
+
+    from vidmatte import demo
+
+    photo = cv2.imread(str(demo.find_sample_photo()))
+    cv2.imwrite(str(tmp_path / "portrait.jpg"), photo)
+    proc = run("convert", tmp_path / "portrait.jpg", "--rgba", tmp_path / "cutout.png", "--alpha",
+               tmp_path / "alpha16.png", "--bit-depth", "16")
+    assert proc.returncode == 0, proc.stderr
+    cutout = cv2.imread(str(tmp_path / "cutout.png"), cv2.IMREAD_UNCHANGED)
+    assert cutout.shape == (*photo.shape[:2], 4)
+    alpha = cv2.imread(str(tmp_path / "alpha16.png"), cv2.IMREAD_UNCHANGED)
+    assert alpha.dtype == np.uint16
+    assert 0.2 < alpha.mean() / 65535 < 0.8  # the portrait's subject, not all or nothing
+    proc = run("convert", tmp_path / "portrait.jpg", "--rgba", tmp_path / "cutout.jpg")
+    assert_one_line_error(proc, 2, "JPEG cannot carry alpha")
+
+
+def test_one_image_output_refuses_a_video(tmp_path, clip):
+    proc = run("convert", clip, "--alpha", tmp_path / "a.png")
+    assert_one_line_error(proc, 2, "holds one image")
+    assert list(tmp_path.iterdir()) == []

@@ -13,8 +13,8 @@ import os
 import queue
 import sys
 import threading
-from fractions import Fraction
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,7 @@ from .io.audio import AudioTrack
 from .io.readers import open_reader
 from .io.writers import OutputSpec, check_writable, open_writer
 from .matters.recurrent import RecurrentMatter, frame_to_tensor
+from .interrupt import INTERRUPTED
 from .progress import Progress
 
 # Frames in flight cost memory: a 4K frame is ~100 MB as float input and ~130 MB as fgr + pha. Each hand-over
@@ -56,6 +57,7 @@ def return_large_buffers_to_the_os() -> None:
 
 
 _MALLOC_TUNED = False
+
 
 
 def slots_for(width: int, height: int) -> int:
@@ -110,16 +112,23 @@ def convert(source: str | os.PathLike, matter: RecurrentMatter, options: Convert
         raise UsageError("no output requested; give at least one of --composition, --alpha, --foreground, --rgba")
     return_large_buffers_to_the_os()
     reader = open_reader(source, options.start_frame, options.end_frame, options.sequence_fps)
-    _check_outputs(Path(source), options)
+    _check_outputs(Path(source), options, reader.expected_frames())
     width, height = options.input_resize or (reader.info.width, reader.info.height)
     matter.reset()  # a new video: the recurrent state (and the auto downsample ratio) start afresh
     job = _Job(reader, matter, options, width, height)
     return job.run()
 
 
-def _check_outputs(source: Path, options: ConvertOptions) -> None:
+def _takes_16_bit(spec: OutputSpec) -> bool:
+    return spec.is_sequence or spec.path.suffix.lower() in (".png", ".tif", ".tiff")
+
+
+def _check_outputs(source: Path, options: ConvertOptions, frames: int | None) -> None:
     seen = set()
     for spec in options.outputs:
+        if spec.is_image and frames != 1:
+            raise UsageError(f"{spec.path} holds one image but the input has {frames or 'several'} frames; "
+                             "use a folder/ or a video file")
         resolved = spec.path.resolve()
         if resolved == source.resolve():
             raise UsageError(f"output {spec.path} is the input")
@@ -160,6 +169,8 @@ class _Job:
     def _matte(self, progress: Progress) -> BaseException | None:
         """Runs in the caller's thread; returns the decoder's exception (if any) after forwarding the end."""
         while True:
+            if INTERRUPTED.is_set():
+                raise KeyboardInterrupt
             item = self._get(self.decoded)
             if item is _END or isinstance(item, BaseException) or item is None:
                 self.matted.put(_END)
@@ -197,7 +208,7 @@ class _Job:
         fgr_u8 = None
         for spec, writer in self.writers:
             if spec.kind == "alpha":
-                writer.write(alpha_to_u16(pha) if spec.bit_depth == 16 and spec.is_sequence else alpha, pts)
+                writer.write(alpha_to_u16(pha) if spec.bit_depth == 16 and _takes_16_bit(spec) else alpha, pts)
                 continue
             fgr_u8 = planes_to_rgb_u8(fgr) if fgr_u8 is None else fgr_u8
             if spec.kind == "foreground":

@@ -15,6 +15,8 @@ COMMANDS = {
     "probe": ("vidmatte.cli.probe", "print what the reader sees in an input"),
     "demo": ("vidmatte.cli.demo", "matte a built-in clip into ./demo-output/"),
     "models": ("vidmatte.cli.models", "list, fetch or locate pretrained weights"),
+    "eval": ("vidmatte.cli.eval", "score predicted mattes against ground truth (MAD, MSE, Grad, Conn, dtSSD, ...)"),
+    "bench": ("vidmatte.cli.bench", "build the benchmark, run methods on it, measure speed"),
     "export": ("vidmatte.cli.export", "export a model to ONNX or TorchScript (checked against PyTorch)"),
     "train": ("vidmatte.cli.train", "train or fine-tune RVM from a config file"),
 }
@@ -48,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)
         return 2
+    from ..interrupt import install_interrupt_handler
+
+    install_interrupt_handler()
     try:
         return int(args._module.run(args) or 0)
     except VidmatteError as exc:

@@ -21,6 +21,8 @@ from .atomic import AtomicOutput
 
 KINDS = ("composition", "alpha", "foreground", "rgba")
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".webm", ".mkv")
+# One-frame outputs (a single image in, e.g. `--alpha cutout.png`); JPEG has no alpha channel.
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,10 @@ class OutputSpec:
     def carries_alpha(self) -> bool:
         return self.kind == "rgba"
 
+    @property
+    def is_image(self) -> bool:
+        return not self.is_sequence and self.path.suffix.lower() in IMAGE_EXTENSIONS
+
 
 def parse_output(kind: str, path: str, bit_depth: int = 8) -> OutputSpec:
     """Decide sequence vs. container from the path, and reject impossible combinations before any work starts."""
@@ -74,8 +80,12 @@ def parse_output(kind: str, path: str, bit_depth: int = 8) -> OutputSpec:
         raise UsageError(f"unknown output kind {kind!r}")
     p = Path(path).expanduser()
     is_sequence = str(path).endswith(("/", os.sep)) or p.is_dir()
-    if not is_sequence:
-        choose_codec(p.suffix.lower(), kind == "rgba", "superfast")  # raises on a bad extension
+    ext = p.suffix.lower()
+    if not is_sequence and ext in IMAGE_EXTENSIONS:
+        if kind == "rgba" and ext in (".jpg", ".jpeg"):
+            raise UsageError("JPEG cannot carry alpha; use .png, .tif or .webp for --rgba")
+    elif not is_sequence:
+        choose_codec(ext, kind == "rgba", "superfast")  # raises on a bad extension
     if bit_depth not in (8, 16):
         raise UsageError("--bit-depth must be 8 or 16")
     return OutputSpec(kind, p, is_sequence, bit_depth)
@@ -106,6 +116,19 @@ def _disk_error(exc: OSError, path: Path) -> OutputError:
     return OutputError(f"cannot write {path}: {exc.strerror or exc}")
 
 
+def _imwrite(path: Path, image: np.ndarray) -> None:
+    """uint8/uint16 gray, RGB or RGBA -> an image file (format by extension)."""
+    import cv2
+
+    if image.ndim == 3:
+        code = cv2.COLOR_RGBA2BGRA if image.shape[2] == 4 else cv2.COLOR_RGB2BGR
+        image = cv2.cvtColor(image, code)
+    # PNG level 1: still lossless; higher levels cost several times the encode time for ~10% smaller files.
+    params = [cv2.IMWRITE_PNG_COMPRESSION, 1] if path.suffix.lower() == ".png" else []
+    if not cv2.imwrite(str(path), image, params):
+        raise _disk_error(OSError(errno.EIO, "image encoder failed"), path)
+
+
 class PngSequenceWriter:
     """``00000.png``, ``00001.png``... in a folder that appears under its final name when complete."""
 
@@ -118,15 +141,7 @@ class PngSequenceWriter:
         self._count = 0
 
     def write(self, image: np.ndarray, pts: int | None = None) -> None:
-        import cv2
-
-        if image.ndim == 3:
-            code = cv2.COLOR_RGBA2BGRA if image.shape[2] == 4 else cv2.COLOR_RGB2BGR
-            image = cv2.cvtColor(image, code)
-        name = self._out.temp / f"{self._count:05d}.png"
-        # Level 1: PNG stays lossless; higher levels cost several times the encode time for ~10% smaller files.
-        if not cv2.imwrite(str(name), image, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
-            raise _disk_error(OSError(errno.EIO, "PNG encoder failed"), name)
+        _imwrite(self._out.temp / f"{self._count:05d}.png", image)
         self._count += 1
 
     def close(self) -> None:
@@ -136,6 +151,21 @@ class PngSequenceWriter:
         self._out.abort()
 
     discard = abort
+
+
+class ImageFileWriter(PngSequenceWriter):
+    """One image file (``cutout.png``) for a one-frame input; the pipeline refuses longer inputs beforehand."""
+
+    def __init__(self, spec: OutputSpec):
+        self.spec = spec
+        self._out = AtomicOutput(spec.path, is_dir=False)
+        self._count = 0
+
+    def write(self, image: np.ndarray, pts: int | None = None) -> None:
+        if self._count:
+            raise UsageError(f"{self.spec.path} holds one image; write a longer input to a folder/ or a video")
+        _imwrite(self._out.temp, image)
+        self._count = 1
 
 
 class VideoFileWriter:
@@ -226,4 +256,6 @@ def open_writer(spec: OutputSpec, width: int, height: int, time_base: Fraction, 
     """A writer with ``write(image, pts)``, ``close()`` (commit) and ``abort()`` (remove the temp file)."""
     if spec.is_sequence:
         return PngSequenceWriter(spec)
+    if spec.is_image:
+        return ImageFileWriter(spec)
     return VideoFileWriter(spec, width, height, time_base, fps, **options)

@@ -1,0 +1,1 @@
+"""Datasets and composition: benchmark clips with exact ground truth built from real mattes and backgrounds."""
