@@ -17,6 +17,8 @@ COMMANDS = {
     "models": ("vidmatte.cli.models", "list, fetch or locate pretrained weights"),
     "eval": ("vidmatte.cli.eval", "score predicted mattes against ground truth (MAD, MSE, Grad, Conn, dtSSD, ...)"),
     "bench": ("vidmatte.cli.bench", "build the benchmark, run methods on it, measure speed"),
+    "export": ("vidmatte.cli.export", "export a model to ONNX or TorchScript (checked against PyTorch)"),
+    "train": ("vidmatte.cli.train", "train or fine-tune RVM from a config file"),
 }
 
 

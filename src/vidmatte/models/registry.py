@@ -85,6 +85,8 @@ RVM_MOBILENETV3 = ModelSpec(
         "3840x2160": 0.125,
         "auto": "min(512 / max(h, w), 1)",
     },
+    # torch: converted once from the ONNX file by vidmatte.models.convert_onnx (safetensors beside it in the cache)
+    formats=("onnx", "torch"),
 )
 
 _REGISTRY = {spec.name: spec for spec in (RVM_MOBILENETV3,)}

@@ -1,0 +1,152 @@
+"""Training configuration: a YAML (or JSON) file, defaults filled in, ``key.sub=value`` overrides applied."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+DEFAULTS: dict = {
+    "name": "rvm",
+    "seed": 0,
+    "output_dir": "runs/rvm",
+    "model": {
+        "variant": "mobilenetv3",
+        "refiner": "deep_guided_filter",
+        # "pretrained" (converted official weights of pretrained_model), "scratch", or a checkpoint/.safetensors path
+        "init": "pretrained",
+        "pretrained_model": "rvm-mobilenetv3",
+        # Keep BatchNorm in inference mode. The converted weights have BatchNorm folded into the convolutions
+        # (identity statistics), so batch statistics would change what the pretrained layers compute.
+        "freeze_batchnorm": True,
+    },
+    "data": {
+        "mattes": [],
+        "backgrounds": [],
+        "segmentation": [],
+        "augmentation": {},
+        "temporal": {"max_speed": 1.0, "p_reverse": 0.0},
+        "workers": 0,
+    },
+    "train": {
+        "steps": 1000,
+        "batch_size": 4,
+        "seq_length": 15,
+        "size": [512, 512],
+        "hr": None,  # {size: [h, w], seq_length: T, downsample_ratio: r}: high-resolution pass through the refiner
+        "seg_every": 2,  # a segmentation step after every N-th matting step (0: never)
+        "seg_batch_size": 8,
+        "seg_seq_length": 1,
+        "lr": {"backbone": 1e-4, "aspp": 2e-4, "decoder": 2e-4, "refiner": 0.0},
+        "amp": "auto",  # auto: float16 autocast on CUDA, off elsewhere; bf16; off
+        "grad_clip": None,
+        "device": "auto",
+        "threads": None,
+        "log_every": 10,
+        "checkpoint_every": 500,
+        "tensorboard": True,
+        "resume": None,
+    },
+}
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _merge(base: dict, update: dict, where: str = "") -> dict:
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if key not in out:
+            raise ConfigError(f"unknown config key {where}{key}")
+        if isinstance(out[key], dict) and isinstance(value, dict) and key not in ("augmentation", "lr", "temporal"):
+            out[key] = _merge(out[key], value, f"{where}{key}.")
+        elif isinstance(out[key], dict) and isinstance(value, dict):
+            out[key] = {**out[key], **value}
+        else:
+            out[key] = value
+    return out
+
+
+def read_config_file(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+    if path.suffix.lower() == ".json":
+        loaded = json.loads(text)
+    else:
+        try:
+            import yaml
+        except ImportError:
+            raise ConfigError("YAML configs need PyYAML: pip install 'vidmatte[train]' (or use a .json config)") \
+                from None
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path} must hold a mapping of settings")
+    return loaded
+
+
+def parse_value(text: str):
+    """``3`` -> 3, ``1e-4`` -> 0.0001, ``[64,64]`` -> list, ``true`` -> True, ``null`` -> None, else the string."""
+    try:
+        import yaml
+
+        return yaml.safe_load(text)
+    except Exception:
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+
+
+def apply_overrides(config: dict, overrides: list[str]) -> dict:
+    config = copy.deepcopy(config)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r} is not key=value (e.g. train.steps=100)")
+        node, parts = config, key.split(".")
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                raise ConfigError(f"unknown config key {key}")
+            node = node[part]
+        if parts[-1] not in node and not (node is not config and parts[-2] in ("lr", "augmentation", "temporal")):
+            raise ConfigError(f"unknown config key {key}")
+        node[parts[-1]] = parse_value(raw)
+    return config
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None, base: dict | None = None) -> dict:
+    """DEFAULTS <- file (or ``base``) <- overrides, then validated."""
+    config = _merge(DEFAULTS, read_config_file(path) if path else (base or {}))
+    config = apply_overrides(config, overrides or [])
+    validate(config)
+    return config
+
+
+def validate(config: dict) -> None:
+    train, data = config["train"], config["data"]
+    for key in ("steps", "batch_size", "seq_length"):
+        if not isinstance(train[key], int) or train[key] < 1:
+            raise ConfigError(f"train.{key} must be a positive integer, got {train[key]!r}")
+    if not (isinstance(train["size"], list) and len(train["size"]) == 2 and all(int(s) >= 16 for s in train["size"])):
+        raise ConfigError(f"train.size must be [height, width] with sides >= 16, got {train['size']!r}")
+    if not data["mattes"]:
+        raise ConfigError("data.mattes is empty: configure at least one matte source")
+    if not data["backgrounds"]:
+        raise ConfigError("data.backgrounds is empty: configure at least one background source")
+    if train["hr"] is not None:
+        hr = train["hr"]
+        if not isinstance(hr, dict) or not {"size", "seq_length", "downsample_ratio"} <= set(hr):
+            raise ConfigError("train.hr needs size, seq_length and downsample_ratio")
+        if not 0 < float(hr["downsample_ratio"]) <= 1:
+            raise ConfigError("train.hr.downsample_ratio must be in (0, 1]")
+    if train["amp"] not in ("auto", "off", "bf16", "fp16", False, True):
+        raise ConfigError(f"train.amp must be auto, off, bf16 or fp16, got {train['amp']!r}")
+    if set(train["lr"]) - {"backbone", "aspp", "decoder", "refiner"}:
+        raise ConfigError("train.lr keys are backbone, aspp, decoder, refiner")

@@ -1,0 +1,235 @@
+"""ONNX -> PyTorch conversion of the official RVM weights, and parity with ONNX Runtime on real frames."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnx")
+pytest.importorskip("safetensors")
+
+from vidmatte.errors import ModelError  # noqa: E402
+
+REAL_CLIP = "video_people/sam2/05_default_juggle.mp4"
+PARITY_FRAMES = 32
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """One intra-op thread: this machine class (2 cores, shared) slows down badly when oversubscribed."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def torch_cache(rvm_onnx_path, tmp_path_factory):
+    """A private cache holding a copy of the verified ONNX file, so conversion is exercised from scratch."""
+    cache = tmp_path_factory.mktemp("cache")
+    shutil.copy(rvm_onnx_path, cache / rvm_onnx_path.name)
+    return cache
+
+
+@pytest.fixture(scope="module")
+def pretrained(torch_cache):
+    from vidmatte.models.convert_onnx import load_pretrained
+
+    return load_pretrained("rvm-mobilenetv3", torch_cache, refine_always=True, quiet=True)
+
+
+@pytest.fixture(scope="module")
+def ort_runner(rvm_onnx_path):
+    from vidmatte.backends.onnx import OnnxRunner
+
+    return OnnxRunner(rvm_onnx_path, threads=1)
+
+
+def test_every_onnx_conv_maps_to_a_module(rvm_onnx_path):
+    from vidmatte.models.convert_onnx import conv_layout, read_onnx_convs
+    from vidmatte.models.rvm import MattingNetwork
+
+    convs = read_onnx_convs(rvm_onnx_path)
+    layout = conv_layout(MattingNetwork())
+    assert len(convs) == len(layout) == 82  # 85 Conv nodes; the box filter weight is used by 4 of them
+    for onnx_conv, (name, module, _) in zip(convs, layout):
+        assert tuple(onnx_conv.weight.shape) == tuple(module.weight.shape), (onnx_conv.node, name)
+    # Folded BatchNorm: the first conv's BN is identity and carries the graph's bias.
+    with_bn = [bn for _, _, bn in layout if bn]
+    assert "backbone.features.0.1" in with_bn and "refiner.conv.1" in with_bn
+
+
+def test_conversion_refuses_a_model_that_does_not_fit(rvm_onnx_path):
+    from vidmatte.models.convert_onnx import convert_state_dict
+    from vidmatte.models.rvm import MattingNetwork
+
+    with pytest.raises(ModelError, match="Conv weights in the graph"):
+        convert_state_dict(rvm_onnx_path, MattingNetwork("resnet50"))
+
+
+def test_converted_weights_are_cached_with_provenance(torch_cache, pretrained):
+    from vidmatte.models.convert_onnx import ensure_torch_weights, load_weights
+    from vidmatte.models.registry import get_spec
+
+    path = ensure_torch_weights("rvm-mobilenetv3", torch_cache, quiet=True)
+    mtime = path.stat().st_mtime_ns
+    assert ensure_torch_weights("rvm-mobilenetv3", torch_cache, quiet=True).stat().st_mtime_ns == mtime
+    state, meta = load_weights(path)
+    assert meta["source_sha256"] == get_spec("rvm-mobilenetv3").sha256
+    assert "torch" in get_spec("rvm-mobilenetv3").formats
+    assert not list(torch_cache.glob("*.part"))
+    assert set(state) == set(pretrained.state_dict())
+
+
+def test_corrupt_cached_weights_give_a_clear_error(tmp_path, rvm_onnx_path):
+    from vidmatte.models.convert_onnx import ensure_torch_weights, torch_weights_path
+
+    shutil.copy(rvm_onnx_path, tmp_path / rvm_onnx_path.name)
+    torch_weights_path("rvm-mobilenetv3", tmp_path).write_bytes(b"not a safetensors file")
+    with pytest.raises(ModelError, match="not a readable safetensors file"):
+        ensure_torch_weights("rvm-mobilenetv3", tmp_path, quiet=True)
+
+
+def _read_frames(path, count):
+    av = pytest.importorskip("av")
+    frames = []
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            frames.append(frame.to_ndarray(format="rgb24"))
+            if len(frames) == count:
+                break
+    return [np.ascontiguousarray(f.transpose(2, 0, 1)[None], dtype=np.float32) / 255 for f in frames]
+
+
+def _max_diffs(model, ort_runner, frames, ratio):
+    """Run both backends over consecutive frames with their own state carried; max |diff| of pha, fgr."""
+    ort_state, torch_state = ort_runner.initial_state(), [torch.zeros(1, 1, 1, 1)] * 4
+    pha_diff = fgr_diff = 0.0
+    alpha_seen = 0.0
+    for src in frames:
+        fgr_o, pha_o, ort_state = ort_runner(src, ort_state, ratio)
+        with torch.inference_mode():
+            fgr_t, pha_t, *torch_state = model(torch.from_numpy(src), *torch_state, downsample_ratio=ratio)
+        pha_diff = max(pha_diff, float(np.abs(pha_t.numpy() - pha_o).max()))
+        fgr_diff = max(fgr_diff, float(np.abs(fgr_t.numpy() - fgr_o).max()))
+        alpha_seen = max(alpha_seen, float(pha_o.mean()))
+    return pha_diff, fgr_diff, alpha_seen
+
+
+@pytest.mark.weights
+@pytest.mark.shared_data
+def test_parity_with_onnxruntime_on_real_frames(pretrained, ort_runner, shared_data):
+    frames = _read_frames(shared_data / REAL_CLIP, PARITY_FRAMES)
+    assert len(frames) == PARITY_FRAMES
+    pha_diff, fgr_diff, alpha_seen = _max_diffs(pretrained, ort_runner, frames, ratio=0.375)
+    print(f"\nparity over {len(frames)} real 1280x720 frames at ratio 0.375: "
+          f"alpha max|diff| {pha_diff:.2e}, fgr max|diff| {fgr_diff:.2e}")
+    assert alpha_seen > 0.02  # the person is actually matted, so the comparison covers real alpha
+    assert pha_diff <= 1e-4
+    assert fgr_diff <= 1e-3
+
+
+@pytest.mark.weights
+@pytest.mark.shared_data
+def test_torch_runner_with_fused_batchnorm_matches_onnxruntime(torch_cache, ort_runner, shared_data):
+    """The runner folds BatchNorm into the convolutions for speed; it must still match the ONNX graph."""
+    from vidmatte.backends.torch_runner import TorchRunner
+
+    runner = TorchRunner.from_model("rvm-mobilenetv3", device="cpu", cache=str(torch_cache))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in runner.model.modules())
+    torch_state, ort_state = runner.initial_state(), ort_runner.initial_state()
+    worst_pha = worst_fgr = 0.0
+    for src in _read_frames(shared_data / REAL_CLIP, 8):
+        fgr_t, pha_t, torch_state = runner(src, torch_state, 0.375)
+        fgr_o, pha_o, ort_state = ort_runner(src, ort_state, 0.375)
+        worst_pha = max(worst_pha, float(np.abs(pha_t - pha_o).max()))
+        worst_fgr = max(worst_fgr, float(np.abs(fgr_t - fgr_o).max()))
+    assert worst_pha <= 1e-4 and worst_fgr <= 1e-3
+
+
+@pytest.mark.weights
+def test_parity_with_onnxruntime_on_generated_frames_any_ratio(pretrained, ort_runner):
+    """Always runs (no shared data): odd sizes, ratio 1 (the refiner still runs, as in the ONNX graph) and 0.6."""
+    from vidmatte.backends.export import check_frames
+
+    clip = check_frames(seed=3, batch=1, frames=4, height=97, width=131)
+    for ratio in (1.0, 0.6):
+        pha_diff, fgr_diff, _ = _max_diffs(pretrained, ort_runner, list(clip), ratio)
+        assert pha_diff <= 1e-4 and fgr_diff <= 1e-3, ratio
+
+
+@pytest.mark.weights
+@pytest.mark.shared_data
+def test_real_clip_in_one_call_equals_frame_by_frame(pretrained, shared_data):
+    frames = _read_frames(shared_data / REAL_CLIP, 6)
+    clip = torch.from_numpy(np.concatenate(frames))[None]  # [1,T,3,720,1280]
+    with torch.inference_mode():
+        _, pha_all, *_ = pretrained(clip, downsample_ratio=0.25)
+        state = [None] * 4
+        for t in range(clip.shape[1]):
+            _, pha, *state = pretrained(clip[:, t], *state, downsample_ratio=0.25)
+            assert float((pha - pha_all[:, t]).abs().max()) <= 1e-5
+
+
+@pytest.mark.weights
+def test_torch_backend_through_the_public_api(torch_cache):
+    import vidmatte
+
+    matter = vidmatte.load(backend="torch", device="cpu", cache=str(torch_cache))
+    frame = (np.random.default_rng(0).random((40, 56, 3)) * 255).astype(np.uint8)
+    fgr, pha = matter.step(frame)
+    assert fgr.shape == (40, 56, 3) and pha.shape == (40, 56) and pha.dtype == np.float32
+    onnx_matter = vidmatte.load(backend="onnxruntime", cache=str(torch_cache))
+    _, pha_onnx = onnx_matter.step(frame)
+    assert float(np.abs(pha - pha_onnx).max()) <= 1e-4
+
+
+@pytest.mark.weights
+def test_torch_runner_clip_call_equals_frame_calls(torch_cache):
+    from vidmatte.backends.export import check_frames
+    from vidmatte.backends.torch_runner import TorchRunner
+
+    runner = TorchRunner.from_model("rvm-mobilenetv3", device="cpu", cache=str(torch_cache))
+    clip = check_frames(seed=2, batch=1, frames=4, height=64, width=96)[:, 0]  # [T,3,H,W]
+    fgr_all, pha_all, state_all = runner.run_clip(clip, runner.initial_state(), 0.5)
+    state = runner.initial_state()
+    for t in range(len(clip)):
+        fgr, pha, state = runner(clip[t:t + 1], state, 0.5)
+        assert float(np.abs(pha[0] - pha_all[t]).max()) <= 1e-5
+        assert float(np.abs(fgr[0] - fgr_all[t]).max()) <= 1e-5
+    assert max(float((a - b).abs().max()) for a, b in zip(state, state_all)) <= 1e-5
+
+
+@pytest.mark.weights
+@pytest.mark.shared_data
+def test_convert_cli_with_torch_backend_matches_onnxruntime(shared_data, rvm_onnx_path, tmp_path):
+    """`vidmatte convert --backend torch --device cpu --end-frame N` writes N alpha frames equal (to 8-bit
+    rounding) to the default onnxruntime backend's."""
+    from PIL import Image
+
+    from vidmatte.cli.main import main
+
+    shutil.copy(rvm_onnx_path, tmp_path / rvm_onnx_path.name)
+    outputs = {}
+    for backend in ("onnxruntime", "torch"):
+        out = tmp_path / backend
+        code = main(["convert", str(shared_data / REAL_CLIP), "--alpha", f"{out}/", "--backend", backend,
+                     "--device", "cpu", "--end-frame", "3", "--input-resize", "480x270", "--threads", "1",
+                     "--downsample-ratio", "0.5", "--cache-dir", str(tmp_path), "--quiet"])
+        assert code == 0
+        outputs[backend] = [np.asarray(Image.open(p), np.int16) for p in sorted(out.glob("*.png"))]
+    assert len(outputs["torch"]) == len(outputs["onnxruntime"]) == 3
+    for a, b in zip(outputs["torch"], outputs["onnxruntime"]):
+        assert int(np.abs(a - b).max()) <= 1
+    assert max(float(a.mean()) for a in outputs["torch"]) > 5  # a person was matted
+
+
+def test_unknown_device_is_a_usage_error():
+    from vidmatte.backends.torch_runner import pick_device
+    from vidmatte.errors import UsageError
+
+    with pytest.raises(UsageError, match="unknown device"):
+        pick_device("tpu")
