@@ -47,7 +47,8 @@ def convert_video(model="rvm-mobilenetv3",
                   allow_partial: bool = False):
     """RobustVideoMatting's ``convert_video``, same parameter names and meaning, on vidmatte's pipeline.
 
-    model: a registered name (``"rvm-mobilenetv3"``), a path to an RVM ``.onnx`` file, or a matter from ``load``.
+    model: a registered name (``"rvm-mobilenetv3"``), a path to an RVM ``.onnx`` file, a matter from ``load``, or
+    a PyTorch ``MattingNetwork`` (``vidmatte.models.rvm``), as in RVM's own scripts.
     output_type: ``"video"`` (paths are files; the extension picks the container, .mp4 by RVM's habit) or
     ``"png_sequence"`` (paths are folders; as in RVM the composition is then RGBA PNGs).
     num_workers and dtype are accepted for compatibility: decoding always runs in its own thread, and the ONNX
@@ -79,6 +80,10 @@ def convert_video(model="rvm-mobilenetv3",
     if isinstance(model, RecurrentMatter):
         matter = model
         matter.reset()
+    elif hasattr(model, "parameters") and callable(model):  # a torch MattingNetwork, as RVM's own scripts pass
+        from .backends.torch_runner import TorchRunner
+
+        matter = RecurrentMatter(TorchRunner(model, device=device or "auto"), downsample_ratio, seq_chunk)
     else:
         matter = load(str(model), backend=backend, downsample_ratio=downsample_ratio, device=device or "auto")
         matter.seq_chunk = seq_chunk

@@ -144,7 +144,9 @@ class _Job:
         self.width, self.height = width, height
         self.stop = threading.Event()
         self.errors: list[BaseException] = []
-        slots = slots_for(width, height)
+        # A chunk of seq_chunk frames is gathered before the network runs: one more slot than that keeps the decoder
+        # busy meanwhile (fewer would deadlock).
+        slots = max(slots_for(width, height), matter.seq_chunk + 1)
         self.input_slots = threading.Semaphore(slots)  # float tensors made by the decoder, freed after inference
         self.output_slots = threading.Semaphore(slots)  # network outputs, freed once written
         self.decoded: queue.Queue = queue.Queue()  # bounded by input_slots
@@ -171,19 +173,32 @@ class _Job:
         while True:
             if INTERRUPTED.is_set():
                 raise KeyboardInterrupt
-            item = self._get(self.decoded)
-            if item is _END or isinstance(item, BaseException) or item is None:
+            stamps, tensors, ending = self._gather(self.matter.seq_chunk)
+            if stamps:
+                if not all(self._acquire(self.output_slots) for _ in stamps):
+                    return None
+                fgr, pha = self.matter.step_chunk(tensors[0] if len(tensors) == 1 else np.concatenate(tensors))
+                del tensors
+                for i, stamp in enumerate(stamps):
+                    self.input_slots.release()
+                    self.matted.put((stamp, fgr[i], pha[i, 0]))
+                    progress.update()
+                del fgr, pha
+            if ending is not None:
                 self.matted.put(_END)
-                return item if isinstance(item, BaseException) else None
-            stamp, tensor = item
+                return ending if isinstance(ending, BaseException) else None
+
+    def _gather(self, count: int) -> tuple[list, list, object]:
+        """Up to ``count`` decoded frames; ``ending`` is _END, the decoder's exception or a stop (else None)."""
+        stamps, tensors = [], []
+        while len(stamps) < count:
+            item = self._get(self.decoded)
+            if item is _END or item is None or isinstance(item, BaseException):
+                return stamps, tensors, (_END if item is None else item)
+            stamps.append(item[0])
+            tensors.append(item[1])
             del item
-            if not self._acquire(self.output_slots):
-                return None
-            fgr, pha = self.matter.step_tensor(tensor)
-            del tensor
-            self.input_slots.release()
-            self.matted.put((stamp, fgr[0], pha[0, 0]))
-            progress.update()
+        return stamps, tensors, None
 
     def _write(self) -> None:
         first_pts = None

@@ -27,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     model.add_argument("--device", default="auto", help="torch backend: auto|cpu|cuda|mps")
     model.add_argument("--downsample-ratio", default="auto",
                        help="auto (min(512 / max(h, w), 1), RVM's rule) or a number in (0, 1]")
-    model.add_argument("--seq-chunk", type=int, default=1, help="frames per network call (torch backend)")
+    model.add_argument("--seq-chunk", type=int, default=1, help="frames per network call (torch backend; ONNX goes frame by frame)")
     model.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
     model.add_argument("--cache-dir", help="weights folder (default: $VIDMATTE_CACHE or ~/.cache/vidmatte)")
     rng = p.add_argument_group("range and encoding")

@@ -33,8 +33,9 @@ class RecurrentMatter:
     def __init__(self, runner: Runner, downsample_ratio: float | None = None, seq_chunk: int = 1):
         self.runner = runner
         self.downsample_ratio = downsample_ratio
-        # The official ONNX graph has no time axis, so ONNX runs go frame by frame whatever seq_chunk says.
-        self.seq_chunk = seq_chunk
+        # Frames per network call. Runners with a time axis (PyTorch: ``run_clip``) take them in one call; the
+        # official ONNX graph has none, so ONNX runs go frame by frame whatever seq_chunk says.
+        self.seq_chunk = max(1, int(seq_chunk))
         self.reset()
 
     def reset(self) -> None:
@@ -47,6 +48,17 @@ class RecurrentMatter:
         if self._ratio is None:
             self._ratio = auto_downsample_ratio(*src.shape[2:])
         fgr, pha, self._state = self.runner(src, self._state, self._ratio)
+        return fgr, pha
+
+    def step_chunk(self, src: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """src float32 [T,3,H,W] 0..1, consecutive frames -> (fgr [T,3,H,W], pha [T,1,H,W]); state carried."""
+        run_clip = getattr(self.runner, "run_clip", None)
+        if run_clip is None or len(src) == 1:
+            outputs = [self.step_tensor(src[i:i + 1]) for i in range(len(src))]
+            return np.concatenate([f for f, _ in outputs]), np.concatenate([p for _, p in outputs])
+        if self._ratio is None:
+            self._ratio = auto_downsample_ratio(*src.shape[2:])
+        fgr, pha, self._state = run_clip(src, self._state, self._ratio)
         return fgr, pha
 
     def step(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
