@@ -22,6 +22,7 @@ import numpy as np
 from .compose import Background, alpha_to_u16, alpha_to_u8, composite, planes_to_rgb_u8, rgba
 from .errors import InputError, PartialInputError, UsageError
 from .io.audio import AudioTrack
+from .io.probe import LARGE_FRAME_PIXELS
 from .io.readers import open_reader
 from .io.writers import OutputSpec, check_writable, open_writer
 from .matters.recurrent import RecurrentMatter, frame_to_tensor
@@ -40,8 +41,9 @@ def return_large_buffers_to_the_os() -> None:
     """Have glibc mmap every allocation of 1 MiB or more, so freed frame buffers leave the process at once.
 
     glibc's default threshold adapts upwards (to 32 MiB) after large frees, after which 25 MB frames are carved from
-    per-thread heaps that the decode/write threads keep: about 280 MB of extra peak memory on a 4K clip
-    (benchmarks/memory_4k.py). Process-wide and harmless elsewhere; a no-op off glibc.
+    per-thread heaps that the decode/write threads keep: hundreds of MB of extra peak memory on a 4K clip
+    (benchmarks/memory_4k.py). Used above 1440p only: fresh pages for every frame buffer cost page faults that
+    smaller frames (CPU-bound, not memory-bound) should not pay. Process-wide and sticky; a no-op off glibc.
     """
     global _MALLOC_TUNED
     if _MALLOC_TUNED or not sys.platform.startswith("linux"):
@@ -110,10 +112,11 @@ def convert(source: str | os.PathLike, matter: RecurrentMatter, options: Convert
     """Matte every frame of ``source`` and write the requested outputs (all or nothing under final names)."""
     if not options.outputs:
         raise UsageError("no output requested; give at least one of --composition, --alpha, --foreground, --rgba")
-    return_large_buffers_to_the_os()
     reader = open_reader(source, options.start_frame, options.end_frame, options.sequence_fps)
     _check_outputs(Path(source), options, reader.expected_frames())
     width, height = options.input_resize or (reader.info.width, reader.info.height)
+    if width * height > LARGE_FRAME_PIXELS:
+        return_large_buffers_to_the_os()
     matter.reset()  # a new video: the recurrent state (and the auto downsample ratio) start afresh
     job = _Job(reader, matter, options, width, height)
     return job.run()
@@ -152,6 +155,8 @@ class _Job:
         self.decoded: queue.Queue = queue.Queue()  # bounded by input_slots
         self.matted: queue.Queue = queue.Queue()  # bounded by output_slots
         self.writers: list = []
+        self.needs_foreground = any(spec.kind != "alpha" for spec in options.outputs)
+        self.large_frames = width * height > LARGE_FRAME_PIXELS
         self.background: Background | None = None
         self.frames_written = 0
 
@@ -161,8 +166,11 @@ class _Job:
             for frame in self.reader:
                 if not self._acquire(self.input_slots):
                     return
-                tensor = frame_to_tensor(self._resize(frame.image))
-                self.decoded.put((_Stamp(frame.index, frame.pts), tensor))
+                image = self._resize(frame.image)
+                # Large frames wait as uint8 (25 MB at 4K) and become float (100 MB) only when the network is
+                # ready for them; smaller ones are converted here, off the network's thread.
+                payload = image if self.large_frames else frame_to_tensor(image)
+                self.decoded.put((_Stamp(frame.index, frame.pts), payload))
         except BaseException as exc:  # forwarded to the caller's thread, which decides what it means
             self.decoded.put(exc)
             return
@@ -181,12 +189,22 @@ class _Job:
                 del tensors
                 for i, stamp in enumerate(stamps):
                     self.input_slots.release()
-                    self.matted.put((stamp, fgr[i], pha[i, 0]))
+                    self.matted.put((stamp, self._hand_over_foreground(fgr[i]), pha[i, 0]))
                     progress.update()
                 del fgr, pha
             if ending is not None:
                 self.matted.put(_END)
                 return ending if isinstance(ending, BaseException) else None
+
+    def _hand_over_foreground(self, fgr: np.ndarray) -> np.ndarray | None:
+        """float [3,H,W] as the network made it; nothing when no output uses it; uint8 [H,W,3] for large frames.
+
+        Above 1440p the float planes (100 MB at 4K) waiting in the hand-over dominate peak memory, so they are
+        packed here at the cost of ~30 ms of the network's thread; smaller frames keep that work on the writer.
+        """
+        if not self.needs_foreground:
+            return None
+        return planes_to_rgb_u8(fgr) if self.large_frames else fgr
 
     def _gather(self, count: int) -> tuple[list, list, object]:
         """Up to ``count`` decoded frames; ``ending`` is _END, the decoder's exception or a stop (else None)."""
@@ -196,7 +214,7 @@ class _Job:
             if item is _END or item is None or isinstance(item, BaseException):
                 return stamps, tensors, (_END if item is None else item)
             stamps.append(item[0])
-            tensors.append(item[1])
+            tensors.append(item[1] if item[1].dtype == np.float32 else frame_to_tensor(item[1]))
             del item
         return stamps, tensors, None
 
@@ -225,7 +243,8 @@ class _Job:
             if spec.kind == "alpha":
                 writer.write(alpha_to_u16(pha) if spec.bit_depth == 16 and _takes_16_bit(spec) else alpha, pts)
                 continue
-            fgr_u8 = planes_to_rgb_u8(fgr) if fgr_u8 is None else fgr_u8
+            if fgr_u8 is None:
+                fgr_u8 = fgr if fgr.dtype == np.uint8 else planes_to_rgb_u8(fgr)
             if spec.kind == "foreground":
                 writer.write(fgr_u8, pts)
             elif spec.kind == "rgba":
