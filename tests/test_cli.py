@@ -168,3 +168,24 @@ def test_one_image_output_refuses_a_video(tmp_path, clip):
     proc = run("convert", clip, "--alpha", tmp_path / "a.png")
     assert_one_line_error(proc, 2, "holds one image")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 300 KB tmpfs, to run out of space for real (needs root; skipped elsewhere)."""
+    mount_point = tmp_path / "tiny"
+    mount_point.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(mount_point)],
+                          capture_output=True)
+    if proc.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    yield mount_point
+    subprocess.run(["umount", str(mount_point)], check=False)
+
+
+@pytest.mark.parametrize("flag, target", [("--foreground", "f/"), ("--rgba", "r.mov")])
+def test_full_disk_is_one_line_and_leaves_nothing(tiny_disk, flag, target, rvm_onnx_path, tmp_path):
+    clip = write_video(tmp_path / "in.mp4", moving_square_frames(40, 320, 240), fps=24)
+    proc = run("convert", clip, flag, f"{tiny_disk}/{target}", "--quiet")
+    assert_one_line_error(proc, 1, "disk full while writing")
+    assert list(tiny_disk.iterdir()) == []

@@ -117,8 +117,8 @@ def _disk_error(exc: OSError, path: Path) -> OutputError:
     return OutputError(f"cannot write {path}: {exc.strerror or exc}")
 
 
-def _imwrite(path: Path, image: np.ndarray) -> None:
-    """uint8/uint16 gray, RGB or RGBA -> an image file (format by extension)."""
+def _imwrite(path: Path, image: np.ndarray, shown_as: Path) -> None:
+    """uint8/uint16 gray, RGB or RGBA -> an image file (format by extension); errors name ``shown_as``."""
     import cv2
 
     if image.ndim == 3:
@@ -126,8 +126,15 @@ def _imwrite(path: Path, image: np.ndarray) -> None:
         image = cv2.cvtColor(image, code)
     # PNG level 1: still lossless; higher levels cost several times the encode time for ~10% smaller files.
     params = [cv2.IMWRITE_PNG_COMPRESSION, 1] if path.suffix.lower() == ".png" else []
-    if not cv2.imwrite(str(path), image, params):
-        raise _disk_error(OSError(errno.EIO, "image encoder failed"), path)
+    ok, encoded = cv2.imencode(path.suffix.lower(), image, params)
+    if not ok:
+        raise OutputError(f"cannot encode {shown_as}")
+    # Encoding in memory and writing here turns a full disk into ENOSPC (and no libpng noise on stderr).
+    try:
+        with open(path, "wb") as fh:
+            fh.write(encoded.data)
+    except OSError as exc:
+        raise _disk_error(exc, shown_as) from None
 
 
 class PngSequenceWriter:
@@ -142,7 +149,7 @@ class PngSequenceWriter:
         self._count = 0
 
     def write(self, image: np.ndarray, pts: int | None = None) -> None:
-        _imwrite(self._out.temp / f"{self._count:05d}.png", image)
+        _imwrite(self._out.temp / f"{self._count:05d}.png", image, self.spec.path)
         self._count += 1
 
     def close(self) -> None:
@@ -165,7 +172,7 @@ class ImageFileWriter(PngSequenceWriter):
     def write(self, image: np.ndarray, pts: int | None = None) -> None:
         if self._count:
             raise UsageError(f"{self.spec.path} holds one image; write a longer input to a folder/ or a video")
-        _imwrite(self._out.temp, image)
+        _imwrite(self._out.temp, image, self.spec.path)
         self._count = 1
 
 
