@@ -4,7 +4,9 @@
 
 Input: 1080p H.264 (the real 1920x1080 clip from ../shared/data when present, else one synthesised from the demo
 photo). Rows, all on the same decoded frames and the same model session settings:
-  bare     decoded RGB frames already in memory -> tensor -> session.run (the ceiling for end to end)
+  bare     decoded RGB frames already in memory -> tensor -> session.run, on an ONNX Runtime session with
+           default options (what a plain script gets; the ceiling for end to end)
+  bare-vm  the same loop on vidmatte's tuned session (no thread spinning, no memory pattern)
   pipeline vidmatte's pipeline: file -> composition .mp4 (H.264, default preset) with decode/encode overlapped
   naive    decode all, then infer all, then composite in float numpy and encode, one after another
 The rows are interleaved (bare, pipeline, naive, repeated) so machine noise hits them alike; the ratio uses the
@@ -44,6 +46,20 @@ def decode(path: Path, frames: int) -> list[np.ndarray]:
     with av.open(str(path)) as c:
         c.streams.video[0].thread_type = "AUTO"
         return [f.to_ndarray(format="rgb24") for _, f in zip(range(frames), c.decode(video=0))]
+
+
+def default_session_runner(path: Path, threads: int | None):
+    """An OnnxRunner whose session has ONNX Runtime's default options: the reference a plain script gets."""
+    import onnxruntime as ort
+
+    from vidmatte.backends.onnx import OnnxRunner
+
+    runner = OnnxRunner(path, threads)
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    runner.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return runner
 
 
 def bare_loop(runner, frames, ratio) -> float:
@@ -109,12 +125,15 @@ def main() -> int:
                                                                                            args.frames))
         frames = decode(clip, args.frames)
         runner = open_runner("rvm-mobilenetv3", threads=args.threads)
+        plain = default_session_runner(runner.path, args.threads)
         bare_loop(runner, frames[:3], args.ratio)  # warm-up: first runs allocate
-        rows = {"bare": [], "pipeline": [], "naive": []}
+        bare_loop(plain, frames[:3], args.ratio)
+        rows = {"bare": [], "bare-vm": [], "pipeline": [], "naive": []}
         for rep in range(args.repeats):
-            rows["bare"].append(bare_loop(runner, frames, args.ratio))
+            rows["bare"].append(bare_loop(plain, frames, args.ratio))
+            rows["bare-vm"].append(bare_loop(runner, frames, args.ratio))
             rows["pipeline"].append(pipeline_run(runner, clip, len(frames), args.ratio, Path(tmp) / "p.mp4"))
-            rows["naive"].append(naive_run(runner, clip, len(frames), args.ratio, Path(tmp) / "n.mp4"))
+            rows["naive"].append(naive_run(plain, clip, len(frames), args.ratio, Path(tmp) / "n.mp4"))
             print(f"repeat {rep + 1}/{args.repeats}: " + ", ".join(f"{k} {v[-1]:.2f} fps" for k, v in rows.items()),
                   file=sys.stderr)
     median = {k: statistics.median(v) for k, v in rows.items()}
