@@ -172,3 +172,16 @@ def test_reader_decodes_common_containers_and_pixel_formats(tmp_path, ext, codec
     assert got[0].image.shape == (64, 96, 3) and got[0].image.dtype == np.uint8
     # the red top-left marker survives any of these codecs
     assert got[3].image[2:6, 2:6, 0].mean() > 180 and got[3].image[2:6, 2:6, 1].mean() < 90
+
+
+def test_h264_colours_and_alpha_levels_survive(tmp_path):
+    """The fast RGB/gray -> I420 path keeps colours and alpha levels (what a player or an alpha reader sees)."""
+    y, x = np.mgrid[0:64, 0:96]
+    image = np.stack([x * 2.5, y * 3.5, 200 - x], -1).clip(0, 255).astype(np.uint8)
+    out = _write(str(tmp_path / "c.mp4"), "composition", [image] * 3)
+    back = decode_all(out)[1].astype(int)
+    assert np.abs(back - image.astype(int)).mean() < 2.0
+    alpha = np.tile(np.linspace(0, 255, 96).astype(np.uint8), (64, 1))
+    out = _write(str(tmp_path / "a.mp4"), "alpha", [alpha] * 3)
+    gray = decode_all(out, "gray")[1].astype(int)
+    assert np.abs(gray - alpha.astype(int)).max() <= 3

@@ -221,11 +221,21 @@ class VideoFileWriter:
         if self._pad != (0, 0):  # 4:2:0 needs even sizes: replicate the last row/column rather than fail
             pad = ((0, self._pad[0]), (0, self._pad[1])) + ((0, 0),) * (image.ndim - 2)
             image = np.pad(image, pad, mode="edge")
-        fmt = "gray" if image.ndim == 2 else ("rgba" if image.shape[2] == 4 else "rgb24")
-        frame = self._av.VideoFrame.from_ndarray(image, format=fmt)
+        frame = self._to_frame(image)
         frame.pts = pts
         frame.time_base = self.time_base
         self._mux(self.stream.encode(frame))
+
+    def _to_frame(self, image: np.ndarray):
+        """uint8 gray/RGB/RGBA -> a VideoFrame the encoder takes as is.
+
+        For 4:2:0 encoders the conversion is done here with OpenCV (about 0.6 ms for a 1080p frame against 5 ms in
+        swscale), with the same BT.601 limited-range matrix swscale applies to untagged RGB.
+        """
+        if self.codec.pix_fmt == "yuv420p" and (image.ndim == 2 or image.shape[2] == 3):
+            return self._av.VideoFrame.from_ndarray(_to_i420(image), format="yuv420p")
+        fmt = "gray" if image.ndim == 2 else ("rgba" if image.shape[2] == 4 else "rgb24")
+        return self._av.VideoFrame.from_ndarray(image, format=fmt)
 
     def _mux(self, packets) -> None:
         try:
@@ -253,6 +263,18 @@ class VideoFileWriter:
     def discard(self) -> None:
         """Remove the temporary file without touching the container (another thread may be inside it)."""
         self._out.abort()
+
+
+def _to_i420(image: np.ndarray) -> np.ndarray:
+    """uint8 RGB [H,W,3] or gray [H,W] (even sizes) -> planar I420 [H*3/2, W], BT.601 limited range."""
+    import cv2
+
+    if image.ndim == 3:
+        return cv2.cvtColor(image, cv2.COLOR_RGB2YUV_I420)
+    h, w = image.shape
+    planes = np.full((h * 3 // 2, w), 128, np.uint8)  # neutral chroma
+    planes[:h] = cv2.convertScaleAbs(image, alpha=219 / 255, beta=16)  # luma in 16..235, as swscale maps gray
+    return planes
 
 
 def _parse_bitrate(text: str) -> int:
