@@ -72,13 +72,13 @@ def bare_loop(runner, frames, ratio) -> float:
     return len(frames) / (time.perf_counter() - start)
 
 
-def pipeline_run(runner, clip, frames, ratio, out: Path) -> float:
+def pipeline_run(runner, clip, frames, ratio, out: Path, preset: str = "superfast") -> float:
     from vidmatte.io.writers import parse_output
     from vidmatte.matters import RecurrentMatter
     from vidmatte.pipeline import ConvertOptions, convert
 
     options = ConvertOptions([parse_output("composition", str(out))], end_frame=frames, overwrite=True,
-                             progress=False)
+                             progress=False, preset=preset)
     start = time.perf_counter()
     result = convert(clip, RecurrentMatter(runner, ratio), options)
     return result.frames / (time.perf_counter() - start)
@@ -115,6 +115,7 @@ def main() -> int:
     parser.add_argument("--ratio", type=float, default=0.25)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--preset", default="superfast", help="x264 preset of the pipeline row (its default)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -132,7 +133,8 @@ def main() -> int:
         for rep in range(args.repeats):
             rows["bare"].append(bare_loop(plain, frames, args.ratio))
             rows["bare-vm"].append(bare_loop(runner, frames, args.ratio))
-            rows["pipeline"].append(pipeline_run(runner, clip, len(frames), args.ratio, Path(tmp) / "p.mp4"))
+            rows["pipeline"].append(pipeline_run(runner, clip, len(frames), args.ratio, Path(tmp) / "p.mp4",
+                                                 args.preset))
             rows["naive"].append(naive_run(plain, clip, len(frames), args.ratio, Path(tmp) / "n.mp4"))
             print(f"repeat {rep + 1}/{args.repeats}: " + ", ".join(f"{k} {v[-1]:.2f} fps" for k, v in rows.items()),
                   file=sys.stderr)
