@@ -29,3 +29,15 @@ def rvm_onnx_path() -> Path:
         return fetch_model("rvm-mobilenetv3", quiet=True)
     except ModelError as exc:
         pytest.skip(f"RVM weights unavailable: {exc}")
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch intra-op thread for a module's tests: this machine class (2 cores, shared) slows down badly when
+    torch oversubscribes it."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -17,13 +17,7 @@ REAL_CLIP = "video_people/sam2/05_default_juggle.mp4"
 PARITY_FRAMES = 32
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """One intra-op thread: this machine class (2 cores, shared) slows down badly when oversubscribed."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

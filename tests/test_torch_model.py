@@ -9,12 +9,7 @@ torch = pytest.importorskip("torch")
 from vidmatte.models.rvm import ConvGRU, MattingNetwork, resize_by  # noqa: E402
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module", params=["mobilenetv3", "resnet50"])
