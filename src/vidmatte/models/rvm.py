@@ -291,10 +291,18 @@ class FastGuidedFilterRefiner(nn.Module):
         var_x = self.box(lr_x * lr_x) - mean_x * mean_x
         a = cov_xy / (var_x + self.eps)
         b = mean_y - a * mean_x
-        size = hr_x.shape[2:]
-        a = F.interpolate(a, size, mode="bilinear", align_corners=False)
-        b = F.interpolate(b, size, mode="bilinear", align_corners=False)
-        return (a * hr_x + b).split([3, 1], dim=1)
+        return apply_guided_coefficients(a, b, hr_x)
+
+
+def apply_guided_coefficients(a: Tensor, b: Tensor, guide: Tensor) -> tuple[Tensor, Tensor]:
+    """Both guided filters end alike: upsample the low-res linear coefficients to the guide's size and apply them.
+
+    a, b: [B,4,h,w]; guide: [B,4,H,W] (RGB + grey) -> (fgr [B,3,H,W], pha [B,1,H,W]).
+    """
+    size = guide.shape[2:]
+    a = F.interpolate(a, size, mode="bilinear", align_corners=False)
+    b = F.interpolate(b, size, mode="bilinear", align_corners=False)
+    return (a * guide + b).split([3, 1], dim=1)
 
 
 class DeepGuidedFilterRefiner(nn.Module):
@@ -327,10 +335,7 @@ class DeepGuidedFilterRefiner(nn.Module):
         var_x = self.box_filter(base_x * base_x) - mean_x * mean_x
         a = self.conv(torch.cat([cov_xy, var_x, base_hid], dim=1))
         b = mean_y - a * mean_x
-        size = fine_src.shape[2:]
-        a = F.interpolate(a, size, mode="bilinear", align_corners=False)
-        b = F.interpolate(b, size, mode="bilinear", align_corners=False)
-        return (a * fine_x + b).split([3, 1], dim=1)
+        return apply_guided_coefficients(a, b, fine_x)
 
 
 class MattingNetwork(nn.Module):
