@@ -56,6 +56,7 @@ class Background:
         self.width, self.height = width, height
         colour = parse_colour(spec)
         self._video = None
+        self._colour = None if colour is None else np.array(colour, np.uint8).reshape(1, 1, 3)
         if colour is not None:
             self._still = np.empty((height, width, 3), np.uint8)
             self._still[:] = colour
@@ -70,6 +71,12 @@ class Background:
 
     def frame(self, index: int) -> np.ndarray:
         return self._still if self._video is None else self._video.frame(index)
+
+    def frame_or_colour(self, index: int) -> np.ndarray:
+        """Like ``frame``, but a solid colour comes as one pixel, uint8 [1,1,3], for kernels that broadcast it."""
+        if self._colour is not None:
+            return self._colour
+        return self.frame(index)
 
     def _cover(self, image: np.ndarray) -> np.ndarray:
         """Scale to cover the output (keep aspect ratio), centre-crop the excess."""

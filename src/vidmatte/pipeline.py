@@ -1,9 +1,9 @@
 """The only frame loop: read -> matte -> compose -> write.
 
 Three stages overlap in threads joined by small bounded queues, so memory stays flat for any length of video:
-  decoder thread:  file -> upright RGB uint8 -> float32 NCHW tensor
+  decoder thread:  file -> upright RGB uint8 -> the network's input (on the fast ONNX path a small copy only)
   caller's thread: the network (ONNX Runtime / PyTorch release the GIL while they compute)
-  writer thread:   uint8 conversion, composition, encoding, muxing
+  writer thread:   full-resolution pictures from the network's results (``Matte``), encoding, muxing
 The CLI, the Python API and any UI call ``convert``; none of them has a loop of its own.
 """
 
@@ -19,13 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .compose import Background, alpha_to_u16, alpha_to_u8, composite, planes_to_rgb_u8, rgba
+from .compose import Background, alpha_to_u16, planes_to_rgb_u8, rgba
 from .errors import InputError, PartialInputError, UsageError
 from .io.audio import AudioTrack
 from .io.probe import LARGE_FRAME_PIXELS
 from .io.readers import open_reader
 from .io.writers import OutputSpec, check_writable, open_writer
-from .matters.recurrent import RecurrentMatter, frame_to_tensor
+from .matte import DenseMatte, Matte
+from .matters.recurrent import RecurrentMatter
 from .interrupt import INTERRUPTED
 from .progress import Progress
 
@@ -167,9 +168,10 @@ class _Job:
                 if not self._acquire(self.input_slots):
                     return
                 image = self._resize(frame.image)
-                # Large frames wait as uint8 (25 MB at 4K) and become float (100 MB) only when the network is
-                # ready for them; smaller ones are converted here, off the network's thread.
-                payload = image if self.large_frames else frame_to_tensor(image)
+                # For a network that takes the whole frame as float, large frames wait as uint8 (25 MB at 4K) and
+                # become float (100 MB) only when the network is ready for them; everything else is prepared here,
+                # off the network's thread.
+                payload = image if self.large_frames and not self.matter.guided else self.matter.prepare(image)
                 self.decoded.put((_Stamp(frame.index, frame.pts), payload))
         except BaseException as exc:  # forwarded to the caller's thread, which decides what it means
             self.decoded.put(exc)
@@ -181,42 +183,46 @@ class _Job:
         while True:
             if INTERRUPTED.is_set():
                 raise KeyboardInterrupt
-            stamps, tensors, ending = self._gather(self.matter.seq_chunk)
+            stamps, payloads, ending = self._gather(self.matter.seq_chunk)
             if stamps:
                 if not all(self._acquire(self.output_slots) for _ in stamps):
                     return None
-                fgr, pha = self.matter.step_chunk(tensors[0] if len(tensors) == 1 else np.concatenate(tensors))
-                del tensors
-                for i, stamp in enumerate(stamps):
+                mattes = self.matter.matte(payloads)
+                del payloads
+                for stamp, matte in zip(stamps, mattes):
                     self.input_slots.release()
-                    self.matted.put((stamp, self._hand_over_foreground(fgr[i]), pha[i, 0]))
+                    self.matted.put((stamp, self._hand_over(matte)))
                     progress.update()
-                del fgr, pha
+                del mattes
             if ending is not None:
                 self.matted.put(_END)
                 return ending if isinstance(ending, BaseException) else None
 
-    def _hand_over_foreground(self, fgr: np.ndarray) -> np.ndarray | None:
-        """float [3,H,W] as the network made it; nothing when no output uses it; uint8 [H,W,3] for large frames.
+    def _hand_over(self, matte: Matte) -> Matte:
+        """Dense results drop fgr when no output uses it and, for large frames, pack it to uint8 here.
 
         Above 1440p the float planes (100 MB at 4K) waiting in the hand-over dominate peak memory, so they are
-        packed here at the cost of ~30 ms of the network's thread; smaller frames keep that work on the writer.
+        packed at the cost of ~30 ms of the network's thread; smaller frames keep that work on the writer.
+        (Guided results are the uint8 frame plus small coefficients already.)
         """
-        if not self.needs_foreground:
-            return None
-        return planes_to_rgb_u8(fgr) if self.large_frames else fgr
+        if isinstance(matte, DenseMatte):
+            if not self.needs_foreground:
+                matte.fgr = None
+            elif self.large_frames:
+                matte.fgr = planes_to_rgb_u8(matte.fgr)
+        return matte
 
     def _gather(self, count: int) -> tuple[list, list, object]:
         """Up to ``count`` decoded frames; ``ending`` is _END, the decoder's exception or a stop (else None)."""
-        stamps, tensors = [], []
+        stamps, payloads = [], []
         while len(stamps) < count:
             item = self._get(self.decoded)
             if item is _END or item is None or isinstance(item, BaseException):
-                return stamps, tensors, (_END if item is None else item)
+                return stamps, payloads, (_END if item is None else item)
             stamps.append(item[0])
-            tensors.append(item[1] if item[1].dtype == np.float32 else frame_to_tensor(item[1]))
+            payloads.append(item[1])
             del item
-        return stamps, tensors, None
+        return stamps, payloads, None
 
     def _write(self) -> None:
         first_pts = None
@@ -225,32 +231,32 @@ class _Job:
                 item = self._get(self.matted)
                 if item is _END or item is None:
                     return
-                stamp, fgr, pha = item
+                stamp, matte = item
                 del item
                 first_pts = stamp.pts if first_pts is None else first_pts
-                self._write_frame(stamp, fgr, pha, stamp.pts - first_pts)
-                del fgr, pha
+                self._write_frame(stamp, matte, stamp.pts - first_pts)
+                del matte
                 self.output_slots.release()
                 self.frames_written += 1
         except BaseException as exc:
             self.errors.append(exc)
             self.stop.set()
 
-    def _write_frame(self, stamp: _Stamp, fgr: np.ndarray, pha: np.ndarray, pts: int) -> None:
-        alpha = alpha_to_u8(pha)
-        fgr_u8 = None
+    def _write_frame(self, stamp: _Stamp, matte: Matte, pts: int) -> None:
+        kinds = {spec.kind for spec in self.options.outputs}
+        background = self.background.frame_or_colour(stamp.index) if "composition" in kinds else None
+        pictures = matte.pictures(background, foreground=bool(kinds & {"foreground", "rgba"}),
+                                  alpha=bool(kinds & {"alpha", "rgba"}))
         for spec, writer in self.writers:
             if spec.kind == "alpha":
-                writer.write(alpha_to_u16(pha) if spec.bit_depth == 16 and _takes_16_bit(spec) else alpha, pts)
-                continue
-            if fgr_u8 is None:
-                fgr_u8 = fgr if fgr.dtype == np.uint8 else planes_to_rgb_u8(fgr)
-            if spec.kind == "foreground":
-                writer.write(fgr_u8, pts)
+                sixteen = spec.bit_depth == 16 and _takes_16_bit(spec)
+                writer.write(alpha_to_u16(pictures.alpha) if sixteen else pictures.alpha_u8, pts)
+            elif spec.kind == "foreground":
+                writer.write(pictures.foreground, pts)
             elif spec.kind == "rgba":
-                writer.write(rgba(fgr_u8, alpha), pts)
+                writer.write(rgba(pictures.foreground, pictures.alpha_u8), pts)
             else:
-                writer.write(composite(fgr_u8, pha, self.background.frame(stamp.index)), pts)
+                writer.write(pictures.composition, pts)
 
     # --- orchestration ----------------------------------------------------------------------------------
     def run(self) -> ConvertResult:

@@ -30,6 +30,10 @@ def open_runner(model: str = "rvm-mobilenetv3", backend: str = "onnxruntime", th
     from ..errors import UsageError
 
     if backend in ("onnxruntime", "onnx", "ort"):
+        from .onnx import GuidedOnnxRunner
+
+        return GuidedOnnxRunner.from_model(model, threads=threads, cache=cache)
+    if backend == "onnxruntime-whole":  # the official graph end to end: the reference, and for comparisons
         from .onnx import OnnxRunner
 
         return OnnxRunner.from_model(model, threads=threads, cache=cache)
@@ -39,4 +43,4 @@ def open_runner(model: str = "rvm-mobilenetv3", backend: str = "onnxruntime", th
         except ImportError as exc:
             raise UsageError(f"--backend torch needs PyTorch: pip install 'vidmatte[torch]' ({exc})") from None
         return TorchRunner.from_model(model, device=device, threads=threads, cache=cache)
-    raise UsageError(f"unknown backend {backend!r}; choose onnxruntime or torch")
+    raise UsageError(f"unknown backend {backend!r}; choose onnxruntime, onnxruntime-whole or torch")

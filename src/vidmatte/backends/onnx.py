@@ -13,42 +13,48 @@ STATE_INPUTS = ("r1i", "r2i", "r3i", "r4i")
 OUTPUTS = ("fgr", "pha", "r1o", "r2o", "r3o", "r4o")
 
 
+def open_session(model: str | os.PathLike | bytes, threads: int | None = None):
+    """An ONNX Runtime CPU session with the options the pipeline needs (a path, or a serialized model)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = int(threads)
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # The memory pattern pre-plans one block per input shape: ~430 MB more peak memory at 4K (1153 vs 722 MiB
+    # for the bare session) and no speed gain. The arena itself stays: without it 1080p runs ~20% slower and
+    # 4K end to end half as fast (measured side by side on 2 cores).
+    options.enable_mem_pattern = False
+    # ORT's idle worker threads spin by default, burning the cycles the decode and encode threads need; without
+    # spinning the pipeline ran ~30% faster end to end on 2 cores (and the bare loop no slower).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3  # errors reach the user as one-line exceptions, not as coloured log lines
+    try:
+        return ort.InferenceSession(model if isinstance(model, bytes) else str(model), options,
+                                    providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types; one line is enough here
+        where = "the coarse RVM graph" if isinstance(model, bytes) else model
+        raise ModelError(f"cannot load ONNX model {where}: {str(exc).splitlines()[0]}") from None
+
+
 class OnnxRunner:
-    name = "onnxruntime"
+    """The official graph run whole: float frame in, full-size fgr and pha out."""
+
+    name = "onnxruntime-whole"
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None):
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = int(threads)
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # The memory pattern pre-plans one block per input shape: ~430 MB more peak memory at 4K (1153 vs 722 MiB
-        # for the bare session) and no speed gain. The arena itself stays: without it 1080p runs ~20% slower and
-        # 4K end to end half as fast (measured side by side on 2 cores).
-        options.enable_mem_pattern = False
-        # ORT's idle worker threads spin by default, burning the cycles the decode and encode threads need; without
-        # spinning the pipeline ran ~30% faster end to end on 2 cores (and the bare loop no slower).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.log_severity_level = 3  # errors reach the user as one-line exceptions, not as coloured log lines
-        try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own exception types; one line is enough here
-            raise ModelError(f"cannot load ONNX model {path}: {str(exc).splitlines()[0]}") from None
+        self.session = open_session(path, threads)
         names = {i.name for i in self.session.get_inputs()}
         missing = {"src", "downsample_ratio", *STATE_INPUTS} - names
         if missing:
             raise ModelError(f"{path} is not an RVM graph (missing inputs {sorted(missing)})")
         self.path = Path(path)
+        self.threads = threads
         self._ratio = np.zeros(1, np.float32)
 
     @classmethod
     def from_model(cls, model: str, threads: int | None = None, cache: str | None = None) -> "OnnxRunner":
-        if str(model).endswith(".onnx") and Path(model).exists():
-            return cls(model, threads)
-        from ..models.registry import fetch_model
-
-        return cls(fetch_model(model, cache), threads)
+        return cls(model_file(model, cache), threads)
 
     def initial_state(self) -> list[np.ndarray]:
         return [np.zeros((1, 1, 1, 1), np.float32) for _ in STATE_INPUTS]
@@ -59,3 +65,59 @@ class OnnxRunner:
         feed.update(zip(STATE_INPUTS, state))
         fgr, pha, *new_state = self.session.run(OUTPUTS, feed)
         return fgr, pha, new_state
+
+
+def model_file(model: str, cache: str | None = None) -> Path:
+    """A path to an .onnx file as given, or a registered model's weights (fetched once)."""
+    if str(model).endswith(".onnx") and Path(model).exists():
+        return Path(model)
+    from ..models.registry import fetch_model
+
+    return Path(fetch_model(model, cache))
+
+
+class GuidedOnnxRunner(OnnxRunner):
+    """The official graph cut before its full-resolution tail; the tail runs in ``vidmatte.guided``.
+
+    ``shrink`` makes the network's small input from a uint8 frame (no full-size float copy), ``coarse`` runs the
+    network on it and returns the guided filter's coefficients. Called as a plain runner (float frame in, fgr and
+    pha out) it runs the whole official graph, which it loads on first use.
+    """
+
+    name = "onnxruntime"
+
+    def __init__(self, path: str | os.PathLike, coarse_model: bytes, threads: int | None = None):
+        self.path, self.threads = Path(path), threads
+        self.coarse_session = open_session(coarse_model, threads)
+        self._whole: OnnxRunner | None = None
+
+    @classmethod
+    def from_model(cls, model: str, threads: int | None = None, cache: str | None = None) -> OnnxRunner:
+        """The split runner when the graph can be cut, else the whole graph (same results, slower)."""
+        path = model_file(model, cache)
+        try:
+            from ..models.rvm_graph import split_model
+
+            coarse = split_model(path)
+        except Exception:  # not an ONNX file we can parse: let the whole-graph runner say what is wrong
+            coarse = None
+        return cls(path, coarse, threads) if coarse is not None else OnnxRunner(path, threads)
+
+    def shrink(self, frame: np.ndarray, downsample_ratio: float) -> np.ndarray:
+        from ..guided import shrink
+
+        return shrink(frame, downsample_ratio)
+
+    def coarse(self, small: np.ndarray, state) -> tuple[np.ndarray, list]:
+        """small float32 [1,3,h,w] -> (coefficients float32 [8,h,w]: A then b, new state)."""
+        from ..models.rvm_graph import COEFFICIENTS, SMALL_INPUT, STATE_OUTPUTS
+
+        feed = {SMALL_INPUT: small}
+        feed.update(zip(STATE_INPUTS, state))
+        coef_a, coef_b, *new_state = self.coarse_session.run([*COEFFICIENTS, *STATE_OUTPUTS], feed)
+        return np.concatenate([coef_a[0], coef_b[0]]), new_state
+
+    def __call__(self, src, state, downsample_ratio):
+        if self._whole is None:
+            self._whole = OnnxRunner(self.path, self.threads)
+        return self._whole(src, state, downsample_ratio)

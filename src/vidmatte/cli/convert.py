@@ -23,7 +23,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                      help="composition background: green|black|white|#RRGGBB|IMAGE|VIDEO (scaled to cover)")
     model = p.add_argument_group("model")
     model.add_argument("--model", default="rvm-mobilenetv3", help="registered model name or path to an .onnx file")
-    model.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "torch"])
+    model.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "onnxruntime-whole", "torch"],
+                       help="onnxruntime: the RVM graph up to its guided filter, whose full-resolution step runs "
+                            "fused with compositing (fastest); onnxruntime-whole: the official graph end to end "
+                            "(same results within float rounding); torch: PyTorch")
     model.add_argument("--device", default="auto", help="torch backend: auto|cpu|cuda|mps")
     model.add_argument("--downsample-ratio", default="auto",
                        help="auto (min(512 / max(h, w), 1), RVM's rule) or a number in (0, 1]")

@@ -7,6 +7,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from ..backends.base import Runner
+from ..matte import DenseMatte, GuidedMatte, Matte
 
 
 def auto_downsample_ratio(height: int, width: int) -> float:
@@ -61,9 +62,40 @@ class RecurrentMatter:
         fgr, pha, self._state = run_clip(src, self._state, self._ratio)
         return fgr, pha
 
+    # --- frames in, Mattes out: what the pipeline uses ------------------------------------------------------
+    @property
+    def guided(self) -> bool:
+        """The runner stops at the guided filter's coefficients (the fast ONNX path)."""
+        return hasattr(self.runner, "coarse")
+
+    def prepare(self, frame: np.ndarray) -> object:
+        """uint8 [H,W,3] -> what ``matte`` takes; may run in another thread than ``matte`` (a decoder's).
+
+        Guided runners get (frame, small float input), a few hundred KB made without a full-size float copy;
+        others (and float frames) the float tensor of the whole frame.
+        """
+        if self._ratio is None:
+            self._ratio = auto_downsample_ratio(*frame.shape[:2])
+        if self.guided and frame.dtype == np.uint8:
+            return frame, self.runner.shrink(frame, self._ratio)
+        return frame_to_tensor(frame)
+
+    def matte(self, prepared: list) -> list[Matte]:
+        """Consecutive prepared frames -> one Matte each, in order; the state is carried."""
+        if self.guided and all(isinstance(p, tuple) for p in prepared):
+            mattes = []
+            for frame, small in prepared:
+                coefficients, self._state = self.runner.coarse(small, self._state)
+                mattes.append(GuidedMatte(frame, coefficients))
+            return mattes
+        tensors = [p if p.dtype == np.float32 else frame_to_tensor(p) for p in prepared]
+        fgr, pha = self.step_chunk(tensors[0] if len(tensors) == 1 else np.concatenate(tensors))
+        return [DenseMatte(fgr[i], pha[i, 0]) for i in range(len(fgr))]
+
     def step(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        fgr, pha = self.step_tensor(frame_to_tensor(frame))
-        return fgr[0].transpose(1, 2, 0), pha[0, 0]
+        """uint8 [H,W,3] RGB -> (fgr float32 [H,W,3], pha float32 [H,W]), both 0..1."""
+        matte = self.matte([self.prepare(frame)])[0]
+        return matte.foreground(), matte.alpha()
 
     def stream(self, frames: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         for frame in frames:

@@ -1,0 +1,87 @@
+"""One frame's matting result, turned into pictures only when (and as) they are needed.
+
+A runner hands over either dense results (fgr and pha at full size, as the official graph or PyTorch make them) or,
+on the fast ONNX path, the frame plus the guided filter's low-resolution coefficients, from which the composition
+is made in one pass (``vidmatte.guided``). The writer asks for the pictures its outputs need; both kinds answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import guided
+from .compose import alpha_to_u8, composite, planes_to_rgb_u8
+
+
+@dataclass
+class Pictures:
+    """What the writer asked for; fields not asked for are None."""
+
+    composition: np.ndarray | None = None  # uint8 [H,W,3]
+    foreground: np.ndarray | None = None  # uint8 [H,W,3]
+    alpha: np.ndarray | None = None  # float32 [H,W] 0..1
+    alpha_u8: np.ndarray | None = None  # uint8 [H,W]
+
+
+class Matte:
+    def pictures(self, background: np.ndarray | None = None, foreground: bool = False,
+                 alpha: bool = False) -> Pictures:
+        """background uint8 [H,W,3] (or [1,1,3]) -> the composition over it; plus foreground/alpha if asked."""
+        raise NotImplementedError
+
+    def foreground(self) -> np.ndarray:
+        """float32 [H,W,3] 0..1."""
+        raise NotImplementedError
+
+    def alpha(self) -> np.ndarray:
+        """float32 [H,W] 0..1."""
+        raise NotImplementedError
+
+
+class DenseMatte(Matte):
+    """fgr as the network made it (float [3,H,W]) or already packed to uint8 [H,W,3]; pha float [H,W]."""
+
+    def __init__(self, fgr: np.ndarray | None, pha: np.ndarray):
+        self.fgr, self.pha = fgr, pha
+
+    def pictures(self, background=None, foreground=False, alpha=False) -> Pictures:
+        fgr_u8 = None
+        if background is not None or foreground:
+            fgr_u8 = self.fgr if self.fgr.dtype == np.uint8 else planes_to_rgb_u8(self.fgr)
+        comp = None
+        if background is not None:
+            if background.shape[:2] != self.pha.shape:
+                background = np.broadcast_to(background, (*self.pha.shape, 3)).copy()
+            comp = composite(fgr_u8, self.pha, background)
+        return Pictures(comp, fgr_u8 if foreground else None, self.pha if alpha else None,
+                        alpha_to_u8(self.pha) if alpha else None)
+
+    def foreground(self) -> np.ndarray:
+        if self.fgr.dtype == np.uint8:
+            return self.fgr.astype(np.float32) / 255
+        return self.fgr.transpose(1, 2, 0)
+
+    def alpha(self) -> np.ndarray:
+        return self.pha
+
+
+class GuidedMatte(Matte):
+    """The frame (uint8 [H,W,3]) and the guided filter's coefficients (float32 [8,h,w]): a few hundred KB."""
+
+    def __init__(self, frame: np.ndarray, coefficients: np.ndarray):
+        self.frame, self.coefficients = frame, coefficients
+
+    def pictures(self, background=None, foreground=False, alpha=False) -> Pictures:
+        made = guided.apply(self.frame, self.coefficients, background=background,
+                            composition=background is not None, foreground_u8=foreground, alpha=alpha,
+                            alpha_u8=alpha)
+        return Pictures(made.get("composition"), made.get("foreground_u8"), made.get("alpha"),
+                        made.get("alpha_u8"))
+
+    def foreground(self) -> np.ndarray:
+        return guided.apply(self.frame, self.coefficients, foreground=True)["foreground"]
+
+    def alpha(self) -> np.ndarray:
+        return guided.apply(self.frame, self.coefficients, alpha=True)["alpha"]

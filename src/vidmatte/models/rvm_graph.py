@@ -1,0 +1,96 @@
+"""Cutting the official RVM ONNX graph before its full-resolution tail.
+
+The graph ends with the deep guided filter applied at full resolution (see ``vidmatte.guided``). This module finds
+that tail by its structure, not by node names (exports from other tools name nodes differently), and builds the
+"coarse" graph: small frame in, guided-filter coefficients A and b (and the recurrent state) out.
+
+    src --Resize(ratio)--> small --[encoder, decoder, refiner convs]--> A, b, r1o..r4o      (the coarse graph)
+    A, b --Resize(H,W)--> * concat(src, mean(src)) + --> split --> fgr (+ src), pha --> clip  (the tail)
+
+A graph that does not have this shape (a different model, a future export) is simply run whole.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+STATE_INPUTS = ("r1i", "r2i", "r3i", "r4i")
+STATE_OUTPUTS = ("r1o", "r2o", "r3o", "r4o")
+SMALL_INPUT = "src_small"
+COEFFICIENTS = ("coef_a", "coef_b")
+
+
+@dataclass(frozen=True)
+class Cut:
+    small: str  # tensor name of the downsampled frame (output of the first Resize of src)
+    coef_a: str  # A [1,4,h,w] before its upsampling Resize
+    coef_b: str  # b [1,4,h,w]
+
+
+def find_cut(graph) -> Cut | None:
+    """The tensors where the guided filter's full-resolution tail starts, or None if the graph differs."""
+    producer = {out: node for node in graph.node for out in node.output}
+
+    def made_by(tensor: str, op: str):
+        node = producer.get(tensor)
+        return node if node is not None and node.op_type == op else None
+
+    clip = made_by("pha", "Clip")
+    split = made_by(clip.input[0], "Split") if clip else None
+    add = made_by(split.input[0], "Add") if split else None
+    if add is None:
+        return None
+    mul = next((made_by(t, "Mul") for t in add.input if made_by(t, "Mul")), None)
+    resize_b = next((made_by(t, "Resize") for t in add.input if made_by(t, "Resize")), None)
+    resize_a = next((made_by(t, "Resize") for t in mul.input if made_by(t, "Resize")), None) if mul else None
+    shrink = next((n for n in graph.node if n.op_type == "Resize" and n.input and n.input[0] == "src"), None)
+    if not (resize_a and resize_b and shrink):
+        return None
+    return Cut(shrink.output[0], resize_a.input[0], resize_b.input[0])
+
+
+def coarse_model(model, cut: Cut):
+    """An ONNX model of everything the coefficients and the next state depend on, fed the small frame directly.
+
+    Returns None when that part still reads the full frame or the ratio (then the cut is not where we think).
+    """
+    from onnx import TensorProto, helper
+
+    graph = model.graph
+    producer = {out: node for node in graph.node for out in node.output}
+    wanted = [cut.coef_a, cut.coef_b, *STATE_OUTPUTS]
+    needed, stack = set(), list(wanted)
+    while stack:
+        tensor = stack.pop()
+        node = producer.get(tensor)
+        if tensor == cut.small or node is None or id(node) in needed:
+            continue
+        needed.add(id(node))
+        stack.extend(node.input)
+    nodes = [node for node in graph.node if id(node) in needed]
+    used = {tensor for node in nodes for tensor in node.input}
+    if used & {"src", "downsample_ratio"}:
+        return None
+    renamed = {cut.small: SMALL_INPUT, cut.coef_a: COEFFICIENTS[0], cut.coef_b: COEFFICIENTS[1]}
+    for node in nodes:
+        node.input[:] = [renamed.get(t, t) for t in node.input]
+        node.output[:] = [renamed.get(t, t) for t in node.output]
+    inputs = [helper.make_tensor_value_info(SMALL_INPUT, TensorProto.FLOAT, [1, 3, "height", "width"])]
+    inputs += [i for i in graph.input if i.name in STATE_INPUTS]
+    outputs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, "channels", "height", "width"])
+               for name in (*COEFFICIENTS, *STATE_OUTPUTS)]
+    initializers = [t for t in graph.initializer if t.name in used]
+    coarse = helper.make_graph(nodes, "rvm_coarse", inputs, outputs, initializers)
+    result = helper.make_model(coarse, opset_imports=model.opset_import)
+    result.ir_version = model.ir_version
+    return result
+
+
+def split_model(path) -> bytes | None:
+    """The serialized coarse model for an RVM graph on disk, or None when the graph cannot be cut."""
+    import onnx
+
+    model = onnx.load(str(path))
+    cut = find_cut(model.graph)
+    coarse = coarse_model(model, cut) if cut else None
+    return coarse.SerializeToString() if coarse is not None else None
