@@ -84,24 +84,19 @@ def _shrink(frame, y0, y1, wy, x0, x1, wx, out):
 
 
 def widen(coefficients: np.ndarray, width: int) -> np.ndarray:
-    """float32 [8,h,w] -> [h,8,W]: each low-res row upsampled along x (rows are blended later, per output row).
+    """float32 [8,h,w] -> [8,h,W]: each low-res row upsampled along x (rows are blended later, per output row).
 
-    Upsampling x first touches h rows instead of H, a quarter of the work at ratio 0.25.
+    Upsampling x first touches h rows instead of H, a quarter of the work at ratio 0.25. OpenCV's float bilinear
+    resize uses the same half-pixel rule as ORT's ``pytorch_half_pixel`` (equal to float rounding) and is ~3x
+    faster than a gather loop; with the 8 planes stacked as one tall image, the vertical scale is exactly 1.
     """
-    _, h, w = coefficients.shape
-    out = np.empty((h, 8, width), np.float32)
-    first, second, weight = taps(w, width, float(np.float32(width) / np.float32(w)))
-    _widen(coefficients, first, second, weight, out)
-    return out
+    import cv2
 
-
-@_kernel
-def _widen(coefficients, x0, x1, wx, out):
-    for i in range(coefficients.shape[1]):
-        for j in range(8):
-            for x in range(out.shape[2]):
-                left = coefficients[j, i, x0[x]]
-                out[i, j, x] = left + (coefficients[j, i, x1[x]] - left) * wx[x]
+    planes, h, w = coefficients.shape
+    if w == 1:  # nothing to interpolate (OpenCV would too, but say it plainly)
+        return np.repeat(coefficients, width, axis=2)
+    wide = cv2.resize(coefficients.reshape(planes * h, w), (width, planes * h), interpolation=cv2.INTER_LINEAR)
+    return wide.reshape(planes, h, width)
 
 
 def apply(frame: np.ndarray, coefficients: np.ndarray, *, background: np.ndarray | None = None,
@@ -115,72 +110,82 @@ def apply(frame: np.ndarray, coefficients: np.ndarray, *, background: np.ndarray
     alpha float32 [H,W], alpha_u8 uint8 [H,W]. Foreground and alpha are clipped to 0..1 as in the graph; the
     composition is ``fgr * a + bg * (1 - a)`` rounded from float, not from the rounded foreground.
     """
+    import cv2
+
     height, width = frame.shape[:2]
     if composition and background is None:
         raise ValueError("a composition needs a background")
 
-    def out(wanted: bool, shape: tuple, dtype, empty: np.ndarray) -> np.ndarray:
-        return np.empty(shape, dtype) if wanted else empty
+    def planes(wanted: bool, count: int, dtype) -> np.ndarray:
+        return np.empty((count, height, width) if wanted else (count, 0, 0), dtype)
 
-    results = {
-        "composition": out(composition, (height, width, 3), np.uint8, _EMPTY_RGB),
-        "foreground_u8": out(foreground_u8, (height, width, 3), np.uint8, _EMPTY_RGB),
-        "foreground": out(foreground, (height, width, 3), np.float32, _EMPTY_RGB_F),
-        "alpha": out(alpha, (height, width), np.float32, _EMPTY_ALPHA),
-        "alpha_u8": out(alpha_u8, (height, width), np.uint8, _EMPTY_ALPHA_U8),
-    }
+    # Planar in and out: per-channel rows are contiguous, which lets LLVM vectorise the kernel (2.8 vs 12.7 ms a
+    # 1080p composition); splitting and merging the interleaved pictures costs ~1 ms each with OpenCV.
+    out = {"composition": planes(composition, 3, np.uint8), "foreground_u8": planes(foreground_u8, 3, np.uint8),
+           "foreground": planes(foreground, 3, np.float32), "alpha": planes(alpha, 1, np.float32),
+           "alpha_u8": planes(alpha_u8, 1, np.uint8)}
+    under = np.zeros((3, 1, 1), np.uint8)
+    if composition:
+        under = np.ascontiguousarray(background.reshape(1, 1, 3).transpose(2, 0, 1)) if background.size == 3 \
+            else np.stack(cv2.split(background))
     h = coefficients.shape[1]
     rows = taps(h, height, float(np.float32(height) / np.float32(h)))
-    bg = background if background is not None else _EMPTY_RGB
-    _apply(frame, widen(coefficients, width), *rows, bg, *results.values())
-    return {name: array for name, array in results.items() if array.size}
+    _apply(*cv2.split(frame), widen(coefficients, width), *rows, under, *out.values())
+    merged = {}
+    for name, array in out.items():
+        if array.size:
+            merged[name] = array[0] if len(array) == 1 else cv2.merge(list(array))
+    return merged
 
 
 @_kernel
-def _apply(frame, wide, y0, y1, wy, bg, composition, foreground_u8, foreground, alpha, alpha_u8):
-    height, width = frame.shape[0], frame.shape[1]
-    k = np.empty((8, width), np.float32)  # this row's coefficients, then its fgr (x255) and alpha
+def _at(wide, j, i0, i1, t, x):
+    """Coefficient j at column x of the current output row: a blend of low-res rows i0 and i1."""
+    return wide[j, i0, x] + (wide[j, i1, x] - wide[j, i0, x]) * t
+
+
+@_kernel
+def _apply(red, green, blue, wide, y0, y1, wy, under, composition, foreground_u8, foreground, alpha, alpha_u8):
+    """red, green, blue uint8 [H,W]; wide [8,h,W]; under uint8 [3,H,W] or [3,1,1]; outputs planar, or empty when not wanted."""
+    width = red.shape[1]
     inv, one, zero, half = np.float32(1 / 255), np.float32(1), np.float32(0), np.float32(0.5)
-    for y in range(height):
-        top, bottom, t = wide[y0[y]], wide[y1[y]], wy[y]
-        for j in range(8):
-            for x in range(width):
-                k[j, x] = top[j, x] + (bottom[j, x] - top[j, x]) * t
+    third, full = np.float32(1 / 3), np.float32(255)
+    fgr = np.empty((3, width), np.float32)  # this row's foreground, 0..255
+    bg = np.empty((3, width), np.float32)
+    a = np.empty(width, np.float32)
+    for y in range(red.shape[0]):
+        i0, i1, t = y0[y], y1[y], wy[y]
         for x in range(width):
-            r, g, b = frame[y, x, 0] * inv, frame[y, x, 1] * inv, frame[y, x, 2] * inv
-            mean = (r + g + b) / np.float32(3)
-            a = min(max(k[3, x] * mean + k[7, x], zero), one)
-            # RVM's graph adds the frame back to the filtered residual before clipping: fgr = A*x + b + x
-            k[0, x] = min(max(k[0, x] * r + k[4, x] + r, zero), one) * np.float32(255)
-            k[1, x] = min(max(k[1, x] * g + k[5, x] + g, zero), one) * np.float32(255)
-            k[2, x] = min(max(k[2, x] * b + k[6, x] + b, zero), one) * np.float32(255)
-            k[3, x] = a
-        if alpha.shape[0]:
+            r, g, b = np.float32(red[y, x]) * inv, np.float32(green[y, x]) * inv, np.float32(blue[y, x]) * inv
+            a_mean, b_mean = _at(wide, 3, i0, i1, t, x), _at(wide, 7, i0, i1, t, x)
+            a[x] = min(max(a_mean * ((r + g + b) * third) + b_mean, zero), one)
+            # RVM's graph adds the frame back to the filtered residual before clipping: fgr = A*x + b + x.
+            # (Written out per channel: a loop over (channel, value) pairs keeps LLVM from vectorising.)
+            fgr[0, x] = min(max(_at(wide, 0, i0, i1, t, x) * r + _at(wide, 4, i0, i1, t, x) + r, zero), one) * full
+            fgr[1, x] = min(max(_at(wide, 1, i0, i1, t, x) * g + _at(wide, 5, i0, i1, t, x) + g, zero), one) * full
+            fgr[2, x] = min(max(_at(wide, 2, i0, i1, t, x) * b + _at(wide, 6, i0, i1, t, x) + b, zero), one) * full
+        if alpha.shape[1]:
             for x in range(width):
-                alpha[y, x] = k[3, x]
-        if alpha_u8.shape[0]:
+                alpha[0, y, x] = a[x]
+        if alpha_u8.shape[1]:
             for x in range(width):
-                alpha_u8[y, x] = np.uint8(k[3, x] * np.float32(255) + half)
-        if foreground.shape[0]:
-            for x in range(width):
-                for c in range(3):
-                    foreground[y, x, c] = k[c, x] * inv
-        if foreground_u8.shape[0]:
-            for x in range(width):
-                for c in range(3):
-                    foreground_u8[y, x, c] = np.uint8(k[c, x] + half)
-        if composition.shape[0]:
-            by = 0 if bg.shape[0] == 1 else y
-            if bg.shape[1] == 1:
-                g0, g1, g2 = np.float32(bg[by, 0, 0]), np.float32(bg[by, 0, 1]), np.float32(bg[by, 0, 2])
+                alpha_u8[0, y, x] = np.uint8(np.int32(a[x] * full + half))
+        if foreground.shape[1]:
+            for c in range(3):
                 for x in range(width):
-                    a = k[3, x]
-                    composition[y, x, 0] = np.uint8((k[0, x] - g0) * a + g0 + half)
-                    composition[y, x, 1] = np.uint8((k[1, x] - g1) * a + g1 + half)
-                    composition[y, x, 2] = np.uint8((k[2, x] - g2) * a + g2 + half)
-            else:
+                    foreground[c, y, x] = fgr[c, x] * inv
+        if foreground_u8.shape[1]:
+            for c in range(3):
                 for x in range(width):
-                    a = k[3, x]
-                    for c in range(3):
-                        under = np.float32(bg[by, x, c])
-                        composition[y, x, c] = np.uint8((k[c, x] - under) * a + under + half)
+                    foreground_u8[c, y, x] = np.uint8(np.int32(fgr[c, x] + half))
+        if composition.shape[1]:
+            by = 0 if under.shape[1] == 1 else y
+            for c in range(3):
+                if under.shape[2] == 1:
+                    for x in range(width):
+                        bg[c, x] = np.float32(under[c, by, 0])
+                else:
+                    for x in range(width):
+                        bg[c, x] = np.float32(under[c, by, x])
+                for x in range(width):
+                    composition[c, y, x] = np.uint8(np.int32((fgr[c, x] - bg[c, x]) * a[x] + bg[c, x] + half))
