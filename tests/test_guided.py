@@ -1,0 +1,123 @@
+"""The fast ONNX path (graph cut before its full-resolution tail + vidmatte.guided) against the official graph."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from vidmatte import guided
+from vidmatte.backends.onnx import GuidedOnnxRunner, OnnxRunner
+from vidmatte.matte import DenseMatte, GuidedMatte
+from vidmatte.matters import RecurrentMatter
+
+
+def person_frames(count: int, width: int, height: int) -> list[np.ndarray]:
+    """A real photo of a person moving, at an arbitrary (also odd, non-square) size."""
+    from vidmatte import demo
+
+    photo = cv2.cvtColor(cv2.imread(str(demo.find_sample_photo())), cv2.COLOR_BGR2RGB)
+    squares = demo.synthesise_frames(photo, frames=count, size=max(width, height))
+    return [np.ascontiguousarray(cv2.resize(s, (width, height), interpolation=cv2.INTER_AREA)) for s in squares]
+
+
+def official(model_path, frames, ratio):
+    """fgr [H,W,3] and pha [H,W] from the official graph, run by hand with ORT's default options."""
+    session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    state = [np.zeros((1, 1, 1, 1), np.float32)] * 4
+    results = []
+    for image in frames:
+        feed = {"src": (image.astype(np.float32) / 255).transpose(2, 0, 1)[None],
+                "downsample_ratio": np.array([ratio], np.float32)}
+        feed.update({f"r{i + 1}i": s for i, s in enumerate(state)})
+        fgr, pha, *state = session.run(["fgr", "pha", "r1o", "r2o", "r3o", "r4o"], feed)
+        results.append((fgr[0].transpose(1, 2, 0), pha[0, 0]))
+    return results
+
+
+@pytest.fixture(scope="module")
+def fast_runner(rvm_onnx_path):
+    runner = GuidedOnnxRunner.from_model(str(rvm_onnx_path))
+    assert isinstance(runner, GuidedOnnxRunner), "the official graph must be cut, not run whole"
+    return runner
+
+
+# Sizes and ratios where the two resamplings are not simple multiples: odd sizes, a ratio that does not divide the
+# size, ratio 1 (the network at full size, where the guided filter is an identity resample), a tiny frame.
+@pytest.mark.parametrize("width,height,ratio", [(320, 180, 0.25), (333, 211, 0.37), (192, 192, 1.0), (97, 61, 0.5)])
+def test_fast_path_equals_the_official_graph(rvm_onnx_path, fast_runner, width, height, ratio):
+    frames = person_frames(4, width, height)
+    matter = RecurrentMatter(fast_runner, ratio)
+    for i, ((fgr_ref, pha_ref), frame) in enumerate(zip(official(rvm_onnx_path, frames, ratio), frames)):
+        fgr, pha = matter.step(frame)
+        assert fgr.shape == fgr_ref.shape and pha.shape == pha_ref.shape
+        assert np.abs(pha - pha_ref).max() < 1e-4, f"frame {i}"
+        assert np.abs(fgr - fgr_ref).max() < 1e-4, f"frame {i}"
+    assert 0.05 < pha_ref.mean() < 0.95  # a real matte of the person, so the comparison means something
+
+
+def test_pictures_equal_the_blend_of_the_official_outputs(rvm_onnx_path, fast_runner):
+    frames = person_frames(2, 256, 144)
+    (fgr_ref, pha_ref), = official(rvm_onnx_path, frames[:1], 0.5)
+    matter = RecurrentMatter(fast_runner, 0.5)
+    matte = matter.matte([matter.prepare(frames[0])])[0]
+    assert isinstance(matte, GuidedMatte)
+    background = np.random.default_rng(0).integers(0, 256, (144, 256, 3), dtype=np.uint8)
+    pictures = matte.pictures(background, foreground=True, alpha=True)
+    a = pha_ref[..., None]
+    expected = fgr_ref * 255 * a + background * (1 - a)
+    assert np.abs(pictures.composition - expected).max() <= 1.0
+    assert np.abs(pictures.foreground - fgr_ref * 255).max() <= 1.0
+    assert np.abs(pictures.alpha_u8 - pha_ref * 255).max() <= 1.0
+    np.testing.assert_allclose(pictures.alpha, pha_ref, atol=1e-4)
+    # A solid colour given as one pixel gives the same composition as the full-size colour image.
+    green = np.array([120, 255, 155], np.uint8)
+    one_pixel = matte.pictures(green.reshape(1, 1, 3)).composition
+    np.testing.assert_array_equal(one_pixel, matte.pictures(np.broadcast_to(green, (144, 256, 3)).copy()).composition)
+    # The dense result (official outputs) makes the same pictures within rounding.
+    dense = DenseMatte(np.ascontiguousarray(fgr_ref.transpose(2, 0, 1)), pha_ref).pictures(background, True, True)
+    assert np.abs(dense.composition.astype(int) - pictures.composition).max() <= 1
+    assert np.abs(dense.foreground.astype(int) - pictures.foreground).max() <= 1
+
+
+def test_only_the_pictures_asked_for_are_made():
+    frame = np.full((8, 12, 3), 100, np.uint8)
+    coefficients = np.zeros((8, 2, 3), np.float32)  # A = 0, b = 0: fgr = the frame, alpha = 0
+    made = guided.apply(frame, coefficients, alpha_u8=True)
+    assert set(made) == {"alpha_u8"} and made["alpha_u8"].max() == 0
+    made = guided.apply(frame, coefficients, background=np.zeros((1, 1, 3), np.uint8), composition=True,
+                        foreground_u8=True)
+    assert set(made) == {"composition", "foreground_u8"}
+    np.testing.assert_array_equal(made["foreground_u8"], frame)
+    np.testing.assert_array_equal(made["composition"], 0)  # alpha 0: all background
+    with pytest.raises(ValueError):
+        guided.apply(frame, coefficients, composition=True)
+
+
+def test_a_graph_without_the_guided_filter_tail_runs_whole(tmp_path):
+    """Another model with RVM's inputs and outputs but no guided filter: the runner falls back, results intact."""
+    from onnx import TensorProto, helper, save
+
+    def value(name, shape):
+        return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+
+    nodes = [helper.make_node("Identity", ["src"], ["fgr"]),
+             helper.make_node("ReduceMean", ["src"], ["pha"], axes=[1], keepdims=1),
+             *[helper.make_node("Identity", [f"r{i}i"], [f"r{i}o"]) for i in range(1, 5)]]
+    graph = helper.make_graph(
+        nodes, "not_rvm",
+        [value("src", [1, 3, "h", "w"]), *[value(f"r{i}i", [1, 1, 1, 1]) for i in range(1, 5)],
+         value("downsample_ratio", [1])],
+        [value("fgr", [1, 3, "h", "w"]), value("pha", [1, 1, "h", "w"]),
+         *[value(f"r{i}o", [1, 1, 1, 1]) for i in range(1, 5)]])
+    path = tmp_path / "plain.onnx"
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8  # what every ONNX Runtime release reads
+    save(model, str(path))
+    runner = GuidedOnnxRunner.from_model(str(path))
+    assert type(runner) is OnnxRunner
+    frame = np.random.default_rng(1).integers(0, 256, (6, 10, 3), dtype=np.uint8)
+    fgr, pha = RecurrentMatter(runner, 0.5).step(frame)
+    np.testing.assert_allclose(fgr, frame / 255, atol=1e-6)
+    np.testing.assert_allclose(pha, frame.mean(axis=2) / 255, atol=1e-5)
