@@ -5,7 +5,8 @@
 Targets (issue 2): peak RSS <= 1.5 GB for a 4K clip, and within 10% between a 60-frame and a 600-frame clip
 (flat memory: no whole-video buffers). Each run is a fresh `vidmatte convert` process writing a composition .mp4
 (downsample auto); its peak RSS comes from wait4(), i.e. the kernel's own accounting. `--alpha` adds an alpha .mp4
-(a second H.264 encoder, about 250 MB more at 4K).
+(a second H.264 encoder, about 250 MB more at 4K); `--whole` adds a run of the short clip on the official graph
+run whole, for comparison with the default fast path.
 """
 
 from __future__ import annotations
@@ -45,9 +46,10 @@ def synthesise_4k(path: Path, frames: int) -> Path:
     return path
 
 
-def peak_rss_of_convert(clip: Path, out_dir: Path, with_alpha: bool) -> tuple[float, float]:
+def peak_rss_of_convert(clip: Path, out_dir: Path, with_alpha: bool, backend: str = "onnxruntime"
+                        ) -> tuple[float, float]:
     cmd = [sys.executable, "-m", "vidmatte", "convert", str(clip), "--composition", str(out_dir / "c.mp4"),
-           "--overwrite", "--quiet"] + (["--alpha", str(out_dir / "a.mp4")] if with_alpha else [])
+           "--overwrite", "--quiet", "--backend", backend] + (["--alpha", str(out_dir / "a.mp4")] if with_alpha else [])
     start = time.perf_counter()
     proc = subprocess.Popen(cmd)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -61,6 +63,8 @@ def main() -> int:
     parser.add_argument("--short", type=int, default=60)
     parser.add_argument("--long", type=int, default=600)
     parser.add_argument("--alpha", action="store_true", help="also write an alpha .mp4")
+    parser.add_argument("--whole", action="store_true",
+                        help="also run the short clip on the official graph run whole (--backend onnxruntime-whole)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -69,8 +73,11 @@ def main() -> int:
         long_clip = synthesise_4k(tmp / "long.mp4", args.long)
         short_clip = synthesise_4k(tmp / "short.mp4", args.short)
         rows = {}
-        for name, clip, n in (("short", short_clip, args.short), ("long", long_clip, args.long)):
-            rss, seconds = peak_rss_of_convert(clip, tmp, args.alpha)
+        runs = [("short", short_clip, args.short, "onnxruntime"), ("long", long_clip, args.long, "onnxruntime")]
+        if args.whole:
+            runs.append(("short-whole", short_clip, args.short, "onnxruntime-whole"))
+        for name, clip, n, backend in runs:
+            rss, seconds = peak_rss_of_convert(clip, tmp, args.alpha, backend)
             rows[name] = {"frames": n, "peak_rss_mib": round(rss, 1), "fps": round(n / seconds, 3)}
             print(f"{name}: {n} frames, peak RSS {rss:.0f} MiB, {n / seconds:.2f} fps", file=sys.stderr)
     report = {"size": "3840x2160", **rows,

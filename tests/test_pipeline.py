@@ -110,6 +110,48 @@ def test_truncated_input_keeps_what_decodes(tmp_path, matter):
     assert result.warning and result.frames == info.value.frames_ok
 
 
+def damaged_copy(clip, tmp_path):
+    """A copy of ``clip`` with a few bytes overwritten mid-stream where FFmpeg conceals the damage (every frame still
+    decodes) and flags the frames; returns it with the flagged frame indices, as PyAV itself reports them."""
+    import av
+
+    data = clip.read_bytes()
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        damaged = bytearray(data)
+        start = int(len(data) * (0.3 + 0.4 * rng.random()))
+        damaged[start:start + 40] = rng.integers(0, 256, 40, dtype=np.uint8).tobytes()
+        path = tmp_path / "damaged.mp4"
+        path.write_bytes(bytes(damaged))
+        try:
+            with av.open(str(path)) as container:
+                stream = container.streams.video[0]
+                stream.thread_type = "AUTO"
+                flags = [f.is_corrupt for f in container.decode(stream)]
+        except av.error.FFmpegError:
+            continue
+        if len(flags) == 48 and any(flags):
+            return path, [i for i, bad in enumerate(flags) if bad]
+    pytest.fail("no concealed corruption found in 40 tries")
+
+
+def test_corrupt_data_mid_stream_is_reported(tmp_path, matter):
+    """FFmpeg conceals corrupt data (the frames come out smeared): all frames are kept, the damaged ones are named,
+    and the exit is non-zero unless --allow-partial."""
+    clip = write_video(tmp_path / "clean.mp4", moving_square_frames(48, 320, 240), fps=24)
+    damaged, flagged = damaged_copy(clip, tmp_path)
+    out = tmp_path / "a.mp4"
+    with pytest.raises(PartialInputError, match=rf"corrupt data in frames? {flagged[0]}\b") as info:
+        convert(damaged, matter, ConvertOptions([parse_output("alpha", str(out))], progress=False))
+    assert info.value.frames_ok == 48 and len(decode_all(out)) == 48
+    result = convert(damaged, matter, ConvertOptions([parse_output("alpha", str(tmp_path / "b.mp4"))],
+                                                     progress=False, allow_partial=True))
+    assert result.frames == 48 and "corrupt data" in result.warning
+    # The clean original passes without a word.
+    assert convert(clip, matter, ConvertOptions([parse_output("alpha", str(tmp_path / "c.mp4"))],
+                                                progress=False)).warning is None
+
+
 def test_truncated_input_without_index_is_a_clear_error(tmp_path, matter):
     """Index last (the default mp4 layout): nothing can be decoded; nothing is written."""
     clip = write_video(tmp_path / "long.mp4", moving_square_frames(30, 160, 96), fps=24)

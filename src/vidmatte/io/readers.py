@@ -67,12 +67,15 @@ class VideoReader(_Reader):
         large = self.info.width * self.info.height > LARGE_FRAME_PIXELS
         stream.thread_type = "SLICE" if large else "AUTO"
         index = 0
+        damaged: list[int] = []
         try:
             try:
                 for frame in container.decode(stream):
                     if self._past_end(index):
                         break
                     if self._in_range(index):
+                        if frame.is_corrupt:
+                            damaged.append(index)
                         yield self._to_frame(frame, index, stream.time_base)
                     index += 1
             except av.error.FFmpegError as exc:
@@ -82,6 +85,7 @@ class VideoReader(_Reader):
         finally:
             container.close()
         self._check_complete(index)
+        self._check_intact(damaged, index)
 
     def _check_complete(self, decoded_until: int) -> None:
         if decoded_until == 0:
@@ -94,6 +98,17 @@ class VideoReader(_Reader):
             raise PartialInputError(
                 f"{self.info.path}: the stream ended at frame {decoded_until} of {declared} (truncated?); "
                 f"{done} frames decoded", done)
+
+    def _check_intact(self, damaged: list[int], decoded_until: int) -> None:
+        """Corrupt data inside the stream: FFmpeg conceals it (the frames come out, with smeared blocks) and flags
+        the frames; say which, so a damaged file is not passed off as a clean result."""
+        if not damaged:
+            return
+        done = max(decoded_until - self.start_frame, 0)
+        shown = ", ".join(str(i) for i in damaged[:5]) + (f" and {len(damaged) - 5} more" if len(damaged) > 5 else "")
+        raise PartialInputError(
+            f"{self.info.path}: corrupt data in frame{'s' if len(damaged) > 1 else ''} {shown}; the decoder concealed "
+            f"it, so those frames may show artefacts ({done} frames decoded)", done)
 
     def _to_frame(self, frame, index: int, time_base: Fraction) -> Frame:
         image = frame.to_ndarray(format="rgb24")
