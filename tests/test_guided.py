@@ -121,3 +121,15 @@ def test_a_graph_without_the_guided_filter_tail_runs_whole(tmp_path):
     fgr, pha = RecurrentMatter(runner, 0.5).step(frame)
     np.testing.assert_allclose(fgr, frame / 255, atol=1e-6)
     np.testing.assert_allclose(pha, frame.mean(axis=2) / 255, atol=1e-5)
+
+
+def test_step_matte_pictures_match_step(fast_runner):
+    """The app-facing calls agree: step's float outputs and step_matte's uint8 pictures describe one result."""
+    frames = person_frames(2, 160, 96)
+    first, second = RecurrentMatter(fast_runner, 0.5), RecurrentMatter(fast_runner, 0.5)
+    for frame in frames:
+        fgr, pha = first.step(frame)
+        pictures = second.step_matte(frame).pictures(np.zeros((1, 1, 3), np.uint8), foreground=True, alpha=True)
+        np.testing.assert_array_equal(pictures.alpha, pha)
+        assert np.abs(pictures.foreground - fgr * 255).max() <= 0.5 + 1e-3
+        assert np.abs(pictures.composition - fgr * pha[..., None] * 255).max() <= 1.0

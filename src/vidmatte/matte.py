@@ -39,6 +39,9 @@ class Matte:
         """float32 [H,W] 0..1."""
         raise NotImplementedError
 
+    def foreground_and_alpha(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.foreground(), self.alpha()
+
 
 class DenseMatte(Matte):
     """fgr as the network made it (float [3,H,W]) or already packed to uint8 [H,W,3]; pha float [H,W]."""
@@ -85,3 +88,7 @@ class GuidedMatte(Matte):
 
     def alpha(self) -> np.ndarray:
         return guided.apply(self.frame, self.coefficients, alpha=True)["alpha"]
+
+    def foreground_and_alpha(self) -> tuple[np.ndarray, np.ndarray]:
+        made = guided.apply(self.frame, self.coefficients, foreground=True, alpha=True)  # one pass for both
+        return made["foreground"], made["alpha"]

@@ -92,10 +92,14 @@ class RecurrentMatter:
         fgr, pha = self.step_chunk(tensors[0] if len(tensors) == 1 else np.concatenate(tensors))
         return [DenseMatte(fgr[i], pha[i, 0]) for i in range(len(fgr))]
 
+    def step_matte(self, frame: np.ndarray) -> Matte:
+        """uint8 [H,W,3] RGB -> a Matte: ask it for exactly the pictures you need, e.g.
+        ``m.step_matte(frame).pictures(background).composition`` (uint8, the fastest way to a composite)."""
+        return self.matte([self.prepare(frame)])[0]
+
     def step(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """uint8 [H,W,3] RGB -> (fgr float32 [H,W,3], pha float32 [H,W]), both 0..1."""
-        matte = self.matte([self.prepare(frame)])[0]
-        return matte.foreground(), matte.alpha()
+        return self.step_matte(frame).foreground_and_alpha()
 
     def stream(self, frames: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         for frame in frames:
