@@ -96,3 +96,14 @@ def person_clip(path: Path, frames: int = 8, size: int = 192) -> list[np.ndarray
     images = demo.synthesise_frames(photo, frames=frames, size=size)
     write_video(path, images, fps=24)
     return images
+
+
+def person_frames(count: int, width: int, height: int) -> list[np.ndarray]:
+    """The demo's real photo of a person, moving, at any (also odd, non-square) size."""
+    import cv2
+
+    from vidmatte import demo
+
+    photo = cv2.cvtColor(cv2.imread(str(demo.find_sample_photo())), cv2.COLOR_BGR2RGB)
+    squares = demo.synthesise_frames(photo, frames=count, size=max(width, height))
+    return [np.ascontiguousarray(cv2.resize(s, (width, height), interpolation=cv2.INTER_AREA)) for s in squares]

@@ -7,19 +7,11 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from media import person_frames
 from vidmatte import guided
 from vidmatte.backends.onnx import GuidedOnnxRunner, OnnxRunner
 from vidmatte.matte import DenseMatte, GuidedMatte
 from vidmatte.matters import RecurrentMatter
-
-
-def person_frames(count: int, width: int, height: int) -> list[np.ndarray]:
-    """A real photo of a person moving, at an arbitrary (also odd, non-square) size."""
-    from vidmatte import demo
-
-    photo = cv2.cvtColor(cv2.imread(str(demo.find_sample_photo())), cv2.COLOR_BGR2RGB)
-    squares = demo.synthesise_frames(photo, frames=count, size=max(width, height))
-    return [np.ascontiguousarray(cv2.resize(s, (width, height), interpolation=cv2.INTER_AREA)) for s in squares]
 
 
 def official(model_path, frames, ratio):
@@ -133,3 +125,16 @@ def test_step_matte_pictures_match_step(fast_runner):
         np.testing.assert_array_equal(pictures.alpha, pha)
         assert np.abs(pictures.foreground - fgr * 255).max() <= 0.5 + 1e-3
         assert np.abs(pictures.composition - fgr * pha[..., None] * 255).max() <= 1.0
+
+
+def test_without_numba_the_graph_runs_whole(rvm_onnx_path, monkeypatch):
+    """numba lags new Python releases; where it cannot be imported, the official graph runs whole, same results."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "numba", None)  # makes `import numba` raise ImportError
+    runner = GuidedOnnxRunner.from_model(str(rvm_onnx_path))
+    assert type(runner) is OnnxRunner
+    frame = person_frames(1, 96, 64)[0]
+    fgr, pha = RecurrentMatter(runner, 0.5).step(frame)
+    (fgr_ref, pha_ref), = official(rvm_onnx_path, [frame], 0.5)
+    np.testing.assert_allclose(pha, pha_ref, atol=1e-5)

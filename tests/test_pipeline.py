@@ -7,7 +7,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from media import decode_all, moving_square_frames, person_clip, write_video
+from media import decode_all, moving_square_frames, person_frames, write_video
 from vidmatte.errors import InputError, PartialInputError, UsageError
 from vidmatte.io.writers import parse_output
 from vidmatte.matters.recurrent import auto_downsample_ratio
@@ -35,14 +35,17 @@ def matter(rvm_onnx_path):
     return vidmatte.load("rvm-mobilenetv3")
 
 
-def test_pipeline_alpha_equals_direct_onnx_runtime(tmp_path, rvm_onnx_path, matter):
-    clip = tmp_path / "person.mp4"
-    person_clip(clip, frames=10, size=192)
+@pytest.mark.parametrize("width,height,ratio", [(192, 192, None), (320, 180, 0.25)])
+def test_pipeline_alpha_equals_direct_onnx_runtime(tmp_path, rvm_onnx_path, width, height, ratio):
+    import vidmatte
+
+    clip = write_video(tmp_path / "person.mp4", person_frames(10, width, height), fps=24)
     out = tmp_path / "alpha/"
+    matter = vidmatte.load("rvm-mobilenetv3", downsample_ratio=ratio)
     result = convert(clip, matter, ConvertOptions([parse_output("alpha", str(out) + "/")], progress=False))
     assert result.frames == 10
     frames = decode_all(clip)
-    reference = direct_onnx_alphas(rvm_onnx_path, frames, auto_downsample_ratio(192, 192))
+    reference = direct_onnx_alphas(rvm_onnx_path, frames, ratio or auto_downsample_ratio(height, width))
     for i, ref in enumerate(reference):
         got = cv2.imread(str(out / f"{i:05d}.png"), cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255
         assert np.abs(got - ref).max() <= 1 / 255 + 1e-6, f"frame {i}"

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import guided
 from .compose import alpha_to_u8, composite, planes_to_rgb_u8
 
 
@@ -77,6 +76,8 @@ class GuidedMatte(Matte):
         self.frame, self.coefficients = frame, coefficients
 
     def pictures(self, background=None, foreground=False, alpha=False) -> Pictures:
+        from . import guided  # numba loads only on this path
+
         made = guided.apply(self.frame, self.coefficients, background=background,
                             composition=background is not None, foreground_u8=foreground, alpha=alpha,
                             alpha_u8=alpha)
@@ -84,11 +85,13 @@ class GuidedMatte(Matte):
                         made.get("alpha_u8"))
 
     def foreground(self) -> np.ndarray:
-        return guided.apply(self.frame, self.coefficients, foreground=True)["foreground"]
+        return self.foreground_and_alpha()[0]
 
     def alpha(self) -> np.ndarray:
-        return guided.apply(self.frame, self.coefficients, alpha=True)["alpha"]
+        return self.foreground_and_alpha()[1]
 
     def foreground_and_alpha(self) -> tuple[np.ndarray, np.ndarray]:
+        from . import guided
+
         made = guided.apply(self.frame, self.coefficients, foreground=True, alpha=True)  # one pass for both
         return made["foreground"], made["alpha"]

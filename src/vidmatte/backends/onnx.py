@@ -96,6 +96,9 @@ class GuidedOnnxRunner(OnnxRunner):
         """The split runner when the graph can be cut, else the whole graph (same results, slower)."""
         path = model_file(model, cache)
         try:
+            # numba and onnx are dependencies, but numba lags new Python releases: without it, run the graph whole.
+            import numba  # noqa: F401
+
             from ..models.rvm_graph import split_model
 
             coarse = split_model(path)
