@@ -84,6 +84,7 @@ class ConvertOptions:
     end_frame: int | None = None  # exclusive
     input_resize: tuple[int, int] | None = None  # (width, height) before matting, as RVM's convert_video
     sequence_fps: float | None = None  # frame rate given to image-folder inputs
+    input_format: str | None = None  # FFmpeg input format of a live source (v4l2, avfoundation, lavfi...)
     crf: int | None = None
     bitrate: str | None = None
     preset: str = "superfast"
@@ -113,7 +114,7 @@ def convert(source: str | os.PathLike, matter: RecurrentMatter, options: Convert
     """Matte every frame of ``source`` and write the requested outputs (all or nothing under final names)."""
     if not options.outputs:
         raise UsageError("no output requested; give at least one of --composition, --alpha, --foreground, --rgba")
-    reader = open_reader(source, options.start_frame, options.end_frame, options.sequence_fps)
+    reader = open_reader(source, options.start_frame, options.end_frame, options.sequence_fps, options.input_format)
     _check_outputs(Path(source), options, reader.expected_frames())
     width, height = options.input_resize or (reader.info.width, reader.info.height)
     if width * height > LARGE_FRAME_PIXELS:
@@ -146,7 +147,9 @@ class _Job:
     def __init__(self, reader, matter: RecurrentMatter, options: ConvertOptions, width: int, height: int):
         self.reader, self.matter, self.options = reader, matter, options
         self.width, self.height = width, height
-        self.stop = threading.Event()
+        self.stop = threading.Event()  # abort: every stage leaves at once
+        self.stop_reading = threading.Event()  # a live source was stopped: read no more, finish what is in flight
+        self.live = reader.info.kind == "live"
         self.errors: list[BaseException] = []
         # A chunk of seq_chunk frames is gathered before the network runs: one more slot than that keeps the decoder
         # busy meanwhile (fewer would deadlock).
@@ -165,8 +168,8 @@ class _Job:
     def _decode(self) -> None:
         try:
             for frame in self.reader:
-                if not self._acquire(self.input_slots):
-                    return
+                if not self._acquire(self.input_slots, self.stop_reading):
+                    break
                 image = self._resize(frame.image)
                 # For a network that takes the whole frame as float, large frames wait as uint8 (25 MB at 4K) and
                 # become float (100 MB) only when the network is ready for them; everything else is prepared here,
@@ -182,7 +185,12 @@ class _Job:
         """Runs in the caller's thread; returns the decoder's exception (if any) after forwarding the end."""
         while True:
             if INTERRUPTED.is_set():
-                raise KeyboardInterrupt
+                if not self.live:
+                    raise KeyboardInterrupt
+                # Stopping a camera is the normal end of a recording: finish the outputs with what was matted.
+                self.stop_reading.set()
+                self.matted.put(_END)
+                return None
             stamps, payloads, ending = self._gather(self.matter.seq_chunk)
             if stamps:
                 if not all(self._acquire(self.output_slots) for _ in stamps):
@@ -349,9 +357,9 @@ class _Job:
 
         return cv2.resize(image, (self.width, self.height), interpolation=cv2.INTER_AREA)
 
-    def _acquire(self, slots: threading.Semaphore) -> bool:
-        """Wait for a free slot; give up (False) when the job is stopping."""
-        while not self.stop.is_set():
+    def _acquire(self, slots: threading.Semaphore, also: threading.Event | None = None) -> bool:
+        """Wait for a free slot; give up (False) when the job is stopping (or ``also`` is set)."""
+        while not self.stop.is_set() and not (also is not None and also.is_set()):
             if slots.acquire(timeout=0.1):
                 return True
         return False

@@ -6,13 +6,17 @@ import argparse
 import json
 import sys
 
-DESCRIPTION = ("Matte a video (anything FFmpeg decodes), a folder of images or one image. Outputs: a path ending "
+DESCRIPTION = ("Matte a video (anything FFmpeg decodes), a live source (webcam, webcam:N, /dev/videoN, or any "
+               "FFmpeg device with --input-format; Ctrl-C stops it and finishes the outputs), a folder of images or "
+               "one image. Outputs: a path ending "
                "in '/' (or an existing folder) is a PNG sequence; otherwise the extension picks the container: "
                ".mp4 (H.264), .mov (ProRes 4444 with alpha), .webm (VP9, alpha for --rgba), .mkv.")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("input", help="video file, folder of images, or image")
+    p.add_argument("input", help="video file, folder of images, image, or a live source (webcam, webcam:N, /dev/videoN)")
+    p.add_argument("--input-format", metavar="FMT",
+                   help="FFmpeg input format for a live source, as ffmpeg's -f: v4l2, avfoundation, dshow, lavfi...")
     out = p.add_argument_group("outputs (at least one)")
     out.add_argument("--composition", metavar="PATH", help="foreground composited over --background")
     out.add_argument("--alpha", metavar="PATH", help="alpha matte (8-bit gray; 16-bit PNG with --bit-depth 16)")
@@ -92,8 +96,23 @@ def build_options(args: argparse.Namespace):
         raise UsageError("--seq-chunk and --threads must be at least 1")
     return ConvertOptions(outputs=outputs, background=args.background, start_frame=args.start_frame,
                           end_frame=args.end_frame, input_resize=parse_size(args.input_resize),
-                          sequence_fps=args.fps, crf=args.crf, bitrate=args.bitrate, preset=args.preset,
+                          sequence_fps=args.fps, input_format=args.input_format, crf=args.crf, bitrate=args.bitrate, preset=args.preset,
                           overwrite=args.overwrite, allow_partial=args.allow_partial, progress=not args.quiet)
+
+
+def _stop_live_sources_gracefully(args: argparse.Namespace) -> None:
+    """A camera has no end: the first Ctrl-C finishes the outputs (exit 0), a second one aborts."""
+    from ..interrupt import install_interrupt_handler
+    from ..io.probe import live_source
+
+    if live_source(args.input, args.input_format) is None:
+        return
+
+    def notice():
+        print("\nvidmatte: stopping the live source, finishing the outputs (Ctrl-C again to abort)",
+              file=sys.stderr, flush=True)
+
+    install_interrupt_handler(graceful=True, notice=notice)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -103,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
 
     options = build_options(args)  # every usage error before the model loads
     ratio = parse_ratio(args.downsample_ratio)
+    _stop_live_sources_gracefully(args)
     runner = open_runner(args.model, args.backend, threads=args.threads, device=args.device, cache=args.cache_dir)
     matter = RecurrentMatter(runner, ratio, seq_chunk=args.seq_chunk)
     result = convert(args.input, matter, options)

@@ -1,14 +1,20 @@
-"""What the reader sees in an input: size, rate, frame count, rotation, audio, pixel format."""
+"""What the reader sees in an input: size, rate, frame count, rotation, audio, pixel format.
+
+Inputs are files (video, image, folder of images) or live sources: ``webcam`` / ``webcam:N`` (the platform's
+camera N), a device path (``/dev/video2``), or anything FFmpeg opens with a named input format (``--input-format``,
+like ffmpeg's ``-f``: ``v4l2``, ``avfoundation``, ``dshow``, ``lavfi``...). Live sources have no length.
+"""
 
 from __future__ import annotations
 
 import os
 import re
+import sys
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from ..errors import InputError
+from ..errors import InputError, UsageError
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}
 DEFAULT_SEQUENCE_FPS = 30.0
@@ -18,7 +24,7 @@ LARGE_FRAME_PIXELS = 2560 * 1440  # above this, readers and writers favour memor
 @dataclass
 class SourceInfo:
     path: str
-    kind: str  # "video" | "images" | "image"
+    kind: str  # "video" | "images" | "image" | "live"
     width: int  # as displayed (after rotation)
     height: int
     fps: float
@@ -29,6 +35,7 @@ class SourceInfo:
     duration: float | None = None
     audio: str | None = None  # e.g. "aac 44100 Hz stereo"
     time_base: Fraction | None = None
+    input_format: str | None = None  # FFmpeg demuxer for live sources (v4l2, avfoundation, lavfi...)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -46,7 +53,29 @@ def list_images(folder: Path) -> list[Path]:
     return sorted(files, key=lambda p: natural_key(p.name))
 
 
-def probe(path: str | os.PathLike, fps: float | None = None) -> SourceInfo:
+def live_source(spec: str | os.PathLike, input_format: str | None = None) -> tuple[str, str] | None:
+    """(FFmpeg url, input format) when ``spec`` names a live source, else None (a file or folder)."""
+    spec = str(spec)
+    if input_format:
+        return spec, input_format
+    camera = re.fullmatch(r"webcam(?::(\d+))?", spec)
+    if camera:
+        index = int(camera.group(1) or 0)
+        if sys.platform.startswith("linux"):
+            return f"/dev/video{index}", "v4l2"
+        if sys.platform == "darwin":
+            return str(index), "avfoundation"
+        raise UsageError("on this system name the camera as FFmpeg does, e.g. "
+                         "--input-format dshow \"video=Integrated Camera\"")
+    if re.fullmatch(r"/dev/video\d+", spec):
+        return spec, "v4l2"
+    return None
+
+
+def probe(path: str | os.PathLike, fps: float | None = None, input_format: str | None = None) -> SourceInfo:
+    live = live_source(path, input_format)
+    if live is not None:
+        return _probe_live(*live)
     p = Path(path)
     if not p.exists():
         raise InputError(f"input not found: {p}")
@@ -79,12 +108,16 @@ def _probe_folder(p: Path, fps: float | None) -> SourceInfo:
     return SourceInfo(str(p), "images", w, h, fps or DEFAULT_SEQUENCE_FPS, len(images), codec="image sequence")
 
 
-def open_container(p: Path):
+def open_container(p: Path | str, input_format: str | None = None):
     import av
 
     try:
-        container = av.open(str(p), metadata_errors="ignore")
+        container = av.open(str(p), format=input_format, metadata_errors="ignore")
+    except ValueError:  # PyAV: no such input format
+        raise UsageError(f"FFmpeg has no input format {input_format!r} here (see `ffmpeg -devices`)") from None
     except (av.error.FFmpegError, UnicodeDecodeError) as exc:
+        if input_format:
+            raise InputError(f"cannot open live source {p} ({input_format}: {_ffmpeg_reason(exc)})") from None
         raise InputError(f"not a readable video or image: {p} ({_ffmpeg_reason(exc)})") from None
     if not container.streams.video:
         container.close()
@@ -119,6 +152,19 @@ def _probe_video(p: Path) -> SourceInfo:
             audio = f"{a.codec_context.name} {a.codec_context.sample_rate} Hz {a.codec_context.layout.name}"
         return SourceInfo(str(p), "video", width, height, fps, frames, rotation, ctx.pix_fmt, ctx.name,
                           duration, audio, stream.time_base)
+    finally:
+        container.close()
+
+
+def _probe_live(url: str, input_format: str) -> SourceInfo:
+    """A camera or generator: size and rate from the stream, no frame count (it runs until stopped)."""
+    container = open_container(url, input_format)
+    try:
+        stream = container.streams.video[0]
+        ctx = stream.codec_context
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        return SourceInfo(url, "live", ctx.width, ctx.height, float(rate) if rate else DEFAULT_SEQUENCE_FPS, None,
+                          0, ctx.pix_fmt, ctx.name, None, None, stream.time_base, input_format)
     finally:
         container.close()
 

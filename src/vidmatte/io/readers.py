@@ -1,4 +1,4 @@
-"""Frame sources: a video file (anything FFmpeg decodes), a folder of images, or a single image.
+"""Frame sources: a video file (anything FFmpeg decodes), a live source (camera), a folder of images, an image.
 
 Every reader yields upright uint8 RGB frames [H,W,3] with their presentation timestamps, so writers can keep the
 input's timing (variable frame rate included).
@@ -27,12 +27,12 @@ class Frame:
 
 
 def open_reader(path: str | os.PathLike, start_frame: int = 0, end_frame: int | None = None,
-                fps: float | None = None) -> "VideoReader | ImageReader":
-    """Frames ``start_frame <= index < end_frame`` of ``path`` (video, image folder or image)."""
-    info = probe(path, fps)
+                fps: float | None = None, input_format: str | None = None) -> "VideoReader | ImageReader":
+    """Frames ``start_frame <= index < end_frame`` of ``path`` (video, live source, image folder or image)."""
+    info = probe(path, fps, input_format)
     if start_frame < 0 or (end_frame is not None and end_frame <= start_frame):
         raise InputError(f"empty frame range: start {start_frame}, end {end_frame}")
-    cls = VideoReader if info.kind == "video" else ImageReader
+    cls = VideoReader if info.kind in ("video", "live") else ImageReader
     return cls(info, start_frame, end_frame)
 
 
@@ -61,7 +61,7 @@ class VideoReader(_Reader):
     def __iter__(self) -> Iterator[Frame]:
         import av
 
-        container = open_container(Path(self.info.path))
+        container = open_container(self.info.path, self.info.input_format)
         stream = container.streams.video[0]
         # Frame threads decode ahead (fast), but each holds whole frames: above ~1440p slice threads keep memory flat.
         large = self.info.width * self.info.height > LARGE_FRAME_PIXELS
