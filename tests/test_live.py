@@ -106,3 +106,25 @@ def test_second_ctrl_c_aborts():
     finally:
         signal.signal(signal.SIGINT, previous)
         INTERRUPTED.clear()
+
+
+def test_input_options_reach_ffmpeg(tmp_path, rvm_onnx_path):
+    """Device options (video_size, framerate...) go to FFmpeg's demuxer: raw RGB frames need them to be read."""
+    import numpy as np
+
+    from media import moving_square_frames
+
+    raw = tmp_path / "frames.rgb"
+    raw.write_bytes(b"".join(f.tobytes() for f in moving_square_frames(7, 64, 48)))
+    options = ["--input-format", "rawvideo", "--input-option", "video_size=64x48",
+               "--input-option", "pixel_format=rgb24", "--input-option", "framerate=10"]
+    info = json.loads(subprocess.run([*CLI, "probe", raw, *options, "--json"], capture_output=True, text=True,
+                                     check=True).stdout)
+    assert (info["width"], info["height"], info["fps"], info["kind"]) == (64, 48, 10.0, "live")
+    out = tmp_path / "alpha"
+    proc = subprocess.run([*CLI, "convert", raw, *options, "--alpha", f"{out}/"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert len(list(out.glob("*.png"))) == 7
+    bad = subprocess.run([*CLI, "convert", raw, "--input-format", "rawvideo", "--input-option", "nonsense",
+                          "--alpha", "x.mp4"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "KEY=VALUE" in bad.stderr

@@ -85,6 +85,7 @@ class ConvertOptions:
     input_resize: tuple[int, int] | None = None  # (width, height) before matting, as RVM's convert_video
     sequence_fps: float | None = None  # frame rate given to image-folder inputs
     input_format: str | None = None  # FFmpeg input format of a live source (v4l2, avfoundation, lavfi...)
+    input_options: dict | None = None  # and its options ({"video_size": "1280x720", "framerate": "30"})
     crf: int | None = None
     bitrate: str | None = None
     preset: str = "superfast"
@@ -114,7 +115,8 @@ def convert(source: str | os.PathLike, matter: RecurrentMatter, options: Convert
     """Matte every frame of ``source`` and write the requested outputs (all or nothing under final names)."""
     if not options.outputs:
         raise UsageError("no output requested; give at least one of --composition, --alpha, --foreground, --rgba")
-    reader = open_reader(source, options.start_frame, options.end_frame, options.sequence_fps, options.input_format)
+    reader = open_reader(source, options.start_frame, options.end_frame, options.sequence_fps, options.input_format,
+                         options.input_options)
     _check_outputs(Path(source), options, reader.expected_frames())
     width, height = options.input_resize or (reader.info.width, reader.info.height)
     if width * height > LARGE_FRAME_PIXELS:

@@ -17,6 +17,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", help="video file, folder of images, image, or a live source (webcam, webcam:N, /dev/videoN)")
     p.add_argument("--input-format", metavar="FMT",
                    help="FFmpeg input format for a live source, as ffmpeg's -f: v4l2, avfoundation, dshow, lavfi...")
+    p.add_argument("--input-option", metavar="KEY=VALUE", action="append", default=[],
+                   help="an option of the live source, repeatable: video_size=1280x720, framerate=30, "
+                        "input_format=mjpeg (v4l2)")
     out = p.add_argument_group("outputs (at least one)")
     out.add_argument("--composition", metavar="PATH", help="foreground composited over --background")
     out.add_argument("--alpha", metavar="PATH", help="alpha matte (8-bit gray; 16-bit PNG with --bit-depth 16)")
@@ -81,6 +84,18 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
     return w, h
 
 
+def parse_input_options(pairs: list[str]) -> dict | None:
+    from ..errors import UsageError
+
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--input-option must look like KEY=VALUE, not {pair!r}")
+        options[key] = value
+    return options or None
+
+
 def build_options(args: argparse.Namespace):
     from ..errors import UsageError
     from ..io.writers import parse_output
@@ -96,7 +111,8 @@ def build_options(args: argparse.Namespace):
         raise UsageError("--seq-chunk and --threads must be at least 1")
     return ConvertOptions(outputs=outputs, background=args.background, start_frame=args.start_frame,
                           end_frame=args.end_frame, input_resize=parse_size(args.input_resize),
-                          sequence_fps=args.fps, input_format=args.input_format, crf=args.crf, bitrate=args.bitrate, preset=args.preset,
+                          sequence_fps=args.fps, input_format=args.input_format,
+                          input_options=parse_input_options(args.input_option), crf=args.crf, bitrate=args.bitrate, preset=args.preset,
                           overwrite=args.overwrite, allow_partial=args.allow_partial, progress=not args.quiet)
 
 

@@ -36,6 +36,7 @@ class SourceInfo:
     audio: str | None = None  # e.g. "aac 44100 Hz stereo"
     time_base: Fraction | None = None
     input_format: str | None = None  # FFmpeg demuxer for live sources (v4l2, avfoundation, lavfi...)
+    input_options: dict | None = None  # its options, e.g. {"video_size": "1280x720", "framerate": "30"}
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -72,10 +73,11 @@ def live_source(spec: str | os.PathLike, input_format: str | None = None) -> tup
     return None
 
 
-def probe(path: str | os.PathLike, fps: float | None = None, input_format: str | None = None) -> SourceInfo:
+def probe(path: str | os.PathLike, fps: float | None = None, input_format: str | None = None,
+          input_options: dict | None = None) -> SourceInfo:
     live = live_source(path, input_format)
     if live is not None:
-        return _probe_live(*live)
+        return _probe_live(*live, input_options)
     p = Path(path)
     if not p.exists():
         raise InputError(f"input not found: {p}")
@@ -108,11 +110,11 @@ def _probe_folder(p: Path, fps: float | None) -> SourceInfo:
     return SourceInfo(str(p), "images", w, h, fps or DEFAULT_SEQUENCE_FPS, len(images), codec="image sequence")
 
 
-def open_container(p: Path | str, input_format: str | None = None):
+def open_container(p: Path | str, input_format: str | None = None, options: dict | None = None):
     import av
 
     try:
-        container = av.open(str(p), format=input_format, metadata_errors="ignore")
+        container = av.open(str(p), format=input_format, options=options or None, metadata_errors="ignore")
     except ValueError:  # PyAV: no such input format
         raise UsageError(f"FFmpeg has no input format {input_format!r} here (see `ffmpeg -devices`)") from None
     except (av.error.FFmpegError, UnicodeDecodeError) as exc:
@@ -156,15 +158,15 @@ def _probe_video(p: Path) -> SourceInfo:
         container.close()
 
 
-def _probe_live(url: str, input_format: str) -> SourceInfo:
+def _probe_live(url: str, input_format: str, options: dict | None = None) -> SourceInfo:
     """A camera or generator: size and rate from the stream, no frame count (it runs until stopped)."""
-    container = open_container(url, input_format)
+    container = open_container(url, input_format, options)
     try:
         stream = container.streams.video[0]
         ctx = stream.codec_context
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         return SourceInfo(url, "live", ctx.width, ctx.height, float(rate) if rate else DEFAULT_SEQUENCE_FPS, None,
-                          0, ctx.pix_fmt, ctx.name, None, None, stream.time_base, input_format)
+                          0, ctx.pix_fmt, ctx.name, None, None, stream.time_base, input_format, options)
     finally:
         container.close()
 

@@ -27,9 +27,10 @@ class Frame:
 
 
 def open_reader(path: str | os.PathLike, start_frame: int = 0, end_frame: int | None = None,
-                fps: float | None = None, input_format: str | None = None) -> "VideoReader | ImageReader":
+                fps: float | None = None, input_format: str | None = None,
+                input_options: dict | None = None) -> "VideoReader | ImageReader":
     """Frames ``start_frame <= index < end_frame`` of ``path`` (video, live source, image folder or image)."""
-    info = probe(path, fps, input_format)
+    info = probe(path, fps, input_format, input_options)
     if start_frame < 0 or (end_frame is not None and end_frame <= start_frame):
         raise InputError(f"empty frame range: start {start_frame}, end {end_frame}")
     cls = VideoReader if info.kind in ("video", "live") else ImageReader
@@ -61,7 +62,7 @@ class VideoReader(_Reader):
     def __iter__(self) -> Iterator[Frame]:
         import av
 
-        container = open_container(self.info.path, self.info.input_format)
+        container = open_container(self.info.path, self.info.input_format, self.info.input_options)
         stream = container.streams.video[0]
         # Frame threads decode ahead (fast), but each holds whole frames: above ~1440p slice threads keep memory flat.
         large = self.info.width * self.info.height > LARGE_FRAME_PIXELS
