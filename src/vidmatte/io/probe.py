@@ -115,12 +115,14 @@ def open_container(p: Path | str, input_format: str | None = None, options: dict
 
     try:
         container = av.open(str(p), format=input_format, options=options or None, metadata_errors="ignore")
-    except ValueError:  # PyAV: no such input format
-        raise UsageError(f"FFmpeg has no input format {input_format!r} here (see `ffmpeg -devices`)") from None
-    except (av.error.FFmpegError, UnicodeDecodeError) as exc:
+    except (av.error.FFmpegError, UnicodeDecodeError) as exc:  # (FFmpeg's errors subclass ValueError: first)
         if input_format:
             raise InputError(f"cannot open live source {p} ({input_format}: {_ffmpeg_reason(exc)})") from None
         raise InputError(f"not a readable video or image: {p} ({_ffmpeg_reason(exc)})") from None
+    except ValueError as exc:  # PyAV: no such input format
+        if not input_format:
+            raise InputError(f"not a readable video or image: {p} ({exc})") from None
+        raise UsageError(f"FFmpeg has no input format {input_format!r} here (see `ffmpeg -devices`)") from None
     if not container.streams.video:
         container.close()
         raise InputError(f"no video stream in {p}")
