@@ -46,8 +46,9 @@ class _Reader:
     def expected_frames(self) -> int | None:
         """How many frames this reader should yield (None when the container does not say)."""
         total = self.info.frames
-        if total is None:
-            return None
+        if total is None:  # a live source runs until --end-frame (or Ctrl-C)
+            live_bound = self.info.kind == "live" and self.end_frame is not None
+            return self.end_frame - self.start_frame if live_bound else None
         stop = total if self.end_frame is None else min(total, self.end_frame)
         return max(stop - self.start_frame, 0)
 
