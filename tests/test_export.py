@@ -181,3 +181,19 @@ def test_export_cli_writes_a_checked_file(rvm_onnx_path, tmp_path, capsys):
                  "--cache-dir", str(tmp_path)])
     assert code == 0 and out.exists()
     assert "max |fgr diff|" in capsys.readouterr().err
+
+
+def test_exports_take_the_fast_path(exported_random):
+    """vidmatte's own exports are cut like the official graph, and the fast path agrees with running them whole."""
+    from vidmatte.backends.onnx import GuidedOnnxRunner, OnnxRunner
+    from vidmatte.matters import RecurrentMatter
+
+    path, _ = exported_random
+    fast = GuidedOnnxRunner.from_model(str(path))
+    assert isinstance(fast, GuidedOnnxRunner)
+    frames = np.random.default_rng(2).integers(0, 256, (3, 75, 101, 3), dtype=np.uint8)
+    cut, whole = RecurrentMatter(fast, 0.6), RecurrentMatter(OnnxRunner(path), 0.6)
+    for frame in frames:
+        (fgr_a, pha_a), (fgr_b, pha_b) = cut.step(frame), whole.step(frame)
+        assert float(pha_b.std()) > 1e-3
+        assert np.abs(pha_a - pha_b).max() <= 1e-4 and np.abs(fgr_a - fgr_b).max() <= 1e-4
