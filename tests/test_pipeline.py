@@ -104,7 +104,8 @@ def test_truncated_input_keeps_what_decodes(tmp_path, matter):
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(data[: len(data) * 2 // 3])
     out = tmp_path / "a.mp4"
-    with pytest.raises(PartialInputError, match=r"ended at frame \d+ of 120") as info:
+    # Depending on where the cut falls in the last packet FFmpeg reports an error or just stops: both are named.
+    with pytest.raises(PartialInputError, match=r"(ended at frame \d+ of 120|broke at frame \d+)") as info:
         convert(cut, matter, ConvertOptions([parse_output("alpha", str(out))], progress=False))
     assert 0 < info.value.frames_ok < 120
     assert len(decode_all(out)) == info.value.frames_ok  # kept what decoded, under the final name

@@ -38,6 +38,7 @@ def open_reader(path: str | os.PathLike, start_frame: int = 0, end_frame: int | 
 
 
 class _Reader:
+    decoder_threads: int | None = None  # video: None is FFmpeg's choice (cores + 1); the pipeline sets fewer
     def __init__(self, info: SourceInfo, start_frame: int, end_frame: int | None):
         self.info = info
         self.start_frame = start_frame
@@ -67,7 +68,9 @@ class VideoReader(_Reader):
         stream = container.streams.video[0]
         # Frame threads decode ahead (fast), but each holds whole frames: above ~1440p slice threads keep memory flat.
         large = self.info.width * self.info.height > LARGE_FRAME_PIXELS
-        stream.thread_type = "SLICE" if large else "AUTO"
+        stream.thread_type = "SLICE" if large else "FRAME"
+        if not large and self.decoder_threads:
+            stream.thread_count = self.decoder_threads
         index = 0
         damaged: list[int] = []
         try:
