@@ -35,7 +35,7 @@ def taps(in_len: int, out_len: int, scale: float) -> tuple[np.ndarray, np.ndarra
     """For each output index: the two source indices and the weight of the second, as ORT's linear Resize.
 
     ``pytorch_half_pixel``: source = (x + 0.5) / scale - 0.5 (0 for a length-1 output), clamped to the input.
-    Computed in float32 like ORT, so the weights are bit-identical to the graph's.
+    Computed in float32 like ORT. Cached, so the arrays are read-only.
     """
     x = np.arange(out_len, dtype=np.float32)
     if out_len > 1:
@@ -43,12 +43,12 @@ def taps(in_len: int, out_len: int, scale: float) -> tuple[np.ndarray, np.ndarra
     else:
         source = np.zeros(1, np.float32)
     source = np.clip(source, 0, in_len - 1).astype(np.float32)
-    first = np.minimum(source.astype(np.int64), in_len - 1)
-    second = np.minimum(first + 1, in_len - 1)
+    first = np.minimum(source.astype(np.int32), in_len - 1)
+    second = np.minimum(first + 1, in_len - 1).astype(np.int32)
     weight = (source - first).astype(np.float32)
     for array in (first, second, weight):
         array.setflags(write=False)
-    return first.astype(np.int32), second.astype(np.int32), weight
+    return first, second, weight
 
 
 def small_size(height: int, width: int, ratio: float) -> tuple[int, int]:
