@@ -110,8 +110,6 @@ def test_second_ctrl_c_aborts():
 
 def test_input_options_reach_ffmpeg(tmp_path, rvm_onnx_path):
     """Device options (video_size, framerate...) go to FFmpeg's demuxer: raw RGB frames need them to be read."""
-    import numpy as np
-
     from media import moving_square_frames
 
     raw = tmp_path / "frames.rgb"

@@ -146,7 +146,8 @@ def _at(wide, j, i0, i1, t, x):
 
 @_kernel
 def _apply(red, green, blue, wide, y0, y1, wy, under, composition, foreground_u8, foreground, alpha, alpha_u8):
-    """red, green, blue uint8 [H,W]; wide [8,h,W]; under uint8 [3,H,W] or [3,1,1]; outputs planar, or empty when not wanted."""
+    """red, green, blue uint8 [H,W]; wide [8,h,W]; under uint8 [3,H,W] or [3,1,1] (the background);
+    outputs planar [C,H,W], or empty when not wanted."""
     width = red.shape[1]
     inv, one, zero, half = np.float32(1 / 255), np.float32(1), np.float32(0), np.float32(0.5)
     third, full = np.float32(1 / 3), np.float32(255)

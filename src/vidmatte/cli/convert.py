@@ -14,7 +14,8 @@ DESCRIPTION = ("Matte a video (anything FFmpeg decodes), a live source (webcam, 
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("input", help="video file, folder of images, image, or a live source (webcam, webcam:N, /dev/videoN)")
+    p.add_argument("input",
+                   help="video file, folder of images, image, or a live source (webcam, webcam:N, /dev/videoN)")
     p.add_argument("--input-format", metavar="FMT",
                    help="FFmpeg input format for a live source, as ffmpeg's -f: v4l2, avfoundation, dshow, lavfi...")
     p.add_argument("--input-option", metavar="KEY=VALUE", action="append", default=[],
@@ -112,7 +113,8 @@ def build_options(args: argparse.Namespace):
     return ConvertOptions(outputs=outputs, background=args.background, start_frame=args.start_frame,
                           end_frame=args.end_frame, input_resize=parse_size(args.input_resize),
                           sequence_fps=args.fps, input_format=args.input_format,
-                          input_options=parse_input_options(args.input_option), crf=args.crf, bitrate=args.bitrate, preset=args.preset,
+                          input_options=parse_input_options(args.input_option), crf=args.crf,
+                          bitrate=args.bitrate, preset=args.preset,
                           overwrite=args.overwrite, allow_partial=args.allow_partial, progress=not args.quiet)
 
 
