@@ -47,6 +47,18 @@ def test_image_folder_reader_natural_sort_and_size_check(tmp_path):
         list(open_reader(tmp_path))
 
 
+def test_glob_pattern_is_an_image_sequence(tmp_path):
+    for cam in ("cam1", "cam2"):
+        for i in (10, 2, 1):
+            cv2.imwrite(str(tmp_path / f"{cam}_{i}.png"), np.full((8, 6, 3), i + (100 if cam == "cam2" else 0),
+                                                                   np.uint8))
+    info = probe(tmp_path / "cam1_*.png")
+    assert (info.kind, info.frames, info.width, info.height) == ("images", 3, 6, 8)
+    assert [int(f.image[0, 0, 0]) for f in open_reader(tmp_path / "cam1_*.png")] == [1, 2, 10]
+    with pytest.raises(InputError, match="no images .* match the pattern"):
+        probe(tmp_path / "cam3_*.png")
+
+
 @pytest.mark.parametrize("ext", [".mp4", ".mov", ".mkv", ".webm"])
 def test_video_writer_keeps_count_size_and_fps(tmp_path, ext):
     frames = moving_square_frames(12, 96, 64)

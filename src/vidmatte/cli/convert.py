@@ -15,7 +15,8 @@ DESCRIPTION = ("Matte a video (anything FFmpeg decodes), a live source (webcam, 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input",
-                   help="video file, folder of images, image, or a live source (webcam, webcam:N, /dev/videoN)")
+                   help="video file, folder or glob pattern of images ('shots/*.png'), image, or a live source "
+                        "(webcam, webcam:N, /dev/videoN)")
     p.add_argument("--input-format", metavar="FMT",
                    help="FFmpeg input format for a live source, as ffmpeg's -f: v4l2, avfoundation, dshow, lavfi...")
     p.add_argument("--input-option", metavar="KEY=VALUE", action="append", default=[],

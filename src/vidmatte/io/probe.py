@@ -1,12 +1,14 @@
 """What the reader sees in an input: size, rate, frame count, rotation, audio, pixel format.
 
-Inputs are files (video, image, folder of images) or live sources: ``webcam`` / ``webcam:N`` (the platform's
-camera N), a device path (``/dev/video2``), or anything FFmpeg opens with a named input format (``--input-format``,
-like ffmpeg's ``-f``: ``v4l2``, ``avfoundation``, ``dshow``, ``lavfi``...). Live sources have no length.
+Inputs are files (video, image, folder of images, a glob pattern of images such as ``shots/cam1_*.png``) or live
+sources: ``webcam`` / ``webcam:N`` (the platform's camera N), a device path (``/dev/video2``), or anything FFmpeg
+opens with a named input format (``--input-format``, like ffmpeg's ``-f``: ``v4l2``, ``avfoundation``, ``dshow``,
+``lavfi``...). Live sources have no length.
 """
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 import sys
@@ -50,8 +52,18 @@ def natural_key(name: str):
 
 
 def list_images(folder: Path) -> list[Path]:
-    files = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")]
-    return sorted(files, key=lambda p: natural_key(p.name))
+    """The images of a folder, or those a glob pattern (``shots/cam1_*.png``) matches, in natural order."""
+    pattern = is_pattern(folder)
+    candidates = [Path(p) for p in glob.glob(str(folder))] if pattern else list(folder.iterdir())
+    files = [p for p in candidates if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
+             and p.is_file()]
+    # A pattern may span folders (shots/*/0001.png): order by the whole path there.
+    return sorted(files, key=lambda p: natural_key(str(p) if pattern else p.name))
+
+
+def is_pattern(path: str | os.PathLike) -> bool:
+    """A glob pattern rather than a path (and no file of that very name exists)."""
+    return glob.has_magic(str(path)) and not Path(path).exists()
 
 
 def live_source(spec: str | os.PathLike, input_format: str | None = None) -> tuple[str, str] | None:
@@ -79,6 +91,8 @@ def probe(path: str | os.PathLike, fps: float | None = None, input_format: str |
     if live is not None:
         return _probe_live(*live, input_options)
     p = Path(path)
+    if is_pattern(p):
+        return _probe_folder(p, fps)
     if not p.exists():
         raise InputError(f"input not found: {p}")
     if not os.access(p, os.R_OK):
@@ -105,7 +119,8 @@ def _image_size(p: Path) -> tuple[int, int]:
 def _probe_folder(p: Path, fps: float | None) -> SourceInfo:
     images = list_images(p)
     if not images:
-        raise InputError(f"no images (png/jpg/tif/webp/bmp) in folder {p}")
+        where = "match the pattern" if is_pattern(p) else "in folder"
+        raise InputError(f"no images (png/jpg/tif/webp/bmp) {where} {p}")
     h, w = _image_size(images[0])
     return SourceInfo(str(p), "images", w, h, fps or DEFAULT_SEQUENCE_FPS, len(images), codec="image sequence")
 
