@@ -315,7 +315,7 @@ class _Job:
         result = ConvertResult(self.frames_written, seconds, outputs)
         if input_error is not None:
             if not self.options.allow_partial:
-                raise PartialInputError(f"{input_error} (kept {self.frames_written} frames in the outputs; "
+                raise PartialInputError(f"{input_error}; the outputs keep them all ({self.frames_written} frames; "
                                         "--allow-partial accepts this)", self.frames_written)
             result.warning = str(input_error)
         return result

@@ -113,7 +113,7 @@ class VideoReader(_Reader):
         shown = ", ".join(str(i) for i in damaged[:5]) + (f" and {len(damaged) - 5} more" if len(damaged) > 5 else "")
         raise PartialInputError(
             f"{self.info.path}: corrupt data in frame{'s' if len(damaged) > 1 else ''} {shown}; the decoder concealed "
-            f"it, so those frames may show artefacts ({done} frames decoded)", done)
+            f"it, so those frames may show artefacts; {done} frames decoded", done)
 
     def _to_frame(self, frame, index: int, time_base: Fraction) -> Frame:
         image = frame.to_ndarray(format="rgb24")
