@@ -107,3 +107,20 @@ def person_frames(count: int, width: int, height: int) -> list[np.ndarray]:
     photo = cv2.cvtColor(cv2.imread(str(demo.find_sample_photo())), cv2.COLOR_BGR2RGB)
     squares = demo.synthesise_frames(photo, frames=count, size=max(width, height))
     return [np.ascontiguousarray(cv2.resize(s, (width, height), interpolation=cv2.INTER_AREA)) for s in squares]
+
+
+def official_onnx(model_path, frames, ratio) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The reference: the official graph run by hand with ORT's default options, state threaded through, no
+    vidmatte code involved. Returns (fgr [H,W,3], pha [H,W]) per frame."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    state = [np.zeros((1, 1, 1, 1), np.float32)] * 4
+    results = []
+    for image in frames:
+        feed = {"src": (image.astype(np.float32) / 255).transpose(2, 0, 1)[None],
+                "downsample_ratio": np.array([ratio], np.float32)}
+        feed.update({f"r{i + 1}i": s for i, s in enumerate(state)})
+        fgr, pha, *state = session.run(["fgr", "pha", "r1o", "r2o", "r3o", "r4o"], feed)
+        results.append((fgr[0].transpose(1, 2, 0), pha[0, 0]))
+    return results

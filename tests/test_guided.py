@@ -3,28 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 
-from media import person_frames
+from media import official_onnx, person_frames
 from vidmatte import guided
 from vidmatte.backends.onnx import GuidedOnnxRunner, OnnxRunner
 from vidmatte.matte import DenseMatte, GuidedMatte
 from vidmatte.matters import RecurrentMatter
-
-
-def official(model_path, frames, ratio):
-    """fgr [H,W,3] and pha [H,W] from the official graph, run by hand with ORT's default options."""
-    session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
-    state = [np.zeros((1, 1, 1, 1), np.float32)] * 4
-    results = []
-    for image in frames:
-        feed = {"src": (image.astype(np.float32) / 255).transpose(2, 0, 1)[None],
-                "downsample_ratio": np.array([ratio], np.float32)}
-        feed.update({f"r{i + 1}i": s for i, s in enumerate(state)})
-        fgr, pha, *state = session.run(["fgr", "pha", "r1o", "r2o", "r3o", "r4o"], feed)
-        results.append((fgr[0].transpose(1, 2, 0), pha[0, 0]))
-    return results
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +25,7 @@ def fast_runner(rvm_onnx_path):
 def test_fast_path_equals_the_official_graph(rvm_onnx_path, fast_runner, width, height, ratio):
     frames = person_frames(4, width, height)
     matter = RecurrentMatter(fast_runner, ratio)
-    for i, ((fgr_ref, pha_ref), frame) in enumerate(zip(official(rvm_onnx_path, frames, ratio), frames)):
+    for i, ((fgr_ref, pha_ref), frame) in enumerate(zip(official_onnx(rvm_onnx_path, frames, ratio), frames)):
         fgr, pha = matter.step(frame)
         assert fgr.shape == fgr_ref.shape and pha.shape == pha_ref.shape
         assert np.abs(pha - pha_ref).max() < 1e-4, f"frame {i}"
@@ -50,7 +35,7 @@ def test_fast_path_equals_the_official_graph(rvm_onnx_path, fast_runner, width, 
 
 def test_pictures_equal_the_blend_of_the_official_outputs(rvm_onnx_path, fast_runner):
     frames = person_frames(2, 256, 144)
-    (fgr_ref, pha_ref), = official(rvm_onnx_path, frames[:1], 0.5)
+    (fgr_ref, pha_ref), = official_onnx(rvm_onnx_path, frames[:1], 0.5)
     matter = RecurrentMatter(fast_runner, 0.5)
     matte = matter.matte([matter.prepare(frames[0])])[0]
     assert isinstance(matte, GuidedMatte)
@@ -135,5 +120,5 @@ def test_without_numba_the_graph_runs_whole(rvm_onnx_path, monkeypatch):
     assert type(runner) is OnnxRunner
     frame = person_frames(1, 96, 64)[0]
     fgr, pha = RecurrentMatter(runner, 0.5).step(frame)
-    (fgr_ref, pha_ref), = official(rvm_onnx_path, [frame], 0.5)
+    (fgr_ref, pha_ref), = official_onnx(rvm_onnx_path, [frame], 0.5)
     np.testing.assert_allclose(pha, pha_ref, atol=1e-5)

@@ -4,28 +4,13 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 import pytest
 
-from media import decode_all, moving_square_frames, person_frames, write_video
+from media import decode_all, moving_square_frames, official_onnx, person_frames, write_video
 from vidmatte.errors import InputError, PartialInputError, UsageError
 from vidmatte.io.writers import parse_output
 from vidmatte.matters.recurrent import auto_downsample_ratio
 from vidmatte.pipeline import ConvertOptions, convert
-
-
-def direct_onnx_alphas(model_path, frames, ratio):
-    """The reference: the official graph run by hand, state threaded through, no vidmatte code involved."""
-    session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
-    state = [np.zeros((1, 1, 1, 1), np.float32)] * 4
-    alphas = []
-    for image in frames:
-        src = (image.astype(np.float32) / 255).transpose(2, 0, 1)[None]
-        feed = {"src": src, "downsample_ratio": np.array([ratio], np.float32)}
-        feed.update({f"r{i + 1}i": s for i, s in enumerate(state)})
-        _, pha, *state = session.run(["fgr", "pha", "r1o", "r2o", "r3o", "r4o"], feed)
-        alphas.append(pha[0, 0])
-    return alphas
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +30,7 @@ def test_pipeline_alpha_equals_direct_onnx_runtime(tmp_path, rvm_onnx_path, widt
     result = convert(clip, matter, ConvertOptions([parse_output("alpha", str(out) + "/")], progress=False))
     assert result.frames == 10
     frames = decode_all(clip)
-    reference = direct_onnx_alphas(rvm_onnx_path, frames, ratio or auto_downsample_ratio(height, width))
+    reference = [pha for _, pha in official_onnx(rvm_onnx_path, frames, ratio or auto_downsample_ratio(height, width))]
     for i, ref in enumerate(reference):
         got = cv2.imread(str(out / f"{i:05d}.png"), cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255
         assert np.abs(got - ref).max() <= 1 / 255 + 1e-6, f"frame {i}"
