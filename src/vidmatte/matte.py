@@ -25,6 +25,9 @@ class Pictures:
 
 
 class Matte:
+    # Whether ``pictures`` composites over a solid colour given as one pixel [1,1,3] without making it full size.
+    takes_colour_pixel = False
+
     def pictures(self, background: np.ndarray | None = None, foreground: bool = False,
                  alpha: bool = False) -> Pictures:
         """background uint8 [H,W,3] (or [1,1,3]) -> the composition over it; plus foreground/alpha if asked."""
@@ -54,7 +57,7 @@ class DenseMatte(Matte):
             fgr_u8 = self.fgr if self.fgr.dtype == np.uint8 else planes_to_rgb_u8(self.fgr)
         comp = None
         if background is not None:
-            if background.shape[:2] != self.pha.shape:
+            if background.shape[:2] != self.pha.shape:  # a colour pixel from an API caller
                 background = np.broadcast_to(background, (*self.pha.shape, 3)).copy()
             comp = composite(fgr_u8, self.pha, background)
         return Pictures(comp, fgr_u8 if foreground else None, self.pha if alpha else None,
@@ -71,6 +74,8 @@ class DenseMatte(Matte):
 
 class GuidedMatte(Matte):
     """The frame (uint8 [H,W,3]) and the guided filter's coefficients (float32 [8,h,w]): a few hundred KB."""
+
+    takes_colour_pixel = True
 
     def __init__(self, frame: np.ndarray, coefficients: np.ndarray):
         self.frame, self.coefficients = frame, coefficients

@@ -173,7 +173,8 @@ class _Job:
         self.decoded: queue.Queue = queue.Queue()  # bounded by input_slots
         self.matted: queue.Queue = queue.Queue()  # bounded by output_slots
         self.writers: list = []
-        self.needs_foreground = any(spec.kind != "alpha" for spec in options.outputs)
+        self.kinds = {spec.kind for spec in options.outputs}
+        self.needs_foreground = bool(self.kinds - {"alpha"})
         self.large_frames = width * height > LARGE_FRAME_PIXELS
         self.background: Background | None = None
         self.frames_written = 0
@@ -265,10 +266,12 @@ class _Job:
             self.stop.set()
 
     def _write_frame(self, stamp: _Stamp, matte: Matte, pts: int) -> None:
-        kinds = {spec.kind for spec in self.options.outputs}
-        background = self.background.frame_or_colour(stamp.index) if "composition" in kinds else None
-        pictures = matte.pictures(background, foreground=bool(kinds & {"foreground", "rgba"}),
-                                  alpha=bool(kinds & {"alpha", "rgba"}))
+        background = None
+        if "composition" in self.kinds:  # a solid colour as one pixel where the matte can use it (no full copy)
+            background = (self.background.frame_or_colour(stamp.index) if matte.takes_colour_pixel
+                          else self.background.frame(stamp.index))
+        pictures = matte.pictures(background, foreground=bool(self.kinds & {"foreground", "rgba"}),
+                                  alpha=bool(self.kinds & {"alpha", "rgba"}))
         for spec, writer in self.writers:
             if spec.kind == "alpha":
                 sixteen = spec.bit_depth == 16 and _takes_16_bit(spec)

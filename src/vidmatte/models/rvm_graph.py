@@ -31,18 +31,17 @@ def find_cut(graph) -> Cut | None:
     """The tensors where the guided filter's full-resolution tail starts, or None if the graph differs."""
     producer = {out: node for node in graph.node for out in node.output}
 
-    def made_by(tensor: str, op: str):
-        node = producer.get(tensor)
-        return node if node is not None and node.op_type == op else None
+    def made_by(tensors, op: str):
+        """The first node of type ``op`` that produces one of ``tensors``."""
+        return next((producer[t] for t in tensors if t in producer and producer[t].op_type == op), None)
 
-    clip = made_by("pha", "Clip")
-    split = made_by(clip.input[0], "Split") if clip else None
-    add = made_by(split.input[0], "Add") if split else None
+    clip = made_by(["pha"], "Clip")
+    split = made_by(clip.input[:1], "Split") if clip else None
+    add = made_by(split.input[:1], "Add") if split else None
     if add is None:
         return None
-    mul = next((made_by(t, "Mul") for t in add.input if made_by(t, "Mul")), None)
-    resize_b = next((made_by(t, "Resize") for t in add.input if made_by(t, "Resize")), None)
-    resize_a = next((made_by(t, "Resize") for t in mul.input if made_by(t, "Resize")), None) if mul else None
+    mul, resize_b = made_by(add.input, "Mul"), made_by(add.input, "Resize")
+    resize_a = made_by(mul.input, "Resize") if mul else None
     shrink = next((n for n in graph.node if n.op_type == "Resize" and n.input and n.input[0] == "src"), None)
     if not (resize_a and resize_b and shrink):
         return None
