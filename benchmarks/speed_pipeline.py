@@ -8,7 +8,7 @@ photo). Rows, all on the same decoded frames:
                  Runtime session with default options (what a plain script gets; the issue's reference)
   bare-vm        the same loop on vidmatte's tuned session (no thread spinning, no memory pattern)
   bare-fast      decoded frames in memory through vidmatte's fast path, no file I/O: small input, the graph cut
-                 before its full-resolution tail, the tail fused with compositing (vidmatte.guided)
+                 before its full-resolution tail, the tail fused with compositing (vidmatte.models.rvm_tail)
   pipeline       vidmatte's pipeline (default backend, the fast path): file -> composition .mp4 (H.264, default
                  preset) with decode/encode overlapped
   pipeline-whole the same pipeline running the official graph whole (--backend onnxruntime-whole)
@@ -78,14 +78,14 @@ def bare_loop(runner, frames, ratio) -> float:
 
 def fast_loop(runner, frames, ratio) -> float:
     """The fast path's work on frames already in memory: what the pipeline adds to it is file I/O."""
-    from vidmatte import guided
+    from vidmatte.models import rvm_tail
 
     green = np.array([120, 255, 155], np.uint8).reshape(1, 1, 3)
     state = runner.initial_state()
     start = time.perf_counter()
     for image in frames:
         coefficients, state = runner.coarse(runner.shrink(image, ratio), state)
-        guided.apply(image, coefficients, background=green, composition=True)
+        rvm_tail.apply(image, coefficients, background=green, composition=True)
     return len(frames) / (time.perf_counter() - start)
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from vidmatte.cli.main import main
 from vidmatte.data.benchmark import build
-from vidmatte.data.compose import trimap_from_alpha
+from vidmatte.data.synthesis import trimap_from_alpha
 
 
 def _write_video(path: Path, frames: int, w: int, h: int) -> None:

@@ -185,12 +185,12 @@ def test_export_cli_writes_a_checked_file(rvm_onnx_path, tmp_path, capsys):
 
 def test_exports_take_the_fast_path(exported_random):
     """vidmatte's own exports are cut like the official graph, and the fast path agrees with running them whole."""
-    from vidmatte.backends.onnx import GuidedOnnxRunner, OnnxRunner
+    from vidmatte.backends.onnx import SplitOnnxRunner, OnnxRunner
     from vidmatte.matters import RecurrentMatter
 
     path, _ = exported_random
-    fast = GuidedOnnxRunner.from_model(str(path))
-    assert isinstance(fast, GuidedOnnxRunner)
+    fast = SplitOnnxRunner.from_model(str(path))
+    assert isinstance(fast, SplitOnnxRunner)
     frames = np.random.default_rng(2).integers(0, 256, (3, 75, 101, 3), dtype=np.uint8)
     cut, whole = RecurrentMatter(fast, 0.6), RecurrentMatter(OnnxRunner(path), 0.6)
     for frame in frames:

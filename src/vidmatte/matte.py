@@ -2,7 +2,7 @@
 
 A runner hands over either dense results (fgr and pha at full size, as the official graph or PyTorch make them) or,
 on the fast ONNX path, the frame plus the guided filter's low-resolution coefficients, from which the composition
-is made in one pass (``vidmatte.guided``). The writer asks for the pictures its outputs need; both kinds answer.
+is made in one pass (``vidmatte.models.rvm_tail``). The writer asks for the pictures its outputs need; both kinds answer.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ class DenseMatte(Matte):
         return self.pha
 
 
-class GuidedMatte(Matte):
+class CoefficientMatte(Matte):
     """The frame (uint8 [H,W,3]) and the guided filter's coefficients (float32 [8,h,w]): a few hundred KB."""
 
     takes_colour_pixel = True
@@ -81,9 +81,9 @@ class GuidedMatte(Matte):
         self.frame, self.coefficients = frame, coefficients
 
     def pictures(self, background=None, foreground=False, alpha=False) -> Pictures:
-        from . import guided  # numba loads only on this path
+        from .models import rvm_tail  # numba loads only on this path
 
-        made = guided.apply(self.frame, self.coefficients, background=background,
+        made = rvm_tail.apply(self.frame, self.coefficients, background=background,
                             composition=background is not None, foreground_u8=foreground, alpha=alpha,
                             alpha_u8=alpha)
         return Pictures(made.get("composition"), made.get("foreground_u8"), made.get("alpha"),
@@ -96,7 +96,7 @@ class GuidedMatte(Matte):
         return self.foreground_and_alpha()[1]
 
     def foreground_and_alpha(self) -> tuple[np.ndarray, np.ndarray]:
-        from . import guided
+        from .models import rvm_tail
 
-        made = guided.apply(self.frame, self.coefficients, foreground=True, alpha=True)  # one pass for both
+        made = rvm_tail.apply(self.frame, self.coefficients, foreground=True, alpha=True)  # one pass for both
         return made["foreground"], made["alpha"]

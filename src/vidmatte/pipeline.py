@@ -19,9 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .compose import Background, alpha_to_u16, planes_to_rgb_u8, rgba
+from .compose import alpha_to_u16, planes_to_rgb_u8, rgba
 from .errors import InputError, PartialInputError, UsageError
 from .io.audio import AudioTrack
+from .io.backgrounds import Background
 from .io.probe import LARGE_FRAME_PIXELS
 from .io.readers import open_reader
 from .io.writers import OutputSpec, check_writable, open_writer
@@ -189,7 +190,7 @@ class _Job:
                 # For a network that takes the whole frame as float, large frames wait as uint8 (25 MB at 4K) and
                 # become float (100 MB) only when the network is ready for them; everything else is prepared here,
                 # off the network's thread.
-                payload = image if self.large_frames and not self.matter.guided else self.matter.prepare(image)
+                payload = image if self.large_frames and not self.matter.fused_tail else self.matter.prepare(image)
                 self.decoded.put((_Stamp(frame.index, frame.pts), payload))
         except BaseException as exc:  # forwarded to the caller's thread, which decides what it means
             self.decoded.put(exc)

@@ -30,9 +30,9 @@ def open_runner(model: str = "rvm-mobilenetv3", backend: str = "onnxruntime", th
     from ..errors import UsageError
 
     if backend in ("onnxruntime", "onnx", "ort"):
-        from .onnx import GuidedOnnxRunner
+        from .onnx import SplitOnnxRunner
 
-        return GuidedOnnxRunner.from_model(model, threads=threads, cache=cache)
+        return SplitOnnxRunner.from_model(model, threads=threads, cache=cache)
     if backend == "onnxruntime-whole":  # the official graph end to end: the reference, and for comparisons
         from .onnx import OnnxRunner
 

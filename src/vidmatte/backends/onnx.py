@@ -76,8 +76,8 @@ def model_file(model: str, cache: str | None = None) -> Path:
     return Path(fetch_model(model, cache))
 
 
-class GuidedOnnxRunner(OnnxRunner):
-    """The official graph cut before its full-resolution tail; the tail runs in ``vidmatte.guided``.
+class SplitOnnxRunner(OnnxRunner):
+    """The official graph cut before its full-resolution tail; the tail runs in ``vidmatte.models.rvm_tail``.
 
     ``shrink`` makes the network's small input from a uint8 frame (no full-size float copy), ``coarse`` runs the
     network on it and returns the guided filter's coefficients. Called as a plain runner (float frame in, fgr and
@@ -107,7 +107,7 @@ class GuidedOnnxRunner(OnnxRunner):
         return cls(path, coarse, threads) if coarse is not None else OnnxRunner(path, threads)
 
     def shrink(self, frame: np.ndarray, downsample_ratio: float) -> np.ndarray:
-        from ..guided import shrink
+        from ..models.rvm_tail import shrink
 
         return shrink(frame, downsample_ratio)
 

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError, OutputError, UsageError
-from .compose import compose_clip, load_foreground, read_background_frames, trimap_from_alpha
+from .synthesis import compose_clip, load_foreground, read_background_frames, trimap_from_alpha
 
 REPO_DEFINITIONS = Path(__file__).resolve().parents[3] / "benchmarks" / "definitions"
 

@@ -7,7 +7,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from ..backends.base import Runner
-from ..matte import DenseMatte, GuidedMatte, Matte
+from ..matte import DenseMatte, CoefficientMatte, Matte
 
 
 def auto_downsample_ratio(height: int, width: int) -> float:
@@ -64,7 +64,7 @@ class RecurrentMatter:
 
     # --- frames in, Mattes out: what the pipeline uses ------------------------------------------------------
     @property
-    def guided(self) -> bool:
+    def fused_tail(self) -> bool:
         """The runner stops at the guided filter's coefficients (the fast ONNX path)."""
         return hasattr(self.runner, "coarse")
 
@@ -76,17 +76,17 @@ class RecurrentMatter:
         """
         if self._ratio is None:
             self._ratio = auto_downsample_ratio(*frame.shape[:2])
-        if self.guided and frame.dtype == np.uint8:
+        if self.fused_tail and frame.dtype == np.uint8:
             return frame, self.runner.shrink(frame, self._ratio)
         return frame_to_tensor(frame)
 
     def matte(self, prepared: list) -> list[Matte]:
         """Consecutive prepared frames -> one Matte each, in order; the state is carried."""
-        if self.guided and all(isinstance(p, tuple) for p in prepared):
+        if self.fused_tail and all(isinstance(p, tuple) for p in prepared):
             mattes = []
             for frame, small in prepared:
                 coefficients, self._state = self.runner.coarse(small, self._state)
-                mattes.append(GuidedMatte(frame, coefficients))
+                mattes.append(CoefficientMatte(frame, coefficients))
             return mattes
         tensors = [p if p.dtype == np.float32 else frame_to_tensor(p) for p in prepared]
         fgr, pha = self.step_chunk(tensors[0] if len(tensors) == 1 else np.concatenate(tensors))

@@ -1,4 +1,4 @@
-"""The fast ONNX path (graph cut before its full-resolution tail + vidmatte.guided) against the official graph."""
+"""The fast ONNX path (graph cut before its full-resolution tail + vidmatte.models.rvm_tail) against the official graph."""
 
 from __future__ import annotations
 
@@ -6,16 +6,16 @@ import numpy as np
 import pytest
 
 from media import official_onnx, person_frames
-from vidmatte import guided
-from vidmatte.backends.onnx import GuidedOnnxRunner, OnnxRunner
-from vidmatte.matte import DenseMatte, GuidedMatte
+from vidmatte.models import rvm_tail
+from vidmatte.backends.onnx import SplitOnnxRunner, OnnxRunner
+from vidmatte.matte import DenseMatte, CoefficientMatte
 from vidmatte.matters import RecurrentMatter
 
 
 @pytest.fixture(scope="module")
 def fast_runner(rvm_onnx_path):
-    runner = GuidedOnnxRunner.from_model(str(rvm_onnx_path))
-    assert isinstance(runner, GuidedOnnxRunner), "the official graph must be cut, not run whole"
+    runner = SplitOnnxRunner.from_model(str(rvm_onnx_path))
+    assert isinstance(runner, SplitOnnxRunner), "the official graph must be cut, not run whole"
     return runner
 
 
@@ -38,7 +38,7 @@ def test_pictures_equal_the_blend_of_the_official_outputs(rvm_onnx_path, fast_ru
     (fgr_ref, pha_ref), = official_onnx(rvm_onnx_path, frames[:1], 0.5)
     matter = RecurrentMatter(fast_runner, 0.5)
     matte = matter.matte([matter.prepare(frames[0])])[0]
-    assert isinstance(matte, GuidedMatte)
+    assert isinstance(matte, CoefficientMatte)
     background = np.random.default_rng(0).integers(0, 256, (144, 256, 3), dtype=np.uint8)
     pictures = matte.pictures(background, foreground=True, alpha=True)
     a = pha_ref[..., None]
@@ -60,15 +60,15 @@ def test_pictures_equal_the_blend_of_the_official_outputs(rvm_onnx_path, fast_ru
 def test_only_the_pictures_asked_for_are_made():
     frame = np.full((8, 12, 3), 100, np.uint8)
     coefficients = np.zeros((8, 2, 3), np.float32)  # A = 0, b = 0: fgr = the frame, alpha = 0
-    made = guided.apply(frame, coefficients, alpha_u8=True)
+    made = rvm_tail.apply(frame, coefficients, alpha_u8=True)
     assert set(made) == {"alpha_u8"} and made["alpha_u8"].max() == 0
-    made = guided.apply(frame, coefficients, background=np.zeros((1, 1, 3), np.uint8), composition=True,
+    made = rvm_tail.apply(frame, coefficients, background=np.zeros((1, 1, 3), np.uint8), composition=True,
                         foreground_u8=True)
     assert set(made) == {"composition", "foreground_u8"}
     np.testing.assert_array_equal(made["foreground_u8"], frame)
     np.testing.assert_array_equal(made["composition"], 0)  # alpha 0: all background
     with pytest.raises(ValueError):
-        guided.apply(frame, coefficients, composition=True)
+        rvm_tail.apply(frame, coefficients, composition=True)
 
 
 def test_a_graph_without_the_guided_filter_tail_runs_whole(tmp_path):
@@ -91,7 +91,7 @@ def test_a_graph_without_the_guided_filter_tail_runs_whole(tmp_path):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8  # what every ONNX Runtime release reads
     save(model, str(path))
-    runner = GuidedOnnxRunner.from_model(str(path))
+    runner = SplitOnnxRunner.from_model(str(path))
     assert type(runner) is OnnxRunner
     frame = np.random.default_rng(1).integers(0, 256, (6, 10, 3), dtype=np.uint8)
     fgr, pha = RecurrentMatter(runner, 0.5).step(frame)
@@ -116,7 +116,7 @@ def test_without_numba_the_graph_runs_whole(rvm_onnx_path, monkeypatch):
     import sys
 
     monkeypatch.setitem(sys.modules, "numba", None)  # makes `import numba` raise ImportError
-    runner = GuidedOnnxRunner.from_model(str(rvm_onnx_path))
+    runner = SplitOnnxRunner.from_model(str(rvm_onnx_path))
     assert type(runner) is OnnxRunner
     frame = person_frames(1, 96, 64)[0]
     fgr, pha = RecurrentMatter(runner, 0.5).step(frame)

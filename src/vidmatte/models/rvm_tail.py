@@ -6,7 +6,7 @@ bilinearly upsampled to the frame. In the official ONNX graph that last step is 
 operators (two Resizes of 4 channels, ReduceMean, Concat, Mul, Add, Split, Add, Clip): about a third of the
 model's time at 1080p, plus the float copy of the whole frame it needs as input. Here the same arithmetic runs as
 one pass over the uint8 frame that writes the composition (and/or alpha and foreground) directly, without any
-full-size float intermediate. The results equal the official graph's within float rounding (tests/test_guided.py).
+full-size float intermediate. The results equal the official graph's within float rounding (tests/test_rvm_tail.py).
 
 Resampling follows ONNX Runtime's ``Resize`` (linear, ``pytorch_half_pixel``) exactly, so the small frame fed to
 the network and the upsampled coefficients match the official graph's.
