@@ -86,26 +86,26 @@ def test_ctrl_c_finishes_a_live_recording(tmp_path, rvm_onnx_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["alpha", "live.mp4"]  # no temporary files left
 
 
-def test_second_ctrl_c_aborts():
-    """The graceful handler: the first SIGINT only sets the flag (and says so), the second one raises."""
+def test_second_signal_aborts():
+    """On a live source the first SIGINT/SIGTERM stops the input (and says so); the second one raises."""
     import os
 
-    from vidmatte.interrupt import INTERRUPTED, install_interrupt_handler
+    from vidmatte.cli.signals import signals_control
+    from vidmatte.job import JobControl
 
-    previous = signal.getsignal(signal.SIGINT)
-    notices = []
-    try:
-        INTERRUPTED.clear()
-        install_interrupt_handler(graceful=True, notice=lambda: notices.append(1))
-        os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(0.05)  # the handler runs in the main thread between bytecodes
-        assert INTERRUPTED.is_set() and notices == [1]
+    control = JobControl()
+    with signals_control(control, live=True):
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(100):  # the handler runs in the main thread between bytecodes
+            if control.input_stopped:
+                break
+            time.sleep(0.01)
+        assert control.input_stopped and not control.cancelled
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.5)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        INTERRUPTED.clear()
+            for _ in range(100):
+                time.sleep(0.01)
+    assert signal.getsignal(signal.SIGINT) is not None  # handlers restored after the job
 
 
 def test_input_options_reach_ffmpeg(tmp_path, rvm_onnx_path):

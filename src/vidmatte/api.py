@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .matters.recurrent import RecurrentMatter
+from .matters.recurrent import DEFAULT_WARMUP, RecurrentMatter
 from .models.registry import ModelSpec
 from .models.registry import list_models as _list_specs
 
@@ -13,14 +13,18 @@ def list_models() -> list[ModelSpec]:
 
 
 def load(model: str = "rvm-mobilenetv3", backend: str = "onnxruntime", downsample_ratio: float | None = None,
-         threads: int | None = None, device: str = "auto", cache: str | None = None) -> RecurrentMatter:
+         threads: int | None = None, device: str = "auto", cache: str | None = None,
+         warmup: int = DEFAULT_WARMUP) -> RecurrentMatter:
     """A streaming matter: ``m.step(frame) -> (fgr, pha)``, ``m.reset()``, ``for fgr, pha in m.stream(frames)``.
 
     frame: uint8 [H,W,3] RGB. fgr: float32 [H,W,3] 0..1; pha: float32 [H,W] 0..1.
+    ``warmup``: frames the recurrent state is warmed on before a file's first frame, when the matter runs a
+    ``convert`` job (streaming calls cannot look ahead and start cold).
     """
     from .backends import open_runner
 
-    return RecurrentMatter(open_runner(model, backend, threads=threads, device=device, cache=cache), downsample_ratio)
+    return RecurrentMatter(open_runner(model, backend, threads=threads, device=device, cache=cache), downsample_ratio,
+                           warmup=warmup)
 
 
 def convert_video(model="rvm-mobilenetv3",
@@ -44,7 +48,9 @@ def convert_video(model="rvm-mobilenetv3",
                   start_frame: int = 0,
                   end_frame: int | None = None,
                   overwrite: bool = False,
-                  allow_partial: bool = False):
+                  allow_partial: bool = False,
+                  warmup: int | None = None,
+                  control=None):
     """RobustVideoMatting's ``convert_video``, same parameter names and meaning, on vidmatte's pipeline.
 
     model: a registered name (``"rvm-mobilenetv3"``), a path to an RVM ``.onnx`` file, a matter from ``load``, or
@@ -53,7 +59,9 @@ def convert_video(model="rvm-mobilenetv3",
     ``"png_sequence"`` (paths are folders; as in RVM the composition is then RGBA PNGs).
     num_workers and dtype are accepted for compatibility: decoding always runs in its own thread, and the ONNX
     weights are fp32. Unlike RVM, existing outputs are not replaced unless ``overwrite=True``.
-    Returns a ``ConvertResult`` (frames, seconds, fps, outputs).
+    ``warmup``: frames to warm the recurrent state on before frame 0 (default 8; 0 starts cold, as RVM does).
+    ``control``: a ``vidmatte.job.JobControl`` to follow progress and cancel from another thread (then
+    ``progress`` is ignored). Returns a ``ConvertResult`` (frames, seconds, fps, outputs).
     """
     from .errors import UsageError
     from .io.writers import parse_output
@@ -89,5 +97,6 @@ def convert_video(model="rvm-mobilenetv3",
         matter.seq_chunk = seq_chunk
     if downsample_ratio is not None:
         matter.downsample_ratio = downsample_ratio
-        matter.reset()
-    return convert(input_source, matter, options)
+    if warmup is not None:
+        matter.warmup = max(0, int(warmup))
+    return convert(input_source, matter, options, control)

@@ -33,3 +33,9 @@ class PartialInputError(InputError):
     def __init__(self, message: str, frames_ok: int):
         super().__init__(message)
         self.frames_ok = frames_ok
+
+
+class Cancelled(VidmatteError):
+    """The job was cancelled (Ctrl-C, SIGTERM, a UI's cancel button); its outputs were not written (exit 130)."""
+
+    exit_code = 130

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .compose import alpha_to_u8, composite, planes_to_rgb_u8
+from .io.probe import LARGE_FRAME_PIXELS
 
 
 @dataclass
@@ -24,9 +25,26 @@ class Pictures:
     alpha_u8: np.ndarray | None = None  # uint8 [H,W]
 
 
+def check_background(background: np.ndarray | None, height: int, width: int) -> None:
+    """A composition background must be uint8 [H,W,3] at the frame's size, or one colour pixel [1,1,3]."""
+    if background is None:
+        return
+    if not isinstance(background, np.ndarray) or background.dtype != np.uint8:
+        raise ValueError(f"background must be a uint8 numpy array, got "
+                         f"{getattr(background, 'dtype', type(background).__name__)}")
+    if background.shape not in ((height, width, 3), (1, 1, 3)):
+        raise ValueError(f"background must be uint8 [{height},{width},3] (the frame's size) or one colour "
+                         f"[1,1,3], got {list(background.shape)}")
+
+
 class Matte:
     # Whether ``pictures`` composites over a solid colour given as one pixel [1,1,3] without making it full size.
     takes_colour_pixel = False
+    shape: tuple[int, int]  # (height, width) of the frame
+
+    def trim(self, foreground: bool) -> "Matte":
+        """Drop what no output will ask for (``foreground=False``) before the result waits for the writer."""
+        return self
 
     def pictures(self, background: np.ndarray | None = None, foreground: bool = False,
                  alpha: bool = False) -> Pictures:
@@ -50,8 +68,21 @@ class DenseMatte(Matte):
 
     def __init__(self, fgr: np.ndarray | None, pha: np.ndarray):
         self.fgr, self.pha = fgr, pha
+        self.shape = pha.shape
+
+    def trim(self, foreground: bool) -> "DenseMatte":
+        """No fgr when nothing uses it; above 1440p fgr is packed to uint8 at once: the float planes (100 MB at 4K)
+        waiting for the writer would otherwise dominate peak memory (benchmarks/memory_4k.py)."""
+        if not foreground:
+            self.fgr = None
+        elif self.fgr is not None and self.fgr.dtype != np.uint8 and self.pha.size > LARGE_FRAME_PIXELS:
+            self.fgr = planes_to_rgb_u8(self.fgr)
+        return self
 
     def pictures(self, background=None, foreground=False, alpha=False) -> Pictures:
+        check_background(background, *self.shape)
+        if (background is not None or foreground) and self.fgr is None:
+            raise ValueError("this matte was trimmed to alpha only; it has no foreground to composite")
         fgr_u8 = None
         if background is not None or foreground:
             fgr_u8 = self.fgr if self.fgr.dtype == np.uint8 else planes_to_rgb_u8(self.fgr)
@@ -79,8 +110,10 @@ class CoefficientMatte(Matte):
 
     def __init__(self, frame: np.ndarray, coefficients: np.ndarray):
         self.frame, self.coefficients = frame, coefficients
+        self.shape = frame.shape[:2]
 
     def pictures(self, background=None, foreground=False, alpha=False) -> Pictures:
+        check_background(background, *self.shape)
         from .models import rvm_tail  # numba loads only on this path
 
         made = rvm_tail.apply(self.frame, self.coefficients, background=background,

@@ -1,10 +1,13 @@
-"""The only frame loop: read -> matte -> compose -> write.
+"""The only frame loop: read -> matte -> write, for every mode, the CLI, the API, a page and the batch runner.
 
-Three stages overlap in threads joined by small bounded queues, so memory stays flat for any length of video:
-  decoder thread:  file -> upright RGB uint8 -> the network's input (on the fast ONNX path a small copy only)
-  caller's thread: the network (ONNX Runtime / PyTorch release the GIL while they compute)
-  writer thread:   full-resolution pictures from the network's results (``Matte``), encoding, muxing
-The CLI, the Python API and any UI call ``convert``; none of them has a loop of its own.
+A job is a ``Matter`` (the mode: RVM's recurrent matter, later guided and plate matters) run over a re-readable
+source in the passes the matter asks for (e.g. a warm-up, then the writing pass; docs/ARCHITECTURE.md). Within a
+pass three stages overlap in threads joined by bounded hand-overs, so memory stays flat for any length of video:
+  decoder thread:  source -> upright RGB uint8 (+ the frame's guidance) -> ``matter.prepare`` (cheap, per frame)
+  caller's thread: ``matter.matte`` (ONNX Runtime / PyTorch release the GIL while they compute)
+  writer thread:   ``Matte`` -> pictures -> every sink of the ``OutputSet`` (files, previews); writing pass only
+The caller steers the job through a ``JobControl`` (progress, cancel, stop-input, CPU allotment); nothing here is
+process-wide, so several jobs can run in one process.
 """
 
 from __future__ import annotations
@@ -13,26 +16,23 @@ import os
 import queue
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
-from .compose import alpha_to_u16, planes_to_rgb_u8, rgba
-from .errors import InputError, PartialInputError, UsageError
-from .io.audio import AudioTrack
-from .io.backgrounds import Background
+from .errors import Cancelled, InputError, PartialInputError, UsageError
 from .io.probe import LARGE_FRAME_PIXELS
-from .io.readers import open_reader
-from .io.writers import OutputSpec, check_writable, open_writer
-from .matte import DenseMatte, Matte
-from .matters.recurrent import RecurrentMatter
-from .interrupt import INTERRUPTED
-from .progress import Progress
+from .io.source import open_source
+from .io.writers import OutputSpec, check_writable
+from .job import JobControl, PassClock
+from .matters.base import Matter, Pass, Span
+from .outputs import FileSink, OutputSet, StreamInfo
 
 # Frames in flight cost memory: a 4K frame is ~100 MB as float input and ~130 MB as fgr + pha. Each hand-over
-# has a fixed number of slots (a tensor holds its slot from creation until the next stage is done with it), so at
+# has a fixed number of slots (a frame holds its slot from ``prepare`` until the next stage is done with it), so at
 # most `slots` frames exist per hand-over: 4 at 1080p to smooth out jitter, 2 at 4K to keep memory flat.
 SLOT_BYTES = 256 << 20
 MAX_SLOTS = 4
@@ -45,7 +45,8 @@ def return_large_buffers_to_the_os() -> None:
     glibc's default threshold adapts upwards (to 32 MiB) after large frees, after which 25 MB frames are carved from
     per-thread heaps that the decode/write threads keep: hundreds of MB of extra peak memory on a 4K clip
     (benchmarks/memory_4k.py). Used above 1440p only: fresh pages for every frame buffer cost page faults that
-    smaller frames (CPU-bound, not memory-bound) should not pay. Process-wide and sticky; a no-op off glibc.
+    smaller frames (CPU-bound, not memory-bound) should not pay. The one process-wide setting the pipeline makes:
+    it changes how much memory is returned, never a result, so other jobs in the process are unaffected.
     """
     global _MALLOC_TUNED
     if _MALLOC_TUNED or not sys.platform.startswith("linux"):
@@ -63,16 +64,15 @@ def return_large_buffers_to_the_os() -> None:
 _MALLOC_TUNED = False
 
 
-
-def side_threads() -> int:
-    """Threads for each of decoding and encoding: half the cores, at least one.
+def side_threads(cpus: int) -> int:
+    """Threads for each of decoding and encoding: half the job's CPUs, at least one.
 
     The network takes every core it is given; FFmpeg's own choice (cores + 1 decoder threads, 1.5 x cores for x264)
     only adds switching and duplicated lookahead work beside it. On 2 cores, 2 frame-decoding threads and 1 x264
     thread ran the 1080p pipeline 12% faster (median of 6 interleaved repeats, faster in 5 of 6;
     docs/BENCHMARKS.md). A single x264 superfast thread still encodes 1080p at ~35 fps.
     """
-    return max(1, (os.cpu_count() or 2) // 2)
+    return max(1, cpus // 2)
 
 
 def slots_for(width: int, height: int) -> int:
@@ -82,7 +82,7 @@ def slots_for(width: int, height: int) -> int:
 
 @dataclass(frozen=True)
 class _Stamp:
-    """What later stages need to know of an input frame: not its pixels, which are freed after the tensor is made."""
+    """What later stages need to know of an input frame: not its pixels, which the matter's result carries."""
 
     index: int
     pts: int
@@ -104,7 +104,9 @@ class ConvertOptions:
     encoder_threads: int | None = None  # None: side_threads() up to 1440p; 0: the encoder's own choice
     overwrite: bool = False
     allow_partial: bool = False
-    progress: bool = True
+    progress: bool = True  # for callers without a JobControl: a progress bar on stderr (a terminal only)
+    guidance: object | None = None  # io.source.GuidanceSource: per-frame guidance handed to matter.prepare
+    sinks: list = field(default_factory=list)  # more sinks beside the files, e.g. outputs.CallbackSink previews
 
 
 @dataclass
@@ -123,24 +125,26 @@ class ConvertResult:
                 "outputs": self.outputs}
 
 
-def convert(source: str | os.PathLike, matter: RecurrentMatter, options: ConvertOptions) -> ConvertResult:
-    """Matte every frame of ``source`` and write the requested outputs (all or nothing under final names)."""
-    if not options.outputs:
+def convert(source: str | os.PathLike, matter: Matter, options: ConvertOptions,
+            control: JobControl | None = None) -> ConvertResult:
+    """Matte every frame of ``source`` and write the requested outputs (all or nothing under final names).
+
+    ``control`` follows and steers the job (progress, cancel, stop-input, CPUs); without one, a progress bar is
+    drawn on a terminal when ``options.progress``. Raises ``Cancelled`` when cancelled.
+    """
+    if not options.outputs and not options.sinks:
         raise UsageError("no output requested; give at least one of --composition, --alpha, --foreground, --rgba")
-    reader = open_reader(source, options.start_frame, options.end_frame, options.sequence_fps, options.input_format,
-                         options.input_options)
-    _check_outputs(Path(source), options, reader.expected_frames())
-    reader.decoder_threads = max(2, side_threads())  # two frame threads keep up with any network rate below 4K
-    width, height = options.input_resize or (reader.info.width, reader.info.height)
-    if width * height > LARGE_FRAME_PIXELS:
-        return_large_buffers_to_the_os()
-    matter.reset()  # a new video: the recurrent state (and the auto downsample ratio) start afresh
-    job = _Job(reader, matter, options, width, height)
-    return job.run()
+    bar = None
+    if control is None:
+        from .progress import ProgressBar
 
-
-def _takes_16_bit(spec: OutputSpec) -> bool:
-    return spec.is_sequence or spec.path.suffix.lower() in (".png", ".tif", ".tiff")
+        bar = ProgressBar(enabled=options.progress)
+        control = JobControl(on_progress=bar.update)
+    try:
+        return _Job(source, matter, options, control).run()
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def _check_outputs(source: Path, options: ConvertOptions, frames: int | None) -> None:
@@ -159,82 +163,197 @@ def _check_outputs(source: Path, options: ConvertOptions, frames: int | None) ->
 
 
 class _Job:
-    def __init__(self, reader, matter: RecurrentMatter, options: ConvertOptions, width: int, height: int):
-        self.reader, self.matter, self.options = reader, matter, options
-        self.width, self.height = width, height
-        self.stop = threading.Event()  # abort: every stage leaves at once
-        self.stop_reading = threading.Event()  # a live source was stopped: read no more, finish what is in flight
-        self.live = reader.info.kind == "live"
-        self.errors: list[BaseException] = []
+    """One run of ``convert``: opens the source and outputs, runs the matter's passes, commits or removes."""
+
+    def __init__(self, source, matter: Matter, options: ConvertOptions, control: JobControl):
+        self.matter, self.options, self.control = matter, options, control
+        self.source = open_source(source, options.sequence_fps, options.input_format, options.input_options)
+        info = self.source.info
+        if options.start_frame < 0 or (options.end_frame is not None and options.end_frame <= options.start_frame):
+            raise UsageError(f"empty frame range: start {options.start_frame}, end {options.end_frame}")
+        expected = self.source.expected_frames(options.start_frame, options.end_frame)
+        if expected == 0 and options.start_frame:
+            raise InputError(f"--start-frame {options.start_frame} is past the end of the input "
+                             f"({self.source.expected_frames()} frames)")
+        _check_outputs(Path(source), options, expected)
+        self.width, self.height = options.input_resize or (info.width, info.height)
+        self.large_frames = self.width * self.height > LARGE_FRAME_PIXELS
+        if self.large_frames:
+            return_large_buffers_to_the_os()
+        self.cpus = control.machine_cpus()
+        stop = options.end_frame if expected is None else options.start_frame + expected
+        self.span = Span(options.start_frame, stop, self.source.seekable)
+        self.frames_written = 0
+
+    # --- orchestration ----------------------------------------------------------------------------------
+    def run(self) -> ConvertResult:
+        self.matter.reset()  # a new video: state (and the auto downsample ratio) start afresh
+        passes = self.matter.passes(self.span)
+        outputs = self._open_outputs()
+        started = time.monotonic()
+        try:
+            for i, p in enumerate(passes):
+                self.matter.begin_pass(p)
+                clock = PassClock(self.control, p.name, i, len(passes), self._pass_total(p))
+                input_error = _PassRun(self, p, clock, outputs if p.writes else None).run()
+                if not p.writes and input_error is not None and not isinstance(input_error, PartialInputError):
+                    raise input_error  # a damaged range is the writing pass's to report, where it counts
+            return self._finish(outputs, input_error, time.monotonic() - started)
+        except BaseException:
+            outputs.abort()
+            raise
+
+    def _pass_total(self, p: Pass) -> int | None:
+        if p.writes:
+            return self.source.expected_frames(p.start, p.stop)
+        return p.length
+
+    def _finish(self, outputs: OutputSet, input_error: BaseException | None, seconds: float) -> ConvertResult:
+        if input_error is not None and not isinstance(input_error, PartialInputError):
+            raise input_error
+        if self.frames_written == 0:
+            if input_error is None and self.options.start_frame:
+                raise InputError(f"--start-frame {self.options.start_frame} is past the end of the input")
+            raise input_error or InputError("no frames to process")
+        outputs.close()
+        result = ConvertResult(self.frames_written, seconds, {s.spec.kind: str(s.spec.path)
+                                                              for s in outputs.sinks if isinstance(s, FileSink)})
+        if input_error is not None:
+            if not self.options.allow_partial:
+                raise PartialInputError(f"{input_error}; the outputs keep them all ({self.frames_written} frames; "
+                                        "--allow-partial accepts this)", self.frames_written)
+            result.warning = str(input_error)
+        return result
+
+    def _open_outputs(self) -> OutputSet:
+        sinks: list = []
+        background = None
+        try:
+            stream = self._stream_info()
+            threads = self._encoder_threads()
+            for spec in self.options.outputs:
+                sinks.append(FileSink(spec, stream, crf=self.options.crf, bitrate=self.options.bitrate,
+                                      preset=self.options.preset, threads=threads))
+            outputs = OutputSet(sinks + list(self.options.sinks))
+            if outputs.composition:
+                from .io.backgrounds import Background
+
+                background = Background(self.options.background, self.width, self.height)
+            outputs.background = background
+            return outputs
+        except BaseException:
+            OutputSet(sinks, background).abort()
+            raise
+
+    def _stream_info(self) -> StreamInfo:
+        info, options = self.source.info, self.options
+        time_base = info.time_base or 1 / Fraction(info.fps).limit_denominator(1001)
+        return StreamInfo(
+            self.width, self.height, time_base, info.fps, str(info.path),
+            has_audio=info.kind == "video" and bool(info.audio),
+            start_seconds=float(options.start_frame / info.fps) if options.start_frame else 0.0,
+            end_seconds=float(options.end_frame / info.fps) if options.end_frame else None)
+
+    def _encoder_threads(self) -> int:
+        if self.options.encoder_threads is not None:
+            return self.options.encoder_threads
+        # Above 1440p one x264 thread takes ~110 ms a frame, too close to the network's time: x264 decides there.
+        return 0 if self.large_frames else side_threads(self.cpus)
+
+    def resize(self, image: np.ndarray) -> np.ndarray:
+        if (image.shape[1], image.shape[0]) == (self.width, self.height):
+            return image
+        import cv2
+
+        return cv2.resize(image, (self.width, self.height), interpolation=cv2.INTER_AREA)
+
+
+class _PassRun:
+    """One pass over the source: decoder thread -> matter (this thread) -> writer thread (writing pass only)."""
+
+    def __init__(self, job: _Job, p: Pass, clock: PassClock, outputs: OutputSet | None):
+        self.job, self.p, self.clock, self.outputs = job, p, clock, outputs
+        self.matter, self.control = job.matter, job.control
+        self.stop = threading.Event()  # this pass is over (error, cancel): every stage leaves at once
+        self.live = not job.source.seekable
         # A chunk of seq_chunk frames is gathered before the network runs: one more slot than that keeps the decoder
         # busy meanwhile (fewer would deadlock).
-        slots = max(slots_for(width, height), matter.seq_chunk + 1)
-        self.input_slots = threading.Semaphore(slots)  # float tensors made by the decoder, freed after inference
-        self.output_slots = threading.Semaphore(slots)  # network outputs, freed once written
+        slots = max(slots_for(job.width, job.height), job.matter.seq_chunk + 1)
+        self.input_slots = threading.Semaphore(slots)  # prepared frames, freed once matted
+        self.output_slots = threading.Semaphore(slots)  # mattes, freed once written
         self.decoded: queue.Queue = queue.Queue()  # bounded by input_slots
         self.matted: queue.Queue = queue.Queue()  # bounded by output_slots
-        self.writers: list = []
-        self.kinds = {spec.kind for spec in options.outputs}
-        self.needs_foreground = bool(self.kinds - {"alpha"})
-        self.large_frames = width * height > LARGE_FRAME_PIXELS
-        self.background: Background | None = None
-        self.frames_written = 0
+        self.writer_errors: list[BaseException] = []
+
+    def run(self) -> BaseException | None:
+        """Returns the source's error (if any) for the job to judge; raises what must abort the job."""
+        decoder = threading.Thread(target=self._decode, name="vidmatte-decode", daemon=True)
+        writer = threading.Thread(target=self._write, name="vidmatte-write", daemon=True)
+        decoder.start()
+        if self.outputs is not None:
+            writer.start()
+        try:
+            input_error = self._matte()
+            if self.outputs is not None:
+                writer.join()
+        finally:
+            # Every path out of a pass, error and cancel included, leaves no thread behind: the stages see `stop`
+            # within one frame and return (a writer finishes the frame it is encoding, then leaves its container
+            # for the job to close or remove).
+            self.stop.set()
+            decoder.join()
+            if writer.is_alive():
+                writer.join()
+        if self.writer_errors:
+            raise self.writer_errors[0]
+        self.control.raise_if_cancelled()
+        return input_error
 
     # --- the three stages -------------------------------------------------------------------------------
     def _decode(self) -> None:
+        job, p = self.job, self.p
+        frames = job.source.frames(p.start, p.stop, reverse=p.reverse, decoder_threads=max(2, side_threads(job.cpus)))
+        guidance = job.options.guidance
         try:
-            for frame in self.reader:
-                if not self._acquire(self.input_slots, self.stop_reading):
+            for frame in frames:
+                if not self._acquire(self.input_slots, live_stop=True):
                     break
-                image = self._resize(frame.image)
-                # For a network that takes the whole frame as float, large frames wait as uint8 (25 MB at 4K) and
-                # become float (100 MB) only when the network is ready for them; everything else is prepared here,
-                # off the network's thread.
-                payload = image if self.large_frames and not self.matter.fused_tail else self.matter.prepare(image)
-                self.decoded.put((_Stamp(frame.index, frame.pts), payload))
+                image = job.resize(frame.image)
+                hint = guidance.at(frame.index) if guidance is not None else None
+                self.decoded.put((_Stamp(frame.index, frame.pts), self.matter.prepare(image, hint)))
         except BaseException as exc:  # forwarded to the caller's thread, which decides what it means
             self.decoded.put(exc)
             return
+        finally:
+            getattr(frames, "close", lambda: None)()  # the source's container closes here, in the thread that used it
         self.decoded.put(_END)
 
-    def _matte(self, progress: Progress) -> BaseException | None:
+    def _matte(self) -> BaseException | None:
         """Runs in the caller's thread; returns the decoder's exception (if any) after forwarding the end."""
+        foreground = self.outputs is not None and self.outputs.needs_foreground
         while True:
-            if INTERRUPTED.is_set():
-                if not self.live:
-                    raise KeyboardInterrupt
-                # Stopping a camera is the normal end of a recording: finish the outputs with what was matted.
-                self.stop_reading.set()
-                self.matted.put(_END)
+            if self.control.cancelled:
+                self._end_writer()
                 return None
             stamps, payloads, ending = self._gather(self.matter.seq_chunk)
             if stamps:
-                if not all(self._acquire(self.output_slots) for _ in stamps):
+                if self.outputs is not None and not all(self._acquire(self.output_slots) for _ in stamps):
                     return None
                 mattes = self.matter.matte(payloads)
                 del payloads
                 for stamp, matte in zip(stamps, mattes):
                     self.input_slots.release()
-                    self.matted.put((stamp, self._hand_over(matte)))
-                    progress.update()
+                    if self.outputs is not None:
+                        self.matted.put((stamp, matte.trim(foreground)))
+                    self.clock.advance()
                 del mattes
             if ending is not None:
-                self.matted.put(_END)
+                self._end_writer()
                 return ending if isinstance(ending, BaseException) else None
 
-    def _hand_over(self, matte: Matte) -> Matte:
-        """Dense results drop fgr when no output uses it and, for large frames, pack it to uint8 here.
-
-        Above 1440p the float planes (100 MB at 4K) waiting in the hand-over dominate peak memory, so they are
-        packed at the cost of ~30 ms of the network's thread; smaller frames keep that work on the writer.
-        (Guided results are the uint8 frame plus small coefficients already.)
-        """
-        if isinstance(matte, DenseMatte):
-            if not self.needs_foreground:
-                matte.fgr = None
-            elif self.large_frames:
-                matte.fgr = planes_to_rgb_u8(matte.fgr)
-        return matte
+    def _end_writer(self) -> None:
+        if self.outputs is not None:
+            self.matted.put(_END)
 
     def _gather(self, count: int) -> tuple[list, list, object]:
         """Up to ``count`` decoded frames; ``ending`` is _END, the decoder's exception or a stop (else None)."""
@@ -249,7 +368,6 @@ class _Job:
         return stamps, payloads, None
 
     def _write(self) -> None:
-        first_pts = None
         try:
             while True:
                 item = self._get(self.matted)
@@ -257,139 +375,30 @@ class _Job:
                     return
                 stamp, matte = item
                 del item
-                first_pts = stamp.pts if first_pts is None else first_pts
-                self._write_frame(stamp, matte, stamp.pts - first_pts)
+                self.outputs.write(stamp.index, stamp.pts, matte)
                 del matte
                 self.output_slots.release()
-                self.frames_written += 1
+                self.job.frames_written += 1
         except BaseException as exc:
-            self.errors.append(exc)
+            self.writer_errors.append(exc)
             self.stop.set()
 
-    def _write_frame(self, stamp: _Stamp, matte: Matte, pts: int) -> None:
-        background = None
-        if "composition" in self.kinds:  # a solid colour as one pixel where the matte can use it (no full copy)
-            background = (self.background.frame_or_colour(stamp.index) if matte.takes_colour_pixel
-                          else self.background.frame(stamp.index))
-        pictures = matte.pictures(background, foreground=bool(self.kinds & {"foreground", "rgba"}),
-                                  alpha=bool(self.kinds & {"alpha", "rgba"}))
-        for spec, writer in self.writers:
-            if spec.kind == "alpha":
-                sixteen = spec.bit_depth == 16 and _takes_16_bit(spec)
-                writer.write(alpha_to_u16(pictures.alpha) if sixteen else pictures.alpha_u8, pts)
-            elif spec.kind == "foreground":
-                writer.write(pictures.foreground, pts)
-            elif spec.kind == "rgba":
-                writer.write(rgba(pictures.foreground, pictures.alpha_u8), pts)
-            else:
-                writer.write(pictures.composition, pts)
-
-    # --- orchestration ----------------------------------------------------------------------------------
-    def run(self) -> ConvertResult:
-        self._open_writers()
-        progress = Progress(self.reader.expected_frames(), self.options.progress)
-        decoder = threading.Thread(target=self._decode, name="vidmatte-decode", daemon=True)
-        writer = threading.Thread(target=self._write, name="vidmatte-write", daemon=True)
-        decoder.start()
-        writer.start()
-        try:
-            input_error = self._matte(progress)
-            writer.join()
-        except BaseException:
-            self._abort(decoder, writer)
-            progress.close()
-            raise
-        progress.close()
-        if self.errors:
-            self._abort(decoder, writer)
-            raise self.errors[0]
-        return self._finish(input_error, progress.elapsed)
-
-    def _finish(self, input_error: BaseException | None, seconds: float) -> ConvertResult:
-        if input_error is not None and not isinstance(input_error, PartialInputError):
-            self._abort_writers()
-            raise input_error
-        if self.frames_written == 0:
-            self._abort_writers()
-            if input_error is None and self.options.start_frame:
-                raise InputError(f"--start-frame {self.options.start_frame} is past the end of the input")
-            raise input_error or InputError("no frames to process")
-        self._close_writers()
-        outputs = {spec.kind: str(spec.path) for spec, _ in self.writers}
-        result = ConvertResult(self.frames_written, seconds, outputs)
-        if input_error is not None:
-            if not self.options.allow_partial:
-                raise PartialInputError(f"{input_error}; the outputs keep them all ({self.frames_written} frames; "
-                                        "--allow-partial accepts this)", self.frames_written)
-            result.warning = str(input_error)
-        return result
-
-    def _open_writers(self) -> None:
-        info = self.reader.info
-        time_base = info.time_base or 1 / Fraction(info.fps).limit_denominator(1001)
-        start_seconds = float(self.options.start_frame / info.fps) if self.options.start_frame else 0.0
-        end_seconds = float(self.options.end_frame / info.fps) if self.options.end_frame else None
-        try:
-            for spec in self.options.outputs:
-                audio = None
-                if spec.kind == "composition" and not spec.is_sequence and info.kind == "video" and info.audio:
-                    audio = AudioTrack(info.path, start_seconds, end_seconds)
-                writer = open_writer(spec, self.width, self.height, time_base, info.fps, crf=self.options.crf,
-                                     bitrate=self.options.bitrate, preset=self.options.preset, audio=audio,
-                                     threads=self._encoder_threads())
-                self.writers.append((spec, writer))
-            if any(spec.kind == "composition" for spec in self.options.outputs):
-                self.background = Background(self.options.background, self.width, self.height)
-        except BaseException:
-            self._abort_writers()
-            raise
-
-    def _encoder_threads(self) -> int:
-        if self.options.encoder_threads is not None:
-            return self.options.encoder_threads
-        # Above 1440p one x264 thread takes ~110 ms a frame, too close to the network's time: x264 decides there.
-        return 0 if self.large_frames else side_threads()
-
-    def _close_writers(self) -> None:
-        try:
-            for _, writer in self.writers:
-                writer.close()
-        except BaseException:
-            self._abort_writers()  # commit is all or nothing for this run's files that are not final yet
-            raise
-        finally:
-            if self.background is not None:
-                self.background.close()
-
-    def _abort(self, decoder: threading.Thread, writer: threading.Thread) -> None:
-        self.stop.set()
-        decoder.join(timeout=0.5)
-        writer.join(timeout=1.0)
-        # A writer thread still inside an encoder call must not have its container closed under it (x264's own
-        # threads can deadlock); its temporary files are simply removed and the process is on its way out.
-        self._abort_writers(close=not writer.is_alive())
-
-    def _abort_writers(self, close: bool = True) -> None:
-        for _, writer in self.writers:
-            writer.abort() if close else writer.discard()
-
     # --- helpers ----------------------------------------------------------------------------------------
-    def _resize(self, image: np.ndarray) -> np.ndarray:
-        if (image.shape[1], image.shape[0]) == (self.width, self.height):
-            return image
-        import cv2
+    def _halted(self, live_stop: bool = False) -> bool:
+        if self.stop.is_set() or self.control.cancelled:
+            return True
+        # A camera was stopped: read no more, finish what is in flight (the normal end of a recording).
+        return live_stop and self.control.input_stopped
 
-        return cv2.resize(image, (self.width, self.height), interpolation=cv2.INTER_AREA)
-
-    def _acquire(self, slots: threading.Semaphore, also: threading.Event | None = None) -> bool:
-        """Wait for a free slot; give up (False) when the job is stopping (or ``also`` is set)."""
-        while not self.stop.is_set() and not (also is not None and also.is_set()):
+    def _acquire(self, slots: threading.Semaphore, live_stop: bool = False) -> bool:
+        """Wait for a free slot; give up (False) when the pass is stopping."""
+        while not self._halted(live_stop):
             if slots.acquire(timeout=0.1):
                 return True
         return False
 
     def _get(self, q: queue.Queue):
-        while not self.stop.is_set():
+        while not self._halted():
             try:
                 return q.get(timeout=0.1)
             except queue.Empty:

@@ -1,52 +1,63 @@
-"""A progress line on stderr (frames, fps, ETA), only when stderr is a terminal."""
+"""Progress bars on stderr (frames, fps, ETA), drawn by tqdm, only when stderr is a terminal."""
 
 from __future__ import annotations
 
 import sys
 import time
 
+from tqdm import tqdm
 
-def _clock(seconds: float) -> str:
-    seconds = int(max(seconds, 0))
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+_FORMAT = "{desc} {percentage:3.0f}%|{bar:24}| {n_fmt}/{total_fmt} frames [{elapsed}<{remaining}, {rate_fmt}]"
+_FORMAT_NO_TOTAL = "{desc} {n_fmt} frames [{elapsed}, {rate_fmt}]"
+
+
+def _bar(total: int | None, label: str, stream) -> tqdm:
+    return tqdm(total=total, desc=label, unit="frame", file=stream, dynamic_ncols=True, leave=True,
+                bar_format=_FORMAT if total else _FORMAT_NO_TOTAL, mininterval=0.25)
 
 
 class Progress:
+    """A counter with a bar: ``update()`` once per item, ``close()`` at the end (eval, bench)."""
+
     def __init__(self, total: int | None, enabled: bool = True, label: str = "matting", stream=None):
-        self.stream = stream or sys.stderr
-        self.enabled = enabled and self.stream.isatty()
-        self.total, self.label = total, label
+        stream = stream or sys.stderr
+        self.enabled = enabled and stream.isatty()
         self.start = time.monotonic()
-        self.done = 0
-        self._last_draw = 0.0
+        self._bar = _bar(total, label, stream) if self.enabled else None
 
     def update(self, n: int = 1) -> None:
-        self.done += n
-        now = time.monotonic()
-        if self.enabled and (now - self._last_draw > 0.25 or self.done == self.total):
-            self._last_draw = now
-            self._draw(now)
-
-    def _draw(self, now: float) -> None:
-        elapsed = now - self.start
-        fps = self.done / elapsed if elapsed > 0 else 0.0
-        if self.total:
-            eta = (self.total - self.done) / fps if fps > 0 else 0
-            width = 24
-            filled = int(width * self.done / self.total)
-            bar = "#" * filled + "-" * (width - filled)
-            text = f"{self.label} [{bar}] {self.done}/{self.total} {fps:5.1f} fps ETA {_clock(eta)}"
-        else:
-            text = f"{self.label} {self.done} frames {fps:5.1f} fps elapsed {_clock(elapsed)}"
-        self.stream.write("\r" + text + "\033[K")
-        self.stream.flush()
+        if self._bar is not None:
+            self._bar.update(n)
 
     def close(self) -> None:
-        if self.enabled:
-            self._draw(time.monotonic())
-            self.stream.write("\n")
-            self.stream.flush()
+        if self._bar is not None:
+            self._bar.close()
 
     @property
     def elapsed(self) -> float:
         return time.monotonic() - self.start
+
+
+class ProgressBar:
+    """Draws a job's ``ProgressEvent``s (``job.JobControl.on_progress``): one bar per pass, named after it."""
+
+    def __init__(self, enabled: bool = True, stream=None):
+        self.stream = stream or sys.stderr
+        self.enabled = enabled and self.stream.isatty()
+        self._bar: tqdm | None = None
+        self._pass: int | None = None
+
+    def update(self, event) -> None:
+        if not self.enabled:
+            return
+        if event.pass_index != self._pass:
+            self.close()
+            label = event.pass_name if event.passes == 1 else \
+                f"{event.pass_name} ({event.pass_index + 1}/{event.passes})"
+            self._bar, self._pass = _bar(event.total, label, self.stream), event.pass_index
+        self._bar.update(event.done - self._bar.n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

@@ -6,6 +6,9 @@ import argparse
 import json
 import sys
 
+# Kept in step with vidmatte.matters.recurrent.DEFAULT_WARMUP (not imported: `--help` must not load numpy).
+DEFAULT_WARMUP = 8
+
 DESCRIPTION = ("Matte a video (anything FFmpeg decodes), a live source (webcam, webcam:N, /dev/videoN, or any "
                "FFmpeg device with --input-format; Ctrl-C stops it and finishes the outputs), a folder of images or "
                "one image. Outputs: a path ending "
@@ -40,6 +43,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     model.add_argument("--downsample-ratio", default="auto",
                        help="auto (min(512 / max(h, w), 1), RVM's rule) or a number in (0, 1]")
     model.add_argument("--seq-chunk", type=int, default=1, help="frames per network call (torch backend; ONNX goes frame by frame)")
+    model.add_argument("--warmup", type=int, default=DEFAULT_WARMUP, metavar="N",
+                       help=f"warm the recurrent state on N frames before writing frame 0 (default {DEFAULT_WARMUP}; "
+                            "files and folders only, a live source starts cold; 0: off)")
     model.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
     model.add_argument("--cache-dir", help="weights folder (default: $VIDMATTE_CACHE or ~/.cache/vidmatte)")
     rng = p.add_argument_group("range and encoding")
@@ -111,6 +117,8 @@ def build_options(args: argparse.Namespace):
         raise UsageError(f"--end-frame ({args.end_frame}) must be greater than --start-frame ({args.start_frame})")
     if args.seq_chunk < 1 or (args.threads is not None and args.threads < 1):
         raise UsageError("--seq-chunk and --threads must be at least 1")
+    if args.warmup < 0:
+        raise UsageError(f"--warmup must be 0 (off) or a number of frames, not {args.warmup}")
     return ConvertOptions(outputs=outputs, background=args.background, start_frame=args.start_frame,
                           end_frame=args.end_frame, input_resize=parse_size(args.input_resize),
                           sequence_fps=args.fps, input_format=args.input_format,
@@ -119,32 +127,27 @@ def build_options(args: argparse.Namespace):
                           overwrite=args.overwrite, allow_partial=args.allow_partial, progress=not args.quiet)
 
 
-def _stop_live_sources_gracefully(args: argparse.Namespace) -> None:
-    """A camera has no end: the first Ctrl-C finishes the outputs (exit 0), a second one aborts."""
-    from ..interrupt import install_interrupt_handler
-    from ..io.probe import live_source
-
-    if live_source(args.input, args.input_format) is None:
-        return
-
-    def notice():
-        print("\nvidmatte: stopping the live source, finishing the outputs (Ctrl-C again to abort)",
-              file=sys.stderr, flush=True)
-
-    install_interrupt_handler(graceful=True, notice=notice)
-
-
 def run(args: argparse.Namespace) -> int:
     from ..backends import open_runner
+    from ..io.probe import live_source
+    from ..job import JobControl
     from ..matters import RecurrentMatter
     from ..pipeline import convert, warn
+    from ..progress import ProgressBar
+    from .signals import signals_control
 
     options = build_options(args)  # every usage error before the model loads
     ratio = parse_ratio(args.downsample_ratio)
-    _stop_live_sources_gracefully(args)
     runner = open_runner(args.model, args.backend, threads=args.threads, device=args.device, cache=args.cache_dir)
-    matter = RecurrentMatter(runner, ratio, seq_chunk=args.seq_chunk)
-    result = convert(args.input, matter, options)
+    matter = RecurrentMatter(runner, ratio, seq_chunk=args.seq_chunk, warmup=args.warmup)
+    bar = ProgressBar(enabled=not args.quiet)
+    control = JobControl(on_progress=bar.update)
+    live = live_source(args.input, args.input_format) is not None
+    try:
+        with signals_control(control, live):
+            result = convert(args.input, matter, options, control)
+    finally:
+        bar.close()
     if result.warning:
         warn(result.warning)
     if args.json:

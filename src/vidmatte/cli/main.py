@@ -50,11 +50,15 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)
         return 2
-    from ..interrupt import install_interrupt_handler
+    from ..errors import Cancelled
+    from .signals import terminate_as_interrupt
 
-    install_interrupt_handler()
+    terminate_as_interrupt()
     try:
         return int(args._module.run(args) or 0)
+    except Cancelled:
+        print(f"vidmatte {args.command}: interrupted; no output was written", file=sys.stderr)
+        return Cancelled.exit_code
     except VidmatteError as exc:
         if args.debug:
             raise

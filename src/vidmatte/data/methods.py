@@ -1,71 +1,114 @@
 """Methods `bench run` can compare, each writing ``<out>/<clip>/pha/<frame>.png`` (and ``fgr/``) for a built
 benchmark clip. A method sees only what a user would give it: the composite frames, plus the guidance it is
-named after (the oracle reads the true trimap of every frame, which is why it is an upper bound, not a method)."""
+named after (the oracle reads the true trimap of every frame, which is why it is an upper bound, not a method).
+Every method is a matter run by ``pipeline.convert``, the same frame loop (and output safety) as the CLI's."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from ..matte import DenseMatte
+from ..matters.base import Pass, Span, writing_pass
 from ..metrics.layout import find_track
 
 METHODS = {
-    "rvm": "RVM MobileNetV3 alone (ONNX Runtime), no guidance, recurrent state reset per clip",
+    "rvm": "RVM MobileNetV3 (ONNX Runtime), no guidance, recurrent state warmed up on the first frames (the default)",
+    "rvm-cold": "RVM MobileNetV3 as published: the recurrent state starts empty at frame 0 (--warmup 0)",
     "oracle": "closed-form matting (Levin et al.) with the TRUE trimap of every frame + multi-level foreground",
 }
 
 
-def _save(path: Path, image: np.ndarray) -> None:
-    if image.ndim == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    cv2.imwrite(str(path), image)
+class TrueTrimaps:
+    """Guidance for the oracle: the clip's ground-truth trimap of each frame (uint8 [H,W], 0/128/255)."""
+
+    def __init__(self, clip_dir: Path):
+        self.track = find_track(clip_dir, "trimap")
+
+    def at(self, index: int) -> np.ndarray:
+        return self.track.load(index, 1)
 
 
-def _u8(x: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(x * 255), 0, 255).astype(np.uint8)
+class OracleMatter:
+    """Closed-form alpha from the true trimap, frame by frame: what a perfect trimap propagation would reach."""
+
+    seq_chunk = 1
+
+    def reset(self) -> None:
+        pass
+
+    def passes(self, span: Span) -> list[Pass]:
+        return [writing_pass(span)]
+
+    def begin_pass(self, p: Pass) -> None:
+        pass
+
+    def prepare(self, frame: np.ndarray, guidance: object | None = None) -> tuple:
+        if guidance is None:
+            raise ValueError("the oracle needs the true trimap of every frame")
+        return frame, guidance
+
+    def matte(self, prepared: list) -> list[DenseMatte]:
+        from ..solvers import closed_form_alpha, estimate_foreground
+
+        mattes = []
+        for frame, trimap in prepared:
+            image = frame.astype(np.float64) / 255
+            alpha = closed_form_alpha(image, trimap.astype(np.float64) / 255)
+            fgr, _ = estimate_foreground(image, alpha)
+            mattes.append(DenseMatte(np.ascontiguousarray(fgr.transpose(2, 0, 1), np.float32),
+                                     alpha.astype(np.float32)))
+        return mattes
 
 
-def _rvm_matter(state: dict | None):
+def _rvm_matter(state: dict | None, warmup: int | None):
     """One loaded model for all clips of a run (``state`` carries it between calls)."""
     if state is not None and "rvm" in state:
-        return state["rvm"]
-    import vidmatte
+        matter = state["rvm"]
+    else:
+        import vidmatte
 
-    matter = vidmatte.load("rvm-mobilenetv3", downsample_ratio=None)
-    if state is not None:
-        state["rvm"] = matter
+        matter = vidmatte.load("rvm-mobilenetv3", downsample_ratio=None)
+        if state is not None:
+            state["rvm"] = matter
+    from ..matters.recurrent import DEFAULT_WARMUP
+
+    matter.warmup = DEFAULT_WARMUP if warmup is None else warmup
     return matter
 
 
 def run_method(method: str, clip_dir: Path, out_dir: Path, progress=None, state: dict | None = None) -> None:
     """Run ``method`` on one built clip (``clip_dir`` holds com/, trimap/) and write its pha/ and fgr/ as 8-bit PNGs.
 
-    ``progress`` is advanced once per frame; ``state`` (a dict kept by the caller) lets clips share a loaded model."""
-    com = find_track(clip_dir, "com")
-    (out_dir / "pha").mkdir(parents=True, exist_ok=True)
-    (out_dir / "fgr").mkdir(parents=True, exist_ok=True)
-    if method == "rvm":
-        matter = _rvm_matter(state)
-        matter.reset()  # each clip is an unrelated video
-        for i, name in enumerate(com.names):
-            fgr, pha = matter.step(com.load(i, 3))
-            _save(out_dir / "pha" / f"{name}.png", _u8(pha))
-            _save(out_dir / "fgr" / f"{name}.png", _u8(fgr))
-            if progress is not None:
-                progress.update()
-    elif method == "oracle":
-        from ..solvers import closed_form_alpha, estimate_foreground
+    ``progress`` is advanced once per written frame; ``state`` (a dict kept by the caller) lets clips share a
+    loaded model."""
+    from ..io.writers import parse_output
+    from ..job import JobControl
+    from ..pipeline import ConvertOptions, convert
 
-        trimaps = find_track(clip_dir, "trimap")
-        for i, name in enumerate(com.names):
-            image = com.load(i, 3).astype(np.float64) / 255
-            alpha = closed_form_alpha(image, trimaps.load(i, 1).astype(np.float64) / 255)
-            fgr, _ = estimate_foreground(image, alpha)
-            _save(out_dir / "pha" / f"{name}.png", _u8(alpha))
-            _save(out_dir / "fgr" / f"{name}.png", _u8(fgr))
-            if progress is not None:
-                progress.update()
+    guidance = None
+    if method in ("rvm", "rvm-cold"):
+        matter = _rvm_matter(state, 0 if method == "rvm-cold" else None)
+    elif method == "oracle":
+        matter, guidance = OracleMatter(), TrueTrimaps(clip_dir)
     else:
         raise ValueError(f"unknown method {method!r} (known: {', '.join(METHODS)})")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    options = ConvertOptions(outputs=[parse_output("alpha", f"{out_dir / 'pha'}/"),
+                                      parse_output("foreground", f"{out_dir / 'fgr'}/")],
+                             guidance=guidance, sequence_fps=25)
+    convert(find_track(clip_dir, "com").files[0].parent, matter, options, JobControl(on_progress=_writing(progress)))
+
+
+def _writing(progress):
+    """A progress callback that advances ``progress`` by the frames of the writing pass only."""
+    seen = [0]
+
+    def on_progress(event) -> None:
+        if progress is None or event.pass_index != event.passes - 1:
+            return
+        progress.update(event.done - seen[0])
+        seen[0] = event.done
+
+    return on_progress

@@ -115,6 +115,9 @@ def apply(frame: np.ndarray, coefficients: np.ndarray, *, background: np.ndarray
     height, width = frame.shape[:2]
     if composition and background is None:
         raise ValueError("a composition needs a background")
+    if composition and background.shape not in ((height, width, 3), (1, 1, 3)):
+        # The kernel indexes the background by the frame's coordinates: another size would read out of bounds.
+        raise ValueError(f"background must be [{height},{width},3] or [1,1,3], got {list(background.shape)}")
 
     def planes(wanted: bool, count: int, dtype) -> np.ndarray:
         return np.empty((count, height, width) if wanted else (count, 0, 0), dtype)
