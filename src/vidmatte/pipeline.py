@@ -25,7 +25,7 @@ from .io.audio import AudioTrack
 from .io.backgrounds import Background
 from .io.probe import LARGE_FRAME_PIXELS
 from .io.readers import open_reader
-from .io.writers import OutputSpec, check_writable, open_writer
+from .io.writers import OutputSpec, check_outputs, open_writer
 from .matte import DenseMatte, Matte
 from .matters.recurrent import RecurrentMatter
 from .interrupt import INTERRUPTED
@@ -103,6 +103,7 @@ class ConvertOptions:
     preset: str = "superfast"
     encoder_threads: int | None = None  # None: side_threads() up to 1440p; 0: the encoder's own choice
     overwrite: bool = False
+    overwrite_hint: str = "--overwrite"  # how the caller's user allows replacing (the API: "overwrite=True")
     allow_partial: bool = False
     progress: bool = True
 
@@ -144,18 +145,7 @@ def _takes_16_bit(spec: OutputSpec) -> bool:
 
 
 def _check_outputs(source: Path, options: ConvertOptions, frames: int | None) -> None:
-    seen = set()
-    for spec in options.outputs:
-        if spec.is_image and frames != 1:
-            raise UsageError(f"{spec.path} holds one image but the input has {frames or 'several'} frames; "
-                             "use a folder/ or a video file")
-        resolved = spec.path.resolve()
-        if resolved == source.resolve():
-            raise UsageError(f"output {spec.path} is the input")
-        if resolved in seen:
-            raise UsageError(f"{spec.path} is requested twice")
-        seen.add(resolved)
-        check_writable(spec, options.overwrite)
+    check_outputs(options.outputs, source, options.overwrite, frames, options.overwrite_hint)
 
 
 class _Job:
