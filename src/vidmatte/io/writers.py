@@ -234,8 +234,8 @@ def check_bit_depth(specs: list[OutputSpec]) -> None:
         raise UsageError("--bit-depth 16 applies to --alpha only (as 16-bit PNG or TIFF)")
     for spec in alphas:
         if not takes_16_bit(spec):
-            raise UsageError(f"--bit-depth 16 needs a PNG/TIFF alpha output (a folder/, .png or .tif); {spec.path} "
-                             "holds 8 bits only")
+            raise UsageError(f"--bit-depth 16: {spec.path} holds 8-bit alpha only; 16-bit is for PNG/TIFF (a folder/, "
+                             ".png or .tif)")
 
 
 def _disk_error(exc: OSError, path: Path) -> OutputError:
