@@ -120,6 +120,10 @@ class AtomicOutput:
             self._refuse(f"now holds {', '.join(p.name for p in foreign[:3])}, which vidmatte did not write")
         for frame in frame_files(self.final):
             frame.unlink()
+        for leftover in self.final.iterdir():  # only our temporaries are left: those of killed runs go too
+            match = re.search(r"\.vidmatte-(\d+)", leftover.name)
+            if match and not process_alive(int(match.group(1))):
+                _remove_ours(leftover)
         try:
             self.final.rmdir()
         except OSError:  # a file arrived between the listing and here, or another run is writing into it
