@@ -30,8 +30,9 @@ demo: $(STAMP_CORE)
 test: $(STAMP_DEV)
 	$(BIN)/python -m pytest -q -rs
 
+# make bench BENCH_ARGS=--quick for a short smoke run
 bench: $(STAMP_DEV)
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) demo-output

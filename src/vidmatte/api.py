@@ -84,7 +84,7 @@ def convert_video(model="rvm-mobilenetv3",
         outputs=[s for s in requested if s is not None], background=background, start_frame=start_frame,
         end_frame=end_frame, input_resize=tuple(input_resize) if input_resize else None,
         bitrate=f"{output_video_mbps}M" if output_video_mbps else None, overwrite=overwrite,
-        allow_partial=allow_partial, progress=progress)
+        overwrite_hint="overwrite=True", allow_partial=allow_partial, progress=progress)
     if isinstance(model, RecurrentMatter):
         matter = model
         matter.reset()

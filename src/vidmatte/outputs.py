@@ -68,11 +68,10 @@ class FileSink:
 
     def __init__(self, spec, stream: StreamInfo, *, crf=None, bitrate=None, preset="superfast", threads=0):
         from .io.audio import AudioTrack
-        from .io.writers import open_writer
+        from .io.writers import open_writer, takes_16_bit
 
         self.spec, self.kinds = spec, frozenset({spec.kind})
-        self.sixteen_bit = spec.kind == "alpha" and spec.bit_depth == 16 and (
-            spec.is_sequence or spec.path.suffix.lower() in (".png", ".tif", ".tiff"))
+        self.sixteen_bit = spec.kind == "alpha" and spec.bit_depth == 16 and takes_16_bit(spec)
         audio = None
         # Every video output a viewer watches keeps the input's sound; a bare matte (alpha) does not need it.
         if spec.kind != "alpha" and not spec.is_sequence and not spec.is_image and stream.has_audio:

@@ -26,7 +26,7 @@ import numpy as np
 from .errors import Cancelled, InputError, PartialInputError, UsageError
 from .io.probe import LARGE_FRAME_PIXELS
 from .io.source import open_source
-from .io.writers import OutputSpec, check_writable
+from .io.writers import OutputSpec, check_outputs
 from .job import JobControl, PassClock
 from .matters.base import Matter, Pass, Span
 from .outputs import FileSink, OutputSet, StreamInfo
@@ -103,6 +103,7 @@ class ConvertOptions:
     preset: str = "superfast"
     encoder_threads: int | None = None  # None: side_threads() up to 1440p; 0: the encoder's own choice
     overwrite: bool = False
+    overwrite_hint: str = "--overwrite"  # how the caller's user allows replacing (the API: "overwrite=True")
     allow_partial: bool = False
     progress: bool = True  # for callers without a JobControl: a progress bar on stderr (a terminal only)
     guidance: object | None = None  # io.source.GuidanceSource: per-frame guidance handed to matter.prepare
@@ -148,18 +149,7 @@ def convert(source: str | os.PathLike, matter: Matter, options: ConvertOptions,
 
 
 def _check_outputs(source: Path, options: ConvertOptions, frames: int | None) -> None:
-    seen = set()
-    for spec in options.outputs:
-        if spec.is_image and frames != 1:
-            raise UsageError(f"{spec.path} holds one image but the input has {frames or 'several'} frames; "
-                             "use a folder/ or a video file")
-        resolved = spec.path.resolve()
-        if resolved == source.resolve():
-            raise UsageError(f"output {spec.path} is the input")
-        if resolved in seen:
-            raise UsageError(f"{spec.path} is requested twice")
-        seen.add(resolved)
-        check_writable(spec, options.overwrite)
+    check_outputs(options.outputs, source, options.overwrite, frames, options.overwrite_hint)
 
 
 class _Job:

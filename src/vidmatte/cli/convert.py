@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 
 # Kept in step with vidmatte.matters.recurrent.DEFAULT_WARMUP (not imported: `--help` must not load numpy).
@@ -16,6 +17,15 @@ DESCRIPTION = ("Matte a video (anything FFmpeg decodes), a live source (webcam, 
                ".mp4 (H.264), .mov (ProRes 4444 with alpha), .webm (VP9, alpha for --rgba), .mkv.")
 
 
+class _Once(argparse.Action):
+    """A path option given twice is refused: argparse would silently keep the last one."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if getattr(namespace, self.dest) is not None:
+            parser.error(f"{option_string} given twice")
+        setattr(namespace, self.dest, values)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input",
                    help="video file, folder or glob pattern of images ('shots/*.png'), image, or a live source "
@@ -26,10 +36,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="an option of the live source, repeatable: video_size=1280x720, framerate=30, "
                         "input_format=mjpeg (v4l2)")
     out = p.add_argument_group("outputs (at least one)")
-    out.add_argument("--composition", metavar="PATH", help="foreground composited over --background")
-    out.add_argument("--alpha", metavar="PATH", help="alpha matte (8-bit gray; 16-bit PNG with --bit-depth 16)")
-    out.add_argument("--foreground", metavar="PATH", help="predicted foreground colour")
-    out.add_argument("--rgba", metavar="PATH", help="foreground with alpha (.mov, .webm, .mkv or folder/)")
+    out.add_argument("--composition", metavar="PATH", action=_Once, help="foreground composited over --background")
+    out.add_argument("--alpha", metavar="PATH", action=_Once, help="alpha matte (8-bit gray; 16-bit PNG with --bit-depth 16)")
+    out.add_argument("--foreground", metavar="PATH", action=_Once, help="predicted foreground colour")
+    out.add_argument("--rgba", metavar="PATH", action=_Once, help="foreground with alpha (.mov, .webm, .mkv or folder/)")
     out.add_argument("--bit-depth", type=int, choices=[8, 16], default=8, help="PNG alpha bit depth")
     out.add_argument("--background", default="green",
                      help="composition background: green|black|white|#RRGGBB|IMAGE|VIDEO (scaled to cover)")
@@ -51,12 +61,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     rng = p.add_argument_group("range and encoding")
     rng.add_argument("--start-frame", type=int, default=0, help="first frame to process (0-based)")
     rng.add_argument("--end-frame", type=int, default=None, help="stop before this frame (exclusive)")
-    rng.add_argument("--fps", type=float, default=None, help="frame rate of an image-folder input (default 30)")
+    rng.add_argument("--fps", type=float, default=None,
+                     help="frame rate of an image-folder input (default 30); a video keeps its own timestamps")
     rng.add_argument("--input-resize", metavar="WxH", help="resize frames before matting, e.g. 1280x720")
     rng.add_argument("--crf", type=int, default=None, help="quality for H.264 (default 18) and VP9 (default 30)")
     rng.add_argument("--bitrate", default=None, help="target bitrate instead of CRF, e.g. 8M")
     rng.add_argument("--preset", default="superfast",
-                     help="x264 preset (ultrafast..veryslow); fast presets keep encoding off the critical path")
+                     help="x264 preset (ultrafast..veryslow, placebo); fast presets keep encoding off the critical path")
     rng.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     rng.add_argument("--allow-partial", action="store_true",
                      help="a truncated/corrupt input is not an error: keep what decodes and exit 0")
@@ -106,25 +117,65 @@ def parse_input_options(pairs: list[str]) -> dict | None:
 
 def build_options(args: argparse.Namespace):
     from ..errors import UsageError
-    from ..io.writers import parse_output
+    from ..io.backgrounds import check_background
+    from ..io.writers import check_bit_depth, check_encoding, parse_output
     from ..pipeline import ConvertOptions
 
     outputs = [parse_output(kind, getattr(args, kind), args.bit_depth)
                for kind in ("composition", "alpha", "foreground", "rgba") if getattr(args, kind)]
     if not outputs:
         raise UsageError("no output requested; give at least one of --composition, --alpha, --foreground, --rgba")
-    if args.start_frame < 0 or (args.end_frame is not None and args.end_frame <= args.start_frame):
-        raise UsageError(f"--end-frame ({args.end_frame}) must be greater than --start-frame ({args.start_frame})")
+    check_range(args.start_frame, args.end_frame)
     if args.seq_chunk < 1 or (args.threads is not None and args.threads < 1):
         raise UsageError("--seq-chunk and --threads must be at least 1")
     if args.warmup < 0:
         raise UsageError(f"--warmup must be 0 (off) or a number of frames, not {args.warmup}")
+    check_bit_depth(outputs)
+    crf_warning = check_encoding(outputs, args.crf, args.preset)
+    if args.composition:
+        check_background(args.background)
+    fps_warning = check_fps(args.fps, args.input, args.input_format)
+    _warn(crf_warning, fps_warning)
     return ConvertOptions(outputs=outputs, background=args.background, start_frame=args.start_frame,
                           end_frame=args.end_frame, input_resize=parse_size(args.input_resize),
                           sequence_fps=args.fps, input_format=args.input_format,
                           input_options=parse_input_options(args.input_option), crf=args.crf,
                           bitrate=args.bitrate, preset=args.preset,
                           overwrite=args.overwrite, allow_partial=args.allow_partial, progress=not args.quiet)
+
+
+def check_range(start: int, end: int | None) -> None:
+    from ..errors import UsageError
+
+    if start < 0:
+        raise UsageError(f"--start-frame must be 0 or more, not {start}")
+    if end is not None and end <= start:
+        raise UsageError(f"--end-frame ({end}) must be greater than --start-frame ({start})")
+
+
+def check_fps(fps: float | None, source: str, input_format: str | None) -> str | None:
+    """Refuse a frame rate that is not positive; a warning when the input is a video, which has its own."""
+    from pathlib import Path
+
+    from ..errors import UsageError
+    from ..io.probe import IMAGE_EXTENSIONS, live_source
+
+    if fps is None:
+        return None
+    if not math.isfinite(fps) or fps <= 0:
+        raise UsageError(f"--fps must be a positive number, not {fps:g}")
+    path = Path(source)
+    is_video = live_source(source, input_format) is not None or (path.is_file()
+                                                                  and path.suffix.lower() not in IMAGE_EXTENSIONS)
+    return "--fps is ignored: it sets the frame rate of image inputs; a video keeps its own" if is_video else None
+
+
+def _warn(*messages: str | None) -> None:
+    from ..pipeline import warn
+
+    for message in messages:
+        if message:
+            warn(message)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,6 +10,23 @@ from ..compose import parse_colour
 from ..errors import InputError, UsageError
 
 
+def check_background(spec: str) -> None:
+    """Refuse a --background that is neither a colour nor a readable file before any work starts."""
+    if parse_colour(spec) is not None:
+        return
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise UsageError(f"--background {spec!r} is not a colour (green, black, white, #RRGGBB) nor an existing "
+                         "image or video")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"--background {spec!r} cannot be read ({exc.strerror or exc})") from None
+    if not path.is_file():
+        raise UsageError(f"--background {spec!r} is a folder; give an image or a video")
+
+
 class Background:
     """A background for the composition, already at the output size: ``frame(i)`` -> uint8 [H,W,3]."""
 
@@ -58,7 +75,12 @@ class Background:
 def _read_image(path: str) -> np.ndarray:
     import cv2
 
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    # Read the bytes ourselves: cv2.imread prints its own warning on stderr for files it cannot open.
+    try:
+        data = np.fromfile(path, np.uint8)
+    except OSError as exc:
+        raise InputError(f"cannot read background image {path} ({exc.strerror or exc})") from None
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None:
         raise InputError(f"cannot read background image {path}")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

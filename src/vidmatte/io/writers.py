@@ -8,6 +8,7 @@ Which codec a file gets is decided by its extension (the CLI contract):
 from __future__ import annotations
 
 import errno
+import glob
 import os
 import tempfile
 from dataclasses import dataclass
@@ -17,13 +18,16 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import OutputError, UsageError
-from .atomic import AtomicOutput
-from .probe import LARGE_FRAME_PIXELS
+from .atomic import AtomicOutput, foreign_entries
+from .probe import LARGE_FRAME_PIXELS, is_pattern, list_images
 
 KINDS = ("composition", "alpha", "foreground", "rgba")
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".webm", ".mkv")
 # One-frame outputs (a single image in, e.g. `--alpha cutout.png`); JPEG has no alpha channel.
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                "placebo")
+CRF_RANGES = {"libx264": ("H.264", 51), "libvpx-vp9": ("VP9", 63)}  # encoder -> (name, highest crf)
 
 
 @dataclass(frozen=True)
@@ -80,8 +84,10 @@ def parse_output(kind: str, path: str, bit_depth: int = 8) -> OutputSpec:
     if kind not in KINDS:
         raise UsageError(f"unknown output kind {kind!r}")
     p = Path(path).expanduser()
-    is_sequence = str(path).endswith(("/", os.sep)) or p.is_dir()
     ext = p.suffix.lower()
+    # An existing folder without a trailing "/" is a PNG sequence (the CLI contract), unless its name says a file
+    # was meant ("x.mp4"): check_outputs refuses that instead of filling the folder with frames.
+    is_sequence = str(path).endswith(("/", os.sep)) or (p.is_dir() and ext not in VIDEO_EXTENSIONS + IMAGE_EXTENSIONS)
     if not is_sequence and ext in IMAGE_EXTENSIONS:
         if kind == "rgba" and ext in (".jpg", ".jpeg"):
             raise UsageError("JPEG cannot carry alpha; use .png, .tif or .webp for --rgba")
@@ -92,13 +98,99 @@ def parse_output(kind: str, path: str, bit_depth: int = 8) -> OutputSpec:
     return OutputSpec(kind, p, is_sequence, bit_depth)
 
 
-def check_writable(spec: OutputSpec, overwrite: bool) -> None:
+def check_outputs(specs: list[OutputSpec], source: str | os.PathLike, overwrite: bool, frames: int | None,
+                  overwrite_hint: str = "--overwrite") -> None:
+    """Every refusal that can be made before any work starts (UsageError/OutputError; nothing is touched).
+
+    ``overwrite_hint`` is how the caller's user allows replacing: ``--overwrite`` (CLI) or ``overwrite=True`` (API).
+    """
+    inputs = _input_paths(Path(source))
+    seen = set()
+    for spec in specs:
+        if spec.is_image and frames != 1:
+            raise UsageError(f"{spec.path} holds one image but the input has {frames or 'several'} frames; "
+                             "use a folder/ or a video file")
+        _check_not_input(spec, inputs)
+        resolved = Path(os.path.realpath(spec.path))
+        if resolved in seen:
+            raise UsageError(f"{spec.path} is requested twice")
+        seen.add(resolved)
+        _check_target(spec)
+        check_writable(spec, overwrite, overwrite_hint)
+    _check_not_nested(specs)
+
+
+def _input_paths(source: Path) -> list[Path]:
+    """What the input is made of: the file, or the folder and its images, or the files a glob pattern matches."""
+    if is_pattern(source):
+        return [Path(p) for p in glob.glob(str(source))]
+    if source.is_dir():
+        return [source, *list_images(source)]
+    return [source] if os.path.lexists(source) else []
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)  # also hard links, and symlinks either way
+    except OSError:  # one of them does not exist (yet)
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """``path`` is ``folder`` or below it, by the names given or through symlinks."""
+    for resolve in (os.path.abspath, os.path.realpath):
+        outer, inner = Path(resolve(folder)), Path(resolve(path))
+        if inner == outer or outer in inner.parents:
+            return True
+    return False
+
+
+def _check_not_input(spec: OutputSpec, inputs: list[Path]) -> None:
+    for item in inputs:
+        if _same(spec.path, item):
+            raise UsageError(f"output {spec.path} is the input")
+        if spec.is_sequence and _inside(item, spec.path):
+            raise UsageError(f"output folder {spec.path} contains the input ({item}); write the frames to a new "
+                             "folder")
+
+
+def _check_target(spec: OutputSpec) -> None:
+    """A file output must not name a folder; a sequence folder may only hold frames an earlier run wrote."""
+    path = spec.path
+    if not spec.is_sequence:
+        if path.is_dir():
+            raise UsageError(f"{path} is an existing folder, not a file; choose another name (it was left untouched)")
+        return
+    if not os.path.lexists(path):
+        return
+    if not path.is_dir():
+        raise UsageError(f"{path} exists and is not a folder; a PNG sequence needs a folder (it was left untouched)")
+    foreign = foreign_entries(path)
+    if foreign:
+        names = ", ".join(p.name + ("/" if p.is_dir() else "") for p in foreign[:3])
+        more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+        raise UsageError(f"output folder {path} holds {names}{more}, which vidmatte did not write; only a folder of "
+                         "frames (00000.png...) is ever replaced: choose a new or empty folder")
+
+
+def _check_not_nested(specs: list[OutputSpec]) -> None:
+    """An output inside a sequence folder would be foreign content there (and lost when the folder is renamed)."""
+    for folder in (s for s in specs if s.is_sequence):
+        for other in specs:
+            if other is not folder and _inside(other.path, folder.path):
+                raise UsageError(f"{other.path} is inside the PNG-sequence folder {folder.path}; write it elsewhere")
+
+
+def check_writable(spec: OutputSpec, overwrite: bool, overwrite_hint: str = "--overwrite") -> None:
     """Refuse before doing any work: an existing output without --overwrite, or a folder we cannot write to."""
     target = spec.path
     exists = target.exists() and not (target.is_dir() and not any(target.iterdir()))
     if exists and not overwrite:
-        raise UsageError(f"{target} exists; pass --overwrite to replace it (it was left untouched)")
-    parent = target.parent if target.name else target
+        raise UsageError(f"{target} exists; pass {overwrite_hint} to replace it (it was left untouched)")
+    # The temporary goes beside the real folder (AtomicOutput follows a symlinked folder; "./" has no name).
+    if not target.name or (spec.is_sequence and target.is_dir()):
+        target = Path(os.path.realpath(target))
+    parent = target.parent
     if not parent.exists():
         raise OutputError(f"output folder does not exist: {parent}")
     if not parent.is_dir():
@@ -109,6 +201,41 @@ def check_writable(spec: OutputSpec, overwrite: bool) -> None:
             pass
     except OSError as exc:
         raise OutputError(f"output folder is not writable: {parent} ({exc.strerror})") from None
+
+
+def check_encoding(specs: list[OutputSpec], crf: int | None, preset: str) -> str | None:
+    """Refuse encoder settings the requested outputs cannot take; a warning for a --crf none of them uses."""
+    if preset not in X264_PRESETS:
+        raise UsageError(f"--preset must be one of x264's presets ({', '.join(X264_PRESETS)}), not {preset!r}")
+    if crf is None:
+        return None
+    encoders = {choose_codec(s.path.suffix.lower(), s.carries_alpha, preset).name
+                for s in specs if not s.is_sequence and not s.is_image}
+    used = sorted(encoders & set(CRF_RANGES))
+    if not used:
+        return "--crf is ignored: no output is encoded with H.264 or VP9 (PNG, ProRes and FFV1 are lossless or fixed)"
+    for encoder in used:
+        name, highest = CRF_RANGES[encoder]
+        if not 0 <= crf <= highest:
+            raise UsageError(f"--crf {crf} is out of range for {name} outputs (0..{highest})")
+    return None
+
+
+def takes_16_bit(spec: OutputSpec) -> bool:
+    return spec.is_sequence or spec.path.suffix.lower() in (".png", ".tif", ".tiff")
+
+
+def check_bit_depth(specs: list[OutputSpec]) -> None:
+    """--bit-depth 16 is refused where it would be silently ignored."""
+    if not any(s.bit_depth == 16 for s in specs):
+        return
+    alphas = [s for s in specs if s.kind == "alpha"]
+    if not alphas:
+        raise UsageError("--bit-depth 16 applies to --alpha only (as 16-bit PNG or TIFF)")
+    for spec in alphas:
+        if not takes_16_bit(spec):
+            raise UsageError(f"--bit-depth 16: {spec.path} holds 8-bit alpha only; 16-bit is for PNG/TIFF (a folder/, "
+                             ".png or .tif)")
 
 
 def _disk_error(exc: OSError, path: Path) -> OutputError:

