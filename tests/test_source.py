@@ -15,7 +15,7 @@ import pytest
 
 from media import moving_square_frames, write_video
 from vidmatte.errors import UsageError
-from vidmatte.io.readers import open_reader
+from vidmatte.io.readers import open_reader, to_frame
 from vidmatte.io.source import FileGuidance, open_source, with_guidance
 
 
@@ -147,28 +147,37 @@ def test_live_source_goes_forward_only():
         next(source.frames(start=5))
 
 
-def _most_frames_alive_backward(path: Path) -> int:
-    """The most decoded frames alive at once while reading backward and dropping each frame once seen (what a
-    caller holding one frame at a time sees): the source's own buffer is all that keeps the others alive."""
+def _most_frames_alive_backward(path: Path, monkeypatch) -> int:
+    """The most decoded frames alive at once while reading backward, the caller dropping each frame once seen:
+    every frame the source decodes is tracked by a weak reference from the moment it is made."""
+    import vidmatte.io.source as source_module
+
+    made: list[weakref.ref] = []
+
+    def tracked(*args, **kwargs):
+        frame = to_frame(*args, **kwargs)
+        made.append(weakref.ref(frame))
+        return frame
+
+    monkeypatch.setattr(source_module, "to_frame", tracked)
     source = open_source(path)
     source.max_segment_frames = 8
-    alive: list[weakref.ref] = []
     most = 0
     for frame in source.frames(reverse=True):
-        alive.append(weakref.ref(frame.image))
         del frame
-        most = max(most, sum(ref() is not None for ref in alive))
-        alive = [ref for ref in alive if ref() is not None]
+        most = max(most, sum(ref() is not None for ref in made) + 1)  # + the one the caller just had
+    assert len(made) == source.expected_frames()
     return most
 
 
-def test_reverse_holds_one_segment_not_the_clip(tmp_path):
+def test_reverse_holds_one_segment_not_the_clip(tmp_path, monkeypatch):
     """4x the frames, the same number alive at once: one segment (K = 8 here), never the clip."""
     short = h264_clip(tmp_path / "short.mp4", 60, 1000, 160, 96)
     long = h264_clip(tmp_path / "long.mp4", 240, 1000, 160, 96)
-    short_most, long_most = _most_frames_alive_backward(short), _most_frames_alive_backward(long)
+    short_most = _most_frames_alive_backward(short, monkeypatch)
+    long_most = _most_frames_alive_backward(long, monkeypatch)
     assert long_most <= 1.25 * short_most  # holding the whole clip would make this ~4x
-    assert long_most <= 8 + 1  # the segment, plus the frame being handed out
+    assert long_most <= 8  # one segment
 
 
 def test_segment_size_follows_the_memory_budget(tmp_path):
