@@ -332,7 +332,7 @@ class _Job:
         try:
             for spec in self.options.outputs:
                 audio = None
-                if spec.kind == "composition" and not spec.is_sequence and info.kind == "video" and info.audio:
+                if spec.kind != "alpha" and not spec.is_sequence and info.kind == "video" and info.audio:
                     audio = AudioTrack(info.path, start_seconds, end_seconds)
                 writer = open_writer(spec, self.width, self.height, time_base, info.fps, crf=self.options.crf,
                                      bitrate=self.options.bitrate, preset=self.options.preset, audio=audio,
