@@ -63,8 +63,10 @@ def _write_tone(container, stream, seconds: float) -> None:
     for start in range(0, total, chunk):
         piece = tone[start:start + chunk]
         data = np.stack([piece, piece])  # planar stereo
-        if fmt == "flt":
+        if fmt in ("flt", "s16"):  # interleaved (libopus takes these)
             data = data.T.reshape(1, -1)
+        if fmt == "s16":
+            data = (data * 32767).astype(np.int16)
         frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(data), format=fmt, layout="stereo")
         frame.sample_rate = rate
         frame.pts = start

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-DESCRIPTION = "Print what the reader sees in an input: size, fps, frames, rotation, audio, pixel format."
+DESCRIPTION = "Print what the reader sees in an input: size, fps, frames, rotation, audio, pixel format, alpha."
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

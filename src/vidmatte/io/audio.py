@@ -1,4 +1,5 @@
-"""Carry the input's audio into a composition: stream copy when the container accepts the codec, else re-encode."""
+"""Carry the input's audio into an output (compositions, foregrounds, RGBA masters; a bare matte needs none): stream
+copy when the container accepts the codec, else re-encode (e.g. AAC into a VP9-alpha .webm becomes Opus)."""
 
 from __future__ import annotations
 

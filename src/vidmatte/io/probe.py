@@ -1,4 +1,4 @@
-"""What the reader sees in an input: size, rate, frame count, rotation, audio, pixel format.
+"""What the reader sees in an input: size, rate, frame count, rotation, audio, pixel format, alpha.
 
 Inputs are files (video, image, folder of images, a glob pattern of images such as ``shots/cam1_*.png``) or live
 sources: ``webcam`` / ``webcam:N`` (the platform's camera N), a device path (``/dev/video2``), or anything FFmpeg
@@ -39,6 +39,7 @@ class SourceInfo:
     time_base: Fraction | None = None
     input_format: str | None = None  # FFmpeg demuxer for live sources (v4l2, avfoundation, lavfi...)
     input_options: dict | None = None  # its options, e.g. {"video_size": "1280x720", "framerate": "30"}
+    alpha: bool = False  # the stored picture carries an alpha channel (ProRes 4444, FFV1 BGRA, VP9 alpha, RGBA PNG)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -159,20 +160,73 @@ def _probe_video(p: Path) -> SourceInfo:
             width, height = height, width
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         fps = float(rate) if rate else DEFAULT_SEQUENCE_FPS
-        duration = None
-        if stream.duration is not None and stream.time_base:
-            duration = float(stream.duration * stream.time_base)
-        elif container.duration:
-            duration = container.duration / 1_000_000
-        frames = stream.frames or (int(round(duration * fps)) if duration else None)
+        frames, duration = _video_length(container, stream, fps)
         audio = None
         if container.streams.audio:
             a = container.streams.audio[0]
             audio = f"{a.codec_context.name} {a.codec_context.sample_rate} Hz {a.codec_context.layout.name}"
         return SourceInfo(str(p), "video", width, height, fps, frames, rotation, ctx.pix_fmt, ctx.name,
-                          duration, audio, stream.time_base)
+                          duration, audio, stream.time_base, alpha=stream_has_alpha(stream))
     finally:
         container.close()
+
+
+def _video_length(container, stream, fps: float) -> tuple[int | None, float | None]:
+    """(frames, seconds) of the video stream itself.
+
+    The container's duration is that of its longest stream: in a WebM/Matroska file with a longer audio track it
+    is the audio's. When the video stream says neither its frame count nor its duration, its packets are counted
+    (demuxing only: cheap next to decoding).
+    """
+    if stream.duration is not None and stream.time_base:
+        duration = float(stream.duration * stream.time_base)
+        return stream.frames or int(round(duration * fps)), duration
+    if stream.frames:
+        return stream.frames, (container.duration / 1_000_000 if container.duration else None)
+    counted = _count_packets(container.name)
+    if counted is not None:
+        return counted
+    duration = container.duration / 1_000_000 if container.duration else None
+    return (int(round(duration * fps)) if duration else None), duration
+
+
+def _count_packets(path: str) -> tuple[int, float | None] | None:
+    """(packets, seconds from the first pts to the end of the last packet) of the video stream; None if unreadable."""
+    import av
+
+    count, first, end = 0, None, None
+    container = open_container(path)  # from the start (raw streams cannot seek back)
+    stream = container.streams.video[0]
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0 or packet.is_discard:
+                continue
+            count += 1
+            if packet.pts is not None:
+                first = packet.pts if first is None else min(first, packet.pts)
+                end = max(end or packet.pts, packet.pts + (packet.duration or 0))
+    except av.error.FFmpegError:
+        return None
+    finally:
+        container.close()
+    if not count:
+        return None
+    duration = float((end - first) * stream.time_base) if first is not None and stream.time_base else None
+    return count, duration
+
+
+def stream_has_alpha(stream) -> bool:
+    """Alpha in the stored picture: in the pixel format (ProRes 4444, FFV1, PNG), or, for VP8/VP9 in WebM, in the
+    stream's ``alpha_mode`` tag (the alpha plane sits beside each block and the native decoder's format hides it)."""
+    import av
+
+    if stream.metadata.get("alpha_mode") == "1":
+        return True
+    pix_fmt = stream.codec_context.pix_fmt
+    try:
+        return bool(pix_fmt) and any(c.is_alpha for c in av.VideoFormat(pix_fmt).components)
+    except ValueError:
+        return False
 
 
 def _probe_live(url: str, input_format: str, options: dict | None = None) -> SourceInfo:

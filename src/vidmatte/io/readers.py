@@ -62,89 +62,120 @@ class _Reader:
 
 class VideoReader(_Reader):
     def __iter__(self) -> Iterator[Frame]:
-        import av
+        return decode_video(self.info, self.start_frame, self.end_frame, self.decoder_threads)
 
-        container = open_container(self.info.path, self.info.input_format, self.info.input_options)
-        stream = container.streams.video[0]
-        # Frame threads decode ahead (fast), but each holds whole frames: above ~1440p slice threads keep memory flat.
-        large = self.info.width * self.info.height > LARGE_FRAME_PIXELS
-        stream.thread_type = "SLICE" if large else "FRAME"
-        if not large and self.decoder_threads:
-            stream.thread_count = self.decoder_threads
-        index = 0
-        damaged: list[int] = []
+
+def open_video_stream(info: SourceInfo, decoder_threads: int | None = None):
+    """(container, first video stream) with the decoder threads set as every reader of ``info`` sets them."""
+    container = open_container(info.path, info.input_format, info.input_options)
+    stream = container.streams.video[0]
+    # Frame threads decode ahead (fast), but each holds whole frames: above ~1440p slice threads keep memory flat.
+    large = info.width * info.height > LARGE_FRAME_PIXELS
+    stream.thread_type = "SLICE" if large else "FRAME"
+    if not large and decoder_threads:
+        stream.thread_count = decoder_threads
+    return container, stream
+
+
+def decode_video(info: SourceInfo, start: int = 0, stop: int | None = None,
+                 decoder_threads: int | None = None) -> Iterator[Frame]:
+    """Frames ``start <= index < stop`` decoded from the beginning, each numbered by counting (the reference
+    numbering every other way of reading a video must agree with)."""
+    import av
+
+    container, stream = open_video_stream(info, decoder_threads)
+    index = 0
+    damaged: list[int] = []
+    try:
         try:
-            try:
-                for frame in container.decode(stream):
-                    if self._past_end(index):
-                        break
-                    if self._in_range(index):
-                        if frame.is_corrupt:
-                            damaged.append(index)
-                        yield self._to_frame(frame, index, stream.time_base)
-                    index += 1
-            except av.error.FFmpegError as exc:
-                raise PartialInputError(
-                    f"{self.info.path}: the stream broke at frame {index} ({exc.strerror or exc}); "
-                    f"{max(index - self.start_frame, 0)} frames decoded", max(index - self.start_frame, 0)) from None
-        finally:
-            container.close()
-        self._check_complete(index)
-        self._check_intact(damaged, index)
+            for frame in container.decode(stream):
+                if stop is not None and index >= stop:
+                    break
+                if index >= start:
+                    if frame.is_corrupt:
+                        damaged.append(index)
+                    yield to_frame(frame, index, stream.time_base, info.rotation)
+                index += 1
+        except av.error.FFmpegError as exc:
+            raise broken_stream(info, index, exc, max(index - start, 0)) from None
+    finally:
+        container.close()
+    check_complete(info, start, stop, index)
+    check_intact(info, damaged, max(index - start, 0))
 
-    def _check_complete(self, decoded_until: int) -> None:
-        if decoded_until == 0:
-            raise InputError(f"{self.info.path}: no frame could be decoded")
-        declared = self.info.frames
-        wanted = declared if self.end_frame is None else min(declared or 0, self.end_frame)
-        # The container's index promises `declared` frames; more than one missing means the file is truncated.
-        if declared and decoded_until < wanted - 1:
-            done = max(decoded_until - self.start_frame, 0)
-            raise PartialInputError(
-                f"{self.info.path}: the stream ended at frame {decoded_until} of {declared} (truncated?); "
-                f"{done} frames decoded", done)
 
-    def _check_intact(self, damaged: list[int], decoded_until: int) -> None:
-        """Corrupt data inside the stream: FFmpeg conceals it (the frames come out, with smeared blocks) and flags
-        the frames; say which, so a damaged file is not passed off as a clean result."""
-        if not damaged:
-            return
-        done = max(decoded_until - self.start_frame, 0)
-        shown = ", ".join(str(i) for i in damaged[:5]) + (f" and {len(damaged) - 5} more" if len(damaged) > 5 else "")
+def broken_stream(info: SourceInfo, index: int, exc: Exception, done: int) -> PartialInputError:
+    reason = getattr(exc, "strerror", None) or exc
+    return PartialInputError(f"{info.path}: the stream broke at frame {index} ({reason}); {done} frames decoded", done)
+
+
+def check_complete(info: SourceInfo, start: int, stop: int | None, decoded_until: int) -> None:
+    """Raise when the stream ended before the frames the container promised (``decoded_until``: one past the last
+    frame that came out)."""
+    if decoded_until == 0:
+        raise InputError(f"{info.path}: no frame could be decoded")
+    declared = info.frames
+    wanted = declared if stop is None else min(declared or 0, stop)
+    # The container's index promises `declared` frames; more than one missing means the file is truncated.
+    if declared and decoded_until < wanted - 1:
+        done = max(decoded_until - start, 0)
         raise PartialInputError(
-            f"{self.info.path}: corrupt data in frame{'s' if len(damaged) > 1 else ''} {shown}; the decoder concealed "
-            f"it, so those frames may show artefacts; {done} frames decoded", done)
+            f"{info.path}: the stream ended at frame {decoded_until} of {declared} (truncated?); "
+            f"{done} frames decoded", done)
 
-    def _to_frame(self, frame, index: int, time_base: Fraction) -> Frame:
-        image = frame.to_ndarray(format="rgb24")
-        turns = self.info.rotation // 90
-        if turns:
-            image = np.ascontiguousarray(np.rot90(image, k=turns))
-        pts = frame.pts if frame.pts is not None else index
-        return Frame(index, image, pts, time_base or Fraction(1, 1000))
+
+def check_intact(info: SourceInfo, damaged: list[int], done: int) -> None:
+    """Corrupt data inside the stream: FFmpeg conceals it (the frames come out, with smeared blocks) and flags
+    the frames; say which, so a damaged file is not passed off as a clean result."""
+    if not damaged:
+        return
+    damaged = sorted(damaged)
+    shown = ", ".join(str(i) for i in damaged[:5]) + (f" and {len(damaged) - 5} more" if len(damaged) > 5 else "")
+    raise PartialInputError(
+        f"{info.path}: corrupt data in frame{'s' if len(damaged) > 1 else ''} {shown}; the decoder concealed "
+        f"it, so those frames may show artefacts; {done} frames decoded", done)
+
+
+def to_frame(frame, index: int, time_base: Fraction, rotation: int) -> Frame:
+    """A decoded PyAV frame as an upright RGB ``Frame``."""
+    image = frame.to_ndarray(format="rgb24")
+    turns = rotation // 90
+    if turns:
+        image = np.ascontiguousarray(np.rot90(image, k=turns))
+    pts = frame.pts if frame.pts is not None else index
+    return Frame(index, image, pts, time_base or Fraction(1, 1000))
 
 
 class ImageReader(_Reader):
     def __iter__(self) -> Iterator[Frame]:
-        path = Path(self.info.path)
-        files = list_images(path) if self.info.kind == "images" else [path]
-        time_base = Fraction(1, 1) / Fraction(self.info.fps).limit_denominator(1001)
-        for index, file in enumerate(files):
+        time_base = sequence_time_base(self.info)
+        for index, file in enumerate(image_files(self.info)):
             if self._past_end(index):
                 break
             if self._in_range(index):
-                yield Frame(index, self._read(file), index, time_base)
+                yield Frame(index, read_image(self.info, file), index, time_base)
 
-    def _read(self, file: Path) -> np.ndarray:
-        import cv2
 
-        image = cv2.imread(str(file), cv2.IMREAD_COLOR)  # 8-bit BGR, EXIF orientation applied
-        if image is None:
-            raise InputError(f"cannot read image {file}")
-        if (image.shape[1], image.shape[0]) != (self.info.width, self.info.height):
-            raise InputError(f"{file} is {image.shape[1]}x{image.shape[0]} but the sequence is "
-                             f"{self.info.width}x{self.info.height}; all images must have one size")
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+def image_files(info: SourceInfo) -> list[Path]:
+    path = Path(info.path)
+    return list_images(path) if info.kind == "images" else [path]
+
+
+def sequence_time_base(info: SourceInfo) -> Fraction:
+    return Fraction(1, 1) / Fraction(info.fps).limit_denominator(1001)
+
+
+def read_image(info: SourceInfo, file: Path) -> np.ndarray:
+    """One image of a sequence as uint8 RGB, checked against the sequence's size."""
+    import cv2
+
+    image = cv2.imread(str(file), cv2.IMREAD_COLOR)  # 8-bit BGR, EXIF orientation applied
+    if image is None:
+        raise InputError(f"cannot read image {file}")
+    if (image.shape[1], image.shape[0]) != (info.width, info.height):
+        raise InputError(f"{file} is {image.shape[1]}x{image.shape[0]} but the sequence is "
+                         f"{info.width}x{info.height}; all images must have one size")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def iter_rgba(path: str | os.PathLike) -> Iterator[np.ndarray]:

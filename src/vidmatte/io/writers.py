@@ -304,7 +304,7 @@ class ImageFileWriter(PngSequenceWriter):
 
 
 class VideoFileWriter:
-    """One video stream (+ the input's audio for compositions) in a container chosen by extension."""
+    """One video stream (+ the input's audio, when given) in a container chosen by extension."""
 
     def __init__(self, spec: OutputSpec, width: int, height: int, time_base: Fraction, fps: float,
                  crf: int | None = None, bitrate: str | None = None, preset: str = "superfast",
