@@ -11,6 +11,23 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("VIDMATTE_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
+# Fixtures that hand a test the weights or the real data. A test using one (directly or through another fixture)
+# gets the matching marker, so `pytest -m "not weights and not shared_data"` is a true offline run: what it
+# selects never fetches weights and never reads ../shared/data. Tests reaching the weights another way (a CLI
+# subprocess, `vidmatte.load` on the default cache) carry an explicit `@pytest.mark.weights`.
+WEIGHT_FIXTURES = {"rvm_onnx_path"}
+DATA_FIXTURES = {"shared_data"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))  # the whole closure, so indirect use counts too
+        if used & WEIGHT_FIXTURES:
+            item.add_marker(pytest.mark.weights)
+        if used & DATA_FIXTURES:
+            item.add_marker(pytest.mark.shared_data)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """../shared/data (real footage and GT mattes); tests using it skip when it is absent, as in a user's clone."""

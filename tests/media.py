@@ -111,6 +111,42 @@ def person_frames(count: int, width: int, height: int) -> list[np.ndarray]:
     return [np.ascontiguousarray(cv2.resize(s, (width, height), interpolation=cv2.INTER_AREA)) for s in squares]
 
 
+def person_batch(count: int, width: int, height: int) -> np.ndarray:
+    """``person_frames`` as the networks take them: float32 [T,1,3,H,W] in 0..1 (the layout of
+    ``vidmatte.backends.export.check_frames``, whose generated blob the pretrained model does not see as a person)."""
+    frames = np.stack(person_frames(count, width, height)).astype(np.float32) / 255
+    return np.ascontiguousarray(frames.transpose(0, 3, 1, 2)[:, None])
+
+
+def _numpy(x) -> np.ndarray:
+    if hasattr(x, "detach"):  # a torch tensor
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
+def assert_subject_and_background(pha, what: str = "alpha", share: float = 0.1) -> None:
+    """The matte holds a subject and a background: at least ``share`` of its pixels above 0.5 and as many below.
+    Parity tests call this on the reference first: two all-0 (or all-1) mattes agree whatever the code does."""
+    pha = _numpy(pha)
+    above, below = float((pha > 0.5).mean()), float((pha < 0.5).mean())
+    assert above >= share and below >= share, (
+        f"{what}: {above:.1%} of pixels > 0.5 and {below:.1%} < 0.5; a comparison needs both subject and background")
+
+
+def assert_close(actual, expected, rel: float, what: str) -> float:
+    """``max|actual - expected| <= rel * scale`` with ``scale = max(1, max|expected|)``; returns the max diff.
+
+    float32 kernels (oneDNN, MLAS) round relative to the magnitude of the values, so bounds on their results are
+    relative to it; the floor of 1 keeps alpha, foreground and the tanh-bounded recurrent states (all within [-1, 1])
+    on an absolute scale, where an error near 0 is not inflated. ``rel`` carries the margin; callers say why."""
+    actual, expected = _numpy(actual), _numpy(expected)
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
+    scale = max(1.0, float(np.abs(expected).max(initial=0.0)))
+    diff = float(np.abs(actual - expected).max(initial=0.0))
+    assert diff <= rel * scale, f"{what}: max|diff| {diff:.3g} > {rel:g} x scale {scale:.3g}"
+    return diff
+
+
 def official_onnx(model_path, frames, ratio) -> list[tuple[np.ndarray, np.ndarray]]:
     """The reference: the official graph run by hand with ORT's default options, state threaded through, no
     vidmatte code involved. Returns (fgr [H,W,3], pha [H,W]) per frame."""

@@ -12,6 +12,7 @@ import pytest
 from vidmatte.cli.main import main
 from vidmatte.data.benchmark import build
 from vidmatte.data.synthesis import trimap_from_alpha
+from vidmatte.errors import InputError
 
 
 def _write_video(path: Path, frames: int, w: int, h: int) -> None:
@@ -260,10 +261,10 @@ def test_foreground_video_sources(source_root, tmp_path):
         opaque = _read(out / clip / "pha" / "00003.png") == 255
         assert np.abs(f[opaque].mean(0) - [220, 60, 30]).max() < 3  # the source's colour (RGB)
     bad = dict(definition, clips=[{"name": "x", "fg": {"rgba": "colour.mp4"}, "bg": {"image": "still.png"}}])
-    with pytest.raises(Exception, match="no alpha plane"):
+    with pytest.raises(InputError, match="no alpha plane"):
         build(bad, root, tmp_path / "bad")
     bad = dict(definition, clips=[{"name": "x", "fg": {"video": "colour.mp4"}, "bg": {"image": "still.png"}}])
-    with pytest.raises(Exception, match="fg needs image\\+alpha, video\\+alpha_video, or rgba"):
+    with pytest.raises(InputError, match="fg needs image\\+alpha, video\\+alpha_video, or rgba"):
         build(bad, root, tmp_path / "bad")
 
 

@@ -11,10 +11,21 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
 pytest.importorskip("safetensors")
 
+from media import assert_close, assert_subject_and_background, person_batch, person_frames  # noqa: E402
 from vidmatte.errors import ModelError  # noqa: E402
 
 REAL_CLIP = "video_people/sam2/05_default_juggle.mp4"
 PARITY_FRAMES = 32
+
+# Bounds, relative to max(1, max|value|) (media.assert_close; alpha, foreground and the tanh-bounded states all lie
+# in [-1, 1], so the scale is 1). Between two implementations (PyTorch modules vs ONNX Runtime's kernels, other
+# summation orders through ~50 layers and the recurrence) this machine shows alpha within 1e-5 and the foreground
+# within 3e-5: 1e-4 and 1e-3 leave 10x and more for other CPUs' kernels. The same PyTorch model called with T
+# frames at once or one at a time picks other convolution blockings and rounds differently: up to 1.6e-5 here
+# (AVX2 EPYC, BatchNorm folded), so 1e-4 leaves ~6x. A wrong state or frame order moves alpha by > 1e-2
+# (checked in test_torch_runner_clip_call_equals_frame_calls), 100x these bounds.
+PARITY_PHA, PARITY_FGR = 1e-4, 1e-3
+SAME_MODEL = 1e-4
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -98,17 +109,21 @@ def _read_frames(path, count):
     return [np.ascontiguousarray(f.transpose(2, 0, 1)[None], dtype=np.float32) / 255 for f in frames]
 
 
-def _max_diffs(model, ort_runner, frames, ratio):
-    """Run both backends over consecutive frames with their own state carried; max |diff| of pha, fgr."""
+def _max_diffs(model, ort_runner, frames, ratio, subject=True):
+    """Run both backends over consecutive frames with their own state carried, asserting each frame within the
+    parity bounds; returns max |diff| of pha, fgr and the largest mean alpha seen. ``subject``: every reference
+    alpha must show subject and background (the generated person clips; real footage is checked by its caller)."""
     ort_state, torch_state = ort_runner.initial_state(), [torch.zeros(1, 1, 1, 1)] * 4
     pha_diff = fgr_diff = 0.0
     alpha_seen = 0.0
-    for src in frames:
+    for i, src in enumerate(frames):
         fgr_o, pha_o, ort_state = ort_runner(src, ort_state, ratio)
         with torch.inference_mode():
             fgr_t, pha_t, *torch_state = model(torch.from_numpy(src), *torch_state, downsample_ratio=ratio)
-        pha_diff = max(pha_diff, float(np.abs(pha_t.numpy() - pha_o).max()))
-        fgr_diff = max(fgr_diff, float(np.abs(fgr_t.numpy() - fgr_o).max()))
+        if subject:
+            assert_subject_and_background(pha_o, f"ratio {ratio}, frame {i}")
+        pha_diff = max(pha_diff, assert_close(pha_t, pha_o, PARITY_PHA, f"pha, ratio {ratio}, frame {i}"))
+        fgr_diff = max(fgr_diff, assert_close(fgr_t, fgr_o, PARITY_FGR, f"fgr, ratio {ratio}, frame {i}"))
         alpha_seen = max(alpha_seen, float(pha_o.mean()))
     return pha_diff, fgr_diff, alpha_seen
 
@@ -118,12 +133,11 @@ def _max_diffs(model, ort_runner, frames, ratio):
 def test_parity_with_onnxruntime_on_real_frames(pretrained, ort_runner, shared_data):
     frames = _read_frames(shared_data / REAL_CLIP, PARITY_FRAMES)
     assert len(frames) == PARITY_FRAMES
-    pha_diff, fgr_diff, alpha_seen = _max_diffs(pretrained, ort_runner, frames, ratio=0.375)
+    # A full-body person is a few percent of this 16:9 frame: the share check is on the mean alpha instead.
+    pha_diff, fgr_diff, alpha_seen = _max_diffs(pretrained, ort_runner, frames, ratio=0.375, subject=False)
     print(f"\nparity over {len(frames)} real 1280x720 frames at ratio 0.375: "
           f"alpha max|diff| {pha_diff:.2e}, fgr max|diff| {fgr_diff:.2e}")
     assert alpha_seen > 0.02  # the person is actually matted, so the comparison covers real alpha
-    assert pha_diff <= 1e-4
-    assert fgr_diff <= 1e-3
 
 
 @pytest.mark.weights
@@ -135,24 +149,23 @@ def test_torch_runner_with_fused_batchnorm_matches_onnxruntime(torch_cache, ort_
     runner = TorchRunner.from_model("rvm-mobilenetv3", device="cpu", cache=str(torch_cache))
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in runner.model.modules())
     torch_state, ort_state = runner.initial_state(), ort_runner.initial_state()
-    worst_pha = worst_fgr = 0.0
-    for src in _read_frames(shared_data / REAL_CLIP, 8):
+    alpha_seen = 0.0
+    for i, src in enumerate(_read_frames(shared_data / REAL_CLIP, 8)):
         fgr_t, pha_t, torch_state = runner(src, torch_state, 0.375)
         fgr_o, pha_o, ort_state = ort_runner(src, ort_state, 0.375)
-        worst_pha = max(worst_pha, float(np.abs(pha_t - pha_o).max()))
-        worst_fgr = max(worst_fgr, float(np.abs(fgr_t - fgr_o).max()))
-    assert worst_pha <= 1e-4 and worst_fgr <= 1e-3
+        assert_close(pha_t, pha_o, PARITY_PHA, f"pha, frame {i}")
+        assert_close(fgr_t, fgr_o, PARITY_FGR, f"fgr, frame {i}")
+        alpha_seen = max(alpha_seen, float(pha_o.mean()))
+    assert alpha_seen > 0.02  # the person is matted (a few percent of the frame)
 
 
 @pytest.mark.weights
 def test_parity_with_onnxruntime_on_generated_frames_any_ratio(pretrained, ort_runner):
-    """Always runs (no shared data): odd sizes, ratio 1 (the refiner still runs, as in the ONNX graph) and 0.6."""
-    from vidmatte.backends.export import check_frames
-
-    clip = check_frames(seed=3, batch=1, frames=4, height=97, width=131)
+    """Always runs (no shared data): a real person at an odd size, ratio 1 (the refiner still runs, as in the ONNX
+    graph) and 0.6; every reference alpha holds subject and background (checked in _max_diffs)."""
+    clip = person_batch(4, 131, 97)
     for ratio in (1.0, 0.6):
-        pha_diff, fgr_diff, _ = _max_diffs(pretrained, ort_runner, list(clip), ratio)
-        assert pha_diff <= 1e-4 and fgr_diff <= 1e-3, ratio
+        _max_diffs(pretrained, ort_runner, list(clip), ratio)
 
 
 @pytest.mark.weights
@@ -165,7 +178,8 @@ def test_real_clip_in_one_call_equals_frame_by_frame(pretrained, shared_data):
         state = [None] * 4
         for t in range(clip.shape[1]):
             _, pha, *state = pretrained(clip[:, t], *state, downsample_ratio=0.25)
-            assert float((pha - pha_all[:, t]).abs().max()) <= 1e-5
+            assert_close(pha, pha_all[:, t], SAME_MODEL, f"pha, frame {t}")
+    assert float(pha_all.mean()) > 0.02  # the person is matted (a few percent of the frame)
 
 
 @pytest.mark.weights
@@ -173,28 +187,33 @@ def test_torch_backend_through_the_public_api(torch_cache):
     import vidmatte
 
     matter = vidmatte.load(backend="torch", device="cpu", cache=str(torch_cache))
-    frame = (np.random.default_rng(0).random((40, 56, 3)) * 255).astype(np.uint8)
-    fgr, pha = matter.step(frame)
-    assert fgr.shape == (40, 56, 3) and pha.shape == (40, 56) and pha.dtype == np.float32
     onnx_matter = vidmatte.load(backend="onnxruntime", cache=str(torch_cache))
-    _, pha_onnx = onnx_matter.step(frame)
-    assert float(np.abs(pha - pha_onnx).max()) <= 1e-4
+    for i, frame in enumerate(person_frames(2, 120, 90)):  # odd-ish size; the second frame uses the state
+        fgr, pha = matter.step(frame)
+        assert fgr.shape == (90, 120, 3) and pha.shape == (90, 120) and pha.dtype == np.float32
+        _, pha_onnx = onnx_matter.step(frame)
+        assert_subject_and_background(pha_onnx, f"frame {i}")
+        assert_close(pha, pha_onnx, PARITY_PHA, f"pha, frame {i}")
 
 
 @pytest.mark.weights
 def test_torch_runner_clip_call_equals_frame_calls(torch_cache):
-    from vidmatte.backends.export import check_frames
     from vidmatte.backends.torch_runner import TorchRunner
 
     runner = TorchRunner.from_model("rvm-mobilenetv3", device="cpu", cache=str(torch_cache))
-    clip = check_frames(seed=2, batch=1, frames=4, height=64, width=96)[:, 0]  # [T,3,H,W]
+    clip = person_batch(4, 160, 120)[:, 0]  # [T,3,H,W]
     fgr_all, pha_all, state_all = runner.run_clip(clip, runner.initial_state(), 0.5)
     state = runner.initial_state()
     for t in range(len(clip)):
         fgr, pha, state = runner(clip[t:t + 1], state, 0.5)
-        assert float(np.abs(pha[0] - pha_all[t]).max()) <= 1e-5
-        assert float(np.abs(fgr[0] - fgr_all[t]).max()) <= 1e-5
-    assert max(float((a - b).abs().max()) for a, b in zip(state, state_all)) <= 1e-5
+        assert_subject_and_background(pha_all[t], f"frame {t}")
+        assert_close(pha[0], pha_all[t], SAME_MODEL, f"pha, frame {t}")
+        assert_close(fgr[0], fgr_all[t], SAME_MODEL, f"fgr, frame {t}")
+    for i, (a, b) in enumerate(zip(state, state_all)):
+        assert_close(a, b, SAME_MODEL, f"state r{i + 1}")
+    # The bound has teeth: dropping the state (the last frame run fresh) moves alpha far beyond it.
+    _, fresh, _ = runner(clip[-1:], runner.initial_state(), 0.5)
+    assert float(np.abs(fresh[0] - pha_all[-1]).max()) > 100 * SAME_MODEL
 
 
 @pytest.mark.weights

@@ -10,7 +10,15 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
 
+from media import assert_close, assert_subject_and_background, person_batch  # noqa: E402
 from vidmatte.errors import ModelError  # noqa: E402
+
+# Bounds, relative to max(1, max|value|) (media.assert_close). An export against the module it came from, run by
+# another engine (ONNX Runtime, TorchScript): alpha and foreground within 1e-3, the tolerance export_onnx itself
+# enforces (export.TOLERANCE["fp32"]); observed diffs are ~1e-6, so these bounds leave a wide margin while a
+# wrong op, a dropped BatchNorm or a mishandled ratio moves values by > 1e-2. Two ONNX graphs of the same weights
+# both run by ONNX Runtime (ours vs the official file): alpha within 1e-4, states within 1e-3.
+EXPORT = 1e-3
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -43,7 +51,7 @@ def test_onnx_export_has_the_official_interface(exported_random):
     import onnx
 
     path, report = exported_random
-    assert report.agrees() and report.fgr_max_diff <= 1e-3 and report.pha_max_diff <= 1e-3
+    assert report.agrees() and report.fgr_max_diff <= EXPORT and report.pha_max_diff <= EXPORT
     graph = onnx.load(str(path)).graph
     assert [i.name for i in graph.input] == ["src", "r1i", "r2i", "r3i", "r4i", "downsample_ratio"]
     assert [o.name for o in graph.output] == ["fgr", "pha", "r1o", "r2o", "r3o", "r4o"]
@@ -66,17 +74,17 @@ def test_onnx_export_runs_at_other_sizes_and_ratios(exported_random, random_mode
     with torch.no_grad():
         fgr_t, pha_t, *_ = random_model(torch.from_numpy(src), downsample_ratio=0.6)
     assert pha.shape == (3, 1, 75, 101)
-    assert float(pha_t.std()) > 1e-3  # alpha varies, so the comparison has teeth
-    assert float(np.abs(pha - pha_t.numpy()).max()) <= 1e-3
-    assert float(np.abs(fgr - fgr_t.numpy()).max()) <= 1e-3
+    assert float(pha_t.std()) > 1e-2  # alpha varies, so the comparison has teeth
+    assert_close(pha, pha_t, EXPORT, "pha")
+    assert_close(fgr, fgr_t, EXPORT, "fgr")
 
 
 @pytest.mark.weights
 def test_pretrained_export_matches_the_official_graph(rvm_onnx_path, tmp_path):
-    """Our export of the converted weights and the shipped ONNX file agree on generated frames with state."""
+    """Our export of the converted weights and the shipped ONNX file agree on a real person, state carried."""
     import onnxruntime as ort
 
-    from vidmatte.backends.export import check_frames, export_onnx
+    from vidmatte.backends.export import export_onnx
     from vidmatte.models.convert_onnx import load_pretrained
 
     shutil.copy(rvm_onnx_path, tmp_path / rvm_onnx_path.name)
@@ -86,18 +94,17 @@ def test_pretrained_export_matches_the_official_graph(rvm_onnx_path, tmp_path):
     ours = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     official = ort.InferenceSession(str(rvm_onnx_path), providers=["CPUExecutionProvider"])
     states = {name: [np.zeros((1, 1, 1, 1), np.float32)] * 4 for name in ("ours", "official")}
-    worst_pha = worst_state = 0.0
-    for frame in check_frames(seed=5, batch=1, frames=4, height=120, width=160):
+    for t, frame in enumerate(person_batch(4, 160, 120)):
         results = {}
         for name, session in (("ours", ours), ("official", official)):
             feed = {"src": frame, "downsample_ratio": np.array([0.375], np.float32)}
             feed.update({f"r{i + 1}i": s for i, s in enumerate(states[name])})
             fgr, pha, *states[name] = session.run(["fgr", "pha", "r1o", "r2o", "r3o", "r4o"], feed)
             results[name] = pha
-        worst_pha = max(worst_pha, float(np.abs(results["ours"] - results["official"]).max()))
-        worst_state = max(worst_state, max(float(np.abs(a - b).max()) for a, b in zip(states["ours"],
-                                                                                       states["official"])))
-    assert worst_pha <= 1e-4 and worst_state <= 1e-3
+        assert_subject_and_background(results["official"], f"frame {t}")
+        assert_close(results["ours"], results["official"], 1e-4, f"pha, frame {t}")
+        for i, (a, b) in enumerate(zip(states["ours"], states["official"])):
+            assert_close(a, b, 1e-3, f"state r{i + 1}, frame {t}")
 
 
 @pytest.mark.weights
@@ -116,7 +123,7 @@ def test_export_check_on_real_frames(rvm_onnx_path, shared_data, tmp_path, capsy
                  "--check-video", str(video)]) == 0
     err = capsys.readouterr().err
     pha_diff = float(err.split("|pha diff| ")[1].split(",")[0])
-    assert out.exists() and pha_diff <= 1e-3
+    assert out.exists() and pha_diff <= EXPORT
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
@@ -152,7 +159,8 @@ def test_torchscript_export_is_dynamic_in_size_and_ratio(random_model, tmp_path)
             _, pha_ref, *state_ref = random_model(src, downsample_ratio=ratio)
         assert pha.shape == (2, 1, 70, 90)
         assert state[0].shape == state_ref[0].shape  # the ratio really changed the internal resolution
-        assert float((pha - pha_ref).abs().max()) <= 1e-3
+        assert float(pha_ref.std()) > 1e-2  # alpha varies, so the comparison has teeth
+        assert_close(pha, pha_ref, EXPORT, f"pha, ratio {ratio}")
 
 
 def test_export_cli_errors_are_one_line(tmp_path, capsys):
@@ -184,7 +192,8 @@ def test_export_cli_writes_a_checked_file(rvm_onnx_path, tmp_path, capsys):
 
 
 def test_exports_take_the_fast_path(exported_random):
-    """vidmatte's own exports are cut like the official graph, and the fast path agrees with running them whole."""
+    """vidmatte's own exports are cut like the official graph, and the fast path agrees with running them whole.
+    Both run the same graph's ops in ONNX Runtime, the tail in vidmatte's code: 1e-4 (observed ~1e-6)."""
     from vidmatte.backends.onnx import SplitOnnxRunner, OnnxRunner
     from vidmatte.matters import RecurrentMatter
 
@@ -195,5 +204,6 @@ def test_exports_take_the_fast_path(exported_random):
     cut, whole = RecurrentMatter(fast, 0.6), RecurrentMatter(OnnxRunner(path), 0.6)
     for frame in frames:
         (fgr_a, pha_a), (fgr_b, pha_b) = cut.step(frame), whole.step(frame)
-        assert float(pha_b.std()) > 1e-3
-        assert np.abs(pha_a - pha_b).max() <= 1e-4 and np.abs(fgr_a - fgr_b).max() <= 1e-4
+        assert float(pha_b.std()) > 1e-2  # alpha varies, so the comparison has teeth
+        assert_close(pha_a, pha_b, 1e-4, "pha")
+        assert_close(fgr_a, fgr_b, 1e-4, "fgr")

@@ -5,11 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from media import official_onnx, person_frames
+from media import assert_close, assert_subject_and_background, official_onnx, person_frames
 from vidmatte.models import rvm_tail
 from vidmatte.backends.onnx import SplitOnnxRunner, OnnxRunner
 from vidmatte.matte import DenseMatte, CoefficientMatte
 from vidmatte.matters import RecurrentMatter
+
+
+# The fast path runs the same graph's ops in ONNX Runtime up to the cut and vidmatte's own code for the tail: float
+# results within 1e-4 of the official graph (relative to max(1, max|value|); values in [0, 1]), well above the
+# <= 2e-5 rounding seen here and far below a wrong coefficient or resampling (> 1e-2). 8-bit pictures: 1 level.
+FAST_PATH = 1e-4
 
 
 @pytest.fixture(scope="module")
@@ -25,17 +31,19 @@ def fast_runner(rvm_onnx_path):
 def test_fast_path_equals_the_official_graph(rvm_onnx_path, fast_runner, width, height, ratio):
     frames = person_frames(4, width, height)
     matter = RecurrentMatter(fast_runner, ratio)
+    # At 97x61 the network sees 48x30 and keeps less of the person (~9 % of the pixels above 0.5): still a matte.
+    share = 0.05 if width < 100 else 0.1
     for i, ((fgr_ref, pha_ref), frame) in enumerate(zip(official_onnx(rvm_onnx_path, frames, ratio), frames)):
         fgr, pha = matter.step(frame)
-        assert fgr.shape == fgr_ref.shape and pha.shape == pha_ref.shape
-        assert np.abs(pha - pha_ref).max() < 1e-4, f"frame {i}"
-        assert np.abs(fgr - fgr_ref).max() < 1e-4, f"frame {i}"
-    assert 0.05 < pha_ref.mean() < 0.95  # a real matte of the person, so the comparison means something
+        assert_subject_and_background(pha_ref, f"frame {i}", share)  # a real matte of the person, not all 0
+        assert_close(pha, pha_ref, FAST_PATH, f"pha, frame {i}")
+        assert_close(fgr, fgr_ref, FAST_PATH, f"fgr, frame {i}")
 
 
 def test_pictures_equal_the_blend_of_the_official_outputs(rvm_onnx_path, fast_runner):
     frames = person_frames(2, 256, 144)
     (fgr_ref, pha_ref), = official_onnx(rvm_onnx_path, frames[:1], 0.5)
+    assert_subject_and_background(pha_ref)  # the blend has both terms
     matter = RecurrentMatter(fast_runner, 0.5)
     matte = matter.matte([matter.prepare(frames[0])])[0]
     assert isinstance(matte, CoefficientMatte)
@@ -46,7 +54,7 @@ def test_pictures_equal_the_blend_of_the_official_outputs(rvm_onnx_path, fast_ru
     assert np.abs(pictures.composition - expected).max() <= 1.0
     assert np.abs(pictures.foreground - fgr_ref * 255).max() <= 1.0
     assert np.abs(pictures.alpha_u8 - pha_ref * 255).max() <= 1.0
-    np.testing.assert_allclose(pictures.alpha, pha_ref, atol=1e-4)
+    assert_close(pictures.alpha, pha_ref, FAST_PATH, "alpha")
     # A solid colour given as one pixel gives the same composition as the full-size colour image.
     green = np.array([120, 255, 155], np.uint8)
     one_pixel = matte.pictures(green.reshape(1, 1, 3)).composition
@@ -105,6 +113,7 @@ def test_step_matte_pictures_match_step(fast_runner):
     first, second = RecurrentMatter(fast_runner, 0.5), RecurrentMatter(fast_runner, 0.5)
     for frame in frames:
         fgr, pha = first.step(frame)
+        assert_subject_and_background(pha)
         pictures = second.step_matte(frame).pictures(np.zeros((1, 1, 3), np.uint8), foreground=True, alpha=True)
         np.testing.assert_array_equal(pictures.alpha, pha)
         assert np.abs(pictures.foreground - fgr * 255).max() <= 0.5 + 1e-3
@@ -118,7 +127,10 @@ def test_without_numba_the_graph_runs_whole(rvm_onnx_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "numba", None)  # makes `import numba` raise ImportError
     runner = SplitOnnxRunner.from_model(str(rvm_onnx_path))
     assert type(runner) is OnnxRunner
-    frame = person_frames(1, 96, 64)[0]
+    frame = person_frames(1, 160, 120)[0]
     fgr, pha = RecurrentMatter(runner, 0.5).step(frame)
     (fgr_ref, pha_ref), = official_onnx(rvm_onnx_path, [frame], 0.5)
-    np.testing.assert_allclose(pha, pha_ref, atol=1e-5)
+    assert_subject_and_background(pha_ref)
+    # The very graph both times, by ONNX Runtime; only session options (threads) differ: 1e-5 (seen: 3e-6).
+    assert_close(pha, pha_ref, 1e-5, "pha")
+    assert_close(fgr, fgr_ref, 1e-5, "fgr")

@@ -6,7 +6,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from media import assert_close  # noqa: E402
 from vidmatte.models.rvm import ConvGRU, MattingNetwork, resize_by  # noqa: E402
+
+# The same model called with T frames at once or one at a time: other convolution blockings round differently
+# (up to ~1.6e-5 on values within [-1, 1] on an AVX2 EPYC). 1e-4, relative to max(1, max|value|), leaves ~6x;
+# a state threaded wrongly or frames out of order move the outputs by > 1e-2.
+SAME_MODEL = 1e-4
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -48,10 +54,11 @@ def test_clip_in_one_call_equals_frame_by_frame(model):
         state = [None] * 4
         for t in range(clip.shape[1]):
             fgr, pha, *state = model(clip[:, t], *state, downsample_ratio=0.5)
-            torch.testing.assert_close(pha, pha_all[:, t], atol=1e-5, rtol=0)
-            torch.testing.assert_close(fgr, fgr_all[:, t], atol=1e-5, rtol=0)
-    for a, b in zip(state, state_all):
-        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+            assert_close(pha, pha_all[:, t], SAME_MODEL, f"pha, frame {t}")
+            assert_close(fgr, fgr_all[:, t], SAME_MODEL, f"fgr, frame {t}")
+    assert float(pha_all.std()) > 1e-2  # the random network's alpha varies, so the comparison has teeth
+    for i, (a, b) in enumerate(zip(state, state_all)):
+        assert_close(a, b, SAME_MODEL, f"state r{i + 1}")
 
 
 def test_state_changes_output_and_module_keeps_none(model):
@@ -80,7 +87,8 @@ def test_resize_matches_interpolate_closely_and_sizes_floor():
     ref = torch.nn.functional.interpolate(x, scale_factor=0.375, mode="bilinear", align_corners=False,
                                           recompute_scale_factor=False)
     assert ours.shape == ref.shape == (1, 3, 37, 76)
-    assert float((ours - ref).abs().max()) < 1e-4
+    # Two bilinear kernels (ours exports to ONNX Resize): same weights, other summation order; values in [0, 1].
+    assert_close(ours, ref, 1e-4, "resize")
 
 
 # Facts about the official checkpoints' key layout (torchvision names + RVM module names), written out by hand
@@ -163,5 +171,6 @@ def test_fast_guided_filter_variant_and_constant_reproduction():
     base = torch.nn.functional.interpolate(fine, size=(20, 20), mode="bilinear", align_corners=False)
     out_fgr, out_pha = refiner(fine, base, torch.full((1, 3, 20, 20), 0.3), torch.full((1, 1, 20, 20), 0.7), None)
     inner = (..., slice(4, -4), slice(4, -4))
-    torch.testing.assert_close(out_fgr[inner], torch.full_like(out_fgr[inner], 0.3), atol=1e-4, rtol=0)
-    torch.testing.assert_close(out_pha[inner], torch.full_like(out_pha[inner], 0.7), atol=1e-4, rtol=0)
+    # Exact in arithmetic; float32 box means and the eps-regularised division leave ~1e-6 (margin 100x).
+    assert_close(out_fgr[inner], torch.full_like(out_fgr[inner], 0.3), 1e-4, "fgr of a constant")
+    assert_close(out_pha[inner], torch.full_like(out_pha[inner], 0.7), 1e-4, "pha of a constant")
