@@ -43,37 +43,29 @@ def test_convert_json_line_and_outputs(tmp_path, clip, rvm_onnx_path):
     assert len(list((tmp_path / "a").glob("*.png"))) == 10
 
 
-# `vidmatte convert` checks these only after it has loaded the model (fetching the weights first if they are not
-# cached): they need the weights, and offline they report the failed fetch instead. See
-# test_bad_input_is_reported_before_the_model_is_fetched.
-AFTER_THE_MODEL = pytest.mark.weights
-
 BAD_CASES = [
     # (name, argv builder, exit code, message fragment)
     pytest.param("missing input", lambda t, c: ["convert", t / "nope.mp4", "--alpha", t / "a.mp4"], 1,
-                 "input not found", marks=AFTER_THE_MODEL),
+                 "input not found"),
     pytest.param("not a video", lambda t, c: ["convert", t / "text.mp4", "--alpha", t / "a.mp4"], 1,
-                 "not a readable video", marks=AFTER_THE_MODEL),
+                 "not a readable video"),
     ("no output", lambda t, c: ["convert", c], 2, "no output requested"),
     ("bad extension", lambda t, c: ["convert", c, "--alpha", t / "a.avi"], 2, "unsupported output extension"),
     ("alpha in mp4", lambda t, c: ["convert", c, "--rgba", t / "a.mp4"], 2, "cannot carry alpha"),
-    pytest.param("existing output", lambda t, c: ["convert", c, "--alpha", t / "keep.mp4"], 2, "--overwrite",
-                 marks=AFTER_THE_MODEL),
-    pytest.param("no such folder", lambda t, c: ["convert", c, "--alpha", t / "no" / "a.mp4"], 1, "does not exist",
-                 marks=AFTER_THE_MODEL),
+    pytest.param("existing output", lambda t, c: ["convert", c, "--alpha", t / "keep.mp4"], 2, "--overwrite"),
+    pytest.param("no such folder", lambda t, c: ["convert", c, "--alpha", t / "no" / "a.mp4"], 1, "does not exist"),
     pytest.param("folder is a file", lambda t, c: ["convert", c, "--alpha", t / "keep.mp4" / "a.mp4"], 1,
-                 "not a folder", marks=AFTER_THE_MODEL),
+                 "not a folder"),
     ("bad ratio", lambda t, c: ["convert", c, "--alpha", t / "a.mp4", "--downsample-ratio", "2"], 2, "(0, 1]"),
     ("bad range", lambda t, c: ["convert", c, "--alpha", t / "a.mp4", "--start-frame", "5", "--end-frame", "5"], 2,
      "--end-frame"),
     pytest.param("past the end", lambda t, c: ["convert", c, "--alpha", t / "a.mp4", "--start-frame", "50"], 1,
-                 "past the end", marks=AFTER_THE_MODEL),
+                 "past the end"),
     pytest.param("bad colour", lambda t, c: ["convert", c, "--composition", t / "a.mp4", "--background", "#12"], 2,
-                 "#RRGGBB", marks=AFTER_THE_MODEL),
+                 "#RRGGBB"),
     ("unknown flag", lambda t, c: ["convert", c, "--alpha", t / "a.mp4", "--bogus"], 2, "unrecognized"),
     ("unknown model", lambda t, c: ["convert", c, "--alpha", t / "a.mp4", "--model", "nope"], 2, "unknown model"),
-    pytest.param("empty folder", lambda t, c: ["convert", t / "empty", "--alpha", t / "a.mp4"], 1, "no images",
-                 marks=AFTER_THE_MODEL),
+    pytest.param("empty folder", lambda t, c: ["convert", t / "empty", "--alpha", t / "a.mp4"], 1, "no images"),
 ]
 
 
@@ -93,8 +85,6 @@ def test_bad_input_gives_one_line_and_writes_nothing(tmp_path, clip, name, argv,
     assert (tmp_path / "keep.mp4").read_bytes() == b"precious"
 
 
-@pytest.mark.xfail(strict=True, reason="bug: `vidmatte convert` loads (and fetches) the model before it checks the "
-                   "input, the output paths and --background; the first problem reported is then the failed fetch")
 @pytest.mark.parametrize("name", ["missing input", "existing output", "bad colour"])
 def test_bad_input_is_reported_before_the_model_is_fetched(tmp_path, clip, name, monkeypatch):
     """What a user with a typo sees on a fresh install without network: the typo, not a download error. An empty
@@ -197,7 +187,6 @@ def test_single_image_in_single_image_out(tmp_path, rvm_onnx_path):
     assert_one_line_error(proc, 2, "JPEG cannot carry alpha")
 
 
-@pytest.mark.weights  # checked only after the model has loaded (see AFTER_THE_MODEL)
 def test_one_image_output_refuses_a_video(tmp_path, clip):
     proc = run("convert", clip, "--alpha", tmp_path / "a.png")
     assert_one_line_error(proc, 2, "holds one image")

@@ -52,7 +52,6 @@ def test_probe_of_a_live_source_has_no_length():
     assert (info.kind, info.width, info.height, info.fps, info.frames) == ("live", 192, 108, 30.0, None)
 
 
-@pytest.mark.weights  # convert opens the camera only after the model has loaded (see test_cli.AFTER_THE_MODEL)
 @pytest.mark.skipif(Path("/dev/video9").exists(), reason="this machine has a /dev/video9")
 def test_missing_camera_is_a_one_line_error():
     proc = subprocess.run([*CLI, "convert", "/dev/video9", "--alpha", "a.mp4"], capture_output=True, text=True)

@@ -142,7 +142,7 @@ def convert(source: str | os.PathLike, matter: Matter, options: ConvertOptions,
         bar = ProgressBar(enabled=options.progress)
         control = JobControl(on_progress=bar.update)
     try:
-        return _Job(source, matter, options, control).run()
+        return Job(source, options, control).run(matter)
     finally:
         if bar is not None:
             bar.close()
@@ -152,11 +152,15 @@ def _check_outputs(source: Path, options: ConvertOptions, frames: int | None) ->
     check_outputs(options.outputs, source, options.overwrite, frames, options.overwrite_hint)
 
 
-class _Job:
-    """One run of ``convert``: opens the source and outputs, runs the matter's passes, commits or removes."""
+class Job:
+    """One run of ``convert``. Created first, it checks everything about the input and the outputs (so a caller can
+    report a typo before loading a model); ``run(matter)`` then runs the matter's passes and commits or removes."""
 
-    def __init__(self, source, matter: Matter, options: ConvertOptions, control: JobControl):
-        self.matter, self.options, self.control = matter, options, control
+    def __init__(self, source, options: ConvertOptions, control: JobControl):
+        if not options.outputs and not options.sinks:
+            raise UsageError("no output requested; give at least one of --composition, --alpha, --foreground, "
+                             "--rgba")
+        self.options, self.control = options, control
         self.source = open_source(source, options.sequence_fps, options.input_format, options.input_options)
         info = self.source.info
         if options.start_frame < 0 or (options.end_frame is not None and options.end_frame <= options.start_frame):
@@ -173,10 +177,16 @@ class _Job:
         self.cpus = control.machine_cpus()
         stop = options.end_frame if expected is None else options.start_frame + expected
         self.span = Span(options.start_frame, stop, self.source.seekable)
+        self.background = None
+        if any(spec.kind == "composition" for spec in options.outputs) or options.sinks:
+            from .io.backgrounds import Background
+
+            self.background = Background(options.background, self.width, self.height)  # a bad colour says so now
         self.frames_written = 0
 
     # --- orchestration ----------------------------------------------------------------------------------
-    def run(self) -> ConvertResult:
+    def run(self, matter: Matter) -> ConvertResult:
+        self.matter = matter
         self.matter.reset()  # a new video: state (and the auto downsample ratio) start afresh
         passes = self.matter.passes(self.span)
         outputs = self._open_outputs()
@@ -217,22 +227,15 @@ class _Job:
 
     def _open_outputs(self) -> OutputSet:
         sinks: list = []
-        background = None
         try:
             stream = self._stream_info()
             threads = self._encoder_threads()
             for spec in self.options.outputs:
                 sinks.append(FileSink(spec, stream, crf=self.options.crf, bitrate=self.options.bitrate,
                                       preset=self.options.preset, threads=threads))
-            outputs = OutputSet(sinks + list(self.options.sinks))
-            if outputs.composition:
-                from .io.backgrounds import Background
-
-                background = Background(self.options.background, self.width, self.height)
-            outputs.background = background
-            return outputs
+            return OutputSet(sinks + list(self.options.sinks), self.background)
         except BaseException:
-            OutputSet(sinks, background).abort()
+            OutputSet(sinks, self.background).abort()
             raise
 
     def _stream_info(self) -> StreamInfo:
@@ -261,7 +264,7 @@ class _Job:
 class _PassRun:
     """One pass over the source: decoder thread -> matter (this thread) -> writer thread (writing pass only)."""
 
-    def __init__(self, job: _Job, p: Pass, clock: PassClock, outputs: OutputSet | None):
+    def __init__(self, job: Job, p: Pass, clock: PassClock, outputs: OutputSet | None):
         self.job, self.p, self.clock, self.outputs = job, p, clock, outputs
         self.matter, self.control = job.matter, job.control
         self.stop = threading.Event()  # this pass is over (error, cancel): every stage leaves at once

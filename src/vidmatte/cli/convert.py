@@ -183,20 +183,21 @@ def run(args: argparse.Namespace) -> int:
     from ..io.probe import live_source
     from ..job import JobControl
     from ..matters import RecurrentMatter
-    from ..pipeline import convert, warn
+    from ..pipeline import Job, warn
     from ..progress import ProgressBar
     from .signals import signals_control
 
-    options = build_options(args)  # every usage error before the model loads
+    options = build_options(args)
     ratio = parse_ratio(args.downsample_ratio)
-    runner = open_runner(args.model, args.backend, threads=args.threads, device=args.device, cache=args.cache_dir)
-    matter = RecurrentMatter(runner, ratio, seq_chunk=args.seq_chunk, warmup=args.warmup)
     bar = ProgressBar(enabled=not args.quiet)
     control = JobControl(on_progress=bar.update)
+    job = Job(args.input, options, control)  # the input and every output checked before the model loads
+    runner = open_runner(args.model, args.backend, threads=args.threads, device=args.device, cache=args.cache_dir)
+    matter = RecurrentMatter(runner, ratio, seq_chunk=args.seq_chunk, warmup=args.warmup)
     live = live_source(args.input, args.input_format) is not None
     try:
         with signals_control(control, live):
-            result = convert(args.input, matter, options, control)
+            result = job.run(matter)
     finally:
         bar.close()
     if result.warning:
