@@ -65,7 +65,7 @@ def convert_video(model="rvm-mobilenetv3",
     """
     from .errors import UsageError
     from .io.writers import parse_output
-    from .pipeline import ConvertOptions, convert
+    from .pipeline import ConvertOptions, Job, controlled
 
     if input_source is None:
         raise UsageError("convert_video needs input_source")
@@ -85,9 +85,16 @@ def convert_video(model="rvm-mobilenetv3",
         end_frame=end_frame, input_resize=tuple(input_resize) if input_resize else None,
         bitrate=f"{output_video_mbps}M" if output_video_mbps else None, overwrite=overwrite,
         overwrite_hint="overwrite=True", allow_partial=allow_partial, progress=progress)
+    with controlled(control, progress) as control:
+        job = Job(input_source, options, control)  # the input and outputs checked before a model is loaded
+        return job.run(_matter_for(model, backend, downsample_ratio, seq_chunk, device, warmup))
+
+
+def _matter_for(model, backend: str, downsample_ratio: float | None, seq_chunk: int, device: str | None,
+                warmup: int | None) -> RecurrentMatter:
+    """convert_video's ``model``: a matter from ``load``, a torch MattingNetwork, a registered name or a path."""
     if isinstance(model, RecurrentMatter):
         matter = model
-        matter.reset()
     elif hasattr(model, "parameters") and callable(model):  # a torch MattingNetwork, as RVM's own scripts pass
         from .backends.torch_runner import TorchRunner
 
@@ -99,4 +106,4 @@ def convert_video(model="rvm-mobilenetv3",
         matter.downsample_ratio = downsample_ratio
     if warmup is not None:
         matter.warmup = max(0, int(warmup))
-    return convert(input_source, matter, options, control)
+    return matter

@@ -12,6 +12,7 @@ process-wide, so several jobs can run in one process.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import sys
@@ -133,19 +134,23 @@ def convert(source: str | os.PathLike, matter: Matter, options: ConvertOptions,
     ``control`` follows and steers the job (progress, cancel, stop-input, CPUs); without one, a progress bar is
     drawn on a terminal when ``options.progress``. Raises ``Cancelled`` when cancelled.
     """
-    if not options.outputs and not options.sinks:
-        raise UsageError("no output requested; give at least one of --composition, --alpha, --foreground, --rgba")
-    bar = None
-    if control is None:
-        from .progress import ProgressBar
-
-        bar = ProgressBar(enabled=options.progress)
-        control = JobControl(on_progress=bar.update)
-    try:
+    with controlled(control, options.progress) as control:
         return Job(source, options, control).run(matter)
+
+
+@contextlib.contextmanager
+def controlled(control: JobControl | None, progress: bool):
+    """The caller's control, or one that draws a progress bar on a terminal (closed when the job ends)."""
+    if control is not None:
+        yield control
+        return
+    from .progress import ProgressBar
+
+    bar = ProgressBar(enabled=progress)
+    try:
+        yield JobControl(on_progress=bar.update)
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
 
 
 def _check_outputs(source: Path, options: ConvertOptions, frames: int | None) -> None:
@@ -189,6 +194,10 @@ class Job:
         self.matter = matter
         self.matter.reset()  # a new video: state (and the auto downsample ratio) start afresh
         passes = self.matter.passes(self.span)
+        self.control.log.debug("job: %s (%dx%d, frames %s..%s), %d CPUs, passes: %s", self.source.info.path,
+                               self.width, self.height, self.span.first, self.span.stop, self.cpus,
+                               ", ".join(f"{p.name} {p.start}..{p.stop}{' backward' if p.reverse else ''}"
+                                         for p in passes))
         outputs = self._open_outputs()
         started = time.monotonic()
         try:

@@ -54,6 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     from .signals import terminate_as_interrupt
 
     terminate_as_interrupt()
+    if args.debug:  # what the pipeline decided (passes, threads), on stderr; other libraries' logs stay quiet
+        import logging
+
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("vidmatte: %(message)s"))
+        logging.getLogger("vidmatte").addHandler(handler)
+        logging.getLogger("vidmatte").setLevel(logging.DEBUG)
     try:
         return int(args._module.run(args) or 0)
     except Cancelled:
