@@ -322,7 +322,7 @@ class _PassRun:
                     break
                 image = job.resize(frame.image)
                 hint = guidance.at(frame.index) if guidance is not None else None
-                self.decoded.put((_Stamp(frame.index, frame.pts), self.matter.prepare(image, hint)))
+                self.decoded.put((_Stamp(frame.index, frame.pts), self.matter.prepare(image, hint, frame.index)))
         except BaseException as exc:  # forwarded to the caller's thread, which decides what it means
             self.decoded.put(exc)
             return

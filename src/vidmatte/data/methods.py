@@ -44,7 +44,7 @@ class OracleMatter:
     def begin_pass(self, p: Pass) -> None:
         pass
 
-    def prepare(self, frame: np.ndarray, guidance: object | None = None) -> tuple:
+    def prepare(self, frame: np.ndarray, guidance: object | None = None, index: int | None = None) -> tuple:
         if guidance is None:
             raise ValueError("the oracle needs the true trimap of every frame")
         return frame, guidance

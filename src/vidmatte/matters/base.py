@@ -9,7 +9,7 @@ pass that writes the outputs::
     for each p in matter.passes(span):           # e.g. [warm-up (no outputs), write]
         matter.begin_pass(p)
         for frames of p (forward or backward):   # read by the pipeline's decoder thread
-            prepared = matter.prepare(frame, guidance)   # decoder thread: cheap per-frame work
+            prepared = matter.prepare(frame, guidance, index)   # decoder thread: cheap per-frame work
             mattes = matter.matte([prepared, ...])        # caller's thread: the model
             if p.writes: outputs <- mattes               # writer thread: pictures, encoding
 """
@@ -75,11 +75,12 @@ class Matter(Protocol):
     def begin_pass(self, p: Pass) -> None:
         """Called before the first frame of each pass (e.g. to restart recurrent state, or keep it)."""
 
-    def prepare(self, frame: np.ndarray, guidance: object | None = None) -> object:
-        """uint8 [H,W,3] RGB (upright, at the job's size) plus this frame's guidance, if any -> what ``matte`` takes."""
+    def prepare(self, frame: np.ndarray, guidance: object | None = None, index: int | None = None) -> object:
+        """uint8 [H,W,3] RGB (upright, at the job's size), this frame's guidance (if any) and its index in the
+        source -> what ``matte`` takes."""
 
-    def matte(self, prepared: list) -> list[Matte]:
-        """Prepared consecutive frames -> one ``Matte`` each, in order."""
+    def matte(self, prepared: list) -> list[Matte | None]:
+        """Prepared consecutive frames -> one ``Matte`` each, in order (analysis passes may give None each)."""
 
 
 def as_rgb_u8(frame: np.ndarray) -> np.ndarray:

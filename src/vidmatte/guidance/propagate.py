@@ -1,0 +1,193 @@
+"""Keyframe-anchored trimap propagation with optical flow: no weights, one direction, one frame at a time.
+
+What a prototype measured (issue 9) decides the design: propagating the previous frame's trimap or alpha to the
+next frame drifts and collapses (the band grows to the whole frame, or the subject is lost within 30 frames).
+Everything here is therefore anchored to the keyframe:
+  1. frame-to-frame DIS flow, kept only where it is consistent both ways and on the subject (reliable pixels);
+  2. a similarity transform fitted to those pixels (RANSAC), composed into keyframe -> current frame;
+  3. a smooth residual flow from the current frame to the keyframe warped by that transform (non-rigid motion);
+  4. the keyframe's trimap pulled through both in one remap (nearest), so labels are never re-derived from
+     solved alphas;
+  5. a colour check: a carried foreground pixel whose colour no longer matches its keyframe source becomes
+     unknown, and so do parts of the subject the keyframe never saw (sources outside the keyframe), near it.
+Flow runs on a small grey copy (``work_side`` pixels on the long side); the trimap is warped at full size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+FG, UNKNOWN, BG = 255, 128, 0
+_OUTSIDE = 64  # a remap border value no trimap holds: "the keyframe never saw this pixel"
+
+
+@dataclass
+class Propagated:
+    """One frame's propagated guidance from one keyframe, in one direction."""
+
+    trimap: np.ndarray  # uint8 [H,W] {0, 128, 255}
+    confidence: np.ndarray  # float32 [H,W] 0..1: how far this direction's labels can be trusted here
+    distance: int  # frames from the keyframe
+
+
+def _similarity_to_3x3(m: np.ndarray) -> np.ndarray:
+    return np.vstack([m, [0.0, 0.0, 1.0]])
+
+
+class FlowPropagator:
+    """Carries one keyframe's trimap along consecutive frames (forward or backward: the caller decides the order).
+
+    ``start(frame, trimap)`` at the keyframe, then ``step(frame)`` for each following frame in the pass's order.
+    frame: uint8 [H,W,3] RGB; trimap: uint8 [H,W] {0,128,255} at the frame's size.
+    """
+
+    def __init__(self, work_side: int = 640, colour_tolerance: float = 48.0, decay_frames: float = 60.0,
+                 residual_sigma: float = 0.06):
+        self.work_side = work_side
+        self.colour_tolerance = colour_tolerance  # mean |RGB difference| (0..255) above which fg turns unknown
+        self.decay_frames = decay_frames  # confidence halves roughly every this many frames from the keyframe
+        self.residual_sigma = residual_sigma  # residual flow smoothing, as a fraction of the subject's size
+        self._flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+
+    # --- public ------------------------------------------------------------------------------------------
+    def start(self, frame: np.ndarray, trimap: np.ndarray) -> Propagated:
+        h, w = trimap.shape
+        self.size = (h, w)
+        self.scale = min(1.0, self.work_side / max(h, w))
+        self.key_trimap = trimap
+        self.key_rgb = frame
+        self.key_grey = self._grey(frame)
+        self.transform = np.eye(3)  # keyframe work coordinates -> current frame work coordinates
+        self.previous = self.key_grey
+        self.previous_fg = self._small(trimap) == FG
+        self.distance = 0
+        return Propagated(trimap.copy(), np.ones((h, w), np.float32), 0)
+
+    def step(self, frame: np.ndarray) -> Propagated:
+        grey = self._grey(frame)
+        step = self._frame_to_frame(self.previous, grey, self.previous_fg)
+        self.transform = step @ self.transform
+        source_x, source_y = self._source_map(grey)
+        trimap = cv2.remap(self.key_trimap, source_x, source_y, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
+                           borderValue=_OUTSIDE)
+        trimap = self._unseen_parts(trimap)
+        matches = self._colour_matches(frame, source_x, source_y)
+        trimap[(trimap == FG) & ~matches] = UNKNOWN
+        self.distance += 1
+        self.previous, self.previous_fg = grey, self._small(trimap) == FG
+        confidence = np.where(matches, 1.0, 0.5).astype(np.float32) * np.float32(
+            0.5 ** (self.distance / self.decay_frames))
+        return Propagated(trimap, confidence, self.distance)
+
+    # --- steps ---------------------------------------------------------------------------------------------
+    def _frame_to_frame(self, before: np.ndarray, after: np.ndarray, subject: np.ndarray) -> np.ndarray:
+        """Similarity transform (3x3) from ``before`` to ``after`` work coordinates, fitted on reliable subject
+        pixels: flow consistent both ways. Falls back to the median motion, then to no motion."""
+        forward = self._flow.calc(before, after, None)
+        backward = self._flow.calc(after, before, None)
+        h, w = before.shape
+        ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+        # Where each pixel lands, and whether the backward flow brings it home (within a pixel).
+        land_x, land_y = xs + forward[..., 0], ys + forward[..., 1]
+        back = cv2.remap(backward, land_x, land_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                         borderValue=(1e3, 1e3))
+        consistent = np.hypot(forward[..., 0] + back[..., 0], forward[..., 1] + back[..., 1]) < 1.0
+        reliable = consistent & cv2.erode(subject.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        if reliable.sum() < 30:
+            return np.eye(3)
+        src = np.stack([xs[reliable], ys[reliable]], 1)
+        dst = src + forward[reliable]
+        if len(src) > 4000:  # RANSAC on a sample: the fit is as good, the cost bounded
+            pick = np.random.default_rng(len(src)).choice(len(src), 4000, replace=False)
+            src, dst = src[pick], dst[pick]
+        fit, _ = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=1.5)
+        if fit is None:
+            shift = np.median(dst - src, axis=0)
+            fit = np.array([[1.0, 0.0, shift[0]], [0.0, 1.0, shift[1]]])
+        return _similarity_to_3x3(fit)
+
+    def _source_map(self, grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each full-size pixel of the current frame, where it comes from in the keyframe (float maps)."""
+        h, w = grey.shape
+        warped_key = cv2.warpAffine(self.key_grey, self.transform[:2], (w, h), flags=cv2.INTER_LINEAR,
+                                    borderMode=cv2.BORDER_REPLICATE)
+        residual = self._flow.calc(grey, warped_key, None)  # current -> warped keyframe: the non-rigid part
+        residual = self._smooth_on_subject(residual, warped_key.shape)
+        ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+        inverse = np.linalg.inv(self.transform)
+        px, py = xs + residual[..., 0], ys + residual[..., 1]
+        kx = inverse[0, 0] * px + inverse[0, 1] * py + inverse[0, 2]
+        ky = inverse[1, 0] * px + inverse[1, 1] * py + inverse[1, 2]
+        full_h, full_w = self.size
+        # Work coordinates -> full-size coordinates (pixel centres), maps upsampled to the full frame.
+        factor = 1.0 / self.scale
+        kx = cv2.resize((kx + 0.5) * factor - 0.5, (full_w, full_h), interpolation=cv2.INTER_LINEAR)
+        ky = cv2.resize((ky + 0.5) * factor - 0.5, (full_w, full_h), interpolation=cv2.INTER_LINEAR)
+        return kx.astype(np.float32), ky.astype(np.float32)
+
+    def _smooth_on_subject(self, flow: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+        """A smooth residual field: flow averaged over the subject (normalised convolution), so background motion
+        seen through semi-transparent pixels does not drag the labels along."""
+        key_subject = (self._small(self.key_trimap) != BG).astype(np.float32)
+        h, w = shape
+        weight = cv2.warpAffine(key_subject, self.transform[:2], (w, h), flags=cv2.INTER_LINEAR)
+        ys, xs = np.nonzero(weight > 0.5)
+        if len(ys) < 10:
+            return np.zeros_like(flow)
+        size = max(np.ptp(ys), np.ptp(xs), 8)
+        sigma = max(1.0, self.residual_sigma * size)
+        blur = lambda a: cv2.GaussianBlur(a, (0, 0), sigma)  # noqa: E731
+        norm = blur(weight) + 1e-3
+        smooth = np.dstack([blur(flow[..., c] * weight) / norm for c in range(2)])
+        # Far from the subject the field fades to zero rather than extrapolating.
+        return smooth * np.minimum(norm / (norm.max() + 1e-6) * 4, 1.0)[..., None]
+
+    def _unseen_parts(self, trimap: np.ndarray) -> np.ndarray:
+        """Pixels whose source lies outside the keyframe: unknown near the subject (a head entering the frame),
+        background elsewhere (a pan revealing new background)."""
+        outside = trimap == _OUTSIDE
+        if not outside.any():
+            return trimap
+        subject = (trimap != BG) & ~outside
+        near = np.zeros_like(outside)
+        if subject.any():
+            reach = max(3, round(0.02 * max(self.size)))
+            near = cv2.dilate(subject.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=reach).astype(bool)
+        trimap = trimap.copy()
+        trimap[outside] = BG
+        trimap[outside & near] = UNKNOWN
+        return trimap
+
+    def _colour_matches(self, frame: np.ndarray, source_x: np.ndarray, source_y: np.ndarray) -> np.ndarray:
+        """Whether each pixel's colour matches its keyframe source (blurred a little against noise)."""
+        carried = cv2.remap(self.key_rgb, source_x, source_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        difference = cv2.absdiff(cv2.blur(carried, (3, 3)), cv2.blur(frame, (3, 3)))
+        return difference.mean(axis=2) <= self.colour_tolerance
+
+    # --- helpers -------------------------------------------------------------------------------------------
+    def _grey(self, frame: np.ndarray) -> np.ndarray:
+        grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+        return self._small(grey, cv2.INTER_AREA)
+
+    def _small(self, image: np.ndarray, interpolation=cv2.INTER_NEAREST) -> np.ndarray:
+        if self.scale >= 1.0:
+            return image
+        h, w = image.shape[:2]
+        return cv2.resize(image, (max(1, round(w * self.scale)), max(1, round(h * self.scale))),
+                          interpolation=interpolation)
+
+
+def fuse(a: Propagated | None, b: Propagated | None) -> np.ndarray:
+    """Two directions' guidance for one frame -> one trimap: each pixel takes the label of the more confident
+    direction; where both are fairly confident and disagree, it is unknown (let the solver decide)."""
+    if a is None or b is None:
+        only = a or b
+        return only.trimap
+    pick_a = a.confidence >= b.confidence
+    trimap = np.where(pick_a, a.trimap, b.trimap)
+    disagree = (a.trimap != b.trimap) & (np.minimum(a.confidence, b.confidence) > 0.25)
+    trimap[disagree] = UNKNOWN
+    return trimap

@@ -1,0 +1,139 @@
+"""Guided matting of any object: keyframe trimaps propagated both ways, alpha solved from each frame's trimap.
+
+TCVOM's scheme on the pipeline's passes, with memory flat in the clip's length:
+  1. "propagate forward":  every keyframe carries its trimap forward until the next keyframe;
+  2. "propagate backward": every keyframe carries its trimap backward until the previous keyframe;
+     both passes leave one trimap and one confidence map per frame in the work folder, never frames in memory;
+  3. "matting" (writes):   the two directions are fused per pixel (by confidence, which decays with the distance
+     to the keyframe), alpha is solved from the fused trimap (warm-started from the previous frame's alpha) and the
+     foreground colours are estimated. Keyframes use their own trimap as given.
+Solved alphas are never fed back as guidance: that is what made frame-to-frame propagation collapse (issue 9).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..guidance.propagate import FlowPropagator, Propagated, fuse
+from ..matte import DenseMatte
+from .base import Pass, Span, as_rgb_u8, writing_pass
+
+
+class GuidedMatter:
+    """Mattes the subject marked by ``keyframes`` ({frame index: trimap uint8 [H,W] in {0,128,255}})."""
+
+    seq_chunk = 1
+
+    def __init__(self, keyframes: dict[int, np.ndarray], work: str | Path | None = None, solver=None,
+                 propagator_factory=FlowPropagator):
+        if not keyframes:
+            raise ValueError("guided matting needs at least one keyframe")
+        self.keyframes = dict(sorted(keyframes.items()))
+        self._work_arg = work
+        self._solve = solver or _closed_form
+        self._new_propagator = propagator_factory
+        self._temporary = None
+        self.reset()
+
+    # --- matters.base.Matter ----------------------------------------------------------------------------
+    def reset(self) -> None:
+        if self._temporary is not None:
+            self._temporary.cleanup()
+        if self._work_arg is None:
+            self._temporary = tempfile.TemporaryDirectory(prefix="vidmatte-guided-")
+            self.work = Path(self._temporary.name)
+        else:
+            self._temporary, self.work = None, Path(self._work_arg)
+            self.work.mkdir(parents=True, exist_ok=True)
+        self._pass: Pass | None = None
+        self._propagator = None
+        self._previous_alpha: np.ndarray | None = None
+
+    def passes(self, span: Span) -> list[Pass]:
+        if not span.seekable:
+            raise ValueError("guided matting reads the clip three times; a live source cannot be re-read")
+        return [Pass("propagate forward", span.first, span.stop), Pass("propagate backward", span.first, span.stop,
+                                                                        reverse=True), writing_pass(span)]
+
+    def begin_pass(self, p: Pass) -> None:
+        self._pass, self._propagator, self._previous_alpha = p, None, None
+        if not p.writes:
+            (self.work / self._direction(p)).mkdir(exist_ok=True)
+
+    def prepare(self, frame: np.ndarray, guidance: object | None = None, index: int | None = None) -> tuple:
+        frame = as_rgb_u8(frame)
+        if self._pass is None or self._pass.writes:
+            return index, frame, self._fused_trimap(index, frame.shape[:2])
+        return index, frame, None
+
+    def matte(self, prepared: list) -> list[DenseMatte | None]:
+        if self._pass is not None and not self._pass.writes:
+            for index, frame, _ in prepared:
+                self._propagate(index, frame)
+            return [None] * len(prepared)
+        return [self._solve_frame(frame, trimap) for _, frame, trimap in prepared]
+
+    # --- analysis passes -------------------------------------------------------------------------------------
+    def _propagate(self, index: int, frame: np.ndarray) -> None:
+        if index in self.keyframes:
+            self._propagator = self._new_propagator()
+            result = self._propagator.start(frame, self._check_keyframe(index, frame))
+        elif self._propagator is not None:
+            result = self._propagator.step(frame)
+        else:
+            return  # before the first keyframe in this direction: the other direction covers it
+        folder = self.work / self._direction(self._pass)
+        _write_png(folder / f"{index:05d}.png", result.trimap)
+        _write_png(folder / f"{index:05d}_confidence.png", np.rint(result.confidence * 255).astype(np.uint8))
+
+    def _check_keyframe(self, index: int, frame: np.ndarray) -> np.ndarray:
+        trimap = self.keyframes[index]
+        if trimap.shape != frame.shape[:2]:
+            raise ValueError(f"keyframe {index} is {trimap.shape[1]}x{trimap.shape[0]} but the frames are "
+                             f"{frame.shape[1]}x{frame.shape[0]}")
+        return trimap
+
+    @staticmethod
+    def _direction(p: Pass) -> str:
+        return "backward" if p.reverse else "forward"
+
+    # --- the writing pass ----------------------------------------------------------------------------------
+    def _fused_trimap(self, index: int, shape: tuple[int, int]) -> np.ndarray:
+        if index in self.keyframes:
+            return self.keyframes[index]
+        found = [self._read(direction, index) for direction in ("forward", "backward")]
+        if found[0] is None and found[1] is None:
+            raise ValueError(f"frame {index} was reached by no keyframe")
+        return fuse(*found)
+
+    def _read(self, direction: str, index: int) -> Propagated | None:
+        folder = self.work / direction
+        if not (folder / f"{index:05d}.png").exists():  # no keyframe before it in this direction
+            return None
+        trimap = cv2.imread(str(folder / f"{index:05d}.png"), cv2.IMREAD_GRAYSCALE)
+        confidence = cv2.imread(str(folder / f"{index:05d}_confidence.png"), cv2.IMREAD_GRAYSCALE)
+        return Propagated(trimap, confidence.astype(np.float32) / 255, 0)
+
+    def _solve_frame(self, frame: np.ndarray, trimap: np.ndarray) -> DenseMatte:
+        alpha, foreground = self._solve(frame, trimap, self._previous_alpha)
+        self._previous_alpha = alpha
+        return DenseMatte(np.ascontiguousarray(foreground.transpose(2, 0, 1), np.float32), alpha)
+
+
+def _closed_form(frame: np.ndarray, trimap: np.ndarray, previous: np.ndarray | None):
+    """Closed-form alpha over the unknown band, multi-level foreground: (alpha float32 [H,W], fgr float [H,W,3])."""
+    from ..solvers import closed_form_alpha, estimate_foreground
+
+    image = frame.astype(np.float64) / 255
+    alpha = closed_form_alpha(image, trimap.astype(np.float64) / 255)
+    foreground, _ = estimate_foreground(image, alpha)
+    return alpha.astype(np.float32), foreground
+
+
+def _write_png(path: Path, image: np.ndarray) -> None:
+    if not cv2.imwrite(str(path), image):
+        raise OSError(f"cannot write {path}")
