@@ -23,6 +23,7 @@ class Pictures:
     foreground: np.ndarray | None = None  # uint8 [H,W,3]
     alpha: np.ndarray | None = None  # float32 [H,W] 0..1
     alpha_u8: np.ndarray | None = None  # uint8 [H,W]
+    trimap: np.ndarray | None = None  # uint8 [H,W] {0,128,255}: the guidance the alpha was solved from, if any
 
 
 def check_background(background: np.ndarray | None, height: int, width: int) -> None:
@@ -66,8 +67,8 @@ class Matte:
 class DenseMatte(Matte):
     """fgr as the network made it (float [3,H,W]) or already packed to uint8 [H,W,3]; pha float [H,W]."""
 
-    def __init__(self, fgr: np.ndarray | None, pha: np.ndarray):
-        self.fgr, self.pha = fgr, pha
+    def __init__(self, fgr: np.ndarray | None, pha: np.ndarray, trimap: np.ndarray | None = None):
+        self.fgr, self.pha, self.trimap = fgr, pha, trimap
         self.shape = pha.shape
 
     def trim(self, foreground: bool) -> "DenseMatte":
@@ -92,7 +93,7 @@ class DenseMatte(Matte):
                 background = np.broadcast_to(background, (*self.pha.shape, 3)).copy()
             comp = composite(fgr_u8, self.pha, background)
         return Pictures(comp, fgr_u8 if foreground else None, self.pha if alpha else None,
-                        alpha_to_u8(self.pha) if alpha else None)
+                        alpha_to_u8(self.pha) if alpha else None, self.trimap)
 
     def foreground(self) -> np.ndarray:
         if self.fgr.dtype == np.uint8:

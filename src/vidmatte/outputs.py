@@ -18,7 +18,7 @@ from .matte import Matte, Pictures
 
 # The pictures each output kind is made from.
 _NEEDS = {"composition": {"composition"}, "alpha": {"alpha"}, "foreground": {"foreground"},
-          "rgba": {"foreground", "alpha"}}
+          "rgba": {"foreground", "alpha"}, "trimap": set()}  # a trimap travels with the matte as it is
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ class FileSink:
         self.sixteen_bit = spec.kind == "alpha" and spec.bit_depth == 16 and takes_16_bit(spec)
         audio = None
         # Every video output a viewer watches keeps the input's sound; a bare matte (alpha) does not need it.
-        if spec.kind != "alpha" and not spec.is_sequence and not spec.is_image and stream.has_audio:
+        if spec.kind not in ("alpha", "trimap") and not spec.is_sequence and not spec.is_image and stream.has_audio:
             audio = AudioTrack(stream.source_path, stream.start_seconds, stream.end_seconds)
         self.writer = open_writer(spec, stream.width, stream.height, stream.time_base, stream.fps, crf=crf,
                                   bitrate=bitrate, preset=preset, audio=audio, threads=threads)
@@ -87,6 +87,10 @@ class FileSink:
             self.writer.write(pictures.foreground, pts)
         elif kind == "rgba":
             self.writer.write(rgba(pictures.foreground, pictures.alpha_u8), pts)
+        elif kind == "trimap":
+            if pictures.trimap is None:
+                raise ValueError("this mode makes no trimaps to write")
+            self.writer.write(pictures.trimap, pts)
         else:
             self.writer.write(pictures.composition, pts)
 

@@ -27,6 +27,14 @@ class _Once(argparse.Action):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_input_arguments(p)
+    add_output_arguments(p)
+    add_model_arguments(p)
+    add_range_arguments(p)
+    add_report_arguments(p)
+
+
+def add_input_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input",
                    help="video file, folder or glob pattern of images ('shots/*.png'), image, or a live source "
                         "(webcam, webcam:N, /dev/videoN)")
@@ -35,6 +43,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input-option", metavar="KEY=VALUE", action="append", default=[],
                    help="an option of the live source, repeatable: video_size=1280x720, framerate=30, "
                         "input_format=mjpeg (v4l2)")
+
+
+def add_output_arguments(p: argparse.ArgumentParser) -> None:
+    """The outputs every mode writes, as ``convert`` reads them (other modes add their own kinds beside)."""
     out = p.add_argument_group("outputs (at least one)")
     out.add_argument("--composition", metavar="PATH", action=_Once, help="foreground composited over --background")
     out.add_argument("--alpha", metavar="PATH", action=_Once, help="alpha matte (8-bit gray; 16-bit PNG with --bit-depth 16)")
@@ -43,6 +55,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     out.add_argument("--bit-depth", type=int, choices=[8, 16], default=8, help="PNG alpha bit depth")
     out.add_argument("--background", default="green",
                      help="composition background: green|black|white|#RRGGBB|IMAGE|VIDEO (scaled to cover)")
+
+
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
     model = p.add_argument_group("model")
     model.add_argument("--model", default="rvm-mobilenetv3", help="registered model name or path to an .onnx file")
     model.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "onnxruntime-whole", "torch"],
@@ -58,6 +73,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                             "files and folders only, a live source starts cold; 0: off)")
     model.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
     model.add_argument("--cache-dir", help="weights folder (default: $VIDMATTE_CACHE or ~/.cache/vidmatte)")
+
+
+def add_range_arguments(p: argparse.ArgumentParser) -> None:
     rng = p.add_argument_group("range and encoding")
     rng.add_argument("--start-frame", type=int, default=0, help="first frame to process (0-based)")
     rng.add_argument("--end-frame", type=int, default=None, help="stop before this frame (exclusive)")
@@ -71,6 +89,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     rng.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     rng.add_argument("--allow-partial", action="store_true",
                      help="a truncated/corrupt input is not an error: keep what decodes and exit 0")
+
+
+def add_report_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print one JSON line with the result on stdout")
 
@@ -115,21 +136,20 @@ def parse_input_options(pairs: list[str]) -> dict | None:
     return options or None
 
 
-def build_options(args: argparse.Namespace):
+OUTPUT_KINDS = ("composition", "alpha", "foreground", "rgba")
+
+
+def build_options(args: argparse.Namespace, kinds: tuple[str, ...] = OUTPUT_KINDS):
     from ..errors import UsageError
     from ..io.backgrounds import check_background
     from ..io.writers import check_bit_depth, check_encoding, parse_output
     from ..pipeline import ConvertOptions
 
-    outputs = [parse_output(kind, getattr(args, kind), args.bit_depth)
-               for kind in ("composition", "alpha", "foreground", "rgba") if getattr(args, kind)]
+    outputs = [parse_output(kind, getattr(args, kind), args.bit_depth) for kind in kinds if getattr(args, kind)]
     if not outputs:
-        raise UsageError("no output requested; give at least one of --composition, --alpha, --foreground, --rgba")
+        named = ", ".join(f"--{kind}" for kind in kinds)
+        raise UsageError(f"no output requested; give at least one of {named}")
     check_range(args.start_frame, args.end_frame)
-    if args.seq_chunk < 1 or (args.threads is not None and args.threads < 1):
-        raise UsageError("--seq-chunk and --threads must be at least 1")
-    if args.warmup < 0:
-        raise UsageError(f"--warmup must be 0 (off) or a number of frames, not {args.warmup}")
     check_bit_depth(outputs)
     crf_warning = check_encoding(outputs, args.crf, args.preset)
     if args.composition:
@@ -142,6 +162,15 @@ def build_options(args: argparse.Namespace):
                           input_options=parse_input_options(args.input_option), crf=args.crf,
                           bitrate=args.bitrate, preset=args.preset,
                           overwrite=args.overwrite, allow_partial=args.allow_partial, progress=not args.quiet)
+
+
+def check_model_options(args: argparse.Namespace) -> None:
+    from ..errors import UsageError
+
+    if args.seq_chunk < 1 or (args.threads is not None and args.threads < 1):
+        raise UsageError("--seq-chunk and --threads must be at least 1")
+    if args.warmup < 0:
+        raise UsageError(f"--warmup must be 0 (off) or a number of frames, not {args.warmup}")
 
 
 def check_range(start: int, end: int | None) -> None:
@@ -188,6 +217,7 @@ def run(args: argparse.Namespace) -> int:
     from .signals import signals_control
 
     options = build_options(args)
+    check_model_options(args)
     ratio = parse_ratio(args.downsample_ratio)
     bar = ProgressBar(enabled=not args.quiet)
     control = JobControl(on_progress=bar.update)

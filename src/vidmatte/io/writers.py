@@ -21,7 +21,7 @@ from ..errors import OutputError, UsageError
 from .atomic import AtomicOutput, foreign_entries
 from .probe import LARGE_FRAME_PIXELS, is_pattern, list_images
 
-KINDS = ("composition", "alpha", "foreground", "rgba")
+KINDS = ("composition", "alpha", "foreground", "rgba", "trimap")  # trimap: guided mode's propagated guidance
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".webm", ".mkv")
 # One-frame outputs (a single image in, e.g. `--alpha cutout.png`); JPEG has no alpha channel.
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")

@@ -121,7 +121,7 @@ class GuidedMatter:
     def _solve_frame(self, frame: np.ndarray, trimap: np.ndarray) -> DenseMatte:
         alpha, foreground = self._solve(frame, trimap, self._previous_alpha)
         self._previous_alpha = alpha
-        return DenseMatte(np.ascontiguousarray(foreground.transpose(2, 0, 1), np.float32), alpha)
+        return DenseMatte(np.ascontiguousarray(foreground.transpose(2, 0, 1), np.float32), alpha, trimap)
 
 
 def _closed_form(frame: np.ndarray, trimap: np.ndarray, previous: np.ndarray | None):
