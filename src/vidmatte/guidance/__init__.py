@@ -7,5 +7,7 @@
 
 from ..errors import GuidanceError
 from .formats import default_band, read_guidance, trimap_from_grey, trimap_from_mask
+from .keyframes import Keyframes, TcvomWorkspace, detect_tcvom, load_keyframes, parse_spec
 
-__all__ = ["GuidanceError", "default_band", "read_guidance", "trimap_from_grey", "trimap_from_mask"]
+__all__ = ["GuidanceError", "Keyframes", "TcvomWorkspace", "default_band", "detect_tcvom", "load_keyframes",
+           "parse_spec", "read_guidance", "trimap_from_grey", "trimap_from_mask"]
