@@ -101,7 +101,7 @@ def parse_spec(spec: str) -> tuple[int, Path]:
 
 
 def folder_keyframes(folder: str | os.PathLike) -> tuple[dict[int, Path], list[str]]:
-    """Frame index -> file of a keyframe folder: a TCVOM workspace's trimaps, or images named ``00012.png``/``12.png``."""
+    """Frame index -> file of a keyframe folder: a TCVOM workspace's trimaps, or images named 00012.png or 12.png."""
     workspace = detect_tcvom(folder)
     if workspace is not None:
         return dict(workspace.keyframes), list(workspace.warnings)
