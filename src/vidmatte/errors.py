@@ -39,3 +39,7 @@ class Cancelled(VidmatteError):
     """The job was cancelled (Ctrl-C, SIGTERM, a UI's cancel button); its outputs were not written (exit 130)."""
 
     exit_code = 130
+
+
+class GuidanceError(UsageError):
+    """A trimap, mask or keyframe given by the user cannot be used as guidance (exit 2)."""

@@ -1,0 +1,147 @@
+"""Keyframe guidance from the command line: ``INDEX:PATH`` specs, a folder of images named by frame index, or a
+TCVOM workspace; read once into trimaps (keyframes are few) and served by frame index as a ``GuidanceSource``.
+
+A TCVOM workspace is a folder holding every frame as ``NNNNN_rgb.png`` and, beside the keyframes, their trimaps as
+``NNNNN_trimap.png`` (``data/benchmark.py`` writes one under ``<clip>/tcvom/``). Its frames are read as the image
+sequence ``<folder>/*_rgb.png`` (a glob the image-sequence reader accepts, in natural order); a trimap's frame index
+is the position of its ``_rgb`` file in that sequence, which is its number when the frames are numbered from 0.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from ..errors import GuidanceError, InputError
+from ..io.probe import list_images
+from ..io.source import FileGuidance
+from .formats import read_guidance
+
+TCVOM_FRAME = re.compile(r"(\d+)_rgb\.png", re.IGNORECASE)
+TCVOM_TRIMAP = re.compile(r"(\d+)_trimap\.png", re.IGNORECASE)
+
+
+class Keyframes:
+    """Trimaps at a few frame indices (a ``GuidanceSource``): ``at(i)`` is uint8 [H,W] {0,128,255} or None.
+
+    The arrays are read-only and shared: copy one before changing it.
+    """
+
+    def __init__(self, trimaps: dict[int, np.ndarray], sources: dict[int, str] | None = None):
+        self.trimaps = dict(sorted(trimaps.items()))
+        for trimap in self.trimaps.values():
+            trimap.setflags(write=False)
+        self.sources = sources or {}  # index -> where its trimap came from, for messages
+
+    def indices(self) -> list[int]:
+        """The keyframes' frame indices, ascending."""
+        return list(self.trimaps)
+
+    def at(self, index: int) -> np.ndarray | None:
+        return self.trimaps.get(index)
+
+    def __len__(self) -> int:
+        return len(self.trimaps)
+
+
+@dataclass
+class TcvomWorkspace:
+    """A TCVOM workspace folder: ``frames`` is the glob to read its frames with, ``keyframes`` maps frame index
+    (position in that sequence) -> trimap file."""
+
+    folder: Path
+    frames: str
+    frame_count: int
+    keyframes: dict[int, Path] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def detect_tcvom(folder: str | os.PathLike) -> TcvomWorkspace | None:
+    """The TCVOM workspace in ``folder``, or None when it holds no ``NNNNN_rgb.png`` frame."""
+    folder = Path(folder)
+    if not folder.is_dir() or not any(TCVOM_FRAME.fullmatch(p.name) for p in folder.iterdir()):
+        return None
+    pattern = os.path.join(glob.escape(str(folder)), "*_rgb.png")  # escaped: a folder named "take[1]" still works
+    frames = list_images(Path(pattern))  # exactly the files, in the order, the image-sequence reader uses
+    position = {}
+    for i, path in enumerate(frames):
+        match = TCVOM_FRAME.fullmatch(path.name)
+        if match is None:
+            raise GuidanceError(f"{folder} looks like a TCVOM workspace but {path.name} is not named NNNNN_rgb.png")
+        position[int(match.group(1))] = i
+    workspace = TcvomWorkspace(folder, pattern, len(frames))
+    for path in sorted(folder.iterdir()):
+        match = TCVOM_TRIMAP.fullmatch(path.name)
+        if match is None:
+            continue
+        number = int(match.group(1))
+        if number not in position:
+            raise GuidanceError(f"TCVOM workspace {folder}: {path.name} has no frame {number:05d}_rgb.png beside it")
+        if position[number] in workspace.keyframes:
+            raise GuidanceError(f"TCVOM workspace {folder}: two trimaps for frame {number}")
+        workspace.keyframes[position[number]] = path
+        if position[number] != number:
+            workspace.warnings.append(f"TCVOM workspace {folder}: {path.name} is frame {position[number]} of the "
+                                      "sequence (frames are numbered by position from 0)")
+    return workspace
+
+
+def parse_spec(spec: str) -> tuple[int, Path]:
+    """``"INDEX:PATH"`` -> (index, path). Only the first colon separates, so ``12:C:\\masks\\a.png`` works."""
+    index, sep, path = spec.partition(":")
+    if not sep or not path or not re.fullmatch(r"\d+", index.strip()):
+        raise GuidanceError(f"keyframe {spec!r} is not INDEX:PATH (e.g. 0:masks/first.png; frames count from 0)")
+    return int(index), Path(path)
+
+
+def folder_keyframes(folder: str | os.PathLike) -> tuple[dict[int, Path], list[str]]:
+    """Frame index -> file of a keyframe folder: a TCVOM workspace's trimaps, or images named 00012.png or 12.png."""
+    workspace = detect_tcvom(folder)
+    if workspace is not None:
+        return dict(workspace.keyframes), list(workspace.warnings)
+    try:
+        return dict(FileGuidance(folder).files), []
+    except InputError as exc:  # the user named this folder: a usage error here
+        raise GuidanceError(str(exc)) from None
+
+
+def collect_keyframes(specs: Iterable[str], folder: str | os.PathLike | None) -> tuple[dict[int, Path], list[str]]:
+    """Frame index -> guidance file from both sources; refuses two files for one index and none at all."""
+    files, warnings = folder_keyframes(folder) if folder is not None else ({}, [])
+    for spec in specs:
+        index, path = parse_spec(spec)
+        if index in files:
+            raise GuidanceError(f"two guidance images for frame {index}: {files[index]} and {path}")
+        files[index] = path
+    if not files:
+        raise GuidanceError("no keyframe given: name one as INDEX:PATH or give a folder of images named by frame "
+                            "index (00012.png)")
+    return files, warnings
+
+
+def load_keyframes(specs: Iterable[str], folder: str | os.PathLike | None, frame_count: int | None,
+                   frame_size: tuple[int, int], kind: str = "auto", object_id: int | None = None,
+                   band: int | None = None) -> tuple[Keyframes, list[str]]:
+    """Read every keyframe into a trimap (uint8 [H,W] {0,128,255}, H x W = ``frame_size`` as (width, height)).
+
+    ``specs`` are ``INDEX:PATH`` strings, ``folder`` a keyframe folder or TCVOM workspace (or None);
+    ``frame_count`` is the clip's length (None: unknown, not checked). ``kind``, ``object_id`` and ``band`` apply
+    to every keyframe (see ``formats.read_guidance``). Returns (keyframes, warnings); ``GuidanceError`` otherwise.
+    """
+    files, warnings = collect_keyframes(specs, folder)
+    if frame_count is not None:
+        outside = [i for i in sorted(files) if i >= frame_count]
+        if outside:
+            raise GuidanceError(f"keyframe {outside[0]} ({files[outside[0]]}) is outside the clip: it has "
+                                f"{frame_count} frames (0..{frame_count - 1})")
+    trimaps = {}
+    for index, path in sorted(files.items()):
+        trimaps[index], more = read_guidance(path, frame_size, kind, object_id, band)
+        warnings += more
+    return Keyframes(trimaps, {i: str(p) for i, p in files.items()}), warnings
