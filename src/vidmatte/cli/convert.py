@@ -45,7 +45,7 @@ def add_input_arguments(p: argparse.ArgumentParser) -> None:
                         "input_format=mjpeg (v4l2)")
 
 
-def add_output_arguments(p: argparse.ArgumentParser) -> None:
+def add_output_arguments(p: argparse.ArgumentParser):
     """The outputs every mode writes, as ``convert`` reads them (other modes add their own kinds beside)."""
     out = p.add_argument_group("outputs (at least one)")
     out.add_argument("--composition", metavar="PATH", action=_Once, help="foreground composited over --background")
@@ -55,6 +55,7 @@ def add_output_arguments(p: argparse.ArgumentParser) -> None:
     out.add_argument("--bit-depth", type=int, choices=[8, 16], default=8, help="PNG alpha bit depth")
     out.add_argument("--background", default="green",
                      help="composition background: green|black|white|#RRGGBB|IMAGE|VIDEO (scaled to cover)")
+    return out
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:

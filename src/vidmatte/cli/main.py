@@ -12,6 +12,7 @@ from ..errors import VidmatteError
 # name -> (module, one-line help). Add a subcommand by adding a line here and a module beside this one.
 COMMANDS = {
     "convert": ("vidmatte.cli.convert", "matte a video, image folder or image"),
+    "guided": ("vidmatte.cli.guided", "matte any object marked on keyframes (trimaps or masks)"),
     "probe": ("vidmatte.cli.probe", "print what the reader sees in an input"),
     "demo": ("vidmatte.cli.demo", "matte a built-in clip into ./demo-output/"),
     "models": ("vidmatte.cli.models", "list, fetch or locate pretrained weights"),

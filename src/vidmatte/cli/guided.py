@@ -1,0 +1,99 @@
+"""``vidmatte guided INPUT (--keyframe INDEX:PATH ... | --keyframes DIR) [outputs] [options]``: matte any object.
+
+The subject is marked on a few keyframes (trimaps or masks); the marks are propagated to every frame in both
+directions and alpha is solved from them. No trained weights are needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from . import convert as convert_cli
+
+DESCRIPTION = ("Matte any object marked on keyframes: trimaps (0/128/255, palette, RGBA, anti-aliased, any mid "
+               "grey as unknown) or masks (binary, or Cutie/DAVIS palette masks with --object). Every keyframe is "
+               "propagated forward and backward; where two reach a frame they are fused; alpha is solved from the "
+               "result (closed-form matting). INPUT may also be a TCVOM workspace (NNNNN_rgb.png frames with "
+               "NNNNN_trimap.png at the keyframes). Outputs as in `vidmatte convert`, plus --trimaps.")
+KINDS = convert_cli.OUTPUT_KINDS + ("trimap",)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    convert_cli.add_input_arguments(p)
+    guide = p.add_argument_group("guidance (at least one keyframe)")
+    guide.add_argument("--keyframe", metavar="INDEX:PATH", action="append", default=[],
+                       help="a trimap or mask for frame INDEX (0-based), repeatable")
+    guide.add_argument("--keyframes", metavar="DIR",
+                       help="a folder of guidance images named by frame index (00012.png or 12.png), or a TCVOM "
+                            "workspace")
+    guide.add_argument("--guidance", choices=["auto", "trimap", "mask"], default="auto",
+                       help="what the keyframe images are (auto: palette or two-level images are masks)")
+    guide.add_argument("--object", type=int, default=None, metavar="ID",
+                       help="the object to matte in multi-object palette masks")
+    guide.add_argument("--band", type=int, default=None, metavar="PIXELS",
+                       help="width of the unknown strip a mask's edge becomes (default: 10 at 1080p, scaled)")
+    guide.add_argument("--propagator", choices=["auto", "flow"], default="auto",
+                       help="how keyframes reach other frames: flow (keyframe-anchored optical flow; auto = flow)")
+    guide.add_argument("--work", metavar="DIR",
+                       help="keep the propagated trimaps of both directions here (default: a temporary folder)")
+    convert_cli.add_output_arguments(p).add_argument(
+        "--trimaps", dest="trimap", metavar="DIR", action=convert_cli._Once,
+        help="the propagated trimap of every frame (folder/ of PNGs, or a video), to inspect and correct")
+    convert_cli.add_range_arguments(p)
+    convert_cli.add_report_arguments(p)
+
+
+def _source_and_keyframe_folder(args: argparse.Namespace) -> tuple[str, str | None]:
+    """A TCVOM workspace given as INPUT is both the frames and their keyframes."""
+    from ..guidance import detect_tcvom
+
+    workspace = detect_tcvom(args.input)
+    if workspace is None:
+        return args.input, args.keyframes
+    return workspace.frames, args.keyframes or args.input
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import UsageError
+    from ..guidance import load_keyframes
+    from ..io.probe import live_source
+    from ..job import JobControl
+    from ..matters.guided import GuidedMatter
+    from ..pipeline import Job, warn
+    from ..progress import ProgressBar
+    from .signals import signals_control
+
+    if live_source(args.input, args.input_format) is not None:
+        raise UsageError("guided matting reads the clip three times (forward, backward, then writing); "
+                         "record the camera to a file first")
+    source, folder = _source_and_keyframe_folder(args)
+    if not args.keyframe and folder is None:
+        raise UsageError("no keyframe: give --keyframe INDEX:PATH (repeatable) or --keyframes DIR")
+    options = convert_cli.build_options(args, KINDS)
+    bar = ProgressBar(enabled=not args.quiet)
+    control = JobControl(on_progress=bar.update)
+    job = Job(source, options, control)
+    keyframes, warnings = load_keyframes(args.keyframe, folder, job.source.expected_frames(),
+                                         (job.width, job.height), args.guidance, args.object, args.band)
+    for message in warnings:
+        warn(message)
+    inside = [i for i in keyframes.indices() if job.span.first <= i and (job.span.stop is None or i < job.span.stop)]
+    if not inside:
+        raise UsageError(f"no keyframe inside the frames to process ({job.span.first}..{job.span.stop}); "
+                         f"keyframes at {', '.join(map(str, keyframes.indices()))}")
+    matter = GuidedMatter({i: keyframes.at(i) for i in inside}, work=args.work)
+    try:
+        with signals_control(control, live=False):
+            result = job.run(matter)
+    finally:
+        bar.close()
+    if result.warning:
+        warn(result.warning)
+    if args.json:
+        print(json.dumps(result.to_json()))
+    elif not args.quiet:
+        print(f"vidmatte: {result.frames} frames in {result.seconds:.1f} s ({result.fps:.1f} fps) -> "
+              + ", ".join(result.outputs.values()), file=sys.stderr)
+    return 0
