@@ -113,3 +113,69 @@ def test_guided_matter_refuses_what_it_cannot_do(tmp_path):
 
     with pytest.raises(ValueError, match="live source"):
         GuidedMatter({0: np.zeros((4, 4), np.uint8)}).passes(Span(0, None, seekable=False))
+
+
+# --- the command line -----------------------------------------------------------------------------------------
+def _cli(*args):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "vidmatte.cli.main", "guided", *map(str, args)],
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture
+def frames_folder(tmp_path, clip):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i, (frame, _) in enumerate(clip[:8]):
+        cv2.imwrite(str(folder / f"{i:05d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(tmp_path / "key0.png"), key_trimap(clip[0][1]))
+    return folder
+
+
+def test_guided_cli_writes_alpha_trimaps_and_a_json_line(tmp_path, frames_folder, clip):
+    import json
+
+    proc = _cli(frames_folder, "--keyframe", f"0:{tmp_path / 'key0.png'}", "--alpha", f"{tmp_path}/pha/",
+                "--trimaps", f"{tmp_path}/tri/", "--composition", tmp_path / "comp.mp4", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["frames"] == 8
+    trimap = cv2.imread(str(tmp_path / "tri" / "00007.png"), cv2.IMREAD_GRAYSCALE)
+    assert set(np.unique(trimap)) <= {0, 128, 255} and label_errors(trimap, clip[7][1]) < 0.03
+    alpha = cv2.imread(str(tmp_path / "pha" / "00007.png"), cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255
+    assert np.abs(alpha - clip[7][1]).mean() < 0.02
+
+
+def test_guided_cli_reads_a_tcvom_workspace(tmp_path, clip):
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    for i, (frame, alpha) in enumerate(clip[:6]):
+        cv2.imwrite(str(workspace / f"{i:05d}_rgb.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(workspace / "00000_trimap.png"), key_trimap(clip[0][1]))
+    proc = _cli(workspace, "--alpha", f"{tmp_path}/pha/")
+    assert proc.returncode == 0, proc.stderr
+    assert len(list((tmp_path / "pha").iterdir())) == 6
+
+
+@pytest.mark.parametrize("case, fragment", [
+    ("no keyframe", "no keyframe"),
+    ("outside", "outside"),
+    ("wrong size", "x"),
+    ("no foreground", "foreground"),
+])
+def test_bad_guidance_is_one_line_exit_2_and_writes_nothing(tmp_path, frames_folder, case, fragment):
+    key = tmp_path / "key0.png"
+    if case == "wrong size":
+        cv2.imwrite(str(key), np.zeros((50, 50), np.uint8))
+    elif case == "no foreground":
+        cv2.imwrite(str(key), np.where(cv2.imread(str(key), 0) == 255, 128, cv2.imread(str(key), 0)).astype(np.uint8))
+    keyframe = [] if case == "no keyframe" else ["--keyframe", f"{99 if case == 'outside' else 0}:{key}"]
+    if case == "no foreground":  # two levels (0/128) would read as a mask under --guidance auto
+        keyframe += ["--guidance", "trimap"]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    proc = _cli(frames_folder, *keyframe, "--alpha", f"{tmp_path}/pha/")
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr and fragment in lines[0], proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
