@@ -30,7 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frames", type=int, help="override the definition's frames per clip (build, speed)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing build")
     p.add_argument("--mp4", action="store_true", help="build: also write each clip's composite as <clip>/com.mp4")
-    p.add_argument("--methods", default="rvm,oracle", help="comma list for run: rvm, oracle")
+    p.add_argument("--methods", default="rvm,oracle",
+                   help="comma list for run: rvm, rvm-cold, guided, guided-first, oracle")
     p.add_argument("--report", action="store_true", help="run: also write ROOT/report_<method>.html")
     p.add_argument("--sizes", default="512x288,1920x1080,3840x2160", help="speed: comma list of WxH")
     p.add_argument("--source", help="speed: a video to resize to each size (default: a real clip from the data root)")

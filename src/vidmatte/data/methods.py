@@ -16,6 +16,9 @@ from ..metrics.layout import find_track
 METHODS = {
     "rvm": "RVM MobileNetV3 (ONNX Runtime), no guidance, recurrent state warmed up on the first frames (the default)",
     "rvm-cold": "RVM MobileNetV3 as published: the recurrent state starts empty at frame 0 (--warmup 0)",
+    "guided": "vidmatte guided: the benchmark's keyframe trimaps (tcvom/*_trimap.png) propagated both ways, alpha "
+              "solved (closed form); no weights",
+    "guided-first": "vidmatte guided with the trimap of frame 0 only",
     "oracle": "closed-form matting (Levin et al.) with the TRUE trimap of every frame + multi-level foreground",
 }
 
@@ -78,6 +81,19 @@ def _rvm_matter(state: dict | None, warmup: int | None):
     return matter
 
 
+def _guided_matter(clip_dir: Path, first_only: bool):
+    """The keyframes a user of the benchmark's TCVOM layout would give: its ``NNNNN_trimap.png`` files."""
+    import cv2
+
+    from ..matters.guided import GuidedMatter
+
+    files = sorted((clip_dir / "tcvom").glob("*_trimap.png"))
+    keyframes = {int(f.name.split("_")[0]): cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in files}
+    if first_only:
+        keyframes = {min(keyframes): keyframes[min(keyframes)]}
+    return GuidedMatter(keyframes)
+
+
 def run_method(method: str, clip_dir: Path, out_dir: Path, progress=None, state: dict | None = None) -> None:
     """Run ``method`` on one built clip (``clip_dir`` holds com/, trimap/) and write its pha/ and fgr/ as 8-bit PNGs.
 
@@ -90,6 +106,8 @@ def run_method(method: str, clip_dir: Path, out_dir: Path, progress=None, state:
     guidance = None
     if method in ("rvm", "rvm-cold"):
         matter = _rvm_matter(state, 0 if method == "rvm-cold" else None)
+    elif method in ("guided", "guided-first"):
+        matter = _guided_matter(clip_dir, first_only=method == "guided-first")
     elif method == "oracle":
         matter, guidance = OracleMatter(), TrueTrimaps(clip_dir)
     else:
