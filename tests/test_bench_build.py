@@ -280,3 +280,203 @@ def test_bench_speed_tiny(source_root, tmp_path, capsys, rvm_onnx_path):
     assert row["model"]["peak_rss_mb"] > 50  # the child's own peak (onnxruntime alone is tens of MB)
     assert main(["bench", "speed", "--sizes", "12x7"]) == 2
     assert "must be even and at least 16" in capsys.readouterr().err
+
+
+# --- non-rigid deformation and guided-mode keyframes -------------------------------------------------------------
+
+# sha256 of the 16 pha frames of `build(_definition(frames=8))` (both clips, frames 0..7, raw pixels), computed with
+# the code before the deformation existed (commit 685e197): the rigid path must keep drawing the same motion.
+RIGID_PHA_SHA256 = "3e5c7c7d3024c3f97045e7020b0bfee440219a43aa4c0fa8d344d07ec45ac2d9"
+
+
+def _pha_hash(out: Path, frames: int) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for clip in ("disc_video", "disc_still"):
+        for t in range(frames):
+            h.update(_read(out / clip / "pha" / f"{t:05d}.png").tobytes())
+    return h.hexdigest()
+
+
+def test_rigid_path_is_unchanged(source_root, tmp_path):
+    """No deform key and amplitude 0 give the same bytes, and the motion the rigid code always drew."""
+    build(_definition(frames=8), source_root, tmp_path / "absent")
+    zero = _definition(frames=8)
+    zero["deform"] = {"amplitude": 0, "grid": 4, "keyframe_every": 2}
+    build(zero, source_root, tmp_path / "zero")
+    files = sorted(p.relative_to(tmp_path / "absent") for p in (tmp_path / "absent").rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(tmp_path / "zero") for p in (tmp_path / "zero").rglob("*") if p.is_file())
+    for rel in files:
+        assert (tmp_path / "absent" / rel).read_bytes() == (tmp_path / "zero" / rel).read_bytes(), rel
+    assert "deform" not in json.loads((tmp_path / "zero" / "benchmark.json").read_text())
+    assert _pha_hash(tmp_path / "absent", 8) == RIGID_PHA_SHA256
+
+
+def _disc_source(fg_equals_alpha: bool = True):
+    from vidmatte.data.synthesis import Source
+
+    yy, xx = np.mgrid[0:120, 0:100]
+    alpha = np.clip((40 - np.hypot(yy - 60, xx - 50)) / 4, 0, 1).astype(np.float32)
+    # a foreground whose colour is its own alpha in red, and a ramp in green: misalignment would show in both
+    fg = np.dstack([alpha, (xx / 100.0).astype(np.float32), np.full_like(alpha, 0.5)])
+    return Source("disc", [alpha], [fg], False)
+
+
+def _compose(deform: dict | None, deform_seed: int = 5, frames: int = 24, augment: dict | None = None):
+    from vidmatte.data.synthesis import compose_clip
+
+    rng = np.random.default_rng(1)
+    bgs = [np.tile(np.arange(90, dtype=np.uint8)[None, :, None] * 2, (50, 1, 3))] * frames
+    layers = compose_clip(_disc_source(), bgs, 128, 72, rng, {"keyframe_every": 6, "rotate_deg": 8},
+                          {"translate": 0.02, "zoom": 0.05}, augment or {}, deform, np.random.default_rng(deform_seed))
+    return layers, rng.random()  # the next draw of the main generator: equal iff it was consumed alike
+
+
+DEFORM = {"amplitude": 0.05, "grid": 4, "keyframe_every": 6}
+
+
+def test_deformation_field_is_smooth_and_does_not_fold():
+    from vidmatte.data.synthesis import Deformation, affine, min_jacobian
+
+    amp, grid = 0.05, 4
+    d = Deformation(np.random.default_rng(0), 30, (200.0, 150.0), (300.0, 240.0), amp, grid, 6)
+    yy, xx = np.mgrid[-20:330, 20:380].astype(np.float64)  # the subject's box (50..350 x 30..270) and beyond
+    size = 300.0
+    bound = 2 * amp * grid  # slope bound of the B-spline field (px per px), before the temporal spline's overshoot
+    previous = None
+    for t in range(30):
+        dx, dy = d.displacement(t, xx, yy)
+        assert max(np.abs(dx).max(), np.abs(dy).max()) <= 1.3 * amp * size
+        for f in (dx, dy):
+            step = max(np.abs(np.diff(f, axis=0)).max(), np.abs(np.diff(f, axis=1)).max())
+            assert step <= 1.3 * bound
+            # second differences are tiny: no kinks, no tearing
+            assert max(np.abs(np.diff(f, 2, axis=0)).max(), np.abs(np.diff(f, 2, axis=1)).max()) < 0.05
+        if previous is not None:  # smooth in time too: a frame moves every point by a fraction of the amplitude
+            assert max(np.abs(dx - previous[0]).max(), np.abs(dy - previous[1]).max()) < 0.5 * amp * size
+        previous = dx, dy
+    # it is really non-rigid: an affine fit leaves a large residual
+    dx, dy = d.displacement(12, xx, yy)
+    a = np.stack([xx.ravel(), yy.ravel(), np.ones(xx.size)], 1)
+    for f in (dx, dy):
+        residual = f.ravel() - a @ np.linalg.lstsq(a, f.ravel(), rcond=None)[0]
+        assert np.abs(residual).max() > 0.2 * amp * size
+    m = affine(256, 144, 5, -3, 7, 0.6, 0.03, 200, 150)
+    for t in (0, 7, 29):
+        assert min_jacobian(*d.maps(t, m, 512, 288), m) > 0.5
+    with pytest.raises(InputError, match="could fold"):
+        Deformation(np.random.default_rng(0), 30, (0, 0), (10, 10), 0.1, 4, 6)
+
+
+def test_deformation_is_seeded_and_leaves_the_rest_alone():
+    rigid, rigid_next = _compose(None)
+    a, a_next = _compose(DEFORM, 5)
+    b, b_next = _compose(DEFORM, 5)
+    c, c_next = _compose(DEFORM, 6)
+    zero, zero_next = _compose({**DEFORM, "amplitude": 0})
+    assert rigid_next == a_next == c_next == zero_next  # the main generator is consumed exactly as when rigid
+    for layer in ("pha", "fgr", "bgr", "com"):
+        assert all(np.array_equal(x, y) for x, y in zip(getattr(a, layer), getattr(b, layer)))  # same seed
+        assert all(np.array_equal(x, y) for x, y in zip(getattr(rigid, layer), getattr(zero, layer)))  # amp 0
+    assert all(np.array_equal(x, y) for x, y in zip(rigid.bgr, a.bgr))  # same background and camera
+    assert not np.array_equal(a.pha[10], c.pha[10])  # another seed, another warp
+    assert not np.array_equal(a.pha[10], rigid.pha[10])
+    assert a.params["deform"]["min_jacobian"] > 0.5 and "deform" not in rigid.params
+    # the same amount of subject, moved about: the warp reshapes, it does not grow or erase the disc
+    assert abs(int((a.pha[10] > 127).sum()) - int((rigid.pha[10] > 127).sum())) < 0.15 * (rigid.pha[10] > 127).sum()
+
+
+def test_deformation_keeps_alpha_and_foreground_aligned():
+    import cv2 as _cv2
+
+    from vidmatte.data.synthesis import Deformation, affine, blend_u8, to_u8
+
+    layers, _ = _compose(DEFORM, augment={"noise_max": 0.03})
+    for t in (0, 9, 23):
+        # the foreground's red channel is its own alpha: warped with the same map it still is (noise aside)
+        a = layers.pha[t].astype(int)
+        assert np.abs(layers.fgr[t][..., 0].astype(int) - a)[a > 0].mean() < 0.03 * 255 * 1.5
+        assert np.array_equal(layers.com[t], blend_u8(layers.pha[t], layers.fgr[t], layers.bgr[t]))
+    clean, _ = _compose(DEFORM)
+    for t in (0, 9, 23):
+        assert np.abs(clean.fgr[t][..., 0].astype(int) - clean.pha[t]).max() <= 1
+    # the truth is the alpha pulled through the documented map: rebuild frame 9's map from the same draws
+    src = _disc_source()
+    rng = np.random.default_rng(1)
+    from vidmatte.data.synthesis import smooth_track
+
+    n, every = 24, 6
+    tx = smooth_track(rng, n, every, -0.1 * 128, 0.1 * 128)
+    ty = smooth_track(rng, n, every, -0.1 * 72 / 2, 0.1 * 72 / 2)
+    angle = smooth_track(rng, n, every, -8, 8)
+    scale = smooth_track(rng, n, every, 0.9, 1.1)
+    shear = smooth_track(rng, n, every, -0.03, 0.03)
+    ys, xs = np.nonzero(src.alphas[0] > 0.01)
+    box_h, box_w = ys.max() - ys.min() + 1, xs.max() - xs.min() + 1
+    base = min(0.85 * 72 / box_h, 0.9 * 128 / box_w)
+    cx, cy = (xs.min() + xs.max()) / 2, (ys.min() + ys.max()) / 2
+    warp = Deformation(np.random.default_rng(5), n, (cx, cy), (box_w, box_h), 0.05, 4, 6)
+    t = 9
+    m = affine(64, 36, tx[t], ty[t], angle[t], base * scale[t], shear[t], cx, cy)
+    mx, my = warp.maps(t, m, 128, 72)
+    expected = to_u8(_cv2.remap(src.alphas[0], mx, my, _cv2.INTER_LINEAR, borderMode=_cv2.BORDER_CONSTANT))
+    assert np.array_equal(clean.pha[t], expected)
+
+
+def test_resolve_keyframes():
+    from vidmatte.data.benchmark import resolve_keyframes
+
+    assert resolve_keyframes([0, 12], 24) == [0, 12]
+    assert resolve_keyframes([0, 12], 10) == [0]  # past the end: dropped, as before
+    assert resolve_keyframes("first", 60) == [0]
+    assert resolve_keyframes("first_and_last", 60) == [0, 59]
+    assert resolve_keyframes(["first", 30, "last"], 60) == [0, 30, 59]
+    for bad in ("middle", [-1], [1.5], ["end"]):
+        with pytest.raises(InputError):
+            resolve_keyframes(bad, 60)
+
+
+def test_long_deformed_build_layout(source_root, tmp_path, capsys):
+    """60 frames at 128x72 with the deformation, through the CLI, first and last frame as trimap keyframes."""
+    definition = _definition(frames=60)
+    definition["deform"] = DEFORM
+    definition["motion"]["keyframe_every"] = 10
+    (tmp_path / "long.json").write_text(json.dumps(definition))
+    root = tmp_path / "r"
+    assert main(["bench", "build", "--definition", str(tmp_path / "long.json"), "--data-root", str(source_root),
+                 "--root", str(root), "--size", "128x72", "--keyframes", "first_and_last"]) == 0
+    out = root / "clips"
+    record = json.loads((out / "benchmark.json").read_text())
+    assert record["frames"] == 60 and record["size"] == [128, 72] and record["keyframes"] == [0, 59]
+    assert record["deform"] == DEFORM
+    frames = [f"{t:05d}.png" for t in range(60)]
+    for clip in ("disc_video", "disc_still"):
+        d = out / clip
+        for layer in ("com", "pha", "fgr", "bgr", "trimap"):
+            assert sorted(p.name for p in (d / layer).iterdir()) == frames, (clip, layer)
+        assert sorted(p.name for p in (d / "tcvom").iterdir()) == sorted(
+            [f"{t:05d}_rgb.png" for t in range(60)] + ["00000_trimap.png", "00059_trimap.png"])
+        assert np.array_equal(_read(d / "tcvom" / "00059_trimap.png"), _read(d / "trimap" / "00059.png"))
+        assert _read(d / "pha" / "00059.png").shape == (72, 128)
+        assert record["clips"][clip]["deform"]["min_jacobian"] > 0.5
+        for t in (0, 30, 59):
+            a = _read(d / "pha" / frames[t]).astype(np.float64)[..., None] / 255
+            com = _read(d / "com" / frames[t]).astype(np.float64) / 255
+            f, b = (_read(d / layer / frames[t]).astype(np.float64) / 255 for layer in ("fgr", "bgr"))
+            assert np.abs(com - (a * f + (1 - a) * b)).max() <= 1 / 255
+    capsys.readouterr()
+    assert main(["bench", "build", "--definition", str(tmp_path / "long.json"), "--data-root", str(source_root),
+                 "--root", str(root), "--keyframes", "middle", "--overwrite"]) == 2
+    assert "--keyframes" in capsys.readouterr().err
+
+
+def test_guided_definitions_are_twins_of_default():
+    from vidmatte.data.benchmark import load_definition
+
+    default, rigid, nonrigid = (load_definition(n) for n in ("default", "guided_rigid", "guided_nonrigid"))
+    assert rigid["clips"] == nonrigid["clips"] == default["clips"]
+    assert rigid["frames"] >= 60 and nonrigid["frames"] == rigid["frames"]
+    assert float(rigid["deform"]["amplitude"]) == 0 and float(nonrigid["deform"]["amplitude"]) > 0
+    strip = {"name", "description", "deform", "_path"}
+    assert {k: v for k, v in rigid.items() if k not in strip} == {k: v for k, v in nonrigid.items() if k not in strip}

@@ -27,6 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, help="override the definition's seed")
     p.add_argument("--size", help="override the definition's WxH (build)")
     p.add_argument("--band", type=int, help="build: override the definition's trimap band (pixels)")
+    p.add_argument("--keyframes", help="build: override the definition's trimap keyframes: first, first_and_last, "
+                   "or a comma list of frame indices (last = the final frame)")
     p.add_argument("--frames", type=int, help="override the definition's frames per clip (build, speed)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing build")
     p.add_argument("--mp4", action="store_true", help="build: also write each clip's composite as <clip>/com.mp4")
@@ -63,14 +65,27 @@ def run(args: argparse.Namespace) -> int:
 def _build(args) -> int:
     import json
 
-    from ..data.benchmark import build, load_definition
-    from ..errors import UsageError
+    from ..data.benchmark import build, load_definition, resolve_keyframes
+    from ..errors import InputError, UsageError
 
     definition = load_definition(args.definition)
     if args.band is not None:
         if args.band < 0:
             raise UsageError("--band must be >= 0")
         definition.setdefault("trimap", {})["band"] = args.band
+    if args.keyframes:
+        spec = args.keyframes.strip()
+        if "," in spec or spec.isdigit() or spec == "last":
+            try:
+                spec = [k if k in ("first", "last") else int(k) for k in (v.strip() for v in spec.split(",")) if k]
+            except ValueError:
+                raise UsageError(f"--keyframes {args.keyframes!r}: first, first_and_last or a comma list of "
+                                 f"frame indices") from None
+        try:
+            resolve_keyframes(spec, 2 ** 31)
+        except InputError as exc:
+            raise UsageError(f"--keyframes: {exc}") from None
+        definition.setdefault("trimap", {})["keyframes"] = spec
     data_root = Path(args.data_root) if args.data_root else default_data_root()
     size = parse_size(args.size) if args.size else None
     root = Path(args.root)

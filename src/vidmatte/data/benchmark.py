@@ -28,6 +28,7 @@ import numpy as np
 from ..errors import InputError, OutputError, UsageError
 from .synthesis import compose_clip, load_foreground, read_background_frames, trimap_from_alpha
 
+DEFORM_STREAM = 1  # the deformation's random numbers: default_rng([seed, clip, DEFORM_STREAM]), apart from the rest
 REPO_DEFINITIONS = Path(__file__).resolve().parents[3] / "benchmarks" / "definitions"
 
 
@@ -46,6 +47,28 @@ def load_definition(path: str | os.PathLike) -> dict:
         raise InputError(f"{p}: the definition names no clips")
     definition["_path"] = str(p)
     return definition
+
+
+def resolve_keyframes(spec, frames: int) -> list[int]:
+    """The trimap keyframes of a definition as sorted frame indices below ``frames``.
+
+    ``spec`` is "first" ([0]), "first_and_last" ([0, frames - 1]) or a list of frame indices, where "first" and
+    "last" may stand for 0 and frames - 1. Indices past the clip's end are dropped (a definition's keyframes
+    still apply to a shorter ``--frames`` build)."""
+    named = {"first": [0], "first_and_last": [0, frames - 1], "last": [frames - 1]}
+    if isinstance(spec, str):
+        if spec not in named:
+            raise InputError(f"trimap keyframes {spec!r}: use first, first_and_last or a list of frame indices")
+        spec = named[spec]
+    keys = set()
+    for k in spec:
+        if isinstance(k, str) and k in ("first", "last"):
+            k = named[k][0]
+        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+            raise InputError(f"trimap keyframe {k!r}: use a frame index >= 0, \"first\" or \"last\"")
+        if k < frames:
+            keys.add(k)
+    return sorted(keys)
 
 
 def _write_png(path: Path, image: np.ndarray) -> None:
@@ -71,7 +94,8 @@ def build(definition: dict, data_root: Path, out: Path, seed: int | None = None,
     width, height = size or tuple(definition.get("size", [512, 288]))
     n_frames = int(frames or definition.get("frames", 24))
     band = int(definition.get("trimap", {}).get("band", 8))
-    keyframes = [k for k in definition.get("trimap", {}).get("keyframes", [0]) if k < n_frames]
+    keyframes = resolve_keyframes(definition.get("trimap", {}).get("keyframes", [0]), n_frames)
+    deform = definition.get("deform") or {}
     if not data_root.is_dir():
         raise InputError(f"data root not found: {data_root} (give --data-root)")
     if out.exists() and not overwrite:
@@ -82,6 +106,8 @@ def build(definition: dict, data_root: Path, out: Path, seed: int | None = None,
     record = {"definition": definition.get("name", Path(definition["_path"]).stem), "seed": seed, "mp4": mp4,
               "size": [width, height], "frames": n_frames, "trimap_band": band, "keyframes": keyframes,
               "data_root": str(data_root), "clips": {}}
+    if float(deform.get("amplitude", 0)):  # only then, so that a rigid build's benchmark.json is as before
+        record["deform"] = deform
     started = time.monotonic()
     try:
         for index, clip in enumerate(definition["clips"]):
@@ -91,7 +117,8 @@ def build(definition: dict, data_root: Path, out: Path, seed: int | None = None,
             backgrounds = read_background_frames(clip["bg"], data_root, n_frames, rng)
             layers = compose_clip(source, backgrounds, width, height, rng, definition.get("motion", {}),
                                   {**definition.get("camera", {}), **clip.get("camera", {})},
-                                  definition.get("augment", {}))
+                                  definition.get("augment", {}), deform,
+                                  np.random.default_rng([seed, index, DEFORM_STREAM]))
             _write_clip(tmp / clip["name"], layers, band, keyframes)
             if mp4:
                 write_mp4(layers.com, tmp / clip["name"] / "com.mp4", float(definition.get("fps", 24)))

@@ -173,6 +173,92 @@ def smooth_track(rng: np.random.Generator, frames: int, every: int, low: float, 
     return CubicSpline(keys, values, bc_type="natural")(np.arange(frames))
 
 
+def _bspline_weights(f: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The four uniform cubic B-spline basis functions at fractional offsets ``f`` in [0, 1) (they sum to 1)."""
+    g = 1 - f
+    f2, f3 = f * f, f * f * f
+    return g * g * g / 6, (3 * f3 - 6 * f2 + 4) / 6, (-3 * f3 + 3 * f2 + 3 * f + 1) / 6, f3 / 6
+
+
+class Deformation:
+    """A smooth, seeded non-rigid warp of a foreground, attached to the subject (source pixel coordinates).
+
+    A lattice of control displacements with square cells of ``max(box) / grid`` source pixels covers the subject's
+    bounding box plus one cell on each side. Every ``every`` frames each control point draws a displacement
+    (x and y) uniform in +-``amplitude * max(box)``; the keyframes are joined in time by a natural cubic spline (as
+    ``smooth_track``) and the lattice is interpolated in space by a uniform cubic B-spline (free-form deformation),
+    so the field is C2 in space and time. Beyond the lattice the field is held constant.
+
+    ``displacement(t, x, y)`` gives the field at source points; the backward map of a frame is
+    ``s + D(s)`` with ``s`` the source point the affine motion brings to an output pixel, so alpha and foreground
+    are pulled through the same map. Spatial slope of the field is at most ``2 * amplitude * grid`` (the B-spline's
+    derivative is bounded by its neighbouring control differences; the temporal spline may overshoot slightly),
+    which is why ``amplitude * grid`` is limited to ``MAX_SLOPE``: the map stays far from folding."""
+
+    MAX_SLOPE = 0.25
+
+    def __init__(self, rng: np.random.Generator, frames: int, center: tuple[float, float],
+                 box: tuple[float, float], amplitude: float, grid: int, every: int):
+        if amplitude < 0 or grid < 1 or every < 1:
+            raise InputError(f"deform: amplitude must be >= 0, grid and keyframe_every >= 1 "
+                             f"(got {amplitude}, {grid}, {every})")
+        if amplitude * grid > self.MAX_SLOPE:
+            raise InputError(f"deform: amplitude x grid = {amplitude * grid:.3g} > {self.MAX_SLOPE} could fold "
+                             f"the warp; lower the amplitude or use a coarser grid")
+        size = float(max(box))
+        self.cell = size / grid
+        self.nx = max(1, math.ceil(box[0] / self.cell)) + 2  # lattice cells, one cell of margin on each side
+        self.ny = max(1, math.ceil(box[1] / self.cell)) + 2
+        self.x0 = center[0] - self.nx * self.cell / 2  # lattice origin (knot 0), centred on the subject
+        self.y0 = center[1] - self.ny * self.cell / 2
+        self.amplitude_px = amplitude * size
+        keys = np.arange(0, frames + every, every)
+        values = rng.uniform(-1, 1, (len(keys), self.ny + 3, self.nx + 3, 2)) * self.amplitude_px
+        if len(keys) < 2:
+            self.control = np.repeat(values[:1], frames, axis=0)
+        else:
+            self.control = CubicSpline(keys, values, axis=0, bc_type="natural")(np.arange(frames))
+
+    def displacement(self, t: int, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(dx, dy) in source pixels at source points (x, y) for frame ``t``."""
+        u = np.clip((np.asarray(x, np.float64) - self.x0) / self.cell, 0, self.nx - 1e-9)
+        v = np.clip((np.asarray(y, np.float64) - self.y0) / self.cell, 0, self.ny - 1e-9)
+        iu, iv = u.astype(np.int64), v.astype(np.int64)
+        wu, wv = _bspline_weights(u - iu), _bspline_weights(v - iv)
+        stride = self.nx + 3
+        base = iv * stride + iu  # flat index of the 4x4 block's corner in the control lattice
+        cx, cy = self.control[t, ..., 0].ravel(), self.control[t, ..., 1].ravel()
+        dx, dy = np.zeros(u.shape), np.zeros(u.shape)
+        for j in range(4):
+            rx, ry = np.zeros(u.shape), np.zeros(u.shape)
+            for i in range(4):
+                index = base + (j * stride + i)
+                rx += wu[i] * np.take(cx, index)
+                ry += wu[i] * np.take(cy, index)
+            dx += wv[j] * rx
+            dy += wv[j] * ry
+        return dx, dy
+
+    def maps(self, t: int, m: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+        """float32 (map_x, map_y) for ``cv2.remap``: output pixel -> source point, the affine ``m`` (source ->
+        output) undone, then the deformation applied."""
+        inv = cv2.invertAffineTransform(m)
+        yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
+        sx = inv[0, 0] * xx + inv[0, 1] * yy + inv[0, 2]
+        sy = inv[1, 0] * xx + inv[1, 1] * yy + inv[1, 2]
+        dx, dy = self.displacement(t, sx, sy)
+        return (sx + dx).astype(np.float32), (sy + dy).astype(np.float32)
+
+
+def min_jacobian(map_x: np.ndarray, map_y: np.ndarray, m: np.ndarray) -> float:
+    """The smallest local area ratio of a backward map relative to its affine part (1 = rigid, <= 0 = folded)."""
+    jx_y, jx_x = np.gradient(map_x.astype(np.float64))
+    jy_y, jy_x = np.gradient(map_y.astype(np.float64))
+    det = jx_x * jy_y - jx_y * jy_x
+    affine_det = np.linalg.det(cv2.invertAffineTransform(m)[:, :2])
+    return float(det.min() / affine_det)
+
+
 def affine(cx: float, cy: float, tx: float, ty: float, angle_deg: float, scale: float, shear: float,
            src_cx: float, src_cy: float) -> np.ndarray:
     """2x3 matrix: move (src_cx, src_cy) to (cx + tx, cy + ty) after scale, shear and rotation about it."""
@@ -230,8 +316,14 @@ class ClipFrames:
 
 
 def compose_clip(source: Source, backgrounds: list[np.ndarray], width: int, height: int,
-                 rng: np.random.Generator, motion: dict, camera: dict, augment: dict) -> ClipFrames:
-    """Move ``source`` over the background frames with smooth seeded motion; returns 8-bit layers + composite."""
+                 rng: np.random.Generator, motion: dict, camera: dict, augment: dict, deform: dict | None = None,
+                 deform_rng: np.random.Generator | None = None) -> ClipFrames:
+    """Move ``source`` over the background frames with smooth seeded motion; returns 8-bit layers + composite.
+
+    ``deform`` {``amplitude`` (fraction of the subject's size), ``grid``, ``keyframe_every``} adds a non-rigid
+    warp (``Deformation``) on top of the affine motion; its random numbers come from ``deform_rng`` only (by
+    default a child of ``rng`` that leaves ``rng``'s stream untouched), so every other draw, and with amplitude 0
+    (or no ``deform``) every output byte, is the same as for the rigid clip."""
     n = len(backgrounds)
     every = int(motion.get("keyframe_every", 8))
     fill = float(motion.get("fill", 0.85))  # the foreground's bounding box fills this much of the frame height
@@ -267,13 +359,28 @@ def compose_clip(source: Source, backgrounds: list[np.ndarray], width: int, heig
         "foreground": source.name, "fg_estimated": source.fg_estimated, "noise_sigma": round(noise_sigma, 5),
         "bg_blur_sigma": round(blur_sigma, 4), "base_scale": round(float(base), 5)})
     noise_rng = np.random.default_rng(rng.integers(0, 2 ** 63))
+    warp = None
+    if deform and float(deform.get("amplitude", 0.0)) != 0:
+        warp = Deformation(deform_rng if deform_rng is not None else rng.spawn(1)[0], n, (src_cx, src_cy),
+                           (box_w, box_h), float(deform["amplitude"]), int(deform.get("grid", 4)),
+                           int(deform.get("keyframe_every", every)))
+        worst = math.inf
     for t in range(n):
         m = affine(width / 2, height / 2, tracks["tx"][t], tracks["ty"][t], tracks["angle"][t],
                    base * tracks["scale"][t], tracks["shear"][t], src_cx, src_cy)
         src_alpha, src_fg = source.frame(t)
-        alpha = cv2.warpAffine(src_alpha, m, (width, height), flags=cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        fg = cv2.warpAffine(src_fg, m, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        if warp is None:
+            alpha = cv2.warpAffine(src_alpha, m, (width, height), flags=cv2.INTER_LINEAR,
+                                   borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            fg = cv2.warpAffine(src_fg, m, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        else:  # the same backward map for alpha and foreground, so the truth stays exact and aligned
+            map_x, map_y = warp.maps(t, m, width, height)
+            worst = min(worst, min_jacobian(map_x, map_y, m))
+            if worst <= 0:
+                raise InputError(f"foreground {source.name}: the deformation folds at frame {t}; lower its amplitude")
+            alpha = cv2.remap(src_alpha, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                              borderValue=0)
+            fg = cv2.remap(src_fg, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         bg = camera_frame(backgrounds[t], width, height, margin, cam["tx"][t], cam["ty"][t], cam["zoom"][t])
         if blur_sigma > 0:
             bg = cv2.GaussianBlur(bg, (0, 0), blur_sigma)
@@ -285,6 +392,9 @@ def compose_clip(source: Source, backgrounds: list[np.ndarray], width: int, heig
         out.fgr.append(fgr_u8)
         out.bgr.append(bgr_u8)
         out.com.append(blend_u8(pha_u8, fgr_u8, bgr_u8))
+    if warp is not None:
+        out.params["deform"] = {"amplitude_px": round(float(warp.amplitude_px * base), 3),
+                                "cell_px": round(float(warp.cell * base), 2), "min_jacobian": round(worst, 4)}
     return out
 
 
