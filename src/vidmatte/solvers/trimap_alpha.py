@@ -244,8 +244,8 @@ def pcg(a: scipy.sparse.csr_matrix, b: np.ndarray, x0: np.ndarray, inv_diag: np.
 
 
 def solve_alpha_info(image: np.ndarray, trimap: np.ndarray, init: np.ndarray | None = None,
-                     prior: np.ndarray | None = None, prior_weight: float = 0.0, tol: float = 1e-4,
-                     max_iter: int = 2000, eps: float = 1e-7, levels: int = 2) -> tuple[np.ndarray, SolveInfo]:
+                     prior: np.ndarray | None = None, prior_weight: float = 0.0, tol: float = 3e-4,
+                     max_iter: int = 2000, eps: float = 1e-7, levels: int = 3) -> tuple[np.ndarray, SolveInfo]:
     """solve_alpha, also returning a SolveInfo (iterations, residual) for benchmarks and tests."""
     _check_inputs(image, trimap, init, prior, prior_weight)
     is_fg = trimap == 255
@@ -301,8 +301,8 @@ def _half(image: np.ndarray, trimap: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 
 def solve_alpha(image: np.ndarray, trimap: np.ndarray, init: np.ndarray | None = None,
-                prior: np.ndarray | None = None, prior_weight: float = 0.0, tol: float = 1e-4,
-                max_iter: int = 2000, eps: float = 1e-7, levels: int = 2) -> np.ndarray:
+                prior: np.ndarray | None = None, prior_weight: float = 0.0, tol: float = 3e-4,
+                max_iter: int = 2000, eps: float = 1e-7, levels: int = 3) -> np.ndarray:
     """Alpha of one frame from its trimap by closed-form matting over the unknown band.
 
     image uint8 [H,W,3] RGB; trimap uint8 [H,W]: 0 background, 255 foreground, anything else unknown (128).
