@@ -12,7 +12,8 @@ Measured (benchmarks/solver.py, 1080p, comp1k boy, 14% unknown): the band build 
 slicing), CG compiled with numba (numpy's BLAS threads made dot products 1000x slower on a busy machine), and the
 coarse-to-fine start (3-5x fewer fine iterations than starting from 0.5). What did not: pymatting's incomplete
 Cholesky (2-24 CG iterations, but 1-9 s to factor per frame), float32/int32 matrices, tighter coarse solves, a
-larger eps (more iterations for the same relative residual).
+larger eps (more iterations for the same relative residual), numba parallel loops (no gain on 1 thread, 4-20x
+slower on 2 threads of this shared 2-core machine: every CG step waits on a thread barrier).
 """
 
 from __future__ import annotations
