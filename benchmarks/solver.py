@@ -1,6 +1,6 @@
 """Trimap -> alpha solvers on real images with ground truth, at video frame sizes: seconds per frame and error.
 
-    python benchmarks/solver.py [--sizes 640x360,960x540,1920x1080] [--images GT01,GT05,boy] [--skip repo@1920x1080]
+    python benchmarks/solver.py [--sizes 640x360,960x540,1920x1080] [--images GT01,GT05,boy] [--foreground]
 
 Images (read from ../shared/data, never copied): alphamatting.com GT01 and GT05 and comp1k's boy-1518482 (a child
 with loose hair), each with its own trimap. Image, trimap and truth are resized to each size (aspect ignored, as a
@@ -12,6 +12,10 @@ video frame would be: area for image and truth, nearest for the trimap). Methods
               previous frame's alpha. It starts from the truth, so its error is flattered; its time is the point.
 MAD is x1e3 over the whole frame, SAD is the sum of absolute differences / 1e3 (the comp1k convention), both vs the
 resized truth. Every time is one run after a warm-up (numba compiles once); the machine is shared, so expect +-20%.
+
+A second table (--foreground) times foreground estimation on GT05, the only image here with a true foreground
+layer: the repo's estimate_foreground via trimap_alpha.foreground at scale 1 and 2, and pymatting's
+estimate_foreground_ml, all from the true alpha; error is MAD x1e3 of alpha * F against alpha * true F.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import numpy as np
 
 from vidmatte.metrics.core import mad
 from vidmatte.solvers.closed_form import closed_form_alpha
-from vidmatte.solvers.trimap_alpha import solve_alpha, solve_alpha_info
+from vidmatte.solvers.trimap_alpha import foreground, solve_alpha, solve_alpha_info
 
 REPO = Path(__file__).resolve().parents[1]
 GT = REPO.parent / "shared/data/image_matting_gt"
@@ -78,12 +82,39 @@ def measure(method: str, image: np.ndarray, trimap: np.ndarray, truth: np.ndarra
     return seconds, mad(alpha, truth), float(np.abs(alpha.astype(np.float64) - truth).sum() / 1e3)
 
 
+def foreground_table(sizes: list[tuple[int, int]]) -> None:
+    """Seconds and alpha*F error of the foreground estimators on GT05 at each size."""
+    from pymatting import estimate_foreground_ml
+
+    base = GT / "alphamatting_GT05_mmagic"
+    true_fg = cv2.cvtColor(cv2.imread(str(base / "fg/GT05.jpg"), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    estimators = {
+        "foreground": lambda image, alpha: foreground(image, alpha),
+        "foreground scale 2": lambda image, alpha: foreground(image, alpha, scale=2),
+        "pymatting ml": lambda image, alpha: estimate_foreground_ml(image / 255.0, alpha.astype(np.float64)),
+    }
+    print("\n| size | " + " | ".join(f"{name} s / err" for name in estimators) + " |")
+    print("|---|" + "---|" * len(estimators))
+    for size in sizes:
+        image, _, alpha = load("GT05", size)
+        truth = cv2.resize(true_fg, size, interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+        cells = []
+        for estimate in estimators.values():
+            start = time.perf_counter()
+            fg = estimate(image, alpha)
+            seconds = time.perf_counter() - start
+            error = np.abs(alpha[..., None] * (fg - truth)).mean() * 1e3
+            cells.append(f"{seconds:.2f} / {error:.3f}")
+        print(f"| {size[0]}x{size[1]} | " + " | ".join(cells) + " |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="640x360,960x540,1920x1080")
     parser.add_argument("--images", default=",".join(IMAGES))
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--skip", default="", help="method@size pairs to leave out, e.g. repo@1920x1080")
+    parser.add_argument("--foreground", action="store_true", help="also time the foreground estimators")
     args = parser.parse_args()
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
     skip = set(filter(None, args.skip.split(",")))
@@ -104,6 +135,8 @@ def main() -> None:
                 cells.append(f"{seconds:.2f} / {mad_value:.2f} / {sad_value:.1f}")
             unknown = 100 * np.mean(trimap == 128)
             print(f"| {size[0]}x{size[1]} | {name} | {unknown:.1f} | " + " | ".join(cells) + " |", flush=True)
+    if args.foreground:
+        foreground_table(sizes)
 
 
 if __name__ == "__main__":

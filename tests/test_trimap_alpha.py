@@ -109,6 +109,12 @@ def test_foreground_recovers_colour_and_checks_shapes():
     assert fg.shape == image.shape
     seen = truth > 0.2
     assert np.abs(fg[seen] * 255 - FG_COLOUR).mean() < 8
+    half = foreground(image, truth, scale=2)
+    assert half.shape == image.shape and half.dtype == np.float32
+    assert np.abs(half[seen] * 255 - FG_COLOUR).mean() < 12
+    np.testing.assert_array_equal(half[truth >= 1], image[truth >= 1] / np.float32(255))
+    with pytest.raises(ValueError, match="scale must be"):
+        foreground(image, truth, scale=0)
     with pytest.raises(ValueError, match="alpha must be"):
         foreground(image, truth[:-1])
     with pytest.raises(ValueError, match="image must be uint8"):

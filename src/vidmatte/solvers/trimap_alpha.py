@@ -334,17 +334,30 @@ def solve_alpha(image: np.ndarray, trimap: np.ndarray, init: np.ndarray | None =
     return solve_alpha_info(image, trimap, init, prior, prior_weight, tol, max_iter, eps, levels)[0]
 
 
-def foreground(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+def foreground(image: np.ndarray, alpha: np.ndarray, scale: int = 1) -> np.ndarray:
     """Foreground colours by multi-level estimation: image uint8 [H,W,3] RGB, alpha float [H,W] 0..1 ->
     float32 [H,W,3] 0..1, equal to the image where alpha is 1.
 
-    The repo's estimate_foreground, not pymatting's estimate_foreground_ml: on GT05 (true foreground known) it was
-    as fast at 1080p (0.78 vs 0.70 s), twice as fast at 640x360 (0.14 vs 0.32 s) and slightly closer to the truth."""
+    scale > 1 estimates at 1/scale size and upsamples: foreground colour varies slowly, and on GT05 at 1080p
+    scale 2 took 0.31 s instead of 0.80 s for a composite error (alpha F vs truth) 6% higher; scale 4, 0.13 s
+    and 24% higher. The estimator is the repo's estimate_foreground, not pymatting's estimate_foreground_ml:
+    on GT05 (true foreground known) it was as fast at 1080p (0.80 vs 0.69 s), twice as fast at 640x360 and
+    slightly closer to the truth."""
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"image must be uint8 [H,W,3] RGB, got {_describe(image)}")
     if not isinstance(alpha, np.ndarray) or alpha.shape != image.shape[:2]:
         raise ValueError(f"alpha must be float [H,W] = {image.shape[:2]}, got {_describe(alpha)}")
-    fg = estimate_foreground(image, alpha)[0]
+    if not isinstance(scale, int) or scale < 1:
+        raise ValueError(f"scale must be an int >= 1, got {scale!r}")
+    h, w = alpha.shape
+    alpha = alpha.astype(np.float32)
+    if scale == 1 or min(h, w) // scale < 8:
+        fg = estimate_foreground(image, alpha)[0]
+    else:
+        size = (w // scale, h // scale)
+        small = estimate_foreground(cv2.resize(image, size, interpolation=cv2.INTER_AREA),
+                                    cv2.resize(alpha, size, interpolation=cv2.INTER_AREA))[0]
+        fg = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
     opaque = alpha >= 1
     fg[opaque] = image[opaque].astype(np.float32) / 255  # I = F exactly where alpha is 1
     return fg
