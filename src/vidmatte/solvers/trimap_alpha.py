@@ -277,28 +277,30 @@ def solve_alpha_info(image: np.ndarray, trimap: np.ndarray, init: np.ndarray | N
         lap = lap + scipy.sparse.diags(empty * 1e-3, format="csr")
         rhs = rhs + empty * 0.5e-3
         diag = np.where(empty, 1e-3, diag)
-    x0 = _start(init, image, trimap, flat, levels, tol, max_iter, eps)
+    x0 = _start(init, image, trimap, flat, levels, tol, max_iter, eps, prior, prior_weight)
     x, iterations, res = pcg(lap, rhs, x0, 1.0 / diag, tol, max_iter)
     alpha.ravel()[flat] = np.clip(x, 0, 1)
     return alpha, SolveInfo(int(flat.size), iterations, res, res <= tol)
 
 
 def _start(init: np.ndarray | None, image: np.ndarray, trimap: np.ndarray, flat: np.ndarray, levels: int,
-           tol: float, max_iter: int, eps: float) -> np.ndarray:
+           tol: float, max_iter: int, eps: float, prior: np.ndarray | None, prior_weight: float) -> np.ndarray:
     """CG's first iterate over the unknown pixels.
 
     CG with a diagonal preconditioner removes smooth, wide errors slowly, so with levels > 0 the same problem is
     first solved at half size (a quarter of the cost) and brought up: without init its answer is the start;
     with init (the carried alpha) only the change the half-size solve made to the shrunk init is added to the
-    init, which corrects the init's wide errors and keeps its fine detail. levels == 0: init as is, else 0.5."""
+    init, which corrects the init's wide errors and keeps its fine detail. The half-size problem carries the
+    prior too, so that it has the same minimiser, only coarser. levels == 0: init as is, else 0.5."""
     h, w = trimap.shape
     if levels <= 0 or min(h, w) < 64:
         return np.full(flat.size, 0.5) if init is None else np.clip(init.ravel()[flat], 0, 1).astype(np.float64)
     small_image, small_trimap = _half(image, trimap)
     size = small_trimap.shape[::-1]
-    small_init = None if init is None else cv2.resize(init.astype(np.float32), size, interpolation=cv2.INTER_AREA)
-    coarse, _ = solve_alpha_info(small_image, small_trimap, init=small_init, tol=tol, max_iter=max_iter, eps=eps,
-                                 levels=levels - 1)
+    small_init, small_prior = (None if a is None else cv2.resize(a.astype(np.float32), size,
+                                                                 interpolation=cv2.INTER_AREA) for a in (init, prior))
+    coarse, _ = solve_alpha_info(small_image, small_trimap, init=small_init, prior=small_prior,
+                                 prior_weight=prior_weight, tol=tol, max_iter=max_iter, eps=eps, levels=levels - 1)
     if init is None:
         return cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR).ravel()[flat].astype(np.float64)
     change = cv2.resize(coarse - small_init, (w, h), interpolation=cv2.INTER_LINEAR)
@@ -338,11 +340,12 @@ def foreground(image: np.ndarray, alpha: np.ndarray, scale: int = 1) -> np.ndarr
     """Foreground colours by multi-level estimation: image uint8 [H,W,3] RGB, alpha float [H,W] 0..1 ->
     float32 [H,W,3] 0..1, equal to the image where alpha is 1.
 
-    scale > 1 estimates at 1/scale size and upsamples: foreground colour varies slowly, and on GT05 at 1080p
-    scale 2 took 0.31 s instead of 0.80 s for a composite error (alpha F vs truth) 6% higher; scale 4, 0.13 s
-    and 24% higher. The estimator is the repo's estimate_foreground, not pymatting's estimate_foreground_ml:
-    on GT05 (true foreground known) it was as fast at 1080p (0.80 vs 0.69 s), twice as fast at 640x360 and
-    slightly closer to the truth."""
+    scale > 1 estimates at 1/scale size and upsamples: foreground colour varies slowly. On GT05 (the one image with
+    a true foreground; benchmarks/solver.py --foreground) at 1080p scale 2 took 0.31 s instead of 0.8-1.0 s for a
+    composite error (alpha F vs truth) 10% higher; at 640x360 it costs 35% more error, so keep 1 there.
+    The estimator is the repo's estimate_foreground rather than pymatting's estimate_foreground_ml: pymatting's
+    was slower at 640x360 and 960x540 (0.38 vs 0.13 s, 0.43 vs 0.26 s), faster at 1080p (0.71 vs 0.8-1.0 s) and
+    less accurate at every size (error 0.744 / 0.700 / 0.658 vs 0.673 / 0.644 / 0.620)."""
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"image must be uint8 [H,W,3] RGB, got {_describe(image)}")
     if not isinstance(alpha, np.ndarray) or alpha.shape != image.shape[:2]:
