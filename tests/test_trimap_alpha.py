@@ -139,3 +139,30 @@ def test_real_gt_close_to_pymatting_closed_form(shared_data):
     ours, theirs = np.abs(alpha - truth).mean(), np.abs(reference - truth).mean()
     assert ours < 0.006  # MAD 6e-3 on alphamatting.com GT01 at 400x248 (measured about 3e-3)
     assert ours < 1.5 * theirs
+
+
+def test_band_system_matches_the_full_laplacian():
+    """The stencil rows equal the repo's full-frame matting Laplacian restricted to the unknown pixels."""
+    from vidmatte.solvers.closed_form import matting_laplacian
+    from vidmatte.solvers.trimap_alpha import band_system
+
+    rng = np.random.default_rng(3)
+    image = rng.random((24, 30, 3))
+    trimap = np.zeros((24, 30), np.uint8)
+    trimap[:, 18:] = 255
+    trimap[4:20, 10:22] = 128
+    unknown, known_alpha = trimap == 128, (trimap == 255).astype(np.float64)
+    system = band_system(image, known_alpha, unknown)
+    active = cv2.dilate(unknown.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    full = matting_laplacian(image, active).tocsr()
+    u, k = np.flatnonzero(unknown), np.flatnonzero(~unknown)
+    lap_uu = system.to_csr()
+    np.testing.assert_allclose(lap_uu.toarray(), full[u][:, u].toarray(), atol=1e-9)
+    np.testing.assert_allclose(system.rhs, -(full[u][:, k] @ known_alpha.ravel()[k]), atol=1e-9)
+    np.testing.assert_allclose(lap_uu.toarray(), lap_uu.T.toarray(), atol=1e-9)
+
+
+def test_tiny_images_solve():
+    """Frames too small for any 3x3 window still give an answer (unknown pixels pinned to 0.5)."""
+    alpha = solve_alpha(np.zeros((5, 2, 3), np.uint8), np.full((5, 2), 128, np.uint8))
+    assert alpha.shape == (5, 2) and np.all(alpha == 0.5)
