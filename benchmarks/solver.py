@@ -21,6 +21,8 @@ estimate_foreground_ml, all from the true alpha; error is MAD x1e3 of alpha * F 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import time
 from pathlib import Path
 
@@ -63,7 +65,8 @@ def previous_frame(truth: np.ndarray) -> np.ndarray:
 def run_pymatting(image: np.ndarray, trimap: np.ndarray) -> np.ndarray:
     from pymatting import estimate_alpha_cf
 
-    return estimate_alpha_cf(image.astype(np.float64) / 255, trimap.astype(np.float64) / 255)
+    with contextlib.redirect_stdout(io.StringIO()):  # its ichol prints a warning (then retries with a shift)
+        return estimate_alpha_cf(image.astype(np.float64) / 255, trimap.astype(np.float64) / 255)
 
 
 METHODS = {

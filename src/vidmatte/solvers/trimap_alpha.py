@@ -7,8 +7,8 @@ rows, straight from the windows that touch an unknown pixel, into a compact [n_u
 [H*W, H*W] one), and solves it with preconditioned conjugate gradients, warm-started from the previous frame's
 alpha when there is one. The cost thus grows with the unknown band, not with the frame.
 
-Measured (benchmarks/solver.py, 1080p, comp1k boy, 14% unknown, 290k unknown pixels): ~1.4 s per frame, most of
-it CG, where the full-frame solvers took 11-18 s. What paid: building only the unknown rows (no H*W matrix, no
+Measured (benchmarks/solver.py, 1080p, comp1k boy, 14% unknown, 290k unknown pixels): ~1.2 s per frame, most of
+it CG, where the full-frame solvers took 11-19 s. What paid: building only the unknown rows (no H*W matrix, no
 slicing); CG compiled with numba (numpy's BLAS threads made dot products 1000x slower on a busy machine); the
 coarse-to-fine start (3-5x fewer fine iterations than starting from 0.5); applying L_UU as per-row 5x5 stencils on
 an image-shaped buffer instead of a CSR matrix (1.4x per product). What did not: pymatting's incomplete Cholesky
