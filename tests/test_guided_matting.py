@@ -88,11 +88,8 @@ def test_fusing_two_directions_takes_the_more_confident_and_marks_conflicts():
 
 def test_guided_matter_on_the_pipeline_mattes_a_non_person(tmp_path, clip):
     """Keyframes at both ends, alpha solved on every frame: close to the truth where RVM sees nothing at all."""
-    frames_dir = tmp_path / "in"
-    frames_dir.mkdir()
     short = clip[:13]
-    for i, (frame, _) in enumerate(short):
-        cv2.imwrite(str(frames_dir / f"{i:05d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    frames_dir = write_frames(tmp_path / "in", short, 13)
     keyframes = {0: key_trimap(short[0][1]), 12: key_trimap(short[12][1])}
     matter = GuidedMatter(keyframes, work=tmp_path / "work")
     result = convert(frames_dir, matter, ConvertOptions([parse_output("alpha", f"{tmp_path}/pha/")], progress=False))
@@ -124,14 +121,17 @@ def _cli(*args):
                           capture_output=True, text=True, timeout=600)
 
 
+def write_frames(folder, clip, count: int, pattern: str = "{:05d}.png"):
+    folder.mkdir()
+    for i, (frame, _) in enumerate(clip[:count]):
+        cv2.imwrite(str(folder / pattern.format(i)), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    return folder
+
+
 @pytest.fixture
 def frames_folder(tmp_path, clip):
-    folder = tmp_path / "in"
-    folder.mkdir()
-    for i, (frame, _) in enumerate(clip[:8]):
-        cv2.imwrite(str(folder / f"{i:05d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     cv2.imwrite(str(tmp_path / "key0.png"), key_trimap(clip[0][1]))
-    return folder
+    return write_frames(tmp_path / "in", clip, 8)
 
 
 def test_guided_cli_writes_alpha_trimaps_and_a_json_line(tmp_path, frames_folder, clip):
@@ -148,10 +148,7 @@ def test_guided_cli_writes_alpha_trimaps_and_a_json_line(tmp_path, frames_folder
 
 
 def test_guided_cli_reads_a_tcvom_workspace(tmp_path, clip):
-    workspace = tmp_path / "ws"
-    workspace.mkdir()
-    for i, (frame, alpha) in enumerate(clip[:6]):
-        cv2.imwrite(str(workspace / f"{i:05d}_rgb.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    workspace = write_frames(tmp_path / "ws", clip, 6, "{:05d}_rgb.png")
     cv2.imwrite(str(workspace / "00000_trimap.png"), key_trimap(clip[0][1]))
     proc = _cli(workspace, "--alpha", f"{tmp_path}/pha/")
     assert proc.returncode == 0, proc.stderr

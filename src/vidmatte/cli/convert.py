@@ -213,9 +213,8 @@ def run(args: argparse.Namespace) -> int:
     from ..io.probe import live_source
     from ..job import JobControl
     from ..matters import RecurrentMatter
-    from ..pipeline import Job, warn
+    from ..pipeline import Job
     from ..progress import ProgressBar
-    from .signals import signals_control
 
     options = build_options(args)
     check_model_options(args)
@@ -226,6 +225,14 @@ def run(args: argparse.Namespace) -> int:
     runner = open_runner(args.model, args.backend, threads=args.threads, device=args.device, cache=args.cache_dir)
     matter = RecurrentMatter(runner, ratio, seq_chunk=args.seq_chunk, warmup=args.warmup)
     live = live_source(args.input, args.input_format) is not None
+    return run_job(job, matter, control, bar, args, live)
+
+
+def run_job(job, matter, control, bar, args: argparse.Namespace, live: bool = False) -> int:
+    """Run a checked job under Ctrl-C/SIGTERM handling and report it as every mode's command does."""
+    from ..pipeline import warn
+    from .signals import signals_control
+
     try:
         with signals_control(control, live):
             result = job.run(matter)

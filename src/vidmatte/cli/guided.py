@@ -7,8 +7,6 @@ directions and alpha is solved from them. No trained weights are needed.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 
 from . import convert as convert_cli
 
@@ -63,7 +61,6 @@ def run(args: argparse.Namespace) -> int:
     from ..matters.guided import GuidedMatter
     from ..pipeline import Job, warn
     from ..progress import ProgressBar
-    from .signals import signals_control
 
     if live_source(args.input, args.input_format) is not None:
         raise UsageError("guided matting reads the clip three times (forward, backward, then writing); "
@@ -84,16 +81,4 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"no keyframe inside the frames to process ({job.span.first}..{job.span.stop}); "
                          f"keyframes at {', '.join(map(str, keyframes.indices()))}")
     matter = GuidedMatter({i: keyframes.at(i) for i in inside}, work=args.work)
-    try:
-        with signals_control(control, live=False):
-            result = job.run(matter)
-    finally:
-        bar.close()
-    if result.warning:
-        warn(result.warning)
-    if args.json:
-        print(json.dumps(result.to_json()))
-    elif not args.quiet:
-        print(f"vidmatte: {result.frames} frames in {result.seconds:.1f} s ({result.fps:.1f} fps) -> "
-              + ", ".join(result.outputs.values()), file=sys.stderr)
-    return 0
+    return convert_cli.run_job(job, matter, control, bar, args)
