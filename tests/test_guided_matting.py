@@ -117,7 +117,8 @@ def _cli(*args):
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, "-m", "vidmatte.cli.main", "guided", *map(str, args)],
+    # --prior none: these clips hold no person, and the tests must run offline (no RVM weights needed).
+    return subprocess.run([sys.executable, "-m", "vidmatte.cli.main", "guided", "--prior", "none", *map(str, args)],
                           capture_output=True, text=True, timeout=600)
 
 
@@ -176,3 +177,26 @@ def test_bad_guidance_is_one_line_exit_2_and_writes_nothing(tmp_path, frames_fol
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in proc.stderr and fragment in lines[0], proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+@pytest.mark.weights
+def test_the_rvm_prior_is_used_for_a_person_and_not_for_an_object(rvm_onnx_path, clip):
+    """--prior auto: RVM's alpha helps where RVM sees the keyframe's subject (a person) and hurts other objects."""
+    from media import person_frames
+
+    from vidmatte.backends import open_runner
+    from vidmatte.matters.base import Pass
+    from vidmatte.matters.recurrent import RecurrentMatter
+
+    rvm = RecurrentMatter(open_runner(str(rvm_onnx_path), threads=1), warmup=0)
+    person = person_frames(3, 192, 192)[0]
+    for _ in range(3):
+        rvm_alpha = rvm.step(person)[1]
+    person_trimap = key_trimap((rvm_alpha > 0.5).astype(np.float32))
+    decided = {}
+    for name, frame, trimap in [("person", person, person_trimap), ("object", clip[0][0], key_trimap(clip[0][1]))]:
+        matter = GuidedMatter({0: trimap}, prior=rvm, prior_mode="auto")
+        matter.begin_pass(Pass("propagate forward", 0, 1))
+        matter.matte([matter.prepare(frame, None, 0)])
+        decided[name] = matter.uses_prior
+    assert decided == {"person": True, "object": False}

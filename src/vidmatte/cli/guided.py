@@ -34,6 +34,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                        help="width of the unknown strip a mask's edge becomes (default: 10 at 1080p, scaled)")
     guide.add_argument("--propagator", choices=["auto", "flow"], default="auto",
                        help="how keyframes reach other frames: flow (keyframe-anchored optical flow; auto = flow)")
+    guide.add_argument("--prior", choices=["auto", "rvm", "none"], default="auto",
+                       help="RVM's alpha as a weak data term and a check on the propagated labels: auto uses it when "
+                            "RVM sees the first keyframe's subject (people; it hurts other objects), rvm always, none "
+                            "never (no weights needed)")
+    guide.add_argument("--model", default="rvm-mobilenetv3", help="the RVM weights of the prior (name or .onnx)")
+    guide.add_argument("--cache-dir", help="weights folder (default: $VIDMATTE_CACHE or ~/.cache/vidmatte)")
     guide.add_argument("--work", metavar="DIR",
                        help="keep the propagated trimaps of both directions here (default: a temporary folder)")
     convert_cli.add_output_arguments(p).add_argument(
@@ -80,5 +86,25 @@ def run(args: argparse.Namespace) -> int:
     if not inside:
         raise UsageError(f"no keyframe inside the frames to process ({job.span.first}..{job.span.stop}); "
                          f"keyframes at {', '.join(map(str, keyframes.indices()))}")
-    matter = GuidedMatter({i: keyframes.at(i) for i in inside}, work=args.work)
+    matter = GuidedMatter({i: keyframes.at(i) for i in inside}, work=args.work, prior=_prior(args),
+                          prior_mode=args.prior)
     return convert_cli.run_job(job, matter, control, bar, args)
+
+
+def _prior(args: argparse.Namespace):
+    """RVM for the prior, or None. With --prior auto and no weights to be had (offline), guided matting goes on
+    without it and says so; --prior rvm insists."""
+    if args.prior == "none":
+        return None
+    from ..backends import open_runner
+    from ..errors import ModelError
+    from ..matters.recurrent import RecurrentMatter
+    from ..pipeline import warn
+
+    try:
+        return RecurrentMatter(open_runner(args.model, cache=args.cache_dir), warmup=0)
+    except ModelError as exc:
+        if args.prior == "rvm":
+            raise
+        warn(f"no RVM prior ({exc}); matting from the keyframes alone")
+        return None

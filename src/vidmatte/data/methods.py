@@ -17,7 +17,7 @@ METHODS = {
     "rvm": "RVM MobileNetV3 (ONNX Runtime), no guidance, recurrent state warmed up on the first frames (the default)",
     "rvm-cold": "RVM MobileNetV3 as published: the recurrent state starts empty at frame 0 (--warmup 0)",
     "guided": "vidmatte guided: the benchmark's keyframe trimaps (tcvom/*_trimap.png) propagated both ways, alpha "
-              "solved (closed form); no weights",
+              "solved (closed form), RVM's alpha as a prior where RVM sees the keyframe's subject (--prior auto)",
     "guided-first": "vidmatte guided with the trimap of frame 0 only",
     "oracle": "closed-form matting (Levin et al.) with the TRUE trimap of every frame + multi-level foreground",
 }
@@ -81,7 +81,7 @@ def _rvm_matter(state: dict | None, warmup: int | None):
     return matter
 
 
-def _guided_matter(clip_dir: Path, first_only: bool):
+def _guided_matter(clip_dir: Path, first_only: bool, prior):
     """The keyframes a user of the benchmark's TCVOM layout would give: its ``NNNNN_trimap.png`` files."""
     import cv2
 
@@ -91,7 +91,7 @@ def _guided_matter(clip_dir: Path, first_only: bool):
     keyframes = {int(f.name.split("_")[0]): cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in files}
     if first_only:
         keyframes = {min(keyframes): keyframes[min(keyframes)]}
-    return GuidedMatter(keyframes)
+    return GuidedMatter(keyframes, prior=prior, prior_mode="auto")
 
 
 def run_method(method: str, clip_dir: Path, out_dir: Path, progress=None, state: dict | None = None) -> None:
@@ -107,7 +107,7 @@ def run_method(method: str, clip_dir: Path, out_dir: Path, progress=None, state:
     if method in ("rvm", "rvm-cold"):
         matter = _rvm_matter(state, 0 if method == "rvm-cold" else None)
     elif method in ("guided", "guided-first"):
-        matter = _guided_matter(clip_dir, first_only=method == "guided-first")
+        matter = _guided_matter(clip_dir, first_only=method == "guided-first", prior=_rvm_matter(state, 0))
     elif method == "oracle":
         matter, guidance = OracleMatter(), TrueTrimaps(clip_dir)
     else:

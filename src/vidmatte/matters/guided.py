@@ -18,9 +18,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..guidance.propagate import FlowPropagator, Propagated, fuse
+from ..guidance.propagate import BG, FG, UNKNOWN, FlowPropagator, Propagated, fuse
 from ..matte import DenseMatte
 from .base import Pass, Span, as_rgb_u8, writing_pass
+
+
+# How strongly RVM's alpha pulls the unknown band where the subject is a person (see _solve_frame); measured on the
+# guided benchmarks' person clip (docs/EVALUATION.md).
+PRIOR_WEIGHT = 0.1
 
 
 class GuidedMatter:
@@ -29,10 +34,16 @@ class GuidedMatter:
     seq_chunk = 1
 
     def __init__(self, keyframes: dict[int, np.ndarray], work: str | Path | None = None, solver=None,
-                 propagator_factory=FlowPropagator):
+                 propagator_factory=FlowPropagator, prior=None, prior_mode: str = "auto",
+                 prior_weight: float = PRIOR_WEIGHT):
+        """prior: a ``RecurrentMatter`` (RVM) whose alpha is a weak data term where the subject is a person;
+        prior_mode: "auto" (used when RVM sees the first keyframe's subject), "rvm" (always) or "none"."""
         if not keyframes:
             raise ValueError("guided matting needs at least one keyframe")
+        if prior_mode not in ("auto", "rvm", "none"):
+            raise ValueError(f"prior must be auto, rvm or none, not {prior_mode!r}")
         self.keyframes = dict(sorted(keyframes.items()))
+        self.prior, self.prior_mode, self.prior_weight = prior, prior_mode, prior_weight
         self._work_arg = work
         self._solve = solver or _band_solve
         self._new_propagator = propagator_factory
@@ -52,6 +63,7 @@ class GuidedMatter:
         self._pass: Pass | None = None
         self._propagator = None
         self._previous_alpha: np.ndarray | None = None
+        self.uses_prior = self.prior is not None and self.prior_mode == "rvm"
 
     def passes(self, span: Span) -> list[Pass]:
         if not span.seekable:
@@ -63,6 +75,8 @@ class GuidedMatter:
         self._pass, self._propagator, self._previous_alpha = p, None, None
         if not p.writes:
             (self.work / self._direction(p)).mkdir(exist_ok=True)
+        elif self.uses_prior:
+            self.prior.reset()  # RVM's recurrent state follows the writing pass, frame by frame
 
     def prepare(self, frame: np.ndarray, guidance: object | None = None, index: int | None = None) -> tuple:
         frame = as_rgb_u8(frame)
@@ -82,6 +96,8 @@ class GuidedMatter:
         if index in self.keyframes:
             self._propagator = self._new_propagator()
             result = self._propagator.start(frame, self._check_keyframe(index, frame))
+            if index == min(self.keyframes) and not self._pass.reverse:
+                self._decide_prior(frame, result.trimap)
         elif self._propagator is not None:
             result = self._propagator.step(frame)
         else:
@@ -118,13 +134,53 @@ class GuidedMatter:
         confidence = cv2.imread(str(folder / f"{index:05d}_confidence.png"), cv2.IMREAD_GRAYSCALE)
         return Propagated(trimap, confidence.astype(np.float32) / 255, 0)
 
+    def _decide_prior(self, frame: np.ndarray, trimap: np.ndarray) -> None:
+        """auto: RVM's alpha is a prior only if RVM itself sees the keyframe's subject (a person): it covers most of
+        the marked foreground and little of the background around it. The prior that helps people hurts objects."""
+        if self.prior is None or self.prior_mode != "auto":
+            return
+        self.prior.reset()
+        for _ in range(3):  # a still frame, repeated: RVM settles within a few steps
+            rvm = self.prior.step(frame)[1]
+        covered = float((rvm[trimap == FG] > 0.5).mean()) if (trimap == FG).any() else 0.0
+        ring = _near(trimap != BG, 0.05) & (trimap == BG)
+        spill = float((rvm[ring] > 0.5).mean()) if ring.any() else 1.0
+        self.uses_prior = covered > 0.8 and spill < 0.2
+
     def _solve_frame(self, frame: np.ndarray, trimap: np.ndarray) -> DenseMatte:
+        if self.uses_prior:
+            rvm = self.prior.step(frame)[1]
+            trimap = _open_where_rvm_disagrees(trimap, rvm)
+            alpha, foreground = self._solve(frame, trimap, self._previous_alpha, rvm, self.prior_weight)
+            self._previous_alpha = alpha
+            return DenseMatte(np.ascontiguousarray(foreground.transpose(2, 0, 1), np.float32), alpha, trimap)
         alpha, foreground = self._solve(frame, trimap, self._previous_alpha)
         self._previous_alpha = alpha
         return DenseMatte(np.ascontiguousarray(foreground.transpose(2, 0, 1), np.float32), alpha, trimap)
 
 
-def _band_solve(frame: np.ndarray, trimap: np.ndarray, previous: np.ndarray | None):
+def _near(mask: np.ndarray, fraction: float) -> np.ndarray:
+    """``mask`` grown by ``fraction`` of the frame's longer side."""
+    reach = max(1, round(fraction * max(mask.shape)))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
+    return cv2.dilate(mask.astype(np.uint8), kernel).astype(bool)
+
+
+def _open_where_rvm_disagrees(trimap: np.ndarray, rvm: np.ndarray) -> np.ndarray:
+    """Definite labels that RVM contradicts near the subject become unknown, for the solver (with RVM's alpha as
+    its prior) to decide: parts the keyframe never saw, or a limb the propagation lost. Far from the subject RVM's
+    other people are left out: that is what the keyframe chose."""
+    near = _near(trimap != BG, 0.03)
+    contradicted = ((trimap == BG) & (rvm > 0.5) & near) | ((trimap == FG) & (rvm < 0.5))
+    if not contradicted.any():
+        return trimap
+    opened = trimap.copy()
+    opened[contradicted] = UNKNOWN
+    return opened
+
+
+def _band_solve(frame: np.ndarray, trimap: np.ndarray, previous: np.ndarray | None, prior=None,
+                prior_weight: float = 0.0):
     """Closed-form alpha over the unknown band only (``solvers.trimap_alpha``), multi-level foreground.
 
     Cold start on purpose: the previous frame's alpha helps only where nothing moved (measured: no faster with a
@@ -133,7 +189,7 @@ def _band_solve(frame: np.ndarray, trimap: np.ndarray, previous: np.ndarray | No
     """
     from ..solvers.trimap_alpha import foreground, solve_alpha
 
-    alpha = solve_alpha(frame, trimap)
+    alpha = solve_alpha(frame, trimap, prior=prior, prior_weight=prior_weight if prior is not None else 0.0)
     return alpha, foreground(frame, alpha, scale=2 if frame.shape[0] * frame.shape[1] > 2560 * 1440 else 1)
 
 
