@@ -153,10 +153,6 @@ def controlled(control: JobControl | None, progress: bool):
         bar.close()
 
 
-def _check_outputs(source: Path, options: ConvertOptions, frames: int | None) -> None:
-    check_outputs(options.outputs, source, options.overwrite, frames, options.overwrite_hint)
-
-
 class Job:
     """One run of ``convert``. Created first, it checks everything about the input and the outputs (so a caller can
     report a typo before loading a model); ``run(matter)`` then runs the matter's passes and commits or removes."""
@@ -174,7 +170,7 @@ class Job:
         if expected == 0 and options.start_frame:
             raise InputError(f"--start-frame {options.start_frame} is past the end of the input "
                              f"({self.source.expected_frames()} frames)")
-        _check_outputs(Path(source), options, expected)
+        check_outputs(options.outputs, Path(source), options.overwrite, expected, options.overwrite_hint)
         self.width, self.height = options.input_resize or (info.width, info.height)
         self.large_frames = self.width * self.height > LARGE_FRAME_PIXELS
         if self.large_frames:
@@ -277,7 +273,6 @@ class _PassRun:
         self.job, self.p, self.clock, self.outputs = job, p, clock, outputs
         self.matter, self.control = job.matter, job.control
         self.stop = threading.Event()  # this pass is over (error, cancel): every stage leaves at once
-        self.live = not job.source.seekable
         # A chunk of seq_chunk frames is gathered before the network runs: one more slot than that keeps the decoder
         # busy meanwhile (fewer would deadlock).
         slots = max(slots_for(job.width, job.height), job.matter.seq_chunk + 1)

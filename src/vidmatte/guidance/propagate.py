@@ -63,6 +63,10 @@ class FlowPropagator:
         self.transform = np.eye(3)  # keyframe work coordinates -> current frame work coordinates
         self.previous = self.key_grey
         self.previous_fg = self._small(trimap) == FG
+        # Per-keyframe constants, made once rather than on every frame.
+        self.key_subject = (self._small(trimap) != BG).astype(np.float32)
+        h, w = self.key_grey.shape
+        self.grid_y, self.grid_x = np.mgrid[0:h, 0:w].astype(np.float32)
         self.distance = 0
         return Propagated(trimap.copy(), np.ones((h, w), np.float32), 0)
 
@@ -88,8 +92,7 @@ class FlowPropagator:
         pixels: flow consistent both ways. Falls back to the median motion, then to no motion."""
         forward = self._flow.calc(before, after, None)
         backward = self._flow.calc(after, before, None)
-        h, w = before.shape
-        ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+        ys, xs = self.grid_y, self.grid_x
         # Where each pixel lands, and whether the backward flow brings it home (within a pixel).
         land_x, land_y = xs + forward[..., 0], ys + forward[..., 1]
         back = cv2.remap(backward, land_x, land_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
@@ -116,7 +119,7 @@ class FlowPropagator:
                                     borderMode=cv2.BORDER_REPLICATE)
         residual = self._flow.calc(grey, warped_key, None)  # current -> warped keyframe: the non-rigid part
         residual = self._smooth_on_subject(residual, warped_key.shape)
-        ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+        ys, xs = self.grid_y, self.grid_x
         inverse = np.linalg.inv(self.transform)
         px, py = xs + residual[..., 0], ys + residual[..., 1]
         kx = inverse[0, 0] * px + inverse[0, 1] * py + inverse[0, 2]
@@ -131,9 +134,8 @@ class FlowPropagator:
     def _smooth_on_subject(self, flow: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
         """A smooth residual field: flow averaged over the subject (normalised convolution), so background motion
         seen through semi-transparent pixels does not drag the labels along."""
-        key_subject = (self._small(self.key_trimap) != BG).astype(np.float32)
         h, w = shape
-        weight = cv2.warpAffine(key_subject, self.transform[:2], (w, h), flags=cv2.INTER_LINEAR)
+        weight = cv2.warpAffine(self.key_subject, self.transform[:2], (w, h), flags=cv2.INTER_LINEAR)
         ys, xs = np.nonzero(weight > 0.5)
         if len(ys) < 10:
             return np.zeros_like(flow)

@@ -271,6 +271,13 @@ class VideoFileSource(FrameSource):
         return segments
 
     def _backward(self, start: int, stop: int | None, threads: int | None) -> Iterator[Frame]:
+        if stop is not None and stop <= self.segment_frames() and self._index is None:
+            # A short range at the start (RVM's warm-up reads frames 8..1) is one segment decoded from frame 0:
+            # no need to demux the whole file for an index first, which costs a full read of a long video.
+            chunk = list(decode_video(self.info, start, stop, threads))
+            while chunk:
+                yield chunk.pop()
+            return
         index = self.pts_index()
         if index is None:
             yield from self._backward_by_counting(start, stop, threads)

@@ -148,13 +148,11 @@ class GuidedMatter:
         self.uses_prior = covered > 0.8 and spill < 0.2
 
     def _solve_frame(self, frame: np.ndarray, trimap: np.ndarray) -> DenseMatte:
+        prior = None
         if self.uses_prior:
-            rvm = self.prior.step(frame)[1]
-            trimap = _open_where_rvm_disagrees(trimap, rvm)
-            alpha, foreground = self._solve(frame, trimap, self._previous_alpha, rvm, self.prior_weight)
-            self._previous_alpha = alpha
-            return DenseMatte(np.ascontiguousarray(foreground.transpose(2, 0, 1), np.float32), alpha, trimap)
-        alpha, foreground = self._solve(frame, trimap, self._previous_alpha)
+            prior = self.prior.step(frame)[1]
+            trimap = _open_where_rvm_disagrees(trimap, prior)
+        alpha, foreground = self._solve(frame, trimap, self._previous_alpha, prior, self.prior_weight)
         self._previous_alpha = alpha
         return DenseMatte(np.ascontiguousarray(foreground.transpose(2, 0, 1), np.float32), alpha, trimap)
 
