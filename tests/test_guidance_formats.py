@@ -183,11 +183,19 @@ def test_same_picture_at_another_scale_is_resized_with_a_warning(tmp_path):
     assert len(warnings) == 1 and "32x24: resized to the frames' 64x48" in warnings[0]
 
 
-def test_one_pixel_narrower_mask_is_resized(tmp_path):
-    mask = np.zeros((100, 199), np.uint8)  # as Cutie's 853-px judo mask for 854-px frames: within 1% of the aspect
+def test_codec_padding_is_padded_with_background_or_cropped(tmp_path):
+    mask = np.zeros((100, 199), np.uint8)  # as Cutie's 853-px judo mask for 854-px frames
     mask[20:80, 50:150] = 255
+    mask[40:60, 190:] = 255  # touches the right edge: the padded column must still be background
     trimap, warnings = read_guidance(save(tmp_path / "m.png", mask), (200, 100), band=4)
-    assert trimap.shape == (100, 200) and "199x100: resized" in warnings[0]
+    assert trimap.shape == (100, 200) and "199x100: padded with background at the right" in warnings[0]
+    assert (trimap[:, 199] != 255).all() and (trimap[45:55, 60:140] == 255).all()
+    tall = np.zeros((1088, 32), np.uint8)  # a 1088-row mask for 1080-row frames (the other way round)
+    tall[:1080, 8:24] = 255
+    tall[1080:] = 255  # what is cropped away must not matter
+    trimap, warnings = read_guidance(save(tmp_path / "t.png", tall), (32, 1080), band=4)
+    assert trimap.shape == (1080, 32) and "cropped at the bottom" in warnings[0]
+    assert (trimap[500, 12:20] == 255).all() and (trimap[500, :2] == 0).all()
     refused("is 63x48 but the frames are 64x48", read_guidance, save(tmp_path / "n.png", mask[:48, :63]), SIZE)
 
 
@@ -243,7 +251,7 @@ def test_real_trimaps_and_masks(shared_data):
     assert (lemur == 128).sum() == 38666  # exactly its 102-grey pixels
     judo = shared_data / "video_people" / "cutie_examples" / "masks" / "judo"
     trimap, warnings = read_guidance(judo / "00005.png", (854, 480), object_id=2)  # 853 px wide
-    assert trimap.shape == (480, 854) and "853x480: resized" in warnings[0]
+    assert trimap.shape == (480, 854) and "853x480: padded with background at the right" in warnings[0]
     assert set(np.unique(trimap)) == {0, 128, 255}
     refused("has no object 1 (objects present: 2)", read_guidance, judo / "00005.png", (854, 480), object_id=1)
 
@@ -271,6 +279,25 @@ def test_keyframes_from_specs_and_a_folder(tmp_path):
     check_mask_trimap(keyframes.at(3), 4)
     assert keyframes.at(1) is None
     assert not keyframes.at(0).flags.writeable
+
+
+def test_cutie_folder_keyframes_are_those_holding_the_object(tmp_path):
+    """Cutie's masks add a new object id at a later frame and omit the earlier ones: in a folder, a mask without
+    the object asked for is not a keyframe for it (a warning says so); a file named for it must hold it."""
+    folder = tmp_path / "masks"
+    folder.mkdir()
+    palette = [0, 0, 0, 128, 0, 0, 0, 128, 0]
+    first, later = np.zeros((H, W), np.uint8), np.zeros((H, W), np.uint8)
+    first[10:38, 14:50] = 1
+    later[4:20, 4:20] = 2
+    save(folder / "00000.png", first, "P", palette)
+    save(folder / "00005.png", later, "P", palette)
+    keyframes, warnings = load_keyframes([], folder, 20, SIZE, object_id=2, band=2)
+    assert keyframes.indices() == [5] and (keyframes.at(5)[8:16, 8:16] == 255).all()
+    assert "object 2 is not in the masks of frame 0" in warnings[-1]
+    assert load_keyframes([], folder, 20, SIZE, object_id=1, band=2)[0].indices() == [0]
+    refused("no keyframe mask in", load_keyframes, [], folder, 20, SIZE, object_id=3)
+    refused("has no object 2", load_keyframes, [f"7:{folder / '00000.png'}"], None, 20, SIZE, object_id=2)
 
 
 def test_keyframe_refusals(tmp_path):

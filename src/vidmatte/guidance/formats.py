@@ -24,9 +24,12 @@ the frame's size. The rules, and why:
   size.
 - **kind="auto".** A non-grey palette or colour image is a mask; a grey image with at most two levels is a mask
   (0 vs non-zero); a grey image with levels between 25 and 230 is a trimap; with an ``object_id`` it is a mask.
-- **Size.** The guidance must have the frame's size; if only the scale differs (aspect ratios within 1%, e.g.
-  Cutie's 853-px-wide judo mask for 854-px frames) it is resized with nearest-neighbour (ids and levels survive)
-  and a warning says so; anything else is refused.
+- **Size.** The guidance must have the frame's size; if only the scale differs (aspect ratios within 1%) it is
+  resized with nearest-neighbour (ids and levels survive) and a warning says so. A guidance image up to 15 rows or
+  columns short of (or beyond) the frames (under 1%), with the other side equal, is codec padding (H.264 stores 1080p as 1088
+  rows when the encoder sets no cropping: MatAnyone's kitten clip and its 1920x1080 mask; Cutie's 853-px-wide judo
+  mask for 854-px frames): it is padded with background (or cropped) at the bottom or right, with a warning.
+  Anything else is refused.
 """
 
 from __future__ import annotations
@@ -45,7 +48,15 @@ MASK_SOFT_THRESHOLD = 128  # a soft grey mask's object: grey >= this
 BAND_AT_1080P = 10  # default unknown band of a mask (pixels, whole width) at a 1080-pixel short side
 MIN_BAND = 2
 ASPECT_TOLERANCE = 0.01  # relative aspect-ratio difference still resized rather than refused
+CODEC_PADDING = 16  # fewer rows or columns than this differing: codec padding, not another picture
 KINDS = ("auto", "trimap", "mask")
+
+
+
+class MissingObject(GuidanceError):
+    """A multi-object mask without the object asked for. In a keyframe folder that is Cutie's convention (a later
+    mask adds new objects and says nothing of earlier ones), so the loader skips such a mask there."""
+
 
 # How an image was stored, which decides what its values mean.
 GREY, PALETTE, COLOUR = "grey", "palette", "colour"
@@ -130,17 +141,35 @@ def _grey_or_colour(rgb: np.ndarray) -> tuple[str, np.ndarray]:
 
 
 def fit_size(values: np.ndarray, frame_size: tuple[int, int], path: Path) -> tuple[np.ndarray, list[str]]:
-    """``values`` at ``frame_size`` (width, height): unchanged, resized nearest-neighbour when only the scale
-    differs (aspect within 1%, with a warning), else ``GuidanceError``."""
+    """``values`` at ``frame_size`` (width, height): unchanged; padded with background or cropped at the bottom or
+    right when one side differs by codec padding; resized nearest-neighbour when only the scale differs (aspect
+    within 1%); each with a warning. Anything else is a ``GuidanceError``."""
     width, height = frame_size
     h, w = values.shape[:2]
     if (w, h) == (width, height):
         return values, []
+    if (w == width and _codec_padding(h, height)) or (h == height and _codec_padding(w, width)):
+        return _padded_or_cropped(values, width, height), [
+            f"guidance {path} is {w}x{h}: {'padded with background' if w * h < width * height else 'cropped'} at "
+            f"the {'bottom' if w == width else 'right'} to the frames' {width}x{height} (codec padding)"]
     if abs(w * height - width * h) > ASPECT_TOLERANCE * width * h:
         raise GuidanceError(f"guidance {path} is {w}x{h} but the frames are {width}x{height} "
                             "(not the same picture at another scale)")
     resized = cv2.resize(values, (width, height), interpolation=cv2.INTER_NEAREST)
     return resized, [f"guidance {path} is {w}x{h}: resized to the frames' {width}x{height} (nearest neighbour)"]
+
+
+def _codec_padding(side: int, frame_side: int) -> bool:
+    """Could ``side`` and ``frame_side`` differ only by a codec's padding (a few rows, under 1% of the side)?"""
+    return abs(side - frame_side) < CODEC_PADDING and abs(side - frame_side) <= 0.01 * frame_side
+
+
+def _padded_or_cropped(values: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The top-left ``height`` x ``width`` of ``values``, zeros (background, in every format) where it is short."""
+    fitted = np.zeros((height, width) + values.shape[2:], values.dtype)
+    h, w = min(height, values.shape[0]), min(width, values.shape[1])
+    fitted[:h, :w] = values[:h, :w]
+    return fitted
 
 
 def resolve_kind(storage: str, values: np.ndarray, kind: str, object_id: int | None, path: Path) -> str:
@@ -186,7 +215,7 @@ def _labelled_object(labels: np.ndarray, object_id: int | None, path: Path, what
     ids = [int(i) for i in np.unique(labels) if i != 0]
     if object_id is not None:
         if object_id not in ids:
-            raise GuidanceError(f"mask {path} has no object {object_id} (objects present: {_id_list(ids)})")
+            raise MissingObject(f"mask {path} has no object {object_id} (objects present: {_id_list(ids)})")
         return labels == object_id
     if len(ids) > 1:
         raise GuidanceError(f"mask {path} holds {len(ids)} objects ({what} {_id_list(ids)}): "

@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import GuidanceError, InputError
 from ..io.probe import list_images
 from ..io.source import FileGuidance
-from .formats import read_guidance
+from .formats import MissingObject, read_guidance
 
 TCVOM_FRAME = re.compile(r"(\d+)_rgb\.png", re.IGNORECASE)
 TCVOM_TRIMAP = re.compile(r"(\d+)_trimap\.png", re.IGNORECASE)
@@ -134,14 +134,27 @@ def load_keyframes(specs: Iterable[str], folder: str | os.PathLike | None, frame
     ``frame_count`` is the clip's length (None: unknown, not checked). ``kind``, ``object_id`` and ``band`` apply
     to every keyframe (see ``formats.read_guidance``). Returns (keyframes, warnings); ``GuidanceError`` otherwise.
     """
+    specs = list(specs)
     files, warnings = collect_keyframes(specs, folder)
     if frame_count is not None:
         outside = [i for i in sorted(files) if i >= frame_count]
         if outside:
             raise GuidanceError(f"keyframe {outside[0]} ({files[outside[0]]}) is outside the clip: it has "
                                 f"{frame_count} frames (0..{frame_count - 1})")
-    trimaps = {}
+    named = {parse_spec(spec)[0] for spec in specs}
+    trimaps, skipped = {}, []
     for index, path in sorted(files.items()):
-        trimaps[index], more = read_guidance(path, frame_size, kind, object_id, band)
+        try:
+            trimaps[index], more = read_guidance(path, frame_size, kind, object_id, band)
+        except MissingObject:
+            if index in named:  # a file the user named for this object must hold it
+                raise
+            skipped.append(index)  # Cutie/DAVIS folders: later masks add objects and omit earlier ones
+            continue
         warnings += more
-    return Keyframes(trimaps, {i: str(p) for i, p in files.items()}), warnings
+    if not trimaps:
+        raise GuidanceError(f"no keyframe mask in {folder} holds object {object_id}")
+    if skipped:
+        warnings.append(f"object {object_id} is not in the masks of frame {', '.join(map(str, skipped))}: "
+                        "those frames are not keyframes for it")
+    return Keyframes(trimaps, {i: str(files[i]) for i in trimaps}), warnings
