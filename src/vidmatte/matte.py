@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from .compose import alpha_to_u8, composite, planes_to_rgb_u8
@@ -99,6 +100,47 @@ class DenseMatte(Matte):
         if self.fgr.dtype == np.uint8:
             return self.fgr.astype(np.float32) / 255
         return self.fgr.transpose(1, 2, 0)
+
+    def alpha(self) -> np.ndarray:
+        return self.pha
+
+
+class SolvedMatte(Matte):
+    """An alpha solved from guidance, with the foreground colours estimated only if an output needs them.
+
+    The estimate (``estimate(frame, alpha) -> float32 [H,W,3]``) is as costly as the solve itself at 1080p; made
+    here, it runs on the writer's thread while the caller's thread solves the next frame, and not at all for
+    alpha-only or trimap-only outputs.
+    """
+
+    def __init__(self, frame: np.ndarray, pha: np.ndarray, estimate, trimap: np.ndarray | None = None):
+        self.frame, self.pha, self.trimap, self._estimate = frame, pha, trimap, estimate
+        self.shape = pha.shape
+        self._fgr: np.ndarray | None = None
+
+    def trim(self, foreground: bool) -> "SolvedMatte":
+        if not foreground:
+            self.frame = None  # nothing will ask for colours: let the frame go
+        return self
+
+    def pictures(self, background=None, foreground=False, alpha=False) -> Pictures:
+        check_background(background, *self.shape)
+        fgr_u8 = comp = None
+        if background is not None or foreground:
+            fgr_u8 = cv2.convertScaleAbs(self.foreground(), alpha=255.0)  # rounds as DenseMatte's does
+        if background is not None:
+            if background.shape[:2] != self.shape:  # a colour pixel from an API caller
+                background = np.broadcast_to(background, (*self.shape, 3)).copy()
+            comp = composite(fgr_u8, self.pha, background)
+        return Pictures(comp, fgr_u8 if foreground else None, self.pha if alpha else None,
+                        alpha_to_u8(self.pha) if alpha else None, self.trimap)
+
+    def foreground(self) -> np.ndarray:
+        if self._fgr is None:
+            if self.frame is None:
+                raise ValueError("this matte was trimmed to alpha only; it has no foreground to composite")
+            self._fgr = self._estimate(self.frame, self.pha)
+        return self._fgr
 
     def alpha(self) -> np.ndarray:
         return self.pha

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from ..guidance.propagate import BG, FG, UNKNOWN, FlowPropagator, Propagated, fuse
-from ..matte import DenseMatte
+from ..matte import SolvedMatte
 from .base import Pass, Span, as_rgb_u8, writing_pass
 
 
@@ -84,7 +84,7 @@ class GuidedMatter:
             return index, frame, self._fused_trimap(index, frame.shape[:2])
         return index, frame, None
 
-    def matte(self, prepared: list) -> list[DenseMatte | None]:
+    def matte(self, prepared: list) -> list[SolvedMatte | None]:
         if self._pass is not None and not self._pass.writes:
             for index, frame, _ in prepared:
                 self._propagate(index, frame)
@@ -147,21 +147,29 @@ class GuidedMatter:
         spill = float((rvm[ring] > 0.5).mean()) if ring.any() else 1.0
         self.uses_prior = covered > 0.8 and spill < 0.2
 
-    def _solve_frame(self, frame: np.ndarray, trimap: np.ndarray) -> DenseMatte:
+    def _solve_frame(self, frame: np.ndarray, trimap: np.ndarray) -> SolvedMatte:
         prior = None
         if self.uses_prior:
             prior = self.prior.step(frame)[1]
             trimap = _open_where_rvm_disagrees(trimap, prior)
-        alpha, foreground = self._solve(frame, trimap, self._previous_alpha, prior, self.prior_weight)
+        alpha = self._solve(frame, trimap, self._previous_alpha, prior, self.prior_weight)
         self._previous_alpha = alpha
-        return DenseMatte(np.ascontiguousarray(foreground.transpose(2, 0, 1), np.float32), alpha, trimap)
+        return SolvedMatte(frame, alpha, _estimate_foreground, trimap)
 
 
 def _near(mask: np.ndarray, fraction: float) -> np.ndarray:
     """``mask`` grown by ``fraction`` of the frame's longer side."""
-    reach = max(1, round(fraction * max(mask.shape)))
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
-    return cv2.dilate(mask.astype(np.uint8), kernel).astype(bool)
+    # On a grid 4x coarser (a cell counts if any of its pixels does) and by distance transform: at 1080p the reach
+    # is ~60 px, and a 121x121 elliptic dilation at full size took a third of a second per frame. "Near" is
+    # approximate by nature: this agrees with the full-size dilation to within a cell (4 px) at the edge.
+    h, w = mask.shape
+    cell = 4 if min(h, w) >= 64 else 1
+    small = cv2.resize(mask.astype(np.uint8) * 255, ((w + cell - 1) // cell, (h + cell - 1) // cell),
+                       interpolation=cv2.INTER_AREA) > 0 if cell > 1 else mask
+    reach = max(1, round(fraction * max(h, w))) / cell + (1 if cell > 1 else 0)  # a cell centre is <= 1 cell off
+    distance = cv2.distanceTransform(np.where(small, 0, 255).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    near = (distance <= reach).astype(np.uint8)
+    return cv2.resize(near, (w, h), interpolation=cv2.INTER_NEAREST).astype(bool) if cell > 1 else near.astype(bool)
 
 
 def _open_where_rvm_disagrees(trimap: np.ndarray, rvm: np.ndarray) -> np.ndarray:
@@ -178,17 +186,23 @@ def _open_where_rvm_disagrees(trimap: np.ndarray, rvm: np.ndarray) -> np.ndarray
 
 
 def _band_solve(frame: np.ndarray, trimap: np.ndarray, previous: np.ndarray | None, prior=None,
-                prior_weight: float = 0.0):
-    """Closed-form alpha over the unknown band only (``solvers.trimap_alpha``), multi-level foreground.
+                prior_weight: float = 0.0) -> np.ndarray:
+    """Closed-form alpha over the unknown band only (``solvers.trimap_alpha``): float32 [H,W] 0..1.
 
     Cold start on purpose: the previous frame's alpha helps only where nothing moved (measured: no faster with a
-    1-2 px shift), and it would need carrying along the motion first. Above 1440p the foreground is estimated at
-    half size (+10% error, 3x faster; benchmarks/solver.py). Returns (alpha float32 [H,W], fgr float32 [H,W,3]).
+    1-2 px shift), and it would need carrying along the motion first.
     """
-    from ..solvers.trimap_alpha import foreground, solve_alpha
+    from ..solvers.trimap_alpha import solve_alpha
 
-    alpha = solve_alpha(frame, trimap, prior=prior, prior_weight=prior_weight if prior is not None else 0.0)
-    return alpha, foreground(frame, alpha, scale=2 if frame.shape[0] * frame.shape[1] > 2560 * 1440 else 1)
+    return solve_alpha(frame, trimap, prior=prior, prior_weight=prior_weight if prior is not None else 0.0)
+
+
+def _estimate_foreground(frame: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Multi-level foreground colours (float32 [H,W,3]), on the subject's box; above 1440p at half size (+10%
+    error, 3x faster; benchmarks/solver.py)."""
+    from ..solvers.trimap_alpha import foreground
+
+    return foreground(frame, alpha, scale=2 if frame.shape[0] * frame.shape[1] > 2560 * 1440 else 1)
 
 
 def _write_png(path: Path, image: np.ndarray) -> None:

@@ -356,15 +356,37 @@ def foreground(image: np.ndarray, alpha: np.ndarray, scale: int = 1) -> np.ndarr
         raise ValueError(f"alpha must be float [H,W] = {image.shape[:2]}, got {_describe(alpha)}")
     if not isinstance(scale, int) or scale < 1:
         raise ValueError(f"scale must be an int >= 1, got {scale!r}")
-    h, w = alpha.shape
     alpha = alpha.astype(np.float32)
-    if scale == 1 or min(h, w) // scale < 8:
-        fg = estimate_foreground(image, alpha)[0]
-    else:
-        size = (w // scale, h // scale)
-        small = estimate_foreground(cv2.resize(image, size, interpolation=cv2.INTER_AREA),
-                                    cv2.resize(alpha, size, interpolation=cv2.INTER_AREA))[0]
-        fg = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    fg = image.astype(np.float32) / 255  # where alpha is 0 any colour composites the same: the image's
+    box = _subject_box(alpha)
+    if box is not None:
+        fg[box] = _estimate(image[box], alpha[box], scale)
     opaque = alpha >= 1
     fg[opaque] = image[opaque].astype(np.float32) / 255  # I = F exactly where alpha is 1
     return fg
+
+
+# The foreground is estimated on the subject's bounding box grown by this margin: a band pixel's colour comes from
+# its surroundings, not from the far background. Measured on GT05 (true F) set in the middle of a frame twice its
+# size: alpha*F error 0.894 with the crop vs 0.936 over the whole frame (margins 8 to 128: 0.897-0.914), 3.6x faster.
+FOREGROUND_MARGIN = 32
+
+
+def _subject_box(alpha: np.ndarray) -> tuple[slice, slice] | None:
+    """The rows and columns where alpha > 0, grown by FOREGROUND_MARGIN (None when alpha is 0 everywhere)."""
+    rows, cols = np.flatnonzero(alpha.any(axis=1)), np.flatnonzero(alpha.any(axis=0))
+    if rows.size == 0:
+        return None
+    h, w = alpha.shape
+    return (slice(max(rows[0] - FOREGROUND_MARGIN, 0), min(rows[-1] + 1 + FOREGROUND_MARGIN, h)),
+            slice(max(cols[0] - FOREGROUND_MARGIN, 0), min(cols[-1] + 1 + FOREGROUND_MARGIN, w)))
+
+
+def _estimate(image: np.ndarray, alpha: np.ndarray, scale: int) -> np.ndarray:
+    h, w = alpha.shape
+    if scale == 1 or min(h, w) // scale < 8:
+        return estimate_foreground(image, alpha)[0]
+    size = (w // scale, h // scale)
+    small = estimate_foreground(cv2.resize(image, size, interpolation=cv2.INTER_AREA),
+                                cv2.resize(alpha, size, interpolation=cv2.INTER_AREA))[0]
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
