@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..guidance.propagate import BG, FG, UNKNOWN, FlowPropagator, Propagated, fuse
+from ..guidance.propagate import BG, FG, UNKNOWN, FlowPropagator, Propagated, fuse, grown
 from ..matte import SolvedMatte
 from .base import Pass, Span, as_rgb_u8, writing_pass
 
@@ -159,17 +159,7 @@ class GuidedMatter:
 
 def _near(mask: np.ndarray, fraction: float) -> np.ndarray:
     """``mask`` grown by ``fraction`` of the frame's longer side."""
-    # On a grid 4x coarser (a cell counts if any of its pixels does) and by distance transform: at 1080p the reach
-    # is ~60 px, and a 121x121 elliptic dilation at full size took a third of a second per frame. "Near" is
-    # approximate by nature: this agrees with the full-size dilation to within a cell (4 px) at the edge.
-    h, w = mask.shape
-    cell = 4 if min(h, w) >= 64 else 1
-    small = cv2.resize(mask.astype(np.uint8) * 255, ((w + cell - 1) // cell, (h + cell - 1) // cell),
-                       interpolation=cv2.INTER_AREA) > 0 if cell > 1 else mask
-    reach = max(1, round(fraction * max(h, w))) / cell + (1 if cell > 1 else 0)  # a cell centre is <= 1 cell off
-    distance = cv2.distanceTransform(np.where(small, 0, 255).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    near = (distance <= reach).astype(np.uint8)
-    return cv2.resize(near, (w, h), interpolation=cv2.INTER_NEAREST).astype(bool) if cell > 1 else near.astype(bool)
+    return grown(mask, max(1, round(fraction * max(mask.shape))))
 
 
 def _open_where_rvm_disagrees(trimap: np.ndarray, rvm: np.ndarray) -> np.ndarray:
