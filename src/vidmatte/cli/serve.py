@@ -28,7 +28,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import secrets
     from pathlib import Path
 
     from ..errors import UsageError
@@ -39,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         import uvicorn
     except ImportError:
         raise UsageError("the web page needs its extra: pip install 'vidmatte[web]'") from None
-    from ..web.app import Settings, create_app, is_loopback
+    from ..web.app import Settings, create_app
 
     if args.queue < 1 or args.jobs < 1:
         raise UsageError("--queue and --jobs must be at least 1")
@@ -48,9 +47,7 @@ def run(args: argparse.Namespace) -> int:
     max_upload, quota = parse_size(args.max_upload), parse_size(args.quota)
     if quota < max_upload:
         raise UsageError(f"--quota ({args.quota}) must be at least --max-upload ({args.max_upload})")
-    token = args.token
-    if not is_loopback(args.host) and not token:
-        token = secrets.token_urlsafe(24)  # printed once below, with the address
+    token = token_for(args.host, args.token)
     work = Path(args.work).expanduser()
     try:
         work.mkdir(parents=True, exist_ok=True)
@@ -68,6 +65,22 @@ def run(args: argparse.Namespace) -> int:
                             timeout_graceful_shutdown=5)
     uvicorn.Server(config).run(sockets=[sock])
     return 0
+
+
+def token_for(host: str, token: str | None) -> str | None:
+    """The token every request must carry: the one given, or for a non-loopback address a new one (printed once
+    with the address); None on loopback without --token."""
+    import secrets
+
+    from ..web.app import is_loopback
+
+    if token is not None and not token.strip():
+        from ..errors import UsageError
+
+        raise UsageError("--token must not be empty")
+    if token or is_loopback(host):
+        return token
+    return secrets.token_urlsafe(24)
 
 
 def _bind(host: str, port: int):

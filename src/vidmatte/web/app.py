@@ -163,6 +163,7 @@ def _public(server: Server, job: dict) -> dict:
                                  "error", "outputs")}
     shown["progress"] = live or job.get("progress")
     shown["queue_position"] = server.queue.position(job["id"])
+    shown["previews"] = (server.storage.folder(job["id"]) / "preview" / "alpha").is_dir()
     shown["downloads"] = {name: runs.DOWNLOADS[name] for name in job["outputs"]} if job["state"] == "done" else {}
     return shown
 

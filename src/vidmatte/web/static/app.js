@@ -150,7 +150,7 @@ function showFrame(index) {
     const img = $("view-" + kind);
     img.classList.remove("missing");
     img.onerror = () => img.classList.add("missing");
-    img.src = frameUrl(kind, index);
+    if (job.previews) img.src = frameUrl(kind, index); else img.classList.add("missing");
   }
   state.undo = [];
   state.labels = state.drafts.get(index) || new Uint8Array($("overlay").width * $("overlay").height);
@@ -427,7 +427,10 @@ function startPolling() {
 
 function showPreviewsOnly() {
   state.runStamp = Date.now();
-  for (const kind of ["alpha", "composition"]) $("view-" + kind).src = frameUrl(kind, state.frame);
+  for (const kind of ["alpha", "composition"]) {
+    $("view-" + kind).classList.remove("missing");
+    $("view-" + kind).src = frameUrl(kind, state.frame);
+  }
 }
 
 function describeProgress(job) {
