@@ -392,6 +392,8 @@ def _add_run_routes(app: FastAPI, server: Server) -> None:
         if not isinstance(given, dict):
             raise UsageError("the run's settings must be a JSON object")
         settings = runs.check_settings(given, (folder / "background.png").is_file())
+        if settings["mode"] == "guided" and not job["keyframes"]:
+            raise runs.NO_KEYFRAME
         server.store.update(job_id, settings=settings)
         server.queue.submit(job_id)
         return _public(server, server.job(job_id))

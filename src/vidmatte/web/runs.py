@@ -30,6 +30,7 @@ OUTPUTS = {  # what the page may ask for -> (output kind, fixed path in the job'
 }
 DOWNLOADS = {"composition": "composition.mp4", "alpha": "alpha.mp4", "alpha_png": "alpha.zip",
              "rgba_mov": "rgba.mov", "rgba_webm": "rgba.webm"}
+NO_KEYFRAME = GuidanceError("guided mode needs a keyframe: mark the subject on a frame and press 'Set keyframe'")
 DEFAULT_SETTINGS = {"mode": "auto", "prior": "auto", "background": "green",
                     "outputs": ["composition", "alpha", "alpha_png", "rgba_mov"]}
 
@@ -99,7 +100,7 @@ def _matter(job: dict, folder: Path, pipeline_job, model: str, cache: str | None
     from ..matters.guided import GuidedMatter
 
     if not job["keyframes"]:
-        raise GuidanceError("guided mode needs a keyframe: mark the subject on a frame and press 'Set keyframe'")
+        raise NO_KEYFRAME
     keyframes = read_keyframes(folder, job["keyframes"], (pipeline_job.width, pipeline_job.height),
                                pipeline_job.source.expected_frames())
     # One work folder per job, emptied first: a previous run's trimaps from other keyframes must not be read back.
