@@ -176,7 +176,10 @@ def _add_job_routes(app: FastAPI, server: Server) -> None:
     async def upload(request: Request):
         declared = request.headers.get("content-length")
         storage.check_declared(int(declared) if declared and declared.isdigit() else None)
-        await run_in_threadpool(storage.make_room, int(declared or storage.max_upload), server.store.removable())
+        removed = await run_in_threadpool(storage.make_room, int(declared or storage.max_upload),
+                                          server.store.removable())
+        for old_id in removed:
+            server.store.delete(old_id)
         name = _display_name(request.headers.get("x-filename"))
         job_id, folder = storage.create()
         try:
