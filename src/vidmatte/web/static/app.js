@@ -268,7 +268,7 @@ function drawBox(a, b) {
 function selectTool(tool) {
   state.tool = tool;
   for (const button of document.querySelectorAll("[data-tool]")) button.classList.toggle("active", button.dataset.tool === tool);
-  $("overlay").dataset.tool = tool;
+  $("overlay").dataset.brush = tool;  // for the cursor style; not data-tool, which marks the tool buttons
   $("tool-help").textContent = {
     person: "Click on a person: RVM's matte of this frame, the part under the click.",
     box: "Drag a box around the object: GrabCut separates it from its surroundings.",
