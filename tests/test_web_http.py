@@ -327,3 +327,41 @@ def test_restart_keeps_finished_jobs_and_marks_interrupted_ones(tmp_path, clip):
         other = call(base, "GET", f"/api/jobs/{other_id}")[1]
         assert other["state"] == "interrupted" and "server stopped" in other["error"]
         assert call(base, "GET", f"/api/jobs/{done_id}/download/composition")[0] == 200
+
+
+# --- first masks -----------------------------------------------------------------------------------------------
+def _trimap_of(png: bytes) -> np.ndarray:
+    return cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_GRAYSCALE)
+
+
+def test_box_first_mask_is_grabcut_around_the_object(tmp_path):
+    clip = write_video(tmp_path / "big.mp4", moving_square_frames(3, 192, 128))
+    with serving(tmp_path / "work") as (base, _):
+        job_id = upload(base, clip)[1]["id"]
+        status, png = call(base, "POST", f"/api/jobs/{job_id}/first-mask?frame=2&method=box&x0=2&y0=2&x1=40&y1=32")
+        assert status == 200
+        trimap = _trimap_of(png)
+        assert trimap.shape == (128, 192) and set(np.unique(trimap)) == {0, 128, 255}
+        assert trimap[16, 18] == 255 and trimap[100, 150] == 0  # the square (x 10..26 at frame 2) vs far away
+        status, body = call(base, "POST", f"/api/jobs/{job_id}/first-mask?frame=2&method=box&x0=5&y0=5&x1=6&y1=6")
+        assert status == 400 and "drag a box" in body["error"]
+        status, body = call(base, "POST", f"/api/jobs/{job_id}/first-mask?frame=9&method=box&x0=2&y0=2&x1=40&y1=32")
+        assert status == 400 and "outside the clip" in body["error"]
+
+
+def test_click_a_person_is_the_rvm_component_under_the_click(tmp_path, rvm_onnx_path):
+    from vidmatte.demo import find_sample_photo
+
+    photo = cv2.imread(str(find_sample_photo()))
+    photo = cv2.resize(photo, (256, 256 * photo.shape[0] // photo.shape[1]))
+    cv2.imwrite(str(tmp_path / "portrait.png"), photo)
+    with serving(tmp_path / "work") as (base, _):
+        status, job = upload(base, tmp_path / "portrait.png")
+        assert status == 201 and job["info"]["frames"] == 1, job
+        h = job["info"]["height"]
+        status, png = call(base, "POST", f"/api/jobs/{job['id']}/first-mask?frame=0&method=person&x0=128&y0={h // 2}")
+        assert status == 200, png
+        trimap = _trimap_of(png)
+        assert trimap[h // 2, 128] == 255 and 0.15 < (trimap == 255).mean() < 0.9
+        status, body = call(base, "POST", f"/api/jobs/{job['id']}/first-mask?frame=0&method=person&x0=3&y0=3")
+        assert status == 400 and "no person under the click" in body["error"], body

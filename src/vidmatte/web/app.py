@@ -174,9 +174,9 @@ def _add_job_routes(app: FastAPI, server: Server) -> None:
 
     @app.post("/api/jobs", status_code=201)
     async def upload(request: Request):
-        declared = request.headers.get("content-length")
-        storage.check_declared(int(declared) if declared and declared.isdigit() else None)
-        removed = await run_in_threadpool(storage.make_room, int(declared or storage.max_upload),
+        declared = _declared_length(request)
+        storage.check_declared(declared)
+        removed = await run_in_threadpool(storage.make_room, declared or storage.max_upload,
                                           server.store.removable())
         for old_id in removed:
             server.store.delete(old_id)
@@ -256,9 +256,13 @@ def _accept_upload(folder: Path, upload: Path, name: str, max_bytes: int) -> dic
             "codec": info.codec}
 
 
+def _declared_length(request: Request) -> int | None:
+    declared = request.headers.get("content-length", "")
+    return int(declared) if declared.isdigit() else None
+
+
 async def _small_body(request: Request, server: Server, target: Path) -> Path:
-    declared = request.headers.get("content-length")
-    server.storage.check_declared(int(declared) if declared and declared.isdigit() else None, SMALL_UPLOAD)
+    server.storage.check_declared(_declared_length(request), SMALL_UPLOAD)
     await server.storage.receive(request.stream(), target, SMALL_UPLOAD)
     return target
 

@@ -115,9 +115,9 @@ class Storage:
 
     @staticmethod
     def input_name(filename: str | None) -> str:
-        """The fixed name an uploaded video is stored as: ``input`` plus a known container extension."""
+        """The fixed name an upload is stored as: ``input`` plus a known video or image extension (else .bin)."""
         suffix = PurePosixPath((filename or "").replace("\\", "/")).suffix.lower()
-        return "input" + (suffix if suffix in VIDEO_EXTENSIONS else ".bin")
+        return "input" + (suffix if suffix in VIDEO_EXTENSIONS | IMAGE_EXTENSIONS else ".bin")
 
     # --- quota --------------------------------------------------------------------------------------------
     def used(self) -> int:
