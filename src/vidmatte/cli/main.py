@@ -20,6 +20,7 @@ COMMANDS = {
     "bench": ("vidmatte.cli.bench", "build the benchmark, run methods on it, measure speed"),
     "export": ("vidmatte.cli.export", "export a model to ONNX or TorchScript (checked against PyTorch)"),
     "train": ("vidmatte.cli.train", "train or fine-tune RVM from a config file"),
+    "serve": ("vidmatte.cli.serve", "the web page: upload, mark the subject, run, download (vidmatte[web])"),
 }
 
 

@@ -1,0 +1,5 @@
+"""The web page (``vidmatte serve``, extra ``vidmatte[web]``): upload, mark, run, watch, download.
+
+``app.create_app(Settings(...))`` builds the FastAPI application; everything it runs goes through
+``pipeline.Job`` like the CLI's commands. See docs/WEB.md.
+"""

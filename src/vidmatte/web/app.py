@@ -1,0 +1,438 @@
+"""The page's HTTP API (FastAPI) and the static page itself.
+
+Every route addresses files by job id (checked against the ids we make) and fixed names; no path a client sends is
+ever opened. Errors a user can act on come back as ``{"error": "one line"}`` with a status saying what kind:
+400 bad request, 401 token, 404 unknown job, 409 busy job, 413 too large, 422 unreadable upload, 429 queue full,
+507 quota.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import ipaddress
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from ..errors import GuidanceError, InputError, UsageError, VidmatteError
+from . import guide, runs
+from .jobs import ACTIVE, JobQueue, JobStore, QueueFull
+from .previews import preview_size, write_input_previews
+from .storage import NoRoom, Storage, TooLarge, human
+
+STATIC = Path(__file__).parent / "static"
+SMALL_UPLOAD = 64 << 20  # keyframe images and backgrounds
+PREVIEW_KINDS = {"input": "jpg", "alpha": "jpg", "composition": "jpg", "guide": "png"}
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+
+
+@dataclass
+class Settings:
+    work: Path
+    max_upload: int = 2 << 30
+    quota: int = 20 << 30
+    token: str | None = None
+    host: str = "127.0.0.1"
+    workers: int = 1  # running jobs at once: one on a small machine
+    queue: int = 4  # jobs waiting beyond those
+    cpus: int | None = None  # each running job's CPU allotment (None: the machine)
+    model: str = "rvm-mobilenetv3"
+    cache: str | None = None
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class Server:
+    """What the routes share: storage, the job store and queue, the person picker."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.storage = Storage(settings.work, settings.max_upload, settings.quota)
+        self.store = JobStore(self.storage.root / "jobs.sqlite3")
+        self.interrupted = self.store.mark_interrupted()
+        self.queue = JobQueue(self.store, self._execute, settings.workers, settings.queue, settings.cpus)
+        self.person = guide.PersonPicker(settings.model, settings.cache)
+
+    def _execute(self, job_id: str, control) -> list[str]:
+        return runs.execute(self.job(job_id), self.storage.folder(job_id), control, self.settings.model,
+                            self.settings.cache)
+
+    def job(self, job_id: str) -> dict:
+        self.storage.folder(job_id)  # KeyError unless it is one of our ids
+        job = self.store.get(job_id)
+        if job is None:
+            raise KeyError(job_id)
+        return job
+
+    def folder(self, job_id: str) -> Path:
+        self.job(job_id)
+        return self.storage.folder(job_id)
+
+    def close(self) -> None:
+        self.queue.close()
+        self.store.close()
+
+
+def create_app(settings: Settings) -> FastAPI:
+    server = Server(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        server.close()  # running jobs are cancelled: their threads joined, their temporary files removed
+
+    app = FastAPI(title="vidmatte", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    app.state.server = server
+    _add_guards(app, settings)
+    _add_errors(app)
+    _add_job_routes(app, server)
+    _add_guidance_routes(app, server)
+    _add_run_routes(app, server)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/")
+    def index():
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
+
+    @app.get("/api/config")
+    def config():
+        return {"max_upload": settings.max_upload, "max_upload_text": human(settings.max_upload),
+                "modes": {"auto": True, "guided": True, "plate": False}, "outputs": list(runs.OUTPUTS),
+                "defaults": runs.DEFAULT_SETTINGS}
+
+    return app
+
+
+# --- safety: token and Host --------------------------------------------------------------------------------
+def _add_guards(app: FastAPI, settings: Settings) -> None:
+    token = settings.token
+    loopback = is_loopback(settings.host)
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        host = (request.headers.get("host") or "").rsplit(":", 1)[0]
+        # Bound to loopback, only local names are served: a web page elsewhere cannot reach us by rebinding DNS.
+        if loopback and host not in LOOPBACK_HOSTS:
+            return _error(400, f"this server answers to 127.0.0.1 or localhost, not {host!r}")
+        if token is not None:
+            given = request.headers.get("x-vidmatte-token") or request.query_params.get("token") or ""
+            if not hmac.compare_digest(given.encode(), token.encode()):
+                return _error(401, "a valid token is required (open the address the server printed)")
+        return await call_next(request)
+
+
+def _add_errors(app: FastAPI) -> None:
+    statuses = [(Busy, 409), (TooLarge, 413), (NoRoom, 507), (QueueFull, 429), (UsageError, 400), (InputError, 422),
+                (VidmatteError, 400)]
+
+    @app.exception_handler(VidmatteError)
+    async def vidmatte_error(request: Request, exc: VidmatteError):
+        status = next(code for kind, code in statuses if isinstance(exc, kind))
+        return _error(status, str(exc))
+
+    @app.exception_handler(KeyError)
+    async def unknown(request: Request, exc: KeyError):
+        return _error(404, "no such job")
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _public(server: Server, job: dict) -> dict:
+    """A job as the page sees it: no server paths, the live progress of a running job."""
+    live = server.queue.progress(job["id"])
+    shown = {k: job[k] for k in ("id", "created", "updated", "name", "state", "info", "settings", "keyframes",
+                                 "error", "outputs")}
+    shown["progress"] = live or job.get("progress")
+    shown["queue_position"] = server.queue.position(job["id"])
+    shown["previews"] = (server.storage.folder(job["id"]) / "preview" / "alpha").is_dir()
+    shown["downloads"] = {name: runs.DOWNLOADS[name] for name in job["outputs"]} if job["state"] == "done" else {}
+    return shown
+
+
+# --- jobs: upload, list, look, delete ------------------------------------------------------------------------
+def _add_job_routes(app: FastAPI, server: Server) -> None:
+    storage = server.storage
+
+    @app.post("/api/jobs", status_code=201)
+    async def upload(request: Request):
+        declared = _declared_length(request)
+        storage.check_declared(declared)
+        removed = await run_in_threadpool(storage.make_room, declared or storage.max_upload,
+                                          server.store.removable())
+        for old_id in removed:
+            server.store.delete(old_id)
+        name = _display_name(request.headers.get("x-filename"))
+        job_id, folder = storage.create()
+        try:
+            upload_path = folder / ".upload"
+            await storage.receive(request.stream(), upload_path)
+            info = await run_in_threadpool(_accept_upload, folder, upload_path, name, storage.max_upload)
+        except BaseException:
+            storage.remove(job_id)
+            raise
+        server.store.add(job_id, name, info, runs.DEFAULT_SETTINGS)
+        return _public(server, server.job(job_id))
+
+    @app.get("/api/jobs")
+    def list_jobs():
+        return {"jobs": [_public(server, job) for job in server.store.all()]}
+
+    @app.get("/api/jobs/{job_id}")
+    def get_job(job_id: str):
+        return _public(server, server.job(job_id))
+
+    @app.delete("/api/jobs/{job_id}")
+    def delete_job(job_id: str):
+        if server.job(job_id)["state"] in ACTIVE:
+            return _error(409, "cancel the job before deleting it")
+        storage.remove(job_id)
+        server.store.delete(job_id)
+        return {"deleted": job_id}
+
+    @app.get("/api/jobs/{job_id}/frames/{index}/{kind}")
+    def frame_picture(job_id: str, index: int, kind: str):
+        stem, _, ext = kind.partition(".")
+        if PREVIEW_KINDS.get(stem) != ext or index < 0:
+            return _error(404, "no such picture")
+        path = server.folder(job_id) / "preview" / stem / f"{index:05d}.{ext}"
+        if not path.is_file():
+            return _error(404, "no such picture")
+        return FileResponse(path, headers={"Cache-Control": "no-cache"})
+
+
+def _display_name(header: str | None) -> str:
+    """The upload's file name for display only (never a path): its last component, printable, at most 120."""
+    name = re.split(r"[\\/]", unquote(header or "upload"))[-1]
+    name = "".join(ch for ch in name if ch.isprintable())[:120]
+    return name or "upload"
+
+
+def _accept_upload(folder: Path, upload: Path, name: str, max_bytes: int) -> dict:
+    """Probe the upload with the project's reader (a zip: unpack its images first) and make the timeline's
+    previews; ``InputError`` with the reader's message (naming the upload, not our folder) otherwise."""
+    from ..io.source import open_source
+
+    with open(upload, "rb") as f:
+        is_zip = f.read(4) == b"PK\x03\x04"
+    if is_zip:
+        from .storage import unpack_images
+
+        unpack_images(upload, folder / "frames", max_bytes)
+        upload.unlink()
+        source_path = folder / "frames"
+    else:
+        source_path = folder / Storage.input_name(name)
+        upload.rename(source_path)
+    try:
+        source = open_source(source_path)
+        size = preview_size(source.info.width, source.info.height)
+        frames = write_input_previews(source, folder / "preview" / "input", size)
+    except VidmatteError as exc:
+        raise InputError(str(exc).replace(str(source_path), name)) from None
+    if frames == 0:
+        raise InputError(f"{name}: no frame could be decoded")
+    info = source.info
+    return {"kind": "images" if is_zip else info.kind, "width": info.width, "height": info.height,
+            "fps": round(float(info.fps), 3), "frames": frames, "preview": list(size), "audio": info.audio,
+            "codec": info.codec}
+
+
+def _declared_length(request: Request) -> int | None:
+    declared = request.headers.get("content-length", "")
+    return int(declared) if declared.isdigit() else None
+
+
+async def _small_body(request: Request, server: Server, target: Path) -> Path:
+    server.storage.check_declared(_declared_length(request), SMALL_UPLOAD)
+    await server.storage.receive(request.stream(), target, SMALL_UPLOAD)
+    return target
+
+
+def _frame(server: Server, job_id: str, index: int) -> np.ndarray:
+    from ..io.source import open_source
+
+    job = server.job(job_id)
+    if not 0 <= index < job["info"]["frames"]:
+        raise UsageError(f"frame {index} is outside the clip (0..{job['info']['frames'] - 1})")
+    return open_source(runs.input_path(server.storage.folder(job_id))).frame(index).image
+
+
+def _png(image: np.ndarray) -> Response:
+    import cv2
+
+    ok, data = cv2.imencode(".png", image)
+    return Response(data.tobytes(), media_type="image/png", headers={"Cache-Control": "no-store"})
+
+
+class Busy(VidmatteError):
+    """The job is queued or running, and the request would change it (HTTP 409)."""
+
+
+def _check_editable(server: Server, job_id: str) -> dict:
+    job = server.job(job_id)
+    if job["state"] in ACTIVE:
+        raise Busy("the job is queued or running: cancel it first")
+    return job
+
+
+# --- guidance: first masks, keyframes, propagation preview ---------------------------------------------------
+def _add_guidance_routes(app: FastAPI, server: Server) -> None:
+
+    @app.post("/api/jobs/{job_id}/first-mask")
+    async def first_mask(job_id: str, request: Request, frame: int, method: str, x0: float = 0, y0: float = 0,
+                         x1: float = 0, y1: float = 0):
+        """A trimap (PNG, the frame's size) from one gesture: method=box (x0..y1), person (x0, y0), scribble
+        (body: a grey PNG, 255 object, 0 background, 128 unmarked)."""
+        if method not in ("box", "person", "scribble"):
+            raise UsageError("method must be box, person or scribble")
+        folder = server.folder(job_id)
+        labels = None
+        if method == "scribble":
+            labels = await _small_body(request, server, folder / ".scribble.png")
+        image = await run_in_threadpool(_frame, server, job_id, frame)
+        mask = await run_in_threadpool(_first_mask, server, image, method, (x0, y0, x1, y1), labels)
+        return _png(guide.trimap_of(mask))
+
+    @app.put("/api/jobs/{job_id}/keyframes/{index}")
+    async def set_keyframe(job_id: str, index: int, request: Request):
+        job = _check_editable(server, job_id)
+        if not 0 <= index < job["info"]["frames"]:
+            raise UsageError(f"frame {index} is outside the clip (0..{job['info']['frames'] - 1})")
+        folder = server.storage.folder(job_id)
+        body = await _small_body(request, server, folder / ".keyframe")
+        size = (job["info"]["width"], job["info"]["height"])
+        try:
+            await run_in_threadpool(guide.save_keyframe, folder, index, body, size)
+        finally:
+            body.unlink(missing_ok=True)
+        keyframes = sorted(set(job["keyframes"]) | {index})
+        server.store.update(job_id, keyframes=keyframes)
+        return {"keyframes": keyframes}
+
+    @app.get("/api/jobs/{job_id}/keyframes/{index}")
+    def get_keyframe(job_id: str, index: int):
+        path = guide.keyframe_path(server.folder(job_id), index)
+        if index not in server.job(job_id)["keyframes"] or not path.is_file():
+            return _error(404, "no keyframe there")
+        return FileResponse(path, headers={"Cache-Control": "no-store"})
+
+    @app.delete("/api/jobs/{job_id}/keyframes/{index}")
+    def delete_keyframe(job_id: str, index: int):
+        job = _check_editable(server, job_id)
+        guide.keyframe_path(server.storage.folder(job_id), index).unlink(missing_ok=True)
+        keyframes = [i for i in job["keyframes"] if i != index]
+        server.store.update(job_id, keyframes=keyframes)
+        return {"keyframes": keyframes}
+
+    @app.post("/api/jobs/{job_id}/propagate")
+    def propagate(job_id: str, frame: int):
+        """The keyframe at ``frame`` carried over the next frames, as previews (before committing to a run)."""
+        from ..io.source import open_source
+
+        job = server.job(job_id)
+        if frame not in job["keyframes"]:
+            raise UsageError("set this frame as a keyframe first")
+        folder = server.storage.folder(job_id)
+        size = (job["info"]["width"], job["info"]["height"])
+        trimap = guide.read_keyframes(folder, [frame], size)[frame]
+        out = folder / "preview" / "guide"
+        shutil.rmtree(out, ignore_errors=True)
+        frames = guide.propagation_preview(open_source(runs.input_path(folder)), trimap, frame,
+                                           guide.PROPAGATION_PREVIEW_FRAMES, out, tuple(job["info"]["preview"]))
+        return {"frames": frames}
+
+
+def _first_mask(server: Server, image: np.ndarray, method: str, box, labels_path: Path | None) -> np.ndarray:
+    if method == "box":
+        return guide.grabcut_box(image, box)
+    if method == "person":
+        return server.person.mask_at(image, int(box[0]), int(box[1]))
+    import cv2
+
+    labels = cv2.imread(str(labels_path), cv2.IMREAD_GRAYSCALE)
+    labels_path.unlink(missing_ok=True)
+    if labels is None:
+        raise GuidanceError("the scribbles could not be read as an image")
+    h, w = image.shape[:2]
+    labels = cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST)
+    return guide.grabcut_scribbles(image, labels)
+
+
+# --- runs: background, run, cancel, download ---------------------------------------------------------------------
+def _add_run_routes(app: FastAPI, server: Server) -> None:
+
+    @app.put("/api/jobs/{job_id}/background")
+    async def set_background(job_id: str, request: Request):
+        _check_editable(server, job_id)
+        folder = server.storage.folder(job_id)
+        body = await _small_body(request, server, folder / ".background")
+        try:
+            await run_in_threadpool(_save_background, body, folder / "background.png")
+        finally:
+            body.unlink(missing_ok=True)
+        return {"background": "image"}
+
+    @app.post("/api/jobs/{job_id}/run", status_code=202)
+    async def run(job_id: str, request: Request):
+        job = _check_editable(server, job_id)
+        folder = server.storage.folder(job_id)
+        given = await request.json() if await request.body() else {}
+        if not isinstance(given, dict):
+            raise UsageError("the run's settings must be a JSON object")
+        settings = runs.check_settings(given, (folder / "background.png").is_file())
+        if settings["mode"] == "guided" and not job["keyframes"]:
+            raise runs.NO_KEYFRAME
+        server.store.update(job_id, settings=settings)
+        server.queue.submit(job_id)
+        return _public(server, server.job(job_id))
+
+    @app.post("/api/jobs/{job_id}/cancel")
+    def cancel(job_id: str):
+        server.job(job_id)
+        if not server.queue.cancel(job_id):
+            return _error(409, "the job is not queued or running")
+        return {"cancelling": job_id}
+
+    @app.get("/api/jobs/{job_id}/download/{name}")
+    def download(job_id: str, name: str):
+        job = server.job(job_id)
+        if job["state"] != "done" or name not in job["outputs"]:
+            return _error(404, "no such download (the job has not written it)")
+        path = server.storage.folder(job_id) / runs.DOWNLOADS[name]
+        stem = os.path.splitext(job["name"])[0] or "vidmatte"
+        return FileResponse(path, filename=f"{stem}_{runs.DOWNLOADS[name]}")
+
+
+def _save_background(upload: Path, target: Path) -> None:
+    """Re-encode an uploaded image as ``background.png`` (what is kept is our own PNG, never the upload)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(upload) as im:
+            im.load()
+            rgb = im.convert("RGB")
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise InputError(f"the background is not a readable image ({exc})") from None
+    partial = target.with_name(".background.part.png")
+    rgb.save(partial)
+    os.replace(partial, target)
+

@@ -1,0 +1,121 @@
+"""One run of a web job through the pipeline, as ``vidmatte convert`` (auto) or ``vidmatte guided`` would run it.
+
+The outputs have fixed names in the job's folder and are written like the CLI's (temporary names, renamed when
+complete): ``composition.mp4``, ``alpha.mp4``, ``alpha.zip`` (the CLI's ``--alpha alpha/`` PNGs, zipped),
+``rgba.mov`` (ProRes 4444) or ``rgba.webm`` (VP9 with alpha). Previews of alpha and composition go to
+``preview/`` through a ``CallbackSink`` as frames are written.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import zipfile
+from pathlib import Path
+from types import SimpleNamespace
+
+from ..errors import GuidanceError, UsageError
+from ..job import JobControl
+from .guide import read_keyframes
+from .previews import preview_size, run_preview_sink
+
+MODES = ("auto", "guided")  # "plate" comes with issue 11
+PRIORS = ("auto", "rvm", "none")
+OUTPUTS = {  # what the page may ask for -> (output kind, fixed path in the job's folder)
+    "composition": ("composition", "composition.mp4"),
+    "alpha": ("alpha", "alpha.mp4"),
+    "alpha_png": ("alpha", "alpha/"),
+    "rgba_mov": ("rgba", "rgba.mov"),
+    "rgba_webm": ("rgba", "rgba.webm"),
+}
+DOWNLOADS = {"composition": "composition.mp4", "alpha": "alpha.mp4", "alpha_png": "alpha.zip",
+             "rgba_mov": "rgba.mov", "rgba_webm": "rgba.webm"}
+NO_KEYFRAME = GuidanceError("guided mode needs a keyframe: mark the subject on a frame and press 'Set keyframe'")
+DEFAULT_SETTINGS = {"mode": "auto", "prior": "auto", "background": "green",
+                    "outputs": ["composition", "alpha", "alpha_png", "rgba_mov"]}
+
+
+def check_settings(given: dict, has_background_image: bool) -> dict:
+    """The settings of a run, every value checked against what the page may choose (UsageError otherwise)."""
+    from ..compose import parse_colour
+
+    settings = {**DEFAULT_SETTINGS, **{k: v for k, v in given.items() if k in DEFAULT_SETTINGS}}
+    if settings["mode"] == "plate":
+        raise UsageError("plate mode is not built yet (issue 11)")
+    if settings["mode"] not in MODES:
+        raise UsageError(f"mode must be one of {', '.join(MODES)}")
+    if settings["prior"] not in PRIORS:
+        raise UsageError(f"prior must be one of {', '.join(PRIORS)}")
+    outputs = settings["outputs"]
+    if not isinstance(outputs, list) or not outputs or any(o not in OUTPUTS for o in outputs):
+        raise UsageError(f"outputs must be a non-empty list of {', '.join(OUTPUTS)}")
+    settings["outputs"] = [o for o in OUTPUTS if o in outputs]
+    background = settings["background"]
+    if background == "image":
+        if not has_background_image:
+            raise UsageError("upload a background image first")
+    elif not isinstance(background, str) or parse_colour(background) is None:
+        raise UsageError("background must be green, black, white, #RRGGBB or image")
+    return settings
+
+
+def input_path(folder: Path) -> Path:
+    """The job's input under its fixed name: ``frames/`` (an unpacked zip) or ``input.<ext>``."""
+    if (folder / "frames").is_dir():
+        return folder / "frames"
+    found = [p for p in folder.glob("input.*") if p.is_file()]
+    if not found:
+        raise UsageError("this job has no input")
+    return found[0]
+
+
+def execute(job: dict, folder: Path, control: JobControl, model: str = "rvm-mobilenetv3",
+            cache: str | None = None) -> list[str]:
+    """Run ``job`` (a row of the store) through the pipeline; returns the names of the downloads made."""
+    from ..io.writers import parse_output
+    from ..pipeline import ConvertOptions, Job
+
+    settings, info = job["settings"], job["info"]
+    background = str(folder / "background.png") if settings["background"] == "image" else settings["background"]
+    # f-string, not "/": a PNG sequence is named by its trailing slash, which Path would drop
+    outputs = [parse_output(OUTPUTS[name][0], f"{folder}/{OUTPUTS[name][1]}") for name in settings["outputs"]]
+    preview = run_preview_sink(folder / "preview", preview_size(info["width"], info["height"]))
+    options = ConvertOptions(outputs=outputs, background=background, overwrite=True, progress=False,
+                             sinks=[preview])
+    pipeline_job = Job(str(input_path(folder)), options, control)
+    pipeline_job.run(_matter(job, folder, pipeline_job, model, cache))
+    if "alpha_png" in settings["outputs"]:
+        _zip_folder(folder / "alpha", folder / "alpha.zip")
+    return [name for name in settings["outputs"]]
+
+
+def _matter(job: dict, folder: Path, pipeline_job, model: str, cache: str | None):
+    settings = job["settings"]
+    if settings["mode"] == "auto":
+        from ..backends import open_runner
+        from ..matters.recurrent import RecurrentMatter
+
+        return RecurrentMatter(open_runner(model, cache=cache))
+    from ..cli.guided import _prior
+    from ..matters.guided import GuidedMatter
+
+    if not job["keyframes"]:
+        raise NO_KEYFRAME
+    keyframes = read_keyframes(folder, job["keyframes"], (pipeline_job.width, pipeline_job.height),
+                               pipeline_job.source.expected_frames())
+    # One work folder per job, emptied first: a previous run's trimaps from other keyframes must not be read back.
+    work = folder / "work"
+    shutil.rmtree(work, ignore_errors=True)
+    prior = _prior(SimpleNamespace(prior=settings["prior"], model=model, cache_dir=cache))
+    return GuidedMatter(keyframes, work=work, prior=prior, prior_mode=settings["prior"])
+
+
+def _zip_folder(source: Path, target: Path) -> None:
+    """``source``'s PNGs into ``target`` (stored: PNGs are compressed already), renamed into place when complete;
+    the folder is removed after."""
+    partial = target.with_name(f".{target.name}.part")
+    with zipfile.ZipFile(partial, "w", zipfile.ZIP_STORED) as zf:
+        for path in sorted(source.iterdir()):
+            zf.write(path, f"alpha/{path.name}")
+    os.replace(partial, target)
+    shutil.rmtree(source, ignore_errors=True)

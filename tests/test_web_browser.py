@@ -1,0 +1,161 @@
+"""The page end to end in a real browser: Debian's Chromium driven by Playwright, against a real server on 127.0.0.1.
+
+Skipped (with the reason) when Playwright or a Chromium is missing; `.ci/run` installs Debian's `chromium` so CI
+runs them. VIDMATTE_WEB_SCREENSHOTS=docs/images keeps the screenshots of the main states (docs/WEB.md).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from media import moving_square_frames, write_video
+from web_helpers import serving
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="the browser tests need Playwright (vidmatte[dev])")
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = os.environ.get("VIDMATTE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                                 reason="no Chromium (apt-get install chromium, or set VIDMATTE_CHROMIUM)")]
+WAIT_MS = 120_000
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 820}, accept_downloads=True)
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    context.close()
+    assert not errors, errors  # no script error on the page
+
+
+def _shot(page, tmp_path: Path, name: str) -> None:
+    folder = Path(os.environ.get("VIDMATTE_WEB_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / f"web_{name}.png"))
+
+
+def _open_upload(page, base: str, clip: Path) -> str:
+    page.goto(base + "/")
+    page.set_input_files("#upload", str(clip))
+    page.wait_for_selector("#editor:not([hidden])")
+    page.wait_for_function("location.hash.length > 1")
+    return page.evaluate("location.hash.slice(1)")
+
+
+def _paint(page, points_in_frame: list[tuple[float, float]], frame_size: tuple[int, int]) -> None:
+    """Drag the mouse through ``points_in_frame`` (frame pixels) on the painting canvas."""
+    box = page.locator("#overlay").bounding_box()
+    sx, sy = box["width"] / frame_size[0], box["height"] / frame_size[1]
+    xs = [(box["x"] + x * sx, box["y"] + y * sy) for x, y in points_in_frame]
+    page.mouse.move(*xs[0])
+    page.mouse.down()
+    for point in xs[1:]:
+        page.mouse.move(*point, steps=4)
+    page.mouse.up()
+
+
+def _alpha_pngs(zip_or_folder: Path) -> list[np.ndarray]:
+    if zip_or_folder.is_dir():
+        files = sorted(zip_or_folder.glob("*.png"))
+        return [cv2.imread(str(f), cv2.IMREAD_UNCHANGED) for f in files]
+    with zipfile.ZipFile(zip_or_folder) as zf:
+        return [cv2.imdecode(np.frombuffer(zf.read(n), np.uint8), cv2.IMREAD_UNCHANGED) for n in sorted(zf.namelist())]
+
+
+def test_paint_a_keyframe_run_guided_and_download_what_the_cli_writes(page, tmp_path):
+    width, height = 160, 96
+    clip = write_video(tmp_path / "square.mp4", moving_square_frames(24, width, height))
+    with serving(tmp_path / "work") as (base, _):
+        job_id = _open_upload(page, base, clip)
+        page.wait_for_selector("text=frame 0 / 23")
+        _shot(page, tmp_path, "1_uploaded")
+        page.click("[data-tool=fg]")
+        page.fill("#brush-size", "20")
+        _paint(page, [(3, 16), (8, 15), (13, 17)], (width, height))  # over the yellow square (x 0..16, y 8..24)
+        # The image 'Set keyframe' sends, made by the page's own function (Playwright does not show blob bodies)
+        sent = bytes(page.evaluate("async () => new Uint8Array(await (await labelsPng("
+                                   "(label) => GREY_OF_LABEL[label])).arrayBuffer())"))
+        _shot(page, tmp_path, "2_painted")
+        page.click("#set-keyframe")
+        page.wait_for_selector("text=frame 0 is a keyframe")
+        page.click("#preview-propagation")
+        page.wait_for_selector("text=propagated over frames 0..12")
+        for _ in range(6):
+            page.click("#next")
+        page.wait_for_selector("text=frame 6 / 23")
+        _shot(page, tmp_path, "3_propagation_preview")
+        assert page.is_checked("input[name=mode][value=guided]")
+        page.select_option("#prior", "none")
+        for output in ("composition", "alpha", "rgba_mov"):
+            page.uncheck(f"#outputs input[value={output}]")
+        page.click("#run")
+        page.wait_for_selector("#progress-text.done", timeout=WAIT_MS)
+        assert page.text_content("#progress-text") == "done: 100%"
+        assert page.eval_on_selector("#progress", "p => p.value") == 100
+        page.wait_for_function("document.getElementById('view-alpha').naturalWidth > 0")
+        _shot(page, tmp_path, "4_done")
+        with page.expect_download() as download:
+            page.click("a[data-output=alpha_png]")
+        downloaded = tmp_path / "alpha.zip"
+        download.value.save_as(downloaded)
+    painted = tmp_path / "painted.png"
+    painted.write_bytes(sent)
+    cli = subprocess.run([sys.executable, "-m", "vidmatte", "guided", str(clip), "--keyframe", f"0:{painted}",
+                          "--alpha", str(tmp_path / "cli") + "/", "--prior", "none", "--quiet"],
+                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+                         timeout=300)
+    assert cli.returncode == 0, cli.stderr
+    page_alpha, cli_alpha = _alpha_pngs(downloaded), _alpha_pngs(tmp_path / "cli")
+    assert len(page_alpha) == len(cli_alpha) == 24
+    for ours, theirs in zip(page_alpha, cli_alpha):
+        assert np.array_equal(ours, theirs)
+    x = (20 * 5) % (width - 16)
+    assert page_alpha[20][16, x + 8] > 200 and page_alpha[20][70, 120] < 30  # the square was followed
+    assert job_id
+
+
+def test_reload_mid_job_then_cancel(page, tmp_path):
+    width, height = 320, 192
+    clip = write_video(tmp_path / "long.mp4", moving_square_frames(150, width, height))
+    mask = np.zeros((height, width), np.uint8)
+    mask[8:24, 0:16] = 255
+    cv2.imwrite(str(tmp_path / "mask.png"), mask)
+    with serving(tmp_path / "work") as (base, _):
+        job_id = _open_upload(page, base, clip)
+        page.set_input_files("#mask-upload", str(tmp_path / "mask.png"))  # a mask file as the keyframe
+        page.wait_for_selector("text=frame 0 is a keyframe")
+        page.select_option("#prior", "none")
+        page.click("#run")
+        page.wait_for_selector("#progress-text.running", timeout=WAIT_MS)
+        page.reload()
+        page.wait_for_selector("#progress-text.running", timeout=WAIT_MS)  # picked up again from the address
+        page.wait_for_function("document.getElementById('progress').value > 0", timeout=WAIT_MS)
+        assert page.is_enabled("#cancel") and not page.is_enabled("#run")
+        _shot(page, tmp_path, "5_running")
+        page.click("#cancel")
+        page.wait_for_selector("#progress-text.cancelled", timeout=WAIT_MS)
+        assert "no output was written" in page.text_content("#progress-text")
+        assert page.locator("#downloads a").count() == 0
+        left = sorted(p.name for p in (tmp_path / "work" / "jobs" / job_id).iterdir())
+        assert left == ["input.mp4", "keyframes", "preview", "work"], left
