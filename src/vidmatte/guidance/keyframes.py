@@ -135,13 +135,30 @@ def load_keyframes(specs: Iterable[str], folder: str | os.PathLike | None, frame
     to every keyframe (see ``formats.read_guidance``). Returns (keyframes, warnings); ``GuidanceError`` otherwise.
     """
     files, warnings = collect_keyframes(specs, folder)
+    keyframes, more = read_keyframes(files, frame_count, frame_size, kind, object_id, band)
+    return keyframes, warnings + more
+
+
+def read_keyframes(given: dict, frame_count: int | None, frame_size: tuple[int, int], kind: str = "auto",
+                   object_id: int | None = None, band: int | None = None) -> tuple[Keyframes, list[str]]:
+    """``{frame index: guidance image path or numpy array}`` (the API's ``keyframes=``) -> (keyframes, warnings),
+    with the checks ``load_keyframes`` makes."""
+    if not isinstance(given, dict) or not given:
+        raise GuidanceError("no keyframe given: pass keyframes={frame index: trimap or mask (path or array)}")
+    bad = [i for i in given if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or i < 0]
+    if bad:
+        raise GuidanceError(f"keyframe index {bad[0]!r} is not a frame number (0, 1, 2...)")
     if frame_count is not None:
-        outside = [i for i in sorted(files) if i >= frame_count]
+        outside = [i for i in sorted(given) if i >= frame_count]
         if outside:
-            raise GuidanceError(f"keyframe {outside[0]} ({files[outside[0]]}) is outside the clip: it has "
+            raise GuidanceError(f"keyframe {outside[0]} ({_name(given[outside[0]])}) is outside the clip: it has "
                                 f"{frame_count} frames (0..{frame_count - 1})")
-    trimaps = {}
-    for index, path in sorted(files.items()):
-        trimaps[index], more = read_guidance(path, frame_size, kind, object_id, band)
+    trimaps, warnings = {}, []
+    for index in sorted(given):
+        trimaps[int(index)], more = read_guidance(given[index], frame_size, kind, object_id, band)
         warnings += more
-    return Keyframes(trimaps, {i: str(p) for i, p in files.items()}), warnings
+    return Keyframes(trimaps, {int(i): _name(g) for i, g in given.items()}), warnings
+
+
+def _name(guidance) -> str:
+    return f"array {list(guidance.shape)}" if isinstance(guidance, np.ndarray) else str(guidance)

@@ -33,7 +33,7 @@ from .base import Pass, Span, as_rgb_u8, writing_pass
 from .guided_work import WorkFolder, keyframe_token
 
 
-# How strongly RVM's alpha pulls the unknown band where the subject is a person (see _solve_frame); measured on the
+# How strongly RVM's alpha pulls the unknown band where the subject is a person (see TrimapSolver); measured on the
 # guided benchmarks' person clip (docs/EVALUATION.md).
 PRIOR_WEIGHT = 0.1
 
@@ -336,6 +336,30 @@ def _describe(frames: list[int]) -> str:
     runs = [f"{a}..{b - 1}" if b - a > 1 else f"{a}" for a, b in _runs(frames)]
     shown = ", ".join(runs[:4]) + (f" and {len(runs) - 4} more runs" if len(runs) > 4 else "")
     return f"{len(frames)} ({'frame' if len(frames) == 1 else 'frames'} {shown})"
+
+
+def guided_matter(job, keyframes, work: str | Path | None = None, prior_mode: str = "auto",
+                  model: str = "rvm-mobilenetv3", cache: str | None = None, guidance: dict | None = None,
+                  propagator: dict | None = None, warn=None, notify=None, **options) -> GuidedMatter:
+    """The guided matter for a checked ``pipeline.Job``, as the CLI and the API build it.
+
+    keyframes: a ``guidance.Keyframes``; those outside the job's frames are left out (none inside: UsageError).
+    guidance / propagator: how the keyframes were read and what propagates them (JSON values): with the input's
+    fingerprint, the frame size and the prior's model, what a kept work folder is checked against. ``options`` go
+    to ``GuidedMatter`` (e.g. ``propagator_factory``).
+    """
+    from ..errors import UsageError
+
+    span = job.span
+    inside = [i for i in keyframes.indices() if span.first <= i and (span.stop is None or i < span.stop)]
+    if not inside:
+        raise UsageError(f"no keyframe inside the frames to process ({span.first}..{span.stop}); "
+                         f"keyframes at {', '.join(map(str, keyframes.indices()))}")
+    settings = {"input": job.source.fingerprint() if work is not None else None, "size": [job.width, job.height],
+                "guidance": guidance or {}, "propagator": propagator or {},
+                "prior_model": model if prior_mode != "none" else None}
+    return GuidedMatter({i: keyframes.at(i) for i in inside}, work=work, prior=open_prior(prior_mode, model, cache, warn),
+                        prior_mode=prior_mode, settings=settings, notify=notify, **options)
 
 
 def open_prior(mode: str, model: str = "rvm-mobilenetv3", cache: str | None = None, warn=None):
