@@ -6,7 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from test_guided_matting import _cli, deforming_clip, key_trimap, write_frames
+from test_guided_matting import _cli, clip_fixtures, key_trimap
 
 import vidmatte
 from vidmatte.errors import GuidanceError, UsageError
@@ -14,14 +14,7 @@ from vidmatte.errors import GuidanceError, UsageError
 FRAMES = 12
 
 
-@pytest.fixture(scope="module")
-def clip():
-    return deforming_clip(FRAMES)
-
-
-@pytest.fixture
-def frames(tmp_path, clip):
-    return write_frames(tmp_path / "in", clip, FRAMES)
+clip, frames = clip_fixtures(FRAMES)
 
 
 def alphas(folder) -> list[bytes]:

@@ -10,7 +10,7 @@ import os
 import cv2
 import numpy as np
 import pytest
-from test_guided_matting import _cli, deforming_clip, key_trimap, write_frames
+from test_guided_matting import _cli, clip_fixtures, key_trimap
 
 import vidmatte
 from vidmatte.data.synthesis import trimap_from_alpha
@@ -21,14 +21,7 @@ FRAMES = 24
 KEYS = (0, 8, 16, 23)
 
 
-@pytest.fixture(scope="module")
-def clip():
-    return deforming_clip(FRAMES)
-
-
-@pytest.fixture
-def frames(tmp_path, clip):
-    return write_frames(tmp_path / "in", clip, FRAMES)
+clip, frames = clip_fixtures(FRAMES)
 
 
 def marks(folder, clip, keys=KEYS, wide=()):

@@ -129,6 +129,20 @@ def write_frames(folder, clip, count: int, pattern: str = "{:05d}.png"):
     return folder
 
 
+def clip_fixtures(count: int):
+    """Fixtures ``clip`` (a deforming clip of ``count`` frames, once per module) and ``frames`` (it as PNGs in a
+    test's folder), for modules that run guided matting on a clip of their own length."""
+    @pytest.fixture(scope="module")
+    def clip():
+        return deforming_clip(count)
+
+    @pytest.fixture
+    def frames(tmp_path, clip):
+        return write_frames(tmp_path / "in", clip, count)
+
+    return clip, frames
+
+
 @pytest.fixture
 def frames_folder(tmp_path, clip):
     cv2.imwrite(str(tmp_path / "key0.png"), key_trimap(clip[0][1]))

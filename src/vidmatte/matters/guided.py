@@ -180,11 +180,10 @@ class GuidedMatter:
 
     # --- what this run recomputes --------------------------------------------------------------------------
     def _own_settings(self, span: Span) -> dict:
-        solve = self.alpha.solve_frame
         return {"range": [span.first, span.stop], "prior_mode": self.alpha.prior_mode,
                 "prior_weight": self.alpha.prior_weight, "prior_available": self.alpha.prior is not None,
-                "solver": f"{solve.__module__}.{solve.__qualname__}",
-                "propagator_factory": getattr(self._new_propagator, "__qualname__", repr(self._new_propagator))}
+                "solver": _qualified_name(self.alpha.solve_frame),
+                "propagator_factory": _qualified_name(self._new_propagator)}
 
     def _keyframe_for(self, index: int, direction: str) -> int | None:
         """The keyframe whose trimap reaches frame ``index`` in ``direction``: the last one at or before it going
@@ -300,6 +299,12 @@ class GuidedMatter:
             self.store.write_solved(index, alpha, foreground, trimap)
             self.store.record("solved", index, self._token("solved", index))
         return DenseMatte(foreground, alpha, trimap)
+
+
+def _qualified_name(factory) -> str:
+    """A function's or class's name, stable across runs (a partial's options belong in the caller's settings)."""
+    factory = getattr(factory, "func", factory)
+    return f"{getattr(factory, '__module__', '')}.{getattr(factory, '__qualname__', type(factory).__qualname__)}"
 
 
 class _Everything:
