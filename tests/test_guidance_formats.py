@@ -296,7 +296,7 @@ def test_cutie_folder_keyframes_are_those_holding_the_object(tmp_path):
     assert keyframes.indices() == [5] and (keyframes.at(5)[8:16, 8:16] == 255).all()
     assert "object 2 is not in the masks of frame 0" in warnings[-1]
     assert load_keyframes([], folder, 20, SIZE, object_id=1, band=2)[0].indices() == [0]
-    refused("no keyframe mask in", load_keyframes, [], folder, 20, SIZE, object_id=3)
+    refused("no keyframe mask holds object 3", load_keyframes, [], folder, 20, SIZE, object_id=3)
     refused("has no object 2", load_keyframes, [f"7:{folder / '00000.png'}"], None, 20, SIZE, object_id=2)
 
 

@@ -100,7 +100,7 @@ def test_guided_matter_on_the_pipeline_mattes_a_non_person(tmp_path, clip):
         errors.append(float(np.abs(got - alpha).mean()))
     assert 0.05 < float((short[6][1] > 0.5).mean()) < 0.5, "the subject must be a real part of the frame"
     assert max(errors) < 0.02, errors  # MAD x1e3 below 20 on every frame
-    assert sorted(p.name for p in (tmp_path / "work").iterdir()) == ["backward", "forward"]
+    assert sorted(p.name for p in (tmp_path / "work").iterdir()) == ["backward", "forward", "manifest.json", "solved"]
 
 
 def test_guided_matter_refuses_what_it_cannot_do(tmp_path):
@@ -127,6 +127,20 @@ def write_frames(folder, clip, count: int, pattern: str = "{:05d}.png"):
     for i, (frame, _) in enumerate(clip[:count]):
         cv2.imwrite(str(folder / pattern.format(i)), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     return folder
+
+
+def clip_fixtures(count: int):
+    """Fixtures ``clip`` (a deforming clip of ``count`` frames, once per module) and ``frames`` (it as PNGs in a
+    test's folder), for modules that run guided matting on a clip of their own length."""
+    @pytest.fixture(scope="module")
+    def clip():
+        return deforming_clip(count)
+
+    @pytest.fixture
+    def frames(tmp_path, clip):
+        return write_frames(tmp_path / "in", clip, count)
+
+    return clip, frames
 
 
 @pytest.fixture
@@ -185,7 +199,7 @@ def test_the_rvm_prior_is_used_for_a_person_and_not_for_an_object(rvm_onnx_path,
     from media import person_frames
 
     from vidmatte.backends import open_runner
-    from vidmatte.matters.base import Pass
+    from vidmatte.matters.base import Pass, Span
     from vidmatte.matters.recurrent import RecurrentMatter
 
     rvm = RecurrentMatter(open_runner(str(rvm_onnx_path), threads=1), warmup=0)
@@ -196,7 +210,8 @@ def test_the_rvm_prior_is_used_for_a_person_and_not_for_an_object(rvm_onnx_path,
     decided = {}
     for name, frame, trimap in [("person", person, person_trimap), ("object", clip[0][0], key_trimap(clip[0][1]))]:
         matter = GuidedMatter({0: trimap}, prior=rvm, prior_mode="auto")
+        matter.passes(Span(0, 1, seekable=True))
         matter.begin_pass(Pass("propagate forward", 0, 1))
         matter.matte([matter.prepare(frame, None, 0)])
-        decided[name] = matter.uses_prior
+        decided[name] = matter.alpha.uses_prior
     assert decided == {"person": True, "object": False}

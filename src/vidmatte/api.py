@@ -50,7 +50,13 @@ def convert_video(model="rvm-mobilenetv3",
                   overwrite: bool = False,
                   allow_partial: bool = False,
                   warmup: int | None = None,
-                  control=None):
+                  control=None,
+                  keyframes: dict | None = None,
+                  guidance: str = "auto",
+                  object: int | None = None,
+                  band: int | None = None,
+                  prior: str = "auto",
+                  work: str | None = None):
     """RobustVideoMatting's ``convert_video``, same parameter names and meaning, on vidmatte's pipeline.
 
     model: a registered name (``"rvm-mobilenetv3"``), a path to an RVM ``.onnx`` file, a matter from ``load``, or
@@ -62,32 +68,146 @@ def convert_video(model="rvm-mobilenetv3",
     ``warmup``: frames to warm the recurrent state on before frame 0 (default 8; 0 starts cold, as RVM does).
     ``control``: a ``vidmatte.job.JobControl`` to follow progress and cancel from another thread (then
     ``progress`` is ignored). Returns a ``ConvertResult`` (frames, seconds, fps, outputs).
+    ``keyframes``: {frame index: trimap or mask (path or array)} mattes the subject marked there instead, by
+    ``convert_guided`` with ``guidance``, ``object``, ``band``, ``prior`` and ``work`` (see there; ``model`` is then
+    the RVM weights of its prior).
+    """
+    from .pipeline import Job, controlled
+
+    if keyframes is not None:
+        return convert_guided(input_source, keyframes, input_resize, output_type, output_composition, output_alpha,
+                              output_foreground, output_video_mbps, progress, output_rgba=output_rgba,
+                              background=background, start_frame=start_frame, end_frame=end_frame,
+                              overwrite=overwrite, allow_partial=allow_partial, control=control,
+                              guidance=guidance, object=object, band=band, prior=prior, work=work,
+                              **({"model": model} if isinstance(model, str) else {}))
+    options = _convert_options(input_source, output_type, input_resize, progress, output_video_mbps, background,
+                               start_frame, end_frame, overwrite, allow_partial,
+                               [("composition", output_composition), ("alpha", output_alpha),
+                                ("foreground", output_foreground), ("rgba", output_rgba)])
+    with controlled(control, progress) as control:
+        job = Job(input_source, options, control)  # the input and outputs checked before a model is loaded
+        return job.run(_matter_for(model, backend, downsample_ratio, seq_chunk, device, warmup))
+
+
+def convert_guided(input_source: str = None,
+                   keyframes: dict | None = None,
+                   input_resize: tuple[int, int] | None = None,
+                   output_type: str = "video",
+                   output_composition: str | None = None,
+                   output_alpha: str | None = None,
+                   output_foreground: str | None = None,
+                   output_video_mbps: float | None = None,
+                   progress: bool = True,
+                   *,
+                   output_rgba: str | None = None,
+                   output_trimaps: str | None = None,
+                   background: str = "green",
+                   start_frame: int = 0,
+                   end_frame: int | None = None,
+                   overwrite: bool = False,
+                   allow_partial: bool = False,
+                   guidance: str = "auto",
+                   object: int | None = None,
+                   band: int | None = None,
+                   prior: str = "auto",
+                   model: str = "rvm-mobilenetv3",
+                   cache: str | None = None,
+                   work: str | None = None,
+                   control=None):
+    """``vidmatte guided`` as a call: matte any subject marked on keyframes, same checks and errors as the CLI.
+
+    keyframes: {frame index: a trimap or mask image path, or the image as a numpy array (uint8/bool [H,W] mask,
+    label map or grey trimap, float [H,W] 0..1, uint8 [H,W,3|4])}; None when ``input_source`` is a TCVOM
+    workspace, whose trimaps are then the keyframes. Outputs as ``convert_video`` (plus ``output_trimaps``: the
+    trimap each frame was solved from); guidance ("auto", "trimap", "mask"), object and band read the keyframes
+    as ``--guidance/--object/--band`` do; prior "auto", "rvm" or "none" (``model``: its RVM weights); work: a
+    folder kept between calls, so that a call with an added, changed or removed keyframe recomputes only the
+    frames between its neighbouring keyframes (``result.details["reused_frames"]``). Returns a ``ConvertResult``.
+    Errors are ``UsageError``/``GuidanceError`` (one line) before anything is written.
     """
     from .errors import UsageError
+    from .guidance import detect_tcvom, read_keyframes
+    from .matters.guided import guided_matter
+    from .pipeline import Job, controlled
+
+    if input_source is None:
+        raise UsageError("convert_guided needs input_source")
+    if prior not in ("auto", "rvm", "none"):
+        raise UsageError(f"prior must be 'auto', 'rvm' or 'none', not {prior!r}")
+    workspace = detect_tcvom(input_source) if keyframes is None else None
+    if workspace is not None:
+        input_source, keyframes = workspace.frames, dict(workspace.keyframes)
+    options = _convert_options(input_source, output_type, input_resize, progress, output_video_mbps, background,
+                               start_frame, end_frame, overwrite, allow_partial,
+                               [("composition", output_composition), ("alpha", output_alpha),
+                                ("foreground", output_foreground), ("rgba", output_rgba),
+                                ("trimap", output_trimaps)])
+    with controlled(control, progress) as control:
+        job = Job(input_source, options, control)
+        found, warnings = read_keyframes(keyframes, job.source.expected_frames(), (job.width, job.height), guidance,
+                                         object, band)
+        for message in warnings:
+            control.log.warning(message)
+        matter = guided_matter(job, found, work=work, prior_mode=prior, model=model, cache=cache,
+                               warn=control.log.warning, guidance={"kind": guidance, "object": object, "band": band},
+                               propagator={"name": "flow"})
+        return job.run(matter)
+
+
+def load_guided(keyframe=None, guidance: str = "auto", object: int | None = None, band: int | None = None,
+                prior: str = "auto", model: str = "rvm-mobilenetv3", cache: str | None = None):
+    """Guided matting for apps, frame by frame: ``g.step(frame, keyframe=None) -> (fgr, pha)``.
+
+    The latest keyframe given (a trimap or mask, path or array, read as ``convert_guided`` reads them) is carried
+    forward to each new frame; a new keyframe replaces it. Online use can only go forward: for a file,
+    ``convert_guided`` carries every keyframe both ways and fuses them, which is more accurate between keyframes.
+    ``g.reset()`` before an unrelated video; ``g.trimap`` is the last frame's propagated trimap.
+    """
+    from .errors import UsageError
+    from .guidance import read_guidance
+    from .matters.guided import TrimapSolver, open_prior
+    from .matters.guided_stream import GuidedStream
+
+    if prior not in ("auto", "rvm", "none"):
+        raise UsageError(f"prior must be 'auto', 'rvm' or 'none', not {prior!r}")
+
+    def read_keyframe(given, frame_size):
+        trimap, warnings = read_guidance(given, frame_size, guidance, object, band)
+        for message in warnings:
+            _log().warning(message)
+        return trimap
+
+    solver = TrimapSolver(prior=open_prior(prior, model, cache, _log().warning), prior_mode=prior)
+    return GuidedStream(solver, read_keyframe, keyframe)
+
+
+def _log():
+    import logging
+
+    return logging.getLogger("vidmatte")
+
+
+def _convert_options(input_source, output_type: str, input_resize, progress: bool, output_video_mbps, background,
+                     start_frame, end_frame, overwrite, allow_partial, outputs: list[tuple[str, object]]):
+    """The pipeline options of convert_video and convert_guided; ``outputs``: (kind, path or None) pairs."""
+    from .errors import UsageError
     from .io.writers import parse_output
-    from .pipeline import ConvertOptions, Job, controlled
+    from .pipeline import ConvertOptions
 
     if input_source is None:
         raise UsageError("convert_video needs input_source")
     if output_type not in ("video", "png_sequence"):
         raise UsageError(f"output_type must be 'video' or 'png_sequence', not {output_type!r}")
     sequence = output_type == "png_sequence"
-
-    def spec(kind: str, path: str | None):
-        if path is None:
-            return None
-        return parse_output(kind, str(path).rstrip("/") + "/" if sequence else str(path))
-
-    requested = [spec("rgba" if sequence else "composition", output_composition), spec("alpha", output_alpha),
-                 spec("foreground", output_foreground), spec("rgba", output_rgba)]
-    options = ConvertOptions(
-        outputs=[s for s in requested if s is not None], background=background, start_frame=start_frame,
-        end_frame=end_frame, input_resize=tuple(input_resize) if input_resize else None,
+    specs = [parse_output("rgba" if sequence and kind == "composition" else kind,  # RVM's RGBA PNG composition
+                          str(path).rstrip("/") + "/" if sequence else str(path))
+             for kind, path in outputs if path is not None]
+    return ConvertOptions(
+        outputs=specs, background=background, start_frame=start_frame, end_frame=end_frame,
+        input_resize=tuple(input_resize) if input_resize else None,
         bitrate=f"{output_video_mbps}M" if output_video_mbps else None, overwrite=overwrite,
         overwrite_hint="overwrite=True", allow_partial=allow_partial, progress=progress)
-    with controlled(control, progress) as control:
-        job = Job(input_source, options, control)  # the input and outputs checked before a model is loaded
-        return job.run(_matter_for(model, backend, downsample_ratio, seq_chunk, device, warmup))
 
 
 def _matter_for(model, backend: str, downsample_ratio: float | None, seq_chunk: int, device: str | None,

@@ -117,6 +117,7 @@ class ConvertResult:
     seconds: float
     outputs: dict = field(default_factory=dict)
     warning: str | None = None
+    details: dict = field(default_factory=dict)  # what the matter reports of its run (``summary()``), e.g. reuse
 
     @property
     def fps(self) -> float:
@@ -124,7 +125,7 @@ class ConvertResult:
 
     def to_json(self) -> dict:
         return {"frames": self.frames, "seconds": round(self.seconds, 3), "fps": round(self.fps, 3),
-                "outputs": self.outputs}
+                "outputs": self.outputs, **self.details}
 
 
 def convert(source: str | os.PathLike, matter: Matter, options: ConvertOptions,
@@ -223,6 +224,9 @@ class Job:
         outputs.close()
         result = ConvertResult(self.frames_written, seconds, {s.spec.kind: str(s.spec.path)
                                                               for s in outputs.sinks if isinstance(s, FileSink)})
+        summary = getattr(self.matter, "summary", None)  # optional in the Matter protocol
+        if summary is not None:
+            result.details = dict(summary())
         if input_error is not None:
             if not self.options.allow_partial:
                 raise PartialInputError(f"{input_error}; the outputs keep them all ({self.frames_written} frames; "

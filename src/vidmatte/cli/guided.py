@@ -7,6 +7,7 @@ directions and alpha is solved from them. No trained weights are needed.
 from __future__ import annotations
 
 import argparse
+import sys
 
 from . import convert as convert_cli
 
@@ -41,7 +42,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     guide.add_argument("--model", default="rvm-mobilenetv3", help="the RVM weights of the prior (name or .onnx)")
     guide.add_argument("--cache-dir", help="weights folder (default: $VIDMATTE_CACHE or ~/.cache/vidmatte)")
     guide.add_argument("--work", metavar="DIR",
-                       help="keep the propagated trimaps of both directions here (default: a temporary folder)")
+                       help="keep the propagated trimaps and solved frames here: a second run with an added, changed "
+                            "or removed keyframe recomputes only the frames between its neighbouring keyframes and "
+                            "reuses the rest (default: a temporary folder)")
     convert_cli.add_output_arguments(p).add_argument(
         "--trimaps", dest="trimap", metavar="DIR", action=convert_cli._Once,
         help="the propagated trimap of every frame (folder/ of PNGs, or a video), to inspect and correct")
@@ -64,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     from ..guidance import load_keyframes
     from ..io.probe import live_source
     from ..job import JobControl
-    from ..matters.guided import GuidedMatter
+    from ..matters.guided import guided_matter
     from ..pipeline import Job, warn
     from ..progress import ProgressBar
 
@@ -82,29 +85,12 @@ def run(args: argparse.Namespace) -> int:
                                          (job.width, job.height), args.guidance, args.object, args.band)
     for message in warnings:
         warn(message)
-    inside = [i for i in keyframes.indices() if job.span.first <= i and (job.span.stop is None or i < job.span.stop)]
-    if not inside:
-        raise UsageError(f"no keyframe inside the frames to process ({job.span.first}..{job.span.stop}); "
-                         f"keyframes at {', '.join(map(str, keyframes.indices()))}")
-    matter = GuidedMatter({i: keyframes.at(i) for i in inside}, work=args.work, prior=_prior(args),
-                          prior_mode=args.prior)
+    matter = guided_matter(job, keyframes, work=args.work, prior_mode=args.prior, model=args.model,
+                           cache=args.cache_dir, warn=warn, notify=None if args.quiet else _say,
+                           guidance={"kind": args.guidance, "object": args.object, "band": args.band},
+                           propagator={"name": args.propagator})
     return convert_cli.run_job(job, matter, control, bar, args)
 
 
-def _prior(args: argparse.Namespace):
-    """RVM for the prior, or None. With --prior auto and no weights to be had (offline), guided matting goes on
-    without it and says so; --prior rvm insists."""
-    if args.prior == "none":
-        return None
-    from ..backends import open_runner
-    from ..errors import ModelError
-    from ..matters.recurrent import RecurrentMatter
-    from ..pipeline import warn
-
-    try:
-        return RecurrentMatter(open_runner(args.model, cache=args.cache_dir), warmup=0)
-    except ModelError as exc:
-        if args.prior == "rvm":
-            raise
-        warn(f"no RVM prior ({exc}); matting from the keyframes alone")
-        return None
+def _say(message: str) -> None:
+    print(f"vidmatte: {message}", file=sys.stderr)

@@ -7,7 +7,7 @@
 
 from ..errors import GuidanceError
 from .formats import default_band, read_guidance, trimap_from_grey, trimap_from_mask
-from .keyframes import Keyframes, TcvomWorkspace, detect_tcvom, load_keyframes, parse_spec
+from .keyframes import Keyframes, TcvomWorkspace, detect_tcvom, load_keyframes, parse_spec, read_keyframes
 
 __all__ = ["GuidanceError", "Keyframes", "TcvomWorkspace", "default_band", "detect_tcvom", "load_keyframes",
-           "parse_spec", "read_guidance", "trimap_from_grey", "trimap_from_mask"]
+           "parse_spec", "read_guidance", "read_keyframes", "trimap_from_grey", "trimap_from_mask"]

@@ -62,20 +62,25 @@ class MissingObject(GuidanceError):
 GREY, PALETTE, COLOUR = "grey", "palette", "colour"
 
 
-def read_guidance(path: str | os.PathLike, frame_size: tuple[int, int], kind: str = "auto",
+def read_guidance(path: str | os.PathLike | np.ndarray, frame_size: tuple[int, int], kind: str = "auto",
                   object_id: int | None = None, band: int | None = None) -> tuple[np.ndarray, list[str]]:
     """The trimap of one guidance image: uint8 [H,W], values exactly {0, 128, 255}, H x W = ``frame_size``.
 
+    ``path`` is an image file, or the image itself as a numpy array (an API caller's: see ``array_values``).
     ``frame_size`` is (width, height). ``kind`` is "auto", "trimap" or "mask" (see the module doc); ``object_id``
     picks one object of a multi-object mask; ``band`` is the unknown band of a mask in frame pixels (None: the
     default for the frame size). Returns (trimap, warnings); raises ``GuidanceError`` (one line) when unusable.
     """
-    path = Path(path)
     if kind not in KINDS:
         raise GuidanceError(f"guidance kind must be one of {', '.join(KINDS)} (got {kind!r})")
     if band is not None and band < 0:
         raise GuidanceError(f"the mask band must be 0 or more pixels (got {band})")
-    storage, values = read_values(path)
+    if isinstance(path, np.ndarray):
+        storage, values = array_values(path)
+        path = f"array {list(path.shape)}"  # how messages name it
+    else:
+        path = Path(path)
+        storage, values = read_values(path)
     values, warnings = fit_size(values, frame_size, path)
     if resolve_kind(storage, values, kind, object_id, path) == "trimap":
         trimap = trimap_from_grey(values)
@@ -100,6 +105,25 @@ def read_values(path: Path) -> tuple[str, np.ndarray]:
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
         raise GuidanceError(f"cannot read guidance image {path}: {reason}") from None
+
+
+def array_values(array: np.ndarray) -> tuple[str, np.ndarray]:
+    """An image given as an array -> (storage, values) as ``read_values`` makes them: bool or integer [H,W] (a mask,
+    a label map or a grey trimap; values 0..255), float [H,W] in 0..1 (a soft mask or trimap, scaled to 0..255),
+    uint8 [H,W,3] RGB or [H,W,4] RGBA (read premultiplied, as a file is). There is no palette: object ids are the
+    values of a label map."""
+    if array.ndim == 3 and array.shape[2] in (3, 4) and array.dtype == np.uint8:
+        return _grey_or_colour(_premultiplied(array) if array.shape[2] == 4 else array)
+    if array.ndim != 2 or array.size == 0:
+        raise GuidanceError(f"guidance array must be [H,W] (grey, mask or labels) or uint8 [H,W,3|4], got shape "
+                            f"{list(array.shape)} {array.dtype}")
+    if array.dtype == bool:
+        return GREY, np.where(array, 255, 0).astype(np.uint8)
+    if np.issubdtype(array.dtype, np.floating) and np.isfinite(array).all() and 0 <= array.min() <= array.max() <= 1:
+        return GREY, np.rint(array * 255).astype(np.uint8)
+    if np.issubdtype(array.dtype, np.integer) and 0 <= array.min() and array.max() <= 255:
+        return GREY, array.astype(np.uint8)
+    raise GuidanceError(f"guidance array of {array.dtype} must hold 0..255 (integers) or 0..1 (floats)")
 
 
 def _values_of(im) -> tuple[str, np.ndarray]:

@@ -136,25 +136,44 @@ def load_keyframes(specs: Iterable[str], folder: str | os.PathLike | None, frame
     """
     specs = list(specs)
     files, warnings = collect_keyframes(specs, folder)
+    from_folder = set(files) - {parse_spec(spec)[0] for spec in specs}
+    keyframes, more = read_keyframes(files, frame_count, frame_size, kind, object_id, band, from_folder)
+    return keyframes, warnings + more
+
+
+def read_keyframes(given: dict, frame_count: int | None, frame_size: tuple[int, int], kind: str = "auto",
+                   object_id: int | None = None, band: int | None = None,
+                   may_lack_object: set[int] = frozenset()) -> tuple[Keyframes, list[str]]:
+    """``{frame index: guidance image path or numpy array}`` (the API's ``keyframes=``) -> (keyframes, warnings),
+    with the checks ``load_keyframes`` makes. Masks at ``may_lack_object`` (a keyframe folder's) without the
+    object asked for are skipped (Cutie/DAVIS folders: later masks add objects and omit earlier ones)."""
+    if not isinstance(given, dict) or not given:
+        raise GuidanceError("no keyframe given: pass keyframes={frame index: trimap or mask (path or array)}")
+    bad = [i for i in given if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or i < 0]
+    if bad:
+        raise GuidanceError(f"keyframe index {bad[0]!r} is not a frame number (0, 1, 2...)")
     if frame_count is not None:
-        outside = [i for i in sorted(files) if i >= frame_count]
+        outside = [i for i in sorted(given) if i >= frame_count]
         if outside:
-            raise GuidanceError(f"keyframe {outside[0]} ({files[outside[0]]}) is outside the clip: it has "
+            raise GuidanceError(f"keyframe {outside[0]} ({_name(given[outside[0]])}) is outside the clip: it has "
                                 f"{frame_count} frames (0..{frame_count - 1})")
-    named = {parse_spec(spec)[0] for spec in specs}
-    trimaps, skipped = {}, []
-    for index, path in sorted(files.items()):
+    trimaps, warnings, skipped = {}, [], []
+    for index in sorted(given):
         try:
-            trimaps[index], more = read_guidance(path, frame_size, kind, object_id, band)
+            trimaps[int(index)], more = read_guidance(given[index], frame_size, kind, object_id, band)
         except MissingObject:
-            if index in named:  # a file the user named for this object must hold it
+            if index not in may_lack_object:  # guidance named for this object must hold it
                 raise
-            skipped.append(index)  # Cutie/DAVIS folders: later masks add objects and omit earlier ones
+            skipped.append(int(index))
             continue
         warnings += more
     if not trimaps:
-        raise GuidanceError(f"no keyframe mask in {folder} holds object {object_id}")
+        raise GuidanceError(f"no keyframe mask holds object {object_id}")
     if skipped:
         warnings.append(f"object {object_id} is not in the masks of frame {', '.join(map(str, skipped))}: "
                         "those frames are not keyframes for it")
-    return Keyframes(trimaps, {i: str(files[i]) for i in trimaps}), warnings
+    return Keyframes(trimaps, {i: _name(given[i]) for i in trimaps}), warnings
+
+
+def _name(guidance) -> str:
+    return f"array {list(guidance.shape)}" if isinstance(guidance, np.ndarray) else str(guidance)

@@ -10,6 +10,7 @@ each forward into a small buffer that is then yielded reversed. Live sources onl
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from .readers import (Frame, broken_stream, check_complete, check_intact, decode
 # the budget allows 43 frames, at 4K 10).
 SEGMENT_BUDGET_BYTES = 256 * 2 ** 20
 MAX_SEGMENT_FRAMES = 64
+FINGERPRINT_BYTES = 1 << 20  # of each input file, hashed to tell an edited input from the same one
 
 
 def open_source(path: str | os.PathLike, sequence_fps: float | None = None, input_format: str | None = None,
@@ -70,6 +72,24 @@ class FrameSource:
             return None if stop is None else max(stop - start, 0)
         return max(min(total, total if stop is None else stop) - start, 0)
 
+    def fingerprint(self) -> dict:
+        """What identifies this input's content cheaply, to tell whether work cached from it still applies: the
+        probe (size, frames, codec...) plus each file's size, modification time and a hash of its first MiB
+        (of 1 MiB shared out over an image sequence's files, at least 4 KiB each)."""
+        info = {k: v for k, v in self.info.to_dict().items() if k != "path"}
+        files = self._content_files()
+        digest = hashlib.sha256()
+        share = max(FINGERPRINT_BYTES // len(files), 4096)  # an image sequence: a little of every file
+        for path in files:
+            stat = path.stat()
+            digest.update(f"{path.name}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+            with open(path, "rb") as f:
+                digest.update(f.read(share))
+        return {"probe": info, "files": len(files), "content": digest.hexdigest()}
+
+    def _content_files(self) -> list[Path]:
+        return [Path(self.info.path)]
+
     def frame(self, index: int) -> Frame:
         """Frame ``index`` alone (random access; a video decodes from the keyframe before it)."""
         for frame in self.frames(index, index + 1):
@@ -98,6 +118,9 @@ class ImageSource(FrameSource):
 
     def _length(self) -> int:
         return len(self._files)
+
+    def _content_files(self) -> list[Path]:
+        return self._files
 
     def _frames(self, start, stop, reverse, decoder_threads):
         stop = len(self._files) if stop is None else min(stop, len(self._files))

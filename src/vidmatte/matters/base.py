@@ -82,6 +82,9 @@ class Matter(Protocol):
     def matte(self, prepared: list) -> list[Matte | None]:
         """Prepared consecutive frames -> one ``Matte`` each, in order (analysis passes may give None each)."""
 
+    # Optional: ``summary() -> dict``, what the job's result (and the CLI's --json line) reports of this run beside
+    # its frames, e.g. the guided matter's {"reused_frames": N}.
+
 
 def as_rgb_u8(frame: np.ndarray) -> np.ndarray:
     """Check a frame at a public boundary and bring it to uint8 [H,W,3] RGB; a one-line ``ValueError`` otherwise.

@@ -5,15 +5,25 @@ TCVOM's scheme on the pipeline's passes, with memory flat in the clip's length:
   2. "propagate backward": every keyframe carries its trimap backward until the previous keyframe;
      both passes leave one trimap and one confidence map per frame in the work folder, never frames in memory;
   3. "matting" (writes):   the two directions are fused per pixel (by confidence, which decays with the distance
-     to the keyframe), alpha is solved from the fused trimap (warm-started from the previous frame's alpha) and the
-     foreground colours are estimated. Keyframes use their own trimap as given.
+     to the keyframe), alpha is solved from the fused trimap and the foreground colours are estimated. Keyframes
+     use their own trimap as given.
 Solved alphas are never fed back as guidance: that is what made frame-to-frame propagation collapse (issue 9).
+
+Corrections (``work=DIR``, ``matters.guided_work``): every propagated trimap and solved alpha is kept with the
+keyframes it came from, so a second run that adds, changes or removes a keyframe gets shorter propagation passes
+covering only the frames between that keyframe's neighbours, and its writing pass reads every other frame's alpha
+back instead of solving it (``summary()["reused_frames"]``). Foreground colours are not stored: they are remade
+from the frame and the alpha (deterministic), on the writer's thread and only if an output needs them. The
+streaming form for apps (``matters.guided_stream``) shares the propagator and ``TrimapSolver``.
 """
 
 from __future__ import annotations
 
+import bisect
+import logging
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -21,31 +31,99 @@ import numpy as np
 from ..guidance.propagate import BG, FG, UNKNOWN, FlowPropagator, Propagated, fuse, grown
 from ..matte import SolvedMatte
 from .base import Pass, Span, as_rgb_u8, writing_pass
+from .guided_work import WorkFolder, keyframe_token
 
 
-# How strongly RVM's alpha pulls the unknown band where the subject is a person (see _solve_frame); measured on the
+# How strongly RVM's alpha pulls the unknown band where the subject is a person (see TrimapSolver); measured on the
 # guided benchmarks' person clip (docs/EVALUATION.md).
 PRIOR_WEIGHT = 0.1
 
 
+class TrimapSolver:
+    """One frame's alpha from its trimap, with RVM's alpha as a weak data term where the subject is
+    a person: the part of guided matting the file matter and the streaming form share.
+
+    prior: a ``RecurrentMatter`` (RVM) or None; prior_mode: "auto" (used when RVM sees the first keyframe's
+    subject: ``decide``), "rvm" (always) or "none". RVM's recurrent state follows the frames in order: call
+    ``begin_sequence`` before the first, and ``follow`` on frames whose alpha comes from elsewhere (a cache).
+    """
+
+    def __init__(self, solver=None, prior=None, prior_mode: str = "auto", prior_weight: float = PRIOR_WEIGHT):
+        if prior_mode not in ("auto", "rvm", "none"):
+            raise ValueError(f"prior must be auto, rvm or none, not {prior_mode!r}")
+        self.solve_frame = solver or _band_solve
+        self.prior, self.prior_mode, self.prior_weight = prior, prior_mode, prior_weight
+        self.restart()
+
+    def restart(self) -> None:
+        """A new video: the decision of --prior auto is made again."""
+        self.uses_prior = self.prior is not None and self.prior_mode == "rvm"
+        self.previous_alpha: np.ndarray | None = None
+
+    @property
+    def decides(self) -> bool:
+        """Whether ``decide`` has a decision to make (--prior auto with RVM at hand)."""
+        return self.prior is not None and self.prior_mode == "auto"
+
+    def decide(self, frame: np.ndarray, trimap: np.ndarray) -> bool:
+        """auto: RVM's alpha is a prior only if RVM itself sees the keyframe's subject (a person): it covers most of
+        the marked foreground and little of the background around it. The prior that helps people hurts objects."""
+        self.prior.reset()
+        for _ in range(3):  # a still frame, repeated: RVM settles within a few steps
+            rvm = self.prior.step(frame)[1]
+        covered = float((rvm[trimap == FG] > 0.5).mean()) if (trimap == FG).any() else 0.0
+        ring = _near(trimap != BG, 0.05) & (trimap == BG)
+        spill = float((rvm[ring] > 0.5).mean()) if ring.any() else 1.0
+        self.uses_prior = covered > 0.8 and spill < 0.2
+        return self.uses_prior
+
+    def begin_sequence(self) -> None:
+        self.previous_alpha = None
+        if self.uses_prior:
+            self.prior.reset()
+
+    def follow(self, frame: np.ndarray, alpha: np.ndarray) -> None:
+        """A frame solved elsewhere (read from a cache): keep RVM's state and the previous alpha in step."""
+        if self.uses_prior:
+            self.prior.step(frame)
+        self.previous_alpha = alpha
+
+    def solve(self, frame: np.ndarray, trimap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """-> (alpha float32 [H,W], the trimap solved from). Foreground colours are the caller's to ask for
+        (``foreground_colours``): only outputs that composite need them."""
+        prior = None
+        if self.uses_prior:
+            prior = self.prior.step(frame)[1]
+            trimap = _open_where_rvm_disagrees(trimap, prior)
+        alpha = self.solve_frame(frame, trimap, self.previous_alpha, prior, self.prior_weight)
+        self.previous_alpha = alpha
+        return alpha, trimap
+
+
 class GuidedMatter:
-    """Mattes the subject marked by ``keyframes`` ({frame index: trimap uint8 [H,W] in {0,128,255}})."""
+    """Mattes the subject marked by ``keyframes`` ({frame index: trimap uint8 [H,W] in {0,128,255}}).
+
+    work: a folder kept between runs for corrections (None: a temporary one); settings: what else decides every
+    frame's result (the input's fingerprint, frame size, how guidance was read, the propagator's options...), JSON
+    values; a change there makes a kept work folder start afresh. notify: where to say what was reused (default:
+    the "vidmatte" logger).
+    """
 
     seq_chunk = 1
 
     def __init__(self, keyframes: dict[int, np.ndarray], work: str | Path | None = None, solver=None,
                  propagator_factory=FlowPropagator, prior=None, prior_mode: str = "auto",
-                 prior_weight: float = PRIOR_WEIGHT):
-        """prior: a ``RecurrentMatter`` (RVM) whose alpha is a weak data term where the subject is a person;
-        prior_mode: "auto" (used when RVM sees the first keyframe's subject), "rvm" (always) or "none"."""
+                 prior_weight: float = PRIOR_WEIGHT, settings: dict | None = None,
+                 notify: Callable[[str], None] | None = None):
         if not keyframes:
             raise ValueError("guided matting needs at least one keyframe")
-        if prior_mode not in ("auto", "rvm", "none"):
-            raise ValueError(f"prior must be auto, rvm or none, not {prior_mode!r}")
         self.keyframes = dict(sorted(keyframes.items()))
-        self.prior, self.prior_mode, self.prior_weight = prior, prior_mode, prior_weight
+        self._indices = list(self.keyframes)
+        self._tokens = {i: keyframe_token(i, trimap) for i, trimap in self.keyframes.items()}
+        self.alpha = TrimapSolver(solver, prior, prior_mode, prior_weight)
+        self.settings = dict(settings or {})
+        self._notify = notify or logging.getLogger("vidmatte").info
         self._work_arg = work
-        self._solve = solver or _band_solve
         self._new_propagator = propagator_factory
         self._temporary = None
         self.reset()
@@ -59,52 +137,135 @@ class GuidedMatter:
             self.work = Path(self._temporary.name)
         else:
             self._temporary, self.work = None, Path(self._work_arg)
-            self.work.mkdir(parents=True, exist_ok=True)
         self._pass: Pass | None = None
         self._propagator = None
-        self._previous_alpha: np.ndarray | None = None
-        self.uses_prior = self.prior is not None and self.prior_mode == "rvm"
+        self._stale: dict[str, set[int]] = {}  # per pass kind: the frames this run computes (the rest is reused)
+        self.reused_frames = 0
+        self.alpha.restart()
 
     def passes(self, span: Span) -> list[Pass]:
         if not span.seekable:
             raise ValueError("guided matting reads the clip three times; a live source cannot be re-read")
-        return [Pass("propagate forward", span.first, span.stop), Pass("propagate backward", span.first, span.stop,
-                                                                        reverse=True), writing_pass(span)]
+        self.span = span
+        self.store = WorkFolder(self.work, {**self.settings, **self._own_settings(span)})
+        why = self.store.open()
+        if why is not None:
+            self._notify(f"work folder {self.work}: {why}; recomputing every frame")
+        if self._prior_decided():
+            self.alpha.uses_prior = self.store.prior_decision["uses"]
+        return self._propagation_passes("forward") + self._propagation_passes("backward") + [writing_pass(span)]
 
     def begin_pass(self, p: Pass) -> None:
-        self._pass, self._propagator, self._previous_alpha = p, None, None
-        if not p.writes:
-            (self.work / self._direction(p)).mkdir(exist_ok=True)
-        elif self.uses_prior:
-            self.prior.reset()  # RVM's recurrent state follows the writing pass, frame by frame
+        self._pass, self._propagator = p, None
+        if p.writes:
+            self._plan_writing()
+            self.alpha.begin_sequence()
 
     def prepare(self, frame: np.ndarray, guidance: object | None = None, index: int | None = None) -> tuple:
         frame = as_rgb_u8(frame)
-        if self._pass is None or self._pass.writes:
-            return index, frame, self._fused_trimap(index, frame.shape[:2])
-        return index, frame, None
+        if self._pass is None or not self._pass.writes:
+            return index, frame, None, None
+        if index not in self._stale["solved"]:
+            return index, frame, None, self.store.read_solved(index)
+        return index, frame, self._fused_trimap(index), None
 
     def matte(self, prepared: list) -> list[SolvedMatte | None]:
         if self._pass is not None and not self._pass.writes:
-            for index, frame, _ in prepared:
+            for index, frame, _, _ in prepared:
                 self._propagate(index, frame)
             return [None] * len(prepared)
-        return [self._solve_frame(frame, trimap) for _, frame, trimap in prepared]
+        return [self._matte_frame(*item) for item in prepared]
+
+    def summary(self) -> dict:
+        """What the job's result reports beside its frames: how many of them came from the work folder."""
+        return {"reused_frames": self.reused_frames}
+
+    # --- what this run recomputes --------------------------------------------------------------------------
+    def _own_settings(self, span: Span) -> dict:
+        return {"range": [span.first, span.stop], "prior_mode": self.alpha.prior_mode,
+                "prior_weight": self.alpha.prior_weight, "prior_available": self.alpha.prior is not None,
+                "solver": _qualified_name(self.alpha.solve_frame),
+                "propagator_factory": _qualified_name(self._new_propagator)}
+
+    def _keyframe_for(self, index: int, direction: str) -> int | None:
+        """The keyframe whose trimap reaches frame ``index`` in ``direction``: the last one at or before it going
+        forward, the first one at or after it going backward (None: none in that direction)."""
+        if direction == "forward":
+            at = bisect.bisect_right(self._indices, index) - 1
+            return self._indices[at] if at >= 0 else None
+        at = bisect.bisect_left(self._indices, index)
+        return self._indices[at] if at < len(self._indices) else None
+
+    def _token(self, kind: str, index: int) -> str | None:
+        """What frame ``index``'s files of ``kind`` must have been made from to be reused."""
+        if kind == "solved":
+            forward, backward = self._token("forward", index), self._token("backward", index)
+            return f"{forward}|{backward}|prior={self.alpha.uses_prior}"
+        key = self._keyframe_for(index, kind)
+        return None if key is None else self._tokens[key]
+
+    def _frames(self) -> range:
+        """Every frame of the job, where its length is known (else only up to the last keyframe)."""
+        return range(self.span.first, self.span.stop if self.span.stop is not None else self._indices[-1] + 1)
+
+    def _stale_frames(self, kind: str) -> list[int]:
+        """Frames whose files of ``kind`` this run must (re)make: all of them when the clip's length is unknown."""
+        frames = [i for i in self._frames() if self._token(kind, i) is not None]
+        if self.span.stop is None:
+            return frames
+        return [i for i in frames if not self.store.holds(kind, i, self._token(kind, i))]
+
+    def _propagation_passes(self, direction: str) -> list[Pass]:
+        """The shortest passes that remake this direction's stale trimaps: each stale run of frames is reached from
+        its keyframe (going backward, from the run's end), whose trimap is carried over valid frames unwritten."""
+        stale = self._stale_frames(direction)
+        if direction == "forward" and self.alpha.decides and not self._prior_decided():
+            stale = sorted(set(stale) | {self._indices[0]})  # the prior's decision is made at the first keyframe
+        self._stale[direction] = set(stale) if self.span.stop is not None else _Everything()
+        self.store.forget(direction, stale)
+        spans = []
+        for start, stop in _runs(stale):
+            if direction == "forward":
+                spans.append((self._keyframe_for(start, "forward"), stop))
+            else:
+                spans.append((start, self._keyframe_for(stop - 1, "backward") + 1))
+        if direction == "forward" and self.span.stop is None and spans:
+            spans[-1] = (spans[-1][0], None)  # on to the end, wherever it is
+        return [Pass(f"propagate {direction}", start, stop, reverse=direction == "backward")
+                for start, stop in _merged(spans)]
+
+    def _prior_decided(self) -> bool:
+        decision = self.store.prior_decision
+        return bool(decision) and decision.get("keyframe") == self._tokens[self._indices[0]]
+
+    def _plan_writing(self) -> None:
+        """Which frames the writing pass solves; the others are read back from the work folder."""
+        keeps = self._work_arg is not None  # a temporary folder goes with the job: solved frames are not kept
+        stale = self._stale_frames("solved") if keeps else list(self._frames())
+        self._stale["solved"] = set(stale) if self.span.stop is not None else _Everything()
+        self._last_stale = max(stale, default=self.span.first - 1)
+        self.store.forget("solved", stale)
+        self.reused_frames = len(self._frames()) - len(stale) if self.span.stop is not None else 0
+        if keeps:
+            total = len(self._frames())
+            solved = f"; solving {_describe(stale)}" if stale else ""
+            self._notify(f"work folder {self.work}: reusing {self.reused_frames} of {total} frames{solved}")
 
     # --- analysis passes -------------------------------------------------------------------------------------
     def _propagate(self, index: int, frame: np.ndarray) -> None:
+        direction = "backward" if self._pass.reverse else "forward"
         if index in self.keyframes:
             self._propagator = self._new_propagator()
             result = self._propagator.start(frame, self._check_keyframe(index, frame))
-            if index == min(self.keyframes) and not self._pass.reverse:
-                self._decide_prior(frame, result.trimap)
+            if index == self._indices[0] and direction == "forward" and self.alpha.decides:
+                self.store.decide_prior(self._tokens[index], self.alpha.decide(frame, result.trimap))
         elif self._propagator is not None:
             result = self._propagator.step(frame)
         else:
             return  # before the first keyframe in this direction: the other direction covers it
-        folder = self.work / self._direction(self._pass)
-        _write_png(folder / f"{index:05d}.png", result.trimap)
-        _write_png(folder / f"{index:05d}_confidence.png", np.rint(result.confidence * 255).astype(np.uint8))
+        if index in self._stale[direction]:
+            self.store.write_trimap(direction, index, result.trimap, result.confidence)
+            self.store.record(direction, index, self._token(direction, index))
 
     def _check_keyframe(self, index: int, frame: np.ndarray) -> np.ndarray:
         trimap = self.keyframes[index]
@@ -113,12 +274,8 @@ class GuidedMatter:
                              f"{frame.shape[1]}x{frame.shape[0]}")
         return trimap
 
-    @staticmethod
-    def _direction(p: Pass) -> str:
-        return "backward" if p.reverse else "forward"
-
     # --- the writing pass ----------------------------------------------------------------------------------
-    def _fused_trimap(self, index: int, shape: tuple[int, int]) -> np.ndarray:
+    def _fused_trimap(self, index: int) -> np.ndarray:
         if index in self.keyframes:
             return self.keyframes[index]
         found = [self._read(direction, index) for direction in ("forward", "backward")]
@@ -127,34 +284,105 @@ class GuidedMatter:
         return fuse(*found)
 
     def _read(self, direction: str, index: int) -> Propagated | None:
-        folder = self.work / direction
-        if not (folder / f"{index:05d}.png").exists():  # no keyframe before it in this direction
+        if self._token(direction, index) is None:  # no keyframe before it in this direction
             return None
-        trimap = cv2.imread(str(folder / f"{index:05d}.png"), cv2.IMREAD_GRAYSCALE)
-        confidence = cv2.imread(str(folder / f"{index:05d}_confidence.png"), cv2.IMREAD_GRAYSCALE)
-        return Propagated(trimap, confidence.astype(np.float32) / 255, 0)
+        return Propagated(*self.store.read_trimap(direction, index), 0)
 
-    def _decide_prior(self, frame: np.ndarray, trimap: np.ndarray) -> None:
-        """auto: RVM's alpha is a prior only if RVM itself sees the keyframe's subject (a person): it covers most of
-        the marked foreground and little of the background around it. The prior that helps people hurts objects."""
-        if self.prior is None or self.prior_mode != "auto":
-            return
-        self.prior.reset()
-        for _ in range(3):  # a still frame, repeated: RVM settles within a few steps
-            rvm = self.prior.step(frame)[1]
-        covered = float((rvm[trimap == FG] > 0.5).mean()) if (trimap == FG).any() else 0.0
-        ring = _near(trimap != BG, 0.05) & (trimap == BG)
-        spill = float((rvm[ring] > 0.5).mean()) if ring.any() else 1.0
-        self.uses_prior = covered > 0.8 and spill < 0.2
+    def _matte_frame(self, index: int, frame: np.ndarray, trimap: np.ndarray | None, cached) -> SolvedMatte:
+        if cached is not None:
+            alpha, trimap = cached
+            if index < self._last_stale:  # RVM's state must reach the frames still to solve as a full run's does
+                self.alpha.follow(frame, alpha)
+            return SolvedMatte(frame, alpha, foreground_colours, trimap)
+        alpha, trimap = self.alpha.solve(frame, trimap)
+        if self._work_arg is not None:
+            self.store.write_solved(index, alpha, trimap)
+            self.store.record("solved", index, self._token("solved", index))
+        # Colours are estimated on the writer's thread, if an output needs them, while this thread solves on.
+        return SolvedMatte(frame, alpha, foreground_colours, trimap)
 
-    def _solve_frame(self, frame: np.ndarray, trimap: np.ndarray) -> SolvedMatte:
-        prior = None
-        if self.uses_prior:
-            prior = self.prior.step(frame)[1]
-            trimap = _open_where_rvm_disagrees(trimap, prior)
-        alpha = self._solve(frame, trimap, self._previous_alpha, prior, self.prior_weight)
-        self._previous_alpha = alpha
-        return SolvedMatte(frame, alpha, _estimate_foreground, trimap)
+def _qualified_name(factory) -> str:
+    """A function's or class's name, stable across runs (a partial's options belong in the caller's settings)."""
+    factory = getattr(factory, "func", factory)
+    return f"{getattr(factory, '__module__', '')}.{getattr(factory, '__qualname__', type(factory).__qualname__)}"
+
+
+class _Everything:
+    """Every frame (the clip's length unknown): nothing is reused."""
+
+    def __contains__(self, index) -> bool:
+        return True
+
+
+def _runs(indices: list[int]) -> list[tuple[int, int]]:
+    """Sorted frame indices -> [(start, stop), ...] of consecutive ones."""
+    runs: list[list[int]] = []
+    for i in indices:
+        if runs and runs[-1][1] == i:
+            runs[-1][1] = i + 1
+        else:
+            runs.append([i, i + 1])
+    return [(a, b) for a, b in runs]
+
+
+def _merged(spans: list[tuple[int, int | None]]) -> list[tuple[int, int | None]]:
+    """Frame ranges that overlap or touch, as one (a pass reads them in one sweep)."""
+    merged: list[list] = []
+    for start, stop in sorted(spans, key=lambda s: s[0]):
+        if merged and (merged[-1][1] is None or start <= merged[-1][1]):
+            merged[-1][1] = None if stop is None or merged[-1][1] is None else max(merged[-1][1], stop)
+        else:
+            merged.append([start, stop])
+    return [(a, b) for a, b in merged]
+
+
+def _describe(frames: list[int]) -> str:
+    """[3, 4, 5, 9] -> "frames 3..5, 9" (a few runs, then how many more)."""
+    runs = [f"{a}..{b - 1}" if b - a > 1 else f"{a}" for a, b in _runs(frames)]
+    shown = ", ".join(runs[:4]) + (f" and {len(runs) - 4} more runs" if len(runs) > 4 else "")
+    return f"{len(frames)} ({'frame' if len(frames) == 1 else 'frames'} {shown})"
+
+
+def guided_matter(job, keyframes, work: str | Path | None = None, prior_mode: str = "auto",
+                  model: str = "rvm-mobilenetv3", cache: str | None = None, guidance: dict | None = None,
+                  propagator: dict | None = None, warn=None, notify=None, **options) -> GuidedMatter:
+    """The guided matter for a checked ``pipeline.Job``, as the CLI and the API build it.
+
+    keyframes: a ``guidance.Keyframes``; those outside the job's frames are left out (none inside: UsageError).
+    guidance / propagator: how the keyframes were read and what propagates them (JSON values): with the input's
+    fingerprint, the frame size and the prior's model, what a kept work folder is checked against. ``options`` go
+    to ``GuidedMatter`` (e.g. ``propagator_factory``).
+    """
+    from ..errors import UsageError
+
+    span = job.span
+    inside = [i for i in keyframes.indices() if span.first <= i and (span.stop is None or i < span.stop)]
+    if not inside:
+        raise UsageError(f"no keyframe inside the frames to process ({span.first}..{span.stop}); "
+                         f"keyframes at {', '.join(map(str, keyframes.indices()))}")
+    settings = {"input": job.source.fingerprint() if work is not None else None, "size": [job.width, job.height],
+                "guidance": guidance or {}, "propagator": propagator or {},
+                "prior_model": model if prior_mode != "none" else None}
+    return GuidedMatter({i: keyframes.at(i) for i in inside}, work=work, prior=open_prior(prior_mode, model, cache, warn),
+                        prior_mode=prior_mode, settings=settings, notify=notify, **options)
+
+
+def open_prior(mode: str, model: str = "rvm-mobilenetv3", cache: str | None = None, warn=None):
+    """RVM for --prior, or None. With "auto" and no weights to be had (offline), guided matting goes on without it
+    and says so (``warn``); "rvm" insists (ModelError)."""
+    if mode == "none":
+        return None
+    from ..backends import open_runner
+    from ..errors import ModelError
+    from .recurrent import RecurrentMatter
+
+    try:
+        return RecurrentMatter(open_runner(model, cache=cache), warmup=0)
+    except ModelError as exc:
+        if mode == "rvm":
+            raise
+        (warn or logging.getLogger("vidmatte").warning)(f"no RVM prior ({exc}); matting from the keyframes alone")
+        return None
 
 
 def _near(mask: np.ndarray, fraction: float) -> np.ndarray:
@@ -187,14 +415,10 @@ def _band_solve(frame: np.ndarray, trimap: np.ndarray, previous: np.ndarray | No
     return solve_alpha(frame, trimap, prior=prior, prior_weight=prior_weight if prior is not None else 0.0)
 
 
-def _estimate_foreground(frame: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Multi-level foreground colours (float32 [H,W,3]), on the subject's box; above 1440p at half size (+10%
-    error, 3x faster; benchmarks/solver.py)."""
+def foreground_colours(frame: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Multi-level foreground colours (float32 [H,W,3] 0..1), on the subject's box; above 1440p at half size (+10%
+    error, 3x faster; benchmarks/solver.py). Deterministic in (frame, alpha): a frame whose alpha is read back from
+    the work folder gets the same colours, so they are not stored."""
     from ..solvers.trimap_alpha import foreground
 
     return foreground(frame, alpha, scale=2 if frame.shape[0] * frame.shape[1] > 2560 * 1440 else 1)
-
-
-def _write_png(path: Path, image: np.ndarray) -> None:
-    if not cv2.imwrite(str(path), image):
-        raise OSError(f"cannot write {path}")
