@@ -247,6 +247,28 @@ def test_guided_run_writes_the_downloads(tmp_path, clip):
         assert call(base, "GET", f"/api/jobs/{job_id}/frames/5/alpha.jpg")[0] == 200
 
 
+def test_a_rerun_after_a_fixed_keyframe_recomputes_only_its_span(tmp_path, clip):
+    """The job's work folder is kept between its runs: fixing the keyframe at frame 11 (keyframes 0, 6, 11)
+    re-solves frames 7..11 only; frames 0..6 are read back from the first run."""
+    with serving(tmp_path / "work") as (base, _):
+        job_id = _guided_job(base, clip)
+        for index in (6, 11):
+            assert call(base, "PUT", f"/api/jobs/{job_id}/keyframes/{index}", _square_mask(index))[0] == 200
+        assert _run(base, job_id, outputs=["alpha_png"])[0] == 202
+        assert wait_for(base, job_id, ("done", "failed"))["state"] == "done"
+        solved = tmp_path / "work" / "jobs" / job_id / "work" / "solved"
+        before = {p.name: p.stat().st_mtime_ns for p in solved.glob("*_alpha.npy.gz")}
+        assert len(before) == 12
+        bigger = np.zeros((64, 96), np.uint8)
+        bigger[6:26, (11 * 5) % 80 - 2:(11 * 5) % 80 + 18] = 255  # the fix: a wider mask on frame 11
+        assert call(base, "PUT", f"/api/jobs/{job_id}/keyframes/11", cv2.imencode(".png", bigger)[1].tobytes())[0] == 200
+        assert _run(base, job_id, outputs=["alpha_png"])[0] == 202
+        assert wait_for(base, job_id, ("done", "failed"))["state"] == "done"
+        after = {p.name: p.stat().st_mtime_ns for p in solved.glob("*_alpha.npy.gz")}
+        changed = sorted(int(name[:5]) for name in after if after[name] != before[name])
+        assert changed == [7, 8, 9, 10, 11]
+
+
 def test_bad_guidance_and_settings_are_one_line_errors(tmp_path, clip):
     with serving(tmp_path / "work") as (base, _):
         _, job = upload(base, clip)

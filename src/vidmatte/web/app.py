@@ -353,7 +353,7 @@ def _add_guidance_routes(app: FastAPI, server: Server) -> None:
             raise UsageError("set this frame as a keyframe first")
         folder = server.storage.folder(job_id)
         size = (job["info"]["width"], job["info"]["height"])
-        trimap = guide.read_keyframes(folder, [frame], size)[frame]
+        trimap = guide.read_keyframes(folder, [frame], size).at(frame)
         out = folder / "preview" / "guide"
         shutil.rmtree(out, ignore_errors=True)
         frames = guide.propagation_preview(open_source(runs.input_path(folder)), trimap, frame,

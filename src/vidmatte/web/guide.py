@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import GuidanceError, InputError
 from ..guidance.formats import default_band, read_guidance, trimap_from_mask
-from ..guidance.keyframes import load_keyframes
+from ..guidance.keyframes import Keyframes, load_keyframes
 from .previews import write_png
 
 GRABCUT_ITERATIONS = 5
@@ -46,11 +46,10 @@ def save_keyframe(folder: Path, index: int, image_path: Path, frame_size: tuple[
 
 
 def read_keyframes(folder: Path, indices: list[int], frame_size: tuple[int, int],
-                   frames: int | None = None) -> dict[int, np.ndarray]:
+                   frames: int | None = None) -> Keyframes:
     """The stored keyframes, read as the CLI reads ``--keyframe INDEX:PATH``."""
     specs = [f"{index}:{keyframe_path(folder, index)}" for index in indices]
-    keyframes, _ = load_keyframes(specs, None, frames, frame_size)
-    return {i: np.array(keyframes.at(i)) for i in keyframes.indices()}
+    return load_keyframes(specs, None, frames, frame_size)[0]
 
 
 # --- first masks -------------------------------------------------------------------------------------------

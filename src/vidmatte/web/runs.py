@@ -12,7 +12,6 @@ import os
 import shutil
 import zipfile
 from pathlib import Path
-from types import SimpleNamespace
 
 from ..errors import GuidanceError, UsageError
 from ..job import JobControl
@@ -96,19 +95,16 @@ def _matter(job: dict, folder: Path, pipeline_job, model: str, cache: str | None
         from ..matters.recurrent import RecurrentMatter
 
         return RecurrentMatter(open_runner(model, cache=cache))
-    from ..cli.guided import _prior
-    from ..matters.guided import GuidedMatter
+    from ..matters.guided import guided_matter
 
     if not job["keyframes"]:
         raise NO_KEYFRAME
     keyframes = read_keyframes(folder, job["keyframes"], (pipeline_job.width, pipeline_job.height),
                                pipeline_job.source.expected_frames())
-    # One work folder per job, emptied first: a previous run's trimaps from other keyframes must not be read back.
-    work = folder / "work"
-    shutil.rmtree(work, ignore_errors=True)
-    prior = _prior(SimpleNamespace(prior=settings["prior"], model=model, cache_dir=cache))
-    return GuidedMatter(keyframes, work=work, prior=prior, prior_mode=settings["prior"])
-
+    # One work folder per job, kept between its runs: after a keyframe is fixed or added on the page, a re-run
+    # propagates and solves only the frames between that keyframe's neighbours (the CLI's --work corrections).
+    return guided_matter(pipeline_job, keyframes, work=folder / "work", prior_mode=settings["prior"], model=model,
+                         cache=cache)
 
 def _zip_folder(source: Path, target: Path) -> None:
     """``source``'s PNGs into ``target`` (stored: PNGs are compressed already), renamed into place when complete;
