@@ -32,8 +32,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                        help="the object to matte in multi-object palette masks")
     guide.add_argument("--band", type=int, default=None, metavar="PIXELS",
                        help="width of the unknown strip a mask's edge becomes (default: 10 at 1080p, scaled)")
-    guide.add_argument("--propagator", choices=["auto", "flow"], default="auto",
-                       help="how keyframes reach other frames: flow (keyframe-anchored optical flow; auto = flow)")
+    guide.add_argument("--propagator", choices=["auto", "flow", "memory"], default="auto",
+                       help="how keyframes reach other frames: flow (keyframe-anchored optical flow, no weights), "
+                            "memory (the same, re-anchored by a space-time memory of RVM encoder features where "
+                            "the flow loses the subject: occlusion, jumps); auto = flow, memory with "
+                            "--finetune-steps")
+    guide.add_argument("--mem-every", type=int, default=5, metavar="N",
+                       help="memory propagator: a propagated frame joins the memory every N frames (default 5)")
+    guide.add_argument("--max-memory", type=int, default=6, metavar="N",
+                       help="memory propagator: frames kept in memory, keyframes never forgotten (default 6)")
+    guide.add_argument("--finetune-steps", type=int, default=0, metavar="N",
+                       help="memory propagator: train its key/readout heads N steps on augmented keyframes "
+                            "first (TCVOM's online fine-tuning; needs PyTorch)")
     guide.add_argument("--prior", choices=["auto", "rvm", "none"], default="auto",
                        help="RVM's alpha as a weak data term and a check on the propagated labels: auto uses it when "
                             "RVM sees the first keyframe's subject (people; it hurts other objects), rvm always, none "
@@ -62,6 +72,7 @@ def _source_and_keyframe_folder(args: argparse.Namespace) -> tuple[str, str | No
 def run(args: argparse.Namespace) -> int:
     from ..errors import UsageError
     from ..guidance import load_keyframes
+    from ..guidance.memory import propagator_factory
     from ..io.probe import live_source
     from ..job import JobControl
     from ..matters.guided import GuidedMatter
@@ -71,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
     if live_source(args.input, args.input_format) is not None:
         raise UsageError("guided matting reads the clip three times (forward, backward, then writing); "
                          "record the camera to a file first")
+    propagators = propagator_factory(args.propagator, args.mem_every, args.max_memory, args.finetune_steps,
+                                     args.model, args.cache_dir)
     source, folder = _source_and_keyframe_folder(args)
     if not args.keyframe and folder is None:
         raise UsageError("no keyframe: give --keyframe INDEX:PATH (repeatable) or --keyframes DIR")
@@ -87,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"no keyframe inside the frames to process ({job.span.first}..{job.span.stop}); "
                          f"keyframes at {', '.join(map(str, keyframes.indices()))}")
     matter = GuidedMatter({i: keyframes.at(i) for i in inside}, work=args.work, prior=_prior(args),
-                          prior_mode=args.prior)
+                          prior_mode=args.prior, propagator_factory=propagators)
     return convert_cli.run_job(job, matter, control, bar, args)
 
 

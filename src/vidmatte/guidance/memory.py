@@ -336,3 +336,29 @@ def augment(frame: np.ndarray, trimap: np.ndarray, rng: np.random.Generator) -> 
     gain = rng.uniform(0.8, 1.2, 3) * rng.uniform(0.85, 1.15)
     view = np.clip(view.astype(np.float32) * gain + rng.uniform(-15, 15), 0, 255).astype(np.uint8)
     return view, view_trimap
+
+
+# --- choosing a propagator (the CLI, the API, the benchmark) --------------------------------------------------------
+PROPAGATORS = ("auto", "flow", "memory")
+
+
+def propagator_factory(kind: str = "auto", mem_every: int = 5, max_memory: int = 6, finetune_steps: int = 0,
+                       model: str = "rvm-mobilenetv3", cache: str | None = None):
+    """A no-argument callable making one propagator per keyframe and direction, as ``GuidedMatter`` wants.
+
+    auto is the flow propagator (it measured best on the guided benchmarks, docs/EVALUATION.md), or the memory one
+    when fine-tuning is asked for. The memory's encoder is loaded once and shared by every instance."""
+    from ..errors import UsageError
+
+    if kind not in PROPAGATORS:
+        raise UsageError(f"--propagator must be one of {', '.join(PROPAGATORS)}, not {kind!r}")
+    if mem_every < 1 or max_memory < 1 or finetune_steps < 0:
+        raise UsageError("--mem-every and --max-memory must be at least 1, --finetune-steps at least 0")
+    if kind == "flow" and finetune_steps:
+        raise UsageError("--finetune-steps trains the memory propagator's heads: use --propagator memory (or auto)")
+    if kind == "flow" or (kind == "auto" and not finetune_steps):
+        return FlowPropagator
+    if finetune_steps:
+        require_torch()
+    encoder = FeatureEncoder(model, cache)
+    return lambda: MemoryPropagator(encoder, mem_every, max_memory, finetune_steps=finetune_steps)
