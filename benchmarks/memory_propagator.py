@@ -9,9 +9,10 @@ derive: from a built guided benchmark (``vidmatte bench build --definition guide
   background plate; its true alpha is zero), from frame 30 on it is back, moved sideways by 0.3x the frame width
   (away from the side it was on). The keyframe trimap is frame 0's only. Then compare with
   ``vidmatte bench run --root OUT --methods guided,guided-memory,guided-memory-ft,oracle``.
-speed: propagation alone (no alpha solve), frames per second of flow, memory and memory + 50 fine-tuning steps
-  over the first clips of ROOT, one after the other in this process: their ratio is the result (the machine is
-  shared; absolute numbers move, ratios much less).
+speed: propagation alone (no alpha solve, frames decoded outside the timing) of flow, memory and memory + 50
+  fine-tuning steps over the first clips of ROOT, one after the other in this process: their time ratio is the
+  result (the machine is shared; absolute numbers move, ratios much less). Also the share of wrong definite labels
+  in the propagated trimaps (keyframe 0 only) and how many frames the memory re-anchored.
 """
 
 from __future__ import annotations
@@ -82,6 +83,15 @@ def derive(args) -> None:
     (clips_out / "benchmark.json").write_text(json.dumps(record, indent=2) + "\n")
 
 
+def label_errors(trimap: np.ndarray, alpha_u8: np.ndarray) -> float:
+    """Share of the subject's pixels with a wrong definite label (fg where alpha < 0.9, bg where alpha > 0.1): what
+    the solver cannot undo (the tests' measure). On frames without the subject: its wrong fg pixels per 1000."""
+    alpha = alpha_u8.astype(np.float32) / 255
+    wrong = ((trimap == 255) & (alpha < 0.9)) | ((trimap == 0) & (alpha > 0.1))
+    subject = (alpha > 0.5).sum()
+    return float(wrong.sum() / subject) if subject else float(wrong.sum()) / 1000
+
+
 def speed(args) -> None:
     from vidmatte.guidance.memory import propagator_factory
 
@@ -89,20 +99,28 @@ def speed(args) -> None:
     names = sorted(p.name for p in clips_dir.iterdir() if p.is_dir())[:args.clips]
     kinds = {"flow": propagator_factory("flow"), "memory": propagator_factory("memory"),
              "memory + 50 fine-tuning steps": propagator_factory("memory", finetune_steps=50)}
-    clips = {n: [_read(p) for p in sorted((clips_dir / n / "com").iterdir())] for n in names}
-    keys = {n: _read(clips_dir / n / "trimap" / "00000.png") for n in names}
     seconds = {}
     for kind, make in kinds.items():
-        started, frames = time.perf_counter(), 0
-        for name, frames_of in clips.items():
+        spent, frames, errors, relocated = 0.0, 0, [], 0
+        for name in names:
+            com = sorted((clips_dir / name / "com").iterdir())
+            truth = sorted((clips_dir / name / "pha").iterdir())
             propagator = make()
-            propagator.start(frames_of[0], keys[name])
-            for frame in frames_of[1:]:
-                propagator.step(frame)
+            started = time.perf_counter()
+            propagator.start(_read(com[0]), _read(clips_dir / name / "trimap" / "00000.png"))
+            spent += time.perf_counter() - started
+            for path, true_path in zip(com[1:], truth[1:]):
+                frame = _read(path)
+                started = time.perf_counter()
+                result = propagator.step(frame)
+                spent += time.perf_counter() - started
+                errors.append(label_errors(result.trimap, _read(true_path)))
                 frames += 1
-        seconds[kind] = time.perf_counter() - started
-        print(f"{kind}: {frames / seconds[kind]:.1f} fps propagation only ({frames} frames, "
-              f"{seconds[kind]:.1f} s), {seconds[kind] / seconds['flow']:.2f}x the flow's time")
+            relocated += sum(entry["relocated"] for entry in getattr(propagator, "log", []))
+        seconds[kind] = spent
+        print(f"{kind}: {frames / spent:.1f} fps propagation only ({frames} frames, {spent:.1f} s), "
+              f"{spent / seconds['flow']:.2f}x the flow's time; wrong definite labels {100 * np.mean(errors):.2f}% "
+              f"of the subject (mean over frames); frames re-anchored: {relocated}", flush=True)
 
 
 def main() -> None:
@@ -112,7 +130,7 @@ def main() -> None:
     parser.add_argument("--out", help="derive: the new benchmark's root")
     parser.add_argument("--hide", default="20:30", help="derive: frames FIRST:STOP without the subject")
     parser.add_argument("--jump", type=float, default=0.3, help="derive: sideways move on return (x width)")
-    parser.add_argument("--clips", type=int, default=2, help="speed: how many clips to time")
+    parser.add_argument("--clips", type=int, default=6, help="speed: how many clips to time")
     args = parser.parse_args()
     derive(args) if args.command == "derive" else speed(args)
 
