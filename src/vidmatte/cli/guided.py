@@ -33,8 +33,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                        help="the object to matte in multi-object palette masks")
     guide.add_argument("--band", type=int, default=None, metavar="PIXELS",
                        help="width of the unknown strip a mask's edge becomes (default: 10 at 1080p, scaled)")
-    guide.add_argument("--propagator", choices=["auto", "flow"], default="auto",
-                       help="how keyframes reach other frames: flow (keyframe-anchored optical flow; auto = flow)")
+    guide.add_argument("--propagator", choices=["auto", "flow", "memory"], default="auto",
+                       help="how keyframes reach other frames: flow (keyframe-anchored optical flow, no weights), "
+                            "memory (the same, re-anchored by a space-time memory of RVM encoder features where "
+                            "the flow loses the subject: occlusion, jumps); auto = flow, memory with "
+                            "--finetune-steps")
+    guide.add_argument("--mem-every", type=int, default=5, metavar="N",
+                       help="memory propagator: a propagated frame joins the memory every N frames (default 5)")
+    guide.add_argument("--max-memory", type=int, default=6, metavar="N",
+                       help="memory propagator: frames kept in memory, keyframes never forgotten (default 6)")
+    guide.add_argument("--finetune-steps", type=int, default=0, metavar="N",
+                       help="memory propagator: train its key/readout heads N steps on augmented keyframes "
+                            "first (TCVOM's online fine-tuning; needs PyTorch)")
     guide.add_argument("--prior", choices=["auto", "rvm", "none"], default="auto",
                        help="RVM's alpha as a weak data term and a check on the propagated labels: auto uses it when "
                             "RVM sees the first keyframe's subject (people; it hurts other objects), rvm always, none "
@@ -65,6 +75,7 @@ def _source_and_keyframe_folder(args: argparse.Namespace) -> tuple[str, str | No
 def run(args: argparse.Namespace) -> int:
     from ..errors import UsageError
     from ..guidance import load_keyframes
+    from ..guidance.memory import propagator_factory
     from ..io.probe import live_source
     from ..job import JobControl
     from ..matters.guided import guided_matter
@@ -74,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
     if live_source(args.input, args.input_format) is not None:
         raise UsageError("guided matting reads the clip three times (forward, backward, then writing); "
                          "record the camera to a file first")
+    propagators = propagator_factory(args.propagator, args.mem_every, args.max_memory, args.finetune_steps,
+                                     args.model, args.cache_dir)
     source, folder = _source_and_keyframe_folder(args)
     if not args.keyframe and folder is None:
         raise UsageError("no keyframe: give --keyframe INDEX:PATH (repeatable) or --keyframes DIR")
@@ -88,7 +101,9 @@ def run(args: argparse.Namespace) -> int:
     matter = guided_matter(job, keyframes, work=args.work, prior_mode=args.prior, model=args.model,
                            cache=args.cache_dir, warn=warn, notify=None if args.quiet else _say,
                            guidance={"kind": args.guidance, "object": args.object, "band": args.band},
-                           propagator={"name": args.propagator})
+                           propagator={"name": args.propagator, "mem_every": args.mem_every,
+                                       "max_memory": args.max_memory, "finetune_steps": args.finetune_steps},
+                           propagator_factory=propagators)
     return convert_cli.run_job(job, matter, control, bar, args)
 
 

@@ -19,6 +19,10 @@ METHODS = {
     "guided": "vidmatte guided: the benchmark's keyframe trimaps (tcvom/*_trimap.png) propagated both ways, alpha "
               "solved (closed form), RVM's alpha as a prior where RVM sees the keyframe's subject (--prior auto)",
     "guided-first": "vidmatte guided with the trimap of frame 0 only",
+    "guided-memory": "vidmatte guided --propagator memory: the flow re-anchored by a space-time memory of RVM encoder "
+                     "features where it loses the subject",
+    "guided-memory-ft": "vidmatte guided --propagator memory --finetune-steps 50: the memory's heads first trained on "
+                        "augmented keyframes (needs torch)",
     "oracle": "closed-form matting (Levin et al.) with the TRUE trimap of every frame + multi-level foreground",
 }
 
@@ -81,7 +85,7 @@ def _rvm_matter(state: dict | None, warmup: int | None):
     return matter
 
 
-def _guided_matter(clip_dir: Path, first_only: bool, prior):
+def _guided_matter(clip_dir: Path, first_only: bool, prior, propagators=None):
     """The keyframes a user of the benchmark's TCVOM layout would give: its ``NNNNN_trimap.png`` files."""
     import cv2
 
@@ -91,7 +95,9 @@ def _guided_matter(clip_dir: Path, first_only: bool, prior):
     keyframes = {int(f.name.split("_")[0]): cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in files}
     if first_only:
         keyframes = {min(keyframes): keyframes[min(keyframes)]}
-    return GuidedMatter(keyframes, prior=prior, prior_mode="auto")
+    if propagators is None:
+        return GuidedMatter(keyframes, prior=prior, prior_mode="auto")
+    return GuidedMatter(keyframes, prior=prior, prior_mode="auto", propagator_factory=propagators)
 
 
 def run_method(method: str, clip_dir: Path, out_dir: Path, progress=None, state: dict | None = None) -> None:
@@ -108,6 +114,12 @@ def run_method(method: str, clip_dir: Path, out_dir: Path, progress=None, state:
         matter = _rvm_matter(state, 0 if method == "rvm-cold" else None)
     elif method in ("guided", "guided-first"):
         matter = _guided_matter(clip_dir, first_only=method == "guided-first", prior=_rvm_matter(state, 0))
+    elif method in ("guided-memory", "guided-memory-ft"):
+        from ..guidance.memory import propagator_factory
+
+        steps = 50 if method == "guided-memory-ft" else 0
+        matter = _guided_matter(clip_dir, False, _rvm_matter(state, 0),
+                                propagator_factory("memory", finetune_steps=steps))
     elif method == "oracle":
         matter, guidance = OracleMatter(), TrueTrimaps(clip_dir)
     else:

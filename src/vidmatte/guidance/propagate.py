@@ -59,7 +59,7 @@ class FlowPropagator:
         self.scale = min(1.0, self.work_side / max(h, w))
         self.key_trimap = trimap
         self.key_rgb = frame
-        self.key_grey = self._grey(frame)
+        self.key_grey = self.work_grey(frame)
         self.transform = np.eye(3)  # keyframe work coordinates -> current frame work coordinates
         self.previous = self.key_grey
         self.previous_fg = self._small(trimap) == FG
@@ -71,20 +71,30 @@ class FlowPropagator:
         return Propagated(trimap.copy(), np.ones((h, w), np.float32), 0)
 
     def step(self, frame: np.ndarray) -> Propagated:
-        grey = self._grey(frame)
-        step = self._frame_to_frame(self.previous, grey, self.previous_fg)
-        self.transform = step @ self.transform
-        source_x, source_y = self._source_map(grey)
+        grey = self.work_grey(frame)
+        transform = self._frame_to_frame(self.previous, grey, self.previous_fg) @ self.transform
+        self.distance += 1
+        result = self.carry(frame, transform, grey)
+        self.adopt(grey, transform, result.trimap)
+        return result
+
+    def carry(self, frame: np.ndarray, transform: np.ndarray, grey: np.ndarray | None = None) -> Propagated:
+        """The keyframe's trimap carried to ``frame`` through ``transform`` (3x3, keyframe -> frame, work
+        coordinates) and the residual flow; changes no state (the memory propagator tries other transforms)."""
+        grey = self.work_grey(frame) if grey is None else grey
+        source_x, source_y = self._source_map(grey, transform)
         trimap = cv2.remap(self.key_trimap, source_x, source_y, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
                            borderValue=_OUTSIDE)
         trimap = self._unseen_parts(trimap)
         matches = self._colour_matches(frame, source_x, source_y)
         trimap[(trimap == FG) & ~matches] = UNKNOWN
-        self.distance += 1
-        self.previous, self.previous_fg = grey, self._small(trimap) == FG
         confidence = np.where(matches, 1.0, 0.5).astype(np.float32) * np.float32(
             0.5 ** (self.distance / self.decay_frames))
         return Propagated(trimap, confidence, self.distance)
+
+    def adopt(self, grey: np.ndarray, transform: np.ndarray, trimap: np.ndarray) -> None:
+        """The current frame's outcome (work-size grey, transform, trimap) becomes the base of the next step."""
+        self.transform, self.previous, self.previous_fg = transform, grey, self._small(trimap) == FG
 
     # --- steps ---------------------------------------------------------------------------------------------
     def _frame_to_frame(self, before: np.ndarray, after: np.ndarray, subject: np.ndarray) -> np.ndarray:
@@ -112,15 +122,15 @@ class FlowPropagator:
             fit = np.array([[1.0, 0.0, shift[0]], [0.0, 1.0, shift[1]]])
         return _similarity_to_3x3(fit)
 
-    def _source_map(self, grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _source_map(self, grey: np.ndarray, transform: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For each full-size pixel of the current frame, where it comes from in the keyframe (float maps)."""
         h, w = grey.shape
-        warped_key = cv2.warpAffine(self.key_grey, self.transform[:2], (w, h), flags=cv2.INTER_LINEAR,
+        warped_key = cv2.warpAffine(self.key_grey, transform[:2], (w, h), flags=cv2.INTER_LINEAR,
                                     borderMode=cv2.BORDER_REPLICATE)
         residual = self._flow.calc(grey, warped_key, None)  # current -> warped keyframe: the non-rigid part
-        residual = self._smooth_on_subject(residual, warped_key.shape)
+        residual = self._smooth_on_subject(residual, warped_key.shape, transform)
         ys, xs = self.grid_y, self.grid_x
-        inverse = np.linalg.inv(self.transform)
+        inverse = np.linalg.inv(transform)
         px, py = xs + residual[..., 0], ys + residual[..., 1]
         kx = inverse[0, 0] * px + inverse[0, 1] * py + inverse[0, 2]
         ky = inverse[1, 0] * px + inverse[1, 1] * py + inverse[1, 2]
@@ -131,11 +141,11 @@ class FlowPropagator:
         ky = cv2.resize((ky + 0.5) * factor - 0.5, (full_w, full_h), interpolation=cv2.INTER_LINEAR)
         return kx.astype(np.float32), ky.astype(np.float32)
 
-    def _smooth_on_subject(self, flow: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    def _smooth_on_subject(self, flow: np.ndarray, shape: tuple[int, int], transform: np.ndarray) -> np.ndarray:
         """A smooth residual field: flow averaged over the subject (normalised convolution), so background motion
         seen through semi-transparent pixels does not drag the labels along."""
         h, w = shape
-        weight = cv2.warpAffine(self.key_subject, self.transform[:2], (w, h), flags=cv2.INTER_LINEAR)
+        weight = cv2.warpAffine(self.key_subject, transform[:2], (w, h), flags=cv2.INTER_LINEAR)
         ys, xs = np.nonzero(weight > 0.5)
         if len(ys) < 10:
             return np.zeros_like(flow)
@@ -167,7 +177,8 @@ class FlowPropagator:
         return np.add.reduce(difference, axis=2, dtype=np.uint16) <= 3 * self.colour_tolerance  # mean of 3
 
     # --- helpers -------------------------------------------------------------------------------------------
-    def _grey(self, frame: np.ndarray) -> np.ndarray:
+    def work_grey(self, frame: np.ndarray) -> np.ndarray:
+        """The work-size grey copy flow runs on."""
         grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
         return self._small(grey, cv2.INTER_AREA)
 

@@ -93,3 +93,46 @@ def split_model(path) -> bytes | None:
     cut = find_cut(model.graph)
     coarse = coarse_model(model, cut) if cut else None
     return coarse.SerializeToString() if coarse is not None else None
+
+
+# --- the encoder's features, for the memory propagator's keys (vidmatte.guidance.memory) ----------------------------
+FEATURE_OUTPUTS = ("stride8", "stride16")
+
+
+def find_features(graph) -> tuple[str, str] | None:
+    """The encoder's 1/8-scale feature map and the LR-ASPP's 1/16-scale output, found by structure:
+    the decoder concatenates [upsampled x, f_k, s_k] where s_k is the k-th average pooling of the input (the 1/8 one
+    is three poolings deep), and LR-ASPP multiplies a ReLU branch by a sigmoid gate."""
+    producer = {out: node for node in graph.node for out in node.output}
+
+    def pool_depth(tensor: str) -> int:
+        depth = 0
+        while tensor in producer and producer[tensor].op_type == "AveragePool":
+            depth, tensor = depth + 1, producer[tensor].input[0]
+        return depth
+
+    stride8 = next((n.input[1] for n in graph.node if n.op_type == "Concat" and len(n.input) == 3
+                    and pool_depth(n.input[2]) == 3), None)
+    kinds = lambda node: sorted(producer[t].op_type for t in node.input if t in producer)  # noqa: E731
+    aspp = next((n.output[0] for n in graph.node if n.op_type == "Mul" and kinds(n) == ["Relu", "Sigmoid"]), None)
+    return (stride8, aspp) if stride8 and aspp else None
+
+
+def encoder_model(path) -> bytes | None:
+    """A serialized ONNX model of the RVM encoder alone: ``src`` [1,3,H,W] 0..1 and ``downsample_ratio`` in,
+    ``stride8`` [1,40,H/8,W/8] and ``stride16`` [1,128,H/16,W/16] out. None when the graph has another shape."""
+    import onnx
+    from onnx.utils import Extractor
+
+    model = onnx.shape_inference.infer_shapes(onnx.load(str(path)))  # the extractor needs the tensors' types
+    found = find_features(model.graph)
+    if found is None:
+        return None
+    encoder = Extractor(model).extract_model(["src", "downsample_ratio"], list(found))
+    renamed = dict(zip(found, FEATURE_OUTPUTS))
+    for node in encoder.graph.node:
+        node.output[:] = [renamed.get(t, t) for t in node.output]
+        node.input[:] = [renamed.get(t, t) for t in node.input]
+    for output in encoder.graph.output:
+        output.name = renamed.get(output.name, output.name)
+    return encoder.SerializeToString()
