@@ -26,6 +26,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     guide.add_argument("--keyframes", metavar="DIR",
                        help="a folder of guidance images named by frame index (00012.png or 12.png), or a TCVOM "
                             "workspace")
+    add_guidance_options(guide)
+    guide.add_argument("--model", default="rvm-mobilenetv3", help="the RVM weights of the prior (name or .onnx)")
+    guide.add_argument("--cache-dir", help="weights folder (default: $VIDMATTE_CACHE or ~/.cache/vidmatte)")
+    guide.add_argument("--work", metavar="DIR",
+                       help="keep the propagated trimaps of both directions here (default: a temporary folder)")
+    convert_cli.add_output_arguments(p).add_argument(
+        "--trimaps", dest="trimap", metavar="DIR", action=convert_cli._Once,
+        help="the propagated trimap of every frame (folder/ of PNGs, or a video), to inspect and correct")
+    convert_cli.add_range_arguments(p)
+    convert_cli.add_report_arguments(p)
+
+
+def add_guidance_options(guide) -> None:
+    """How keyframes are read and propagated (here and in ``vidmatte batch --mode guided``)."""
     guide.add_argument("--guidance", choices=["auto", "trimap", "mask"], default="auto",
                        help="what the keyframe images are (auto: palette or two-level images are masks)")
     guide.add_argument("--object", type=int, default=None, metavar="ID",
@@ -38,15 +52,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                        help="RVM's alpha as a weak data term and a check on the propagated labels: auto uses it when "
                             "RVM sees the first keyframe's subject (people; it hurts other objects), rvm always, none "
                             "never (no weights needed)")
-    guide.add_argument("--model", default="rvm-mobilenetv3", help="the RVM weights of the prior (name or .onnx)")
-    guide.add_argument("--cache-dir", help="weights folder (default: $VIDMATTE_CACHE or ~/.cache/vidmatte)")
-    guide.add_argument("--work", metavar="DIR",
-                       help="keep the propagated trimaps of both directions here (default: a temporary folder)")
-    convert_cli.add_output_arguments(p).add_argument(
-        "--trimaps", dest="trimap", metavar="DIR", action=convert_cli._Once,
-        help="the propagated trimap of every frame (folder/ of PNGs, or a video), to inspect and correct")
-    convert_cli.add_range_arguments(p)
-    convert_cli.add_report_arguments(p)
 
 
 def _source_and_keyframe_folder(args: argparse.Namespace) -> tuple[str, str | None]:
@@ -60,13 +65,23 @@ def _source_and_keyframe_folder(args: argparse.Namespace) -> tuple[str, str | No
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..job import JobControl
+    from ..progress import ProgressBar
+
+    bar = ProgressBar(enabled=not args.quiet)
+    control = JobControl(on_progress=bar.update)
+    job, matter = build_job(args, control)
+    return convert_cli.run_job(job, matter, control, bar, args)
+
+
+def build_job(args: argparse.Namespace, control, runners=None):
+    """The checked job and its matter (this command, and each item of ``vidmatte batch --mode guided``);
+    ``runners`` opens the prior's weights as ``backends.open_runner`` does."""
     from ..errors import UsageError
     from ..guidance import load_keyframes
     from ..io.probe import live_source
-    from ..job import JobControl
     from ..matters.guided import GuidedMatter
     from ..pipeline import Job, warn
-    from ..progress import ProgressBar
 
     if live_source(args.input, args.input_format) is not None:
         raise UsageError("guided matting reads the clip three times (forward, backward, then writing); "
@@ -75,8 +90,6 @@ def run(args: argparse.Namespace) -> int:
     if not args.keyframe and folder is None:
         raise UsageError("no keyframe: give --keyframe INDEX:PATH (repeatable) or --keyframes DIR")
     options = convert_cli.build_options(args, KINDS)
-    bar = ProgressBar(enabled=not args.quiet)
-    control = JobControl(on_progress=bar.update)
     job = Job(source, options, control)
     keyframes, warnings = load_keyframes(args.keyframe, folder, job.source.expected_frames(),
                                          (job.width, job.height), args.guidance, args.object, args.band)
@@ -86,12 +99,12 @@ def run(args: argparse.Namespace) -> int:
     if not inside:
         raise UsageError(f"no keyframe inside the frames to process ({job.span.first}..{job.span.stop}); "
                          f"keyframes at {', '.join(map(str, keyframes.indices()))}")
-    matter = GuidedMatter({i: keyframes.at(i) for i in inside}, work=args.work, prior=_prior(args),
+    matter = GuidedMatter({i: keyframes.at(i) for i in inside}, work=args.work, prior=_prior(args, runners),
                           prior_mode=args.prior)
-    return convert_cli.run_job(job, matter, control, bar, args)
+    return job, matter
 
 
-def _prior(args: argparse.Namespace):
+def _prior(args: argparse.Namespace, runners=None):
     """RVM for the prior, or None. With --prior auto and no weights to be had (offline), guided matting goes on
     without it and says so; --prior rvm insists."""
     if args.prior == "none":
@@ -102,7 +115,7 @@ def _prior(args: argparse.Namespace):
     from ..pipeline import warn
 
     try:
-        return RecurrentMatter(open_runner(args.model, cache=args.cache_dir), warmup=0)
+        return RecurrentMatter((runners or open_runner)(args.model, cache=args.cache_dir), warmup=0)
     except ModelError as exc:
         if args.prior == "rvm":
             raise

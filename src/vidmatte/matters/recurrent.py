@@ -38,13 +38,16 @@ class RecurrentMatter:
     """
 
     def __init__(self, runner: Runner, downsample_ratio: float | None = None, seq_chunk: int = 1,
-                 warmup: int = DEFAULT_WARMUP):
+                 warmup: int = DEFAULT_WARMUP, lead_in: int = 0):
         self.runner = runner
         self.downsample_ratio = downsample_ratio
         # Frames per network call. Runners with a time axis (PyTorch: ``run_clip``) take them in one call; the
         # official ONNX graph has none, so ONNX runs go frame by frame whatever seq_chunk says.
         self.seq_chunk = max(1, int(seq_chunk))
         self.warmup = max(0, int(warmup))
+        # A piece of a longer run (``vidmatte batch --chunk-frames``): the state is warmed forward on the
+        # ``lead_in`` frames before the piece, as the whole run would have reached it (batch/chunks.py).
+        self.lead_in = max(0, int(lead_in))
         self.reset()
 
     def reset(self) -> None:
@@ -61,9 +64,12 @@ class RecurrentMatter:
         the background move past the subject). For sources that can be read again, the state is first run over the
         ``warmup`` frames after the first one, backward (frame first+n down to first+1), so the pass that writes
         starts at ``first`` with a state that has just seen its neighbour. Cameras cannot be re-read: no warm-up.
+        A chunk of a longer run with a ``lead_in`` instead runs the frames before it forward, like the whole run.
         The gain is measured on the benchmark's first frames (docs/EVALUATION.md, "Warm-up").
         """
         write = writing_pass(span)
+        if self.lead_in and span.first > 0 and span.seekable:
+            return [Pass("lead-in", max(0, span.first - self.lead_in), span.first), write]
         if not self.warmup or not span.seekable:
             return [write]
         last = span.first + self.warmup if span.stop is None else min(span.first + self.warmup, span.stop - 1)
