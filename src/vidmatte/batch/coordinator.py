@@ -111,7 +111,7 @@ class Coordinator:
         if wrong:
             return self.summary.fail(item.name, f"{item.mode} mode makes no {', '.join(map(output_kind, wrong))}")
         args = self._item_args(item, folder)
-        made_from = records.describe(item, {k: v for k, v in sorted(vars(args).items()) if k not in _NOT_RECORDED})
+        made_from = records.describe(item, self._recorded_options(args, mode.kinds))
         finals = [folder / name for name in self.plan.outputs]
         if not self.plan.force and records.is_finished(folder, made_from, finals):
             self.summary.skipped += 1
@@ -158,6 +158,11 @@ class Coordinator:
             setattr(args, output_kind(name), str(folder / name) + ("/" if name.endswith("/") else ""))
         args.output_folder = str(folder)
         return args
+
+    def _recorded_options(self, args: argparse.Namespace, kinds: tuple[str, ...]) -> dict:
+        """What the outputs depend on, with outputs by name (a moved --output-dir still matches)."""
+        options = {k: v for k, v in sorted(vars(args).items()) if k not in _NOT_RECORDED and k not in kinds}
+        return {**options, "outputs": list(self.plan.outputs)}
 
     # --- running ----------------------------------------------------------------------------------------------
     def _next_id(self) -> int:
