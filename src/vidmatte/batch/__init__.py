@@ -24,6 +24,7 @@ def run_batch(args: argparse.Namespace, coerce) -> Summary:
     from . import chunks, manifest
 
     _check_arguments(args)
+    outputs = parse_output_names(args.outputs)
     if args.manifest:
         items, rejected = manifest.read_manifest(args.manifest, args.mode, set(MODES), coerce)
     else:
@@ -33,7 +34,7 @@ def run_batch(args: argparse.Namespace, coerce) -> Summary:
     if not output_dir.parent.is_dir():
         raise UsageError(f"the folder of --output-dir does not exist: {output_dir.parent}")
     output_dir.mkdir(exist_ok=True)
-    plan = Plan(output_dir, parse_output_names(args.outputs), args.chunk_frames,
+    plan = Plan(output_dir, outputs, args.chunk_frames,
                 chunks.DEFAULT_LEAD_IN if args.lead_in is None else args.lead_in, args.force)
     base = {k: v for k, v in vars(args).items() if k not in BATCH_DESTS}
     machine = JobControl().machine_cpus()

@@ -77,6 +77,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _coercer(args: argparse.Namespace):
     """(manifest column, text) -> (option dest, value), typed and checked as the command line would do it."""
+    from ..errors import UsageError
+
+    checks = {"downsample_ratio": convert_cli.parse_ratio, "input_resize": convert_cli.parse_size}
     parser = argparse.ArgumentParser(add_help=False)
     add_arguments(parser)
     actions = {a.dest: a for a in parser._actions if a.dest not in BATCH_DESTS and a.option_strings}
@@ -96,6 +99,10 @@ def _coercer(args: argparse.Namespace):
             raise ValueError(f"bad {column} {text!r}") from None
         if action.choices and value not in action.choices:
             raise ValueError(f"{column} must be one of {', '.join(map(str, action.choices))}, not {text!r}")
+        try:
+            checks.get(dest, lambda v: v)(value)
+        except UsageError as exc:
+            raise ValueError(str(exc)) from None
         return dest, value
 
     return coerce
