@@ -26,7 +26,7 @@ from .tasks import Task
 
 WORK_NAME = ".vidmatte-chunks"
 # Frames run before a chunk to warm RVM's recurrent state (measured in benchmarks/batch.py, docs/BATCH.md).
-DEFAULT_LEAD_IN = 32
+DEFAULT_LEAD_IN = 64
 
 
 def frame_pts(source) -> list[int] | None:
