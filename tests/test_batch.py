@@ -191,7 +191,7 @@ def test_background_mode_fails_its_items_with_a_clear_reason(clips, tmp_path):
 
 def test_guided_items_take_their_keyframes_from_the_manifest(tmp_path):
     frames = moving_square_frames(6, 96, 64)
-    clip = write_video(tmp_path / "square.mp4", frames)
+    write_video(tmp_path / "square.mp4", frames)
     mask = np.zeros((64, 96), np.uint8)
     mask[8:24, 0:16] = 255  # the square in frame 0
     cv2.imwrite(str(tmp_path / "mask0.png"), mask)

@@ -15,7 +15,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import Cancelled, VidmatteError
+from ..errors import VidmatteError
 from . import chunks, records
 from .manifest import Item, Rejected
 from .modes import MODES
@@ -261,5 +261,3 @@ def _expected(args: argparse.Namespace) -> int | None:
     except (VidmatteError, OSError, ValueError):
         return None
 
-
-__all__ = ["Coordinator", "Plan", "Summary", "output_kind", "Cancelled"]
