@@ -37,6 +37,8 @@ class RecurrentMatter:
     frame's size. ``warmup``: frames to warm the state on before a file's first frame (pipeline jobs only).
     """
 
+    lead_in = 0  # frames before a chunk's first that warm the state (see ``passes``)
+
     def __init__(self, runner: Runner, downsample_ratio: float | None = None, seq_chunk: int = 1,
                  warmup: int = DEFAULT_WARMUP, lead_in: int = 0):
         self.runner = runner
