@@ -18,7 +18,7 @@ $(STAMP_CORE): $(BIN)/python pyproject.toml
 # torch 2.13.0 is pinned because a CPU build of it lies on this machine's disk; a looser spec pulls a CUDA build.
 $(STAMP_DEV): $(STAMP_CORE)
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev,torch,eval,train,web]'
+	$(BIN)/pip install --quiet -e '.[dev,torch,eval,train,web,ray]'
 	touch $@
 
 install: $(STAMP_CORE)

@@ -78,6 +78,12 @@ def test_passes_follow_the_span():
                                                        ("matting", 10, 13, False, True)]
     assert names(matter.passes(Span(0, 1, True))) == [("warm-up", 0, 1, False, False), ("matting", 0, 1, False, True)]
     assert names(matter.passes(Span(0, None, False))) == [("matting", 0, None, False, True)]  # a camera starts cold
+    matter.lead_in = 16  # a chunk of a longer run: starts as a run would 16 frames earlier, then runs up to it
+    assert names(matter.passes(Span(40, 60, True))) == [("warm-up", 25, 33, True, False),
+                                                        ("lead-in", 24, 40, False, False),
+                                                        ("matting", 40, 60, False, True)]
+    assert names(matter.passes(Span(0, 20, True)))[0] == ("warm-up", 1, 9, True, False)  # chunk 0: as a run
+    matter.lead_in = 0
     matter.warmup = 0
     assert names(matter.passes(Span(0, 100, True))) == [("matting", 0, 100, False, True)]
 

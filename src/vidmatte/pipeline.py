@@ -195,7 +195,7 @@ class Job:
                                self.width, self.height, self.span.first, self.span.stop, self.cpus,
                                ", ".join(f"{p.name} {p.start}..{p.stop}{' backward' if p.reverse else ''}"
                                          for p in passes))
-        outputs = self._open_outputs()
+        outputs = self.open_outputs()
         started = time.monotonic()
         try:
             for i, p in enumerate(passes):
@@ -234,7 +234,8 @@ class Job:
             result.warning = str(input_error)
         return result
 
-    def _open_outputs(self) -> OutputSet:
+    def open_outputs(self) -> OutputSet:
+        """The job's sinks, under temporary names until closed (the writing pass; batch stitching too)."""
         sinks: list = []
         try:
             stream = self._stream_info()

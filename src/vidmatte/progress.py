@@ -61,3 +61,47 @@ class ProgressBar:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+class BatchBar:
+    """One bar for a whole batch: frames written over all items (fps, ETA), items finished, the items running."""
+
+    def __init__(self, items: int, enabled: bool = True, stream=None):
+        self.stream = stream or sys.stderr
+        self.items, self.finished = items, 0
+        self._running: dict[str, str] = {}
+        self._bar = _bar(0, self._label(), self.stream) if enabled and self.stream.isatty() else None
+        if self._bar is not None:
+            self._bar.bar_format = _FORMAT + " {postfix}"
+
+    def _label(self) -> str:
+        return f"batch {self.finished}/{self.items} items"
+
+    def add_total(self, frames: int | None) -> None:
+        if self._bar is not None and frames:
+            self._bar.total += frames
+            self._bar.refresh()
+
+    def frames(self, written: int) -> None:
+        if self._bar is not None and written != self._bar.n:
+            self._bar.update(written - self._bar.n)
+
+    def current(self, item: str, status: str) -> None:
+        self._running[item] = status
+        self._show()
+
+    def item_finished(self, item: str | None = None) -> None:
+        self.finished += 1
+        self._running.pop(item, None)
+        self._show()
+
+    def _show(self) -> None:
+        if self._bar is not None:
+            self._bar.set_description(self._label(), refresh=False)
+            shown = ", ".join(f"{name}: {status}" for name, status in list(self._running.items())[-3:])
+            self._bar.set_postfix_str(shown)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

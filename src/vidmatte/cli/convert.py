@@ -52,10 +52,15 @@ def add_output_arguments(p: argparse.ArgumentParser):
     out.add_argument("--alpha", metavar="PATH", action=_Once, help="alpha matte (8-bit gray; 16-bit PNG with --bit-depth 16)")
     out.add_argument("--foreground", metavar="PATH", action=_Once, help="predicted foreground colour")
     out.add_argument("--rgba", metavar="PATH", action=_Once, help="foreground with alpha (.mov, .webm, .mkv or folder/)")
-    out.add_argument("--bit-depth", type=int, choices=[8, 16], default=8, help="PNG alpha bit depth")
-    out.add_argument("--background", default="green",
-                     help="composition background: green|black|white|#RRGGBB|IMAGE|VIDEO (scaled to cover)")
+    add_picture_arguments(out)
     return out
+
+
+def add_picture_arguments(group) -> None:
+    """How the outputs look, whatever their paths (``vidmatte batch`` names the paths itself)."""
+    group.add_argument("--bit-depth", type=int, choices=[8, 16], default=8, help="PNG alpha bit depth")
+    group.add_argument("--background", default="green",
+                       help="composition background: green|black|white|#RRGGBB|IMAGE|VIDEO (scaled to cover)")
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
@@ -209,23 +214,33 @@ def _warn(*messages: str | None) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..backends import open_runner
     from ..io.probe import live_source
     from ..job import JobControl
-    from ..matters import RecurrentMatter
-    from ..pipeline import Job
     from ..progress import ProgressBar
 
+    bar = ProgressBar(enabled=not args.quiet)
+    control = JobControl(on_progress=bar.update)
+    job, matter = build_job(args, control)
+    live = live_source(args.input, args.input_format) is not None
+    return run_job(job, matter, control, bar, args, live)
+
+
+def build_job(args: argparse.Namespace, control, runners=None):
+    """The checked job and its matter for ``args.input`` (this command, and each item of ``vidmatte batch``).
+
+    ``runners`` opens weights as ``backends.open_runner`` does; a batch worker passes one that keeps them loaded.
+    """
+    from ..matters import RecurrentMatter
+    from ..pipeline import Job
+
+    if runners is None:
+        from ..backends import open_runner as runners
     options = build_options(args)
     check_model_options(args)
     ratio = parse_ratio(args.downsample_ratio)
-    bar = ProgressBar(enabled=not args.quiet)
-    control = JobControl(on_progress=bar.update)
     job = Job(args.input, options, control)  # the input and every output checked before the model loads
-    runner = open_runner(args.model, args.backend, threads=args.threads, device=args.device, cache=args.cache_dir)
-    matter = RecurrentMatter(runner, ratio, seq_chunk=args.seq_chunk, warmup=args.warmup)
-    live = live_source(args.input, args.input_format) is not None
-    return run_job(job, matter, control, bar, args, live)
+    runner = runners(args.model, args.backend, threads=args.threads, device=args.device, cache=args.cache_dir)
+    return job, RecurrentMatter(runner, ratio, seq_chunk=args.seq_chunk, warmup=args.warmup)
 
 
 def run_job(job, matter, control, bar, args: argparse.Namespace, live: bool = False) -> int:

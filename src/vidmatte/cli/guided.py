@@ -27,6 +27,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     guide.add_argument("--keyframes", metavar="DIR",
                        help="a folder of guidance images named by frame index (00012.png or 12.png), or a TCVOM "
                             "workspace")
+    add_guidance_options(guide)
+    guide.add_argument("--model", default="rvm-mobilenetv3", help="the RVM weights of the prior (name or .onnx)")
+    guide.add_argument("--cache-dir", help="weights folder (default: $VIDMATTE_CACHE or ~/.cache/vidmatte)")
+    guide.add_argument("--work", metavar="DIR",
+                       help="keep the propagated trimaps and solved frames here: a second run with an added, changed "
+                            "or removed keyframe recomputes only the frames between its neighbouring keyframes and "
+                            "reuses the rest (default: a temporary folder)")
+    convert_cli.add_output_arguments(p).add_argument(
+        "--trimaps", dest="trimap", metavar="DIR", action=convert_cli._Once,
+        help="the propagated trimap of every frame (folder/ of PNGs, or a video), to inspect and correct")
+    convert_cli.add_range_arguments(p)
+    convert_cli.add_report_arguments(p)
+
+
+def add_guidance_options(guide) -> None:
+    """How keyframes are read and propagated (here and in ``vidmatte batch --mode guided``)."""
     guide.add_argument("--guidance", choices=["auto", "trimap", "mask"], default="auto",
                        help="what the keyframe images are (auto: palette or two-level images are masks)")
     guide.add_argument("--object", type=int, default=None, metavar="ID",
@@ -49,17 +65,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                        help="RVM's alpha as a weak data term and a check on the propagated labels: auto uses it when "
                             "RVM sees the first keyframe's subject (people; it hurts other objects), rvm always, none "
                             "never (no weights needed)")
-    guide.add_argument("--model", default="rvm-mobilenetv3", help="the RVM weights of the prior (name or .onnx)")
-    guide.add_argument("--cache-dir", help="weights folder (default: $VIDMATTE_CACHE or ~/.cache/vidmatte)")
-    guide.add_argument("--work", metavar="DIR",
-                       help="keep the propagated trimaps and solved frames here: a second run with an added, changed "
-                            "or removed keyframe recomputes only the frames between its neighbouring keyframes and "
-                            "reuses the rest (default: a temporary folder)")
-    convert_cli.add_output_arguments(p).add_argument(
-        "--trimaps", dest="trimap", metavar="DIR", action=convert_cli._Once,
-        help="the propagated trimap of every frame (folder/ of PNGs, or a video), to inspect and correct")
-    convert_cli.add_range_arguments(p)
-    convert_cli.add_report_arguments(p)
 
 
 def _source_and_keyframe_folder(args: argparse.Namespace) -> tuple[str, str | None]:
@@ -73,14 +78,24 @@ def _source_and_keyframe_folder(args: argparse.Namespace) -> tuple[str, str | No
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..job import JobControl
+    from ..progress import ProgressBar
+
+    bar = ProgressBar(enabled=not args.quiet)
+    control = JobControl(on_progress=bar.update)
+    job, matter = build_job(args, control)
+    return convert_cli.run_job(job, matter, control, bar, args)
+
+
+def build_job(args: argparse.Namespace, control, runners=None):
+    """The checked job and its matter (this command, and each item of ``vidmatte batch --mode guided``);
+    ``runners`` opens the prior's weights as ``backends.open_runner`` does."""
     from ..errors import UsageError
     from ..guidance import load_keyframes
     from ..guidance.memory import propagator_factory
     from ..io.probe import live_source
-    from ..job import JobControl
     from ..matters.guided import guided_matter
     from ..pipeline import Job, warn
-    from ..progress import ProgressBar
 
     if live_source(args.input, args.input_format) is not None:
         raise UsageError("guided matting reads the clip three times (forward, backward, then writing); "
@@ -91,8 +106,6 @@ def run(args: argparse.Namespace) -> int:
     if not args.keyframe and folder is None:
         raise UsageError("no keyframe: give --keyframe INDEX:PATH (repeatable) or --keyframes DIR")
     options = convert_cli.build_options(args, KINDS)
-    bar = ProgressBar(enabled=not args.quiet)
-    control = JobControl(on_progress=bar.update)
     job = Job(source, options, control)
     keyframes, warnings = load_keyframes(args.keyframe, folder, job.source.expected_frames(),
                                          (job.width, job.height), args.guidance, args.object, args.band)
@@ -103,8 +116,8 @@ def run(args: argparse.Namespace) -> int:
                            guidance={"kind": args.guidance, "object": args.object, "band": args.band},
                            propagator={"name": args.propagator, "mem_every": args.mem_every,
                                        "max_memory": args.max_memory, "finetune_steps": args.finetune_steps},
-                           propagator_factory=propagators)
-    return convert_cli.run_job(job, matter, control, bar, args)
+                           propagator_factory=propagators, runners=runners)
+    return job, matter
 
 
 def _say(message: str) -> None:

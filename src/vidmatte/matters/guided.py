@@ -345,13 +345,15 @@ def _describe(frames: list[int]) -> str:
 
 def guided_matter(job, keyframes, work: str | Path | None = None, prior_mode: str = "auto",
                   model: str = "rvm-mobilenetv3", cache: str | None = None, guidance: dict | None = None,
-                  propagator: dict | None = None, warn=None, notify=None, **options) -> GuidedMatter:
+                  propagator: dict | None = None, warn=None, notify=None, runners=None,
+                  **options) -> GuidedMatter:
     """The guided matter for a checked ``pipeline.Job``, as the CLI and the API build it.
 
     keyframes: a ``guidance.Keyframes``; those outside the job's frames are left out (none inside: UsageError).
     guidance / propagator: how the keyframes were read and what propagates them (JSON values): with the input's
     fingerprint, the frame size and the prior's model, what a kept work folder is checked against. ``options`` go
-    to ``GuidedMatter`` (e.g. ``propagator_factory``).
+    to ``GuidedMatter`` (e.g. ``propagator_factory``); ``runners`` opens the prior's weights as
+    ``backends.open_runner`` does (a batch worker passes one that loads them once).
     """
     from ..errors import UsageError
 
@@ -363,11 +365,12 @@ def guided_matter(job, keyframes, work: str | Path | None = None, prior_mode: st
     settings = {"input": job.source.fingerprint() if work is not None else None, "size": [job.width, job.height],
                 "guidance": guidance or {}, "propagator": propagator or {},
                 "prior_model": model if prior_mode != "none" else None}
-    return GuidedMatter({i: keyframes.at(i) for i in inside}, work=work, prior=open_prior(prior_mode, model, cache, warn),
-                        prior_mode=prior_mode, settings=settings, notify=notify, **options)
+    prior = open_prior(prior_mode, model, cache, warn, runners)
+    return GuidedMatter({i: keyframes.at(i) for i in inside}, work=work, prior=prior, prior_mode=prior_mode,
+                        settings=settings, notify=notify, **options)
 
 
-def open_prior(mode: str, model: str = "rvm-mobilenetv3", cache: str | None = None, warn=None):
+def open_prior(mode: str, model: str = "rvm-mobilenetv3", cache: str | None = None, warn=None, runners=None):
     """RVM for --prior, or None. With "auto" and no weights to be had (offline), guided matting goes on without it
     and says so (``warn``); "rvm" insists (ModelError)."""
     if mode == "none":
@@ -377,7 +380,7 @@ def open_prior(mode: str, model: str = "rvm-mobilenetv3", cache: str | None = No
     from .recurrent import RecurrentMatter
 
     try:
-        return RecurrentMatter(open_runner(model, cache=cache), warmup=0)
+        return RecurrentMatter((runners or open_runner)(model, cache=cache), warmup=0)
     except ModelError as exc:
         if mode == "rvm":
             raise

@@ -37,14 +37,19 @@ class RecurrentMatter:
     frame's size. ``warmup``: frames to warm the state on before a file's first frame (pipeline jobs only).
     """
 
+    lead_in = 0  # frames before a chunk's first that warm the state (see ``passes``)
+
     def __init__(self, runner: Runner, downsample_ratio: float | None = None, seq_chunk: int = 1,
-                 warmup: int = DEFAULT_WARMUP):
+                 warmup: int = DEFAULT_WARMUP, lead_in: int = 0):
         self.runner = runner
         self.downsample_ratio = downsample_ratio
         # Frames per network call. Runners with a time axis (PyTorch: ``run_clip``) take them in one call; the
         # official ONNX graph has none, so ONNX runs go frame by frame whatever seq_chunk says.
         self.seq_chunk = max(1, int(seq_chunk))
         self.warmup = max(0, int(warmup))
+        # A piece of a longer run (``vidmatte batch --chunk-frames``): the state is warmed forward on the
+        # ``lead_in`` frames before the piece, as the whole run would have reached it (batch/chunks.py).
+        self.lead_in = max(0, int(lead_in))
         self.reset()
 
     def reset(self) -> None:
@@ -61,15 +66,24 @@ class RecurrentMatter:
         the background move past the subject). For sources that can be read again, the state is first run over the
         ``warmup`` frames after the first one, backward (frame first+n down to first+1), so the pass that writes
         starts at ``first`` with a state that has just seen its neighbour. Cameras cannot be re-read: no warm-up.
+        A chunk of a longer run with a ``lead_in`` starts ``lead_in`` frames earlier, as a run starts there, and runs
+        forward up to its first frame: with a lead-in back to the run's start it writes what the whole run writes.
         The gain is measured on the benchmark's first frames (docs/EVALUATION.md, "Warm-up").
         """
         write = writing_pass(span)
+        if self.lead_in and span.first > 0 and span.seekable:
+            # Start where the whole run would have been ``lead_in`` frames ago, as it started, and run up to here.
+            begin = max(0, span.first - self.lead_in)
+            return self._warm_up(Span(begin, span.stop, True)) + [Pass("lead-in", begin, span.first), write]
+        return self._warm_up(span) + [write]
+
+    def _warm_up(self, span: Span) -> list[Pass]:
         if not self.warmup or not span.seekable:
-            return [write]
+            return []
         last = span.first + self.warmup if span.stop is None else min(span.first + self.warmup, span.stop - 1)
         if last <= span.first:  # a one-frame input: warm up on that frame itself
-            return [Pass("warm-up", span.first, span.first + 1), write]
-        return [Pass("warm-up", span.first + 1, last + 1, reverse=True), write]
+            return [Pass("warm-up", span.first, span.first + 1)]
+        return [Pass("warm-up", span.first + 1, last + 1, reverse=True)]
 
     def begin_pass(self, p: Pass) -> None:
         """The state carries over from the warm-up into the writing pass: that is the point of warming up."""

@@ -1,0 +1,118 @@
+"""One long video spread over workers: chunks of ``--chunk-frames``, each warmed on the frames before it, stitched.
+
+Chunk k covers frames [a, b) of the item's range. Its job runs RVM forward over the ``lead_in`` frames before ``a``
+(no output) so the recurrent state reaches ``a`` about as the whole run would have, then writes [a, b) as lossless
+PNG folders in a work folder beside the item's outputs (``.vidmatte-chunks/``). Chunk 0 starts where the whole run
+starts and gets the same backward warm-up, so its frames are the whole run's exactly.
+
+Stitching opens the item's real outputs through the same ``Job`` the frame loop uses (temporary names, the input's
+audio carried once, encoder settings) and feeds them the chunks' frames in order, each with the pts of the input
+frame it came from, so the stitched file has the single run's frame count and timestamps. Then the work folder goes.
+A finished chunk (its folders are renamed into place only when complete) is not redone when a batch resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import OutputError
+from ..job import JobControl, PassClock
+from .tasks import Task
+
+WORK_NAME = ".vidmatte-chunks"
+# Frames run before a chunk to warm RVM's recurrent state (measured in benchmarks/batch.py, docs/BATCH.md).
+DEFAULT_LEAD_IN = 64
+
+
+def frame_pts(source) -> list[int] | None:
+    """Each frame's pts in presentation order, for a video file whose packets number its frames; else None."""
+    index = getattr(source, "pts_index", lambda: None)()
+    return None if index is None else index.pts
+
+
+def plan(args: argparse.Namespace, kinds: tuple[str, ...], chunk_frames: int, lead_in: int,
+         work: Path) -> list[tuple[argparse.Namespace, int, int]] | None:
+    """The chunks' (arguments, lead-in, frames), or None when the item runs whole (short, or not a video file)."""
+    from ..io.source import open_source
+
+    pts = frame_pts(open_source(args.input, args.fps))
+    if pts is None:
+        return None
+    first = args.start_frame
+    stop = len(pts) if args.end_frame is None else min(args.end_frame, len(pts))
+    if stop - first <= chunk_frames:
+        return None
+    chunks = []
+    for k, a in enumerate(range(first, stop, chunk_frames)):
+        b = min(a + chunk_frames, stop)
+        piece = copy.copy(args)
+        piece.start_frame, piece.end_frame, piece.overwrite = a, b, True
+        for kind in kinds:
+            if getattr(args, kind, None):
+                setattr(piece, kind, f"{work / f'{kind}-{k:04d}'}/")
+        chunks.append((piece, min(lead_in, a - first), b - a))
+    return chunks
+
+
+def is_done(piece: argparse.Namespace, kinds: tuple[str, ...]) -> bool:
+    """Every PNG folder of a chunk is in place (folders appear only once complete) with all its frames."""
+    frames = piece.end_frame - piece.start_frame
+    folders = [Path(getattr(piece, kind)) for kind in kinds if getattr(piece, kind, None)]
+    return all(folder.is_dir() and _count_frames(folder) == frames for folder in folders)
+
+
+def _count_frames(folder: Path) -> int:
+    return sum(1 for _ in folder.glob("[0-9][0-9][0-9][0-9][0-9]*.png"))
+
+
+def stitch(task: Task, control: JobControl) -> int:
+    """Write the item's outputs from its chunks' frames, frame-exact; returns the frames written."""
+    from ..cli.convert import build_options
+    from ..pipeline import Job
+    from .modes import MODES
+
+    kinds = MODES[task.mode].kinds
+    job = Job(task.args.input, build_options(task.args, kinds), control)
+    pts = frame_pts(job.source)
+    first = task.args.start_frame
+    total = sum(piece.end_frame - piece.start_frame for piece in task.chunks)
+    for piece in task.chunks:
+        if not is_done(piece, kinds):
+            raise OutputError(f"chunk {piece.start_frame}..{piece.end_frame} is incomplete; run the batch again")
+    clock = PassClock(control, "stitching", 0, 1, total)
+    outputs = job.open_outputs()
+    try:
+        for piece in task.chunks:
+            for i in range(piece.start_frame, piece.end_frame):
+                control.raise_if_cancelled()
+                for sink in outputs.sinks:
+                    image = _read_png(Path(getattr(piece, sink.spec.kind)) / f"{i - piece.start_frame:05d}.png")
+                    sink.writer.write(image, pts[i] - pts[first])
+                clock.advance()
+        outputs.close()
+    except BaseException:
+        outputs.abort()
+        raise
+    shutil.rmtree(work_folder(task.args), ignore_errors=True)
+    return total
+
+
+def work_folder(args: argparse.Namespace) -> Path:
+    return Path(args.output_folder) / WORK_NAME
+
+
+def _read_png(path: Path) -> np.ndarray:
+    """A chunk's frame as the writers take it: gray (8 or 16 bit), RGB or RGBA."""
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise OutputError(f"cannot read the chunk frame {path}")
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA if image.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+    return image

@@ -1,0 +1,263 @@
+"""The batch's one coordinator: items -> tasks -> an executor; results -> records, the bar and the summary.
+
+    items (manifest.py) ──> plan: skip finished (records.py), fail what cannot run, chunk long videos (chunks.py)
+                        ──> executor.submit(task) (executors.py: local pool or Ray) ──> Worker.run (tasks.py)
+    results ──> records, a stitch task once every chunk of an item is in, the summary; progress events ──> one bar
+
+Every frame is matted by ``pipeline.Job`` inside a worker; the coordinator reads no frames.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import VidmatteError
+from . import chunks, records
+from .manifest import Item, Rejected
+from .modes import MODES
+from .tasks import CHUNK, ITEM, STITCH, Task, TaskResult
+
+# Not part of what makes an item's outputs: they change how, not what.
+_NOT_RECORDED = {"overwrite", "threads", "quiet", "json", "cache_dir", "output_folder", "input_format",
+                 "input_option", "work", "input", "keyframe", "keyframes", "plate"}
+
+
+@dataclass
+class Plan:
+    output_dir: Path
+    outputs: list[str]  # names inside DIR/<item>/: "composition.mp4", "alpha/"...
+    chunk_frames: int | None = None
+    lead_in: int = chunks.DEFAULT_LEAD_IN
+    force: bool = False
+
+
+@dataclass
+class Summary:
+    items: int = 0
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    failures: dict = field(default_factory=dict)
+    rows: list = field(default_factory=list)  # (item, status, frames, seconds, reason) for the table
+    interrupted: bool = False
+
+    def to_json(self) -> dict:
+        return {"items": self.items, "done": self.done, "skipped": self.skipped, "failed": self.failed,
+                "seconds": round(self.seconds, 3), "failures": self.failures}
+
+    def fail(self, item: str, reason: str) -> None:
+        self.failed += 1
+        self.failures[item] = reason
+        self.rows.append((item, "failed", None, None, reason))
+
+
+def output_kind(name: str) -> str:
+    """``alpha/`` -> alpha, ``composition.mp4`` -> composition: the stem names the kind."""
+    return Path(name.rstrip("/")).stem
+
+
+@dataclass
+class _ItemState:
+    item: Item
+    args: argparse.Namespace
+    made_from: dict
+    pieces: list = field(default_factory=list)  # chunk arguments, in order (chunked items)
+    open_tasks: int = 0
+    frames: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+
+
+class Coordinator:
+    def __init__(self, plan: Plan, base_args: dict, executor, bar=None):
+        self.plan, self.base_args, self.executor, self.bar = plan, base_args, executor, bar
+        self.summary = Summary()
+        self.states: dict[str, _ItemState] = {}
+        self.tasks: dict[int, Task] = {}
+        self.futures: dict[Future, int] = {}
+        self.written: dict[int, int] = {}  # task id -> frames written so far (writing passes)
+
+    # --- planning ---------------------------------------------------------------------------------------------
+    def run(self, items: list[Item], rejected: list[Rejected]) -> Summary:
+        started = time.monotonic()
+        self.summary.items = len(items) + len(rejected)
+        for entry in rejected:
+            self.summary.fail(entry.name, entry.reason)
+        try:
+            for item in items:
+                self._plan_item(item)
+            self._follow()
+        except KeyboardInterrupt:
+            self.summary.interrupted = True
+            self.executor.cancel()
+            self._collect_after_cancel()
+        finally:
+            self.summary.seconds = time.monotonic() - started
+            if self.bar is not None:
+                self.bar.close()
+        return self.summary
+
+    def _plan_item(self, item: Item) -> None:
+        mode = MODES[item.mode]
+        folder = self.plan.output_dir / item.name
+        if mode.unavailable:
+            return self.summary.fail(item.name, mode.unavailable)
+        wrong = [n for n in self.plan.outputs if output_kind(n) not in mode.kinds]
+        if wrong:
+            return self.summary.fail(item.name, f"{item.mode} mode makes no {', '.join(map(output_kind, wrong))}")
+        args = self._item_args(item, folder)
+        made_from = records.describe(item, self._recorded_options(args, mode.kinds))
+        finals = [folder / name for name in self.plan.outputs]
+        if not self.plan.force and records.is_finished(folder, made_from, finals):
+            self.summary.skipped += 1
+            self.summary.rows.append((item.name, "skipped", None, None, "finished earlier"))
+            return None
+        args.overwrite = args.overwrite or self.plan.force or records.is_ours(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        records.write(folder, {**made_from, "status": "started"})
+        state = self.states[item.name] = _ItemState(item, args, made_from)
+        try:
+            pieces = self._chunk(item, args, folder, mode)
+        except VidmatteError as exc:
+            return self._item_failed(state, str(exc))
+        if pieces is None:
+            return self._submit(Task(self._next_id(), item.name, ITEM, item.mode, args, _expected(args)))
+        state.pieces = [piece for piece, _, _ in pieces]
+        for piece, lead_in, frames in pieces:
+            if not chunks.is_done(piece, mode.kinds):  # a resumed batch keeps the chunks it finished
+                self._submit(Task(self._next_id(), item.name, CHUNK, item.mode, piece, frames, lead_in))
+        if state.open_tasks == 0:
+            self._submit_stitch(state)
+        return None
+
+    def _chunk(self, item: Item, args, folder: Path, mode):
+        if not self.plan.chunk_frames or not mode.chunkable:
+            return None
+        work = folder / chunks.WORK_NAME
+        pieces = chunks.plan(args, mode.kinds, self.plan.chunk_frames, self.plan.lead_in, work)
+        if pieces is not None:
+            work.mkdir(exist_ok=True)
+        return pieces
+
+    def _item_args(self, item: Item, folder: Path) -> argparse.Namespace:
+        """The mode's arguments for this item: the batch's options, the item's overrides, its paths."""
+        args = argparse.Namespace(**self.base_args)
+        for dest, value in item.overrides.items():
+            setattr(args, dest, value)
+        args.input, args.keyframe, args.keyframes, args.plate = item.input, list(item.keyframe), item.keyframes, \
+            item.plate
+        args.input_format, args.input_option, args.work, args.quiet, args.json = None, [], None, True, False
+        for kind in MODES[item.mode].kinds:
+            setattr(args, kind, None)
+        for name in self.plan.outputs:
+            setattr(args, output_kind(name), str(folder / name) + ("/" if name.endswith("/") else ""))
+        args.output_folder = str(folder)
+        return args
+
+    def _recorded_options(self, args: argparse.Namespace, kinds: tuple[str, ...]) -> dict:
+        """What the outputs depend on, with outputs by name (a moved --output-dir still matches)."""
+        options = {k: v for k, v in sorted(vars(args).items()) if k not in _NOT_RECORDED and k not in kinds}
+        return {**options, "outputs": list(self.plan.outputs)}
+
+    # --- running ----------------------------------------------------------------------------------------------
+    def _next_id(self) -> int:
+        return len(self.tasks)
+
+    def _submit(self, task: Task) -> None:
+        self.tasks[task.id] = task
+        self.states[task.item].open_tasks += 1
+        if self.bar is not None:
+            self.bar.add_total(task.frames if task.kind != STITCH else 0)
+        self.futures[self.executor.submit(task)] = task.id
+
+    def _submit_stitch(self, state: _ItemState) -> None:
+        self._submit(Task(self._next_id(), state.item.name, STITCH, state.item.mode, state.args,
+                          chunks=state.pieces))
+
+    def _follow(self) -> None:
+        while self.futures:
+            finished, _ = wait(list(self.futures), timeout=0.25, return_when=FIRST_COMPLETED)
+            self._show_progress()
+            for future in finished:
+                self._finished(self.tasks[self.futures.pop(future)], _result(future))
+
+    def _finished(self, task: Task, result: TaskResult) -> None:
+        state = self.states[task.item]
+        state.open_tasks -= 1
+        self.written[task.id] = result.frames if task.kind != STITCH else 0
+        if task.kind != STITCH:
+            state.frames += result.frames
+            state.seconds += result.seconds
+        if result.error:
+            state.error = state.error or result.error
+        if state.open_tasks:
+            return
+        if state.error:
+            return self._item_failed(state, state.error)
+        if task.kind == CHUNK:
+            return self._submit_stitch(state)
+        self._item_done(state)
+
+    def _item_done(self, state: _ItemState) -> None:
+        folder = Path(state.args.output_folder)
+        records.write(folder, {**state.made_from, "status": "done", "frames": state.frames,
+                               "seconds": round(state.seconds, 3)})
+        self.summary.done += 1
+        self.summary.rows.append((state.item.name, "done", state.frames, state.seconds, ""))
+        if self.bar is not None:
+            self.bar.item_finished(state.item.name)
+
+    def _item_failed(self, state: _ItemState, reason: str) -> None:
+        if reason == "cancelled":
+            return  # an interrupted batch: the item is neither done nor failed; a re-run resumes it
+        records.write(Path(state.args.output_folder), {**state.made_from, "status": "failed", "reason": reason})
+        self.summary.fail(state.item.name, reason)
+        if self.bar is not None:
+            self.bar.item_finished(state.item.name)
+
+    def _collect_after_cancel(self) -> None:
+        """Cancelled jobs remove their temporary outputs; wait for them (bounded) so nothing is left half-done."""
+        deadline = time.monotonic() + 60
+        while self.futures and time.monotonic() < deadline:
+            finished, _ = wait(list(self.futures), timeout=0.5)
+            for future in finished:
+                task = self.tasks[self.futures.pop(future)]
+                result = _result(future)
+                if not result.error:  # finished before the cancel reached it: keep the work
+                    self._finished(task, result)
+
+    def _show_progress(self) -> None:
+        events = self.executor.progress()
+        if self.bar is None:
+            return
+        for task_id, pass_name, writing, done, total in events:
+            task = self.tasks[task_id]
+            if writing and task.kind != STITCH:
+                self.written[task_id] = done
+            self.bar.current(task.item, f"{pass_name} {done}/{total if total is not None else '?'}")
+        self.bar.frames(sum(self.written.values()))
+
+
+def _result(future: Future) -> TaskResult:
+    if future.cancelled():
+        return TaskResult(-1, error="cancelled", cancelled=True)
+    try:
+        return future.result()
+    except Exception as exc:  # the worker process or actor died under the task
+        return TaskResult(-1, error=f"the worker stopped ({type(exc).__name__}: {exc})".strip())
+
+
+def _expected(args: argparse.Namespace) -> int | None:
+    """Frames an item will write, for the bar (the container's count; None when it cannot be known cheaply)."""
+    from ..io.source import open_source
+
+    try:
+        return open_source(args.input, args.fps).expected_frames(args.start_frame, args.end_frame)
+    except (VidmatteError, OSError, ValueError):
+        return None
+

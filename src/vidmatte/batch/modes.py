@@ -1,0 +1,38 @@
+"""The modes a batch item can run in: how to build its job, which outputs it makes, whether it can be chunked.
+
+Add a mode by adding a row: its command module must offer ``build_job(args, control, runners) -> (job, matter)``
+(``vidmatte.cli.convert`` and ``vidmatte.cli.guided`` do). A mode that does not exist yet is listed with the reason
+its items fail, so manifests written for it are accepted and say why they did not run.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from ..errors import UsageError
+
+PICTURE_KINDS = ("composition", "alpha", "foreground", "rgba")
+
+
+@dataclass(frozen=True)
+class Mode:
+    name: str
+    module: str | None  # the command module with build_job; None: not available
+    kinds: tuple[str, ...]  # what --outputs may name
+    chunkable: bool  # one long video may be split over workers (a recurrent state can be warmed mid-clip)
+    unavailable: str | None = None
+
+    def build_job(self, args, control, runners):
+        if self.module is None:
+            raise UsageError(self.unavailable)
+        return importlib.import_module(self.module).build_job(args, control, runners)
+
+
+MODES = {
+    "convert": Mode("convert", "vidmatte.cli.convert", PICTURE_KINDS, chunkable=True),
+    # Keyframes propagate over the whole clip in both directions: a chunk could not see the keyframes of the others.
+    "guided": Mode("guided", "vidmatte.cli.guided", PICTURE_KINDS + ("trimap",), chunkable=False),
+    "background": Mode("background", None, PICTURE_KINDS, chunkable=False,
+                       unavailable="background mode is not available yet"),
+}
