@@ -61,6 +61,8 @@ def runs() -> list[Run]:
     return judo + bike + [
         Run("dog", VIDEOS / "sam2" / "01_dog.mp4", ["--keyframe", f"0:{HERE / 'masks' / '01_dog_00000.png'}"], True,
             frames=120),
+        Run("dog_memory", VIDEOS / "sam2" / "01_dog.mp4", ["--keyframe", f"0:{HERE / 'masks' / '01_dog_00000.png'}"],
+            True, frames=120, extra=["--propagator", "memory"]),
         Run("kitten", kitten / "test-sample2.mp4", ["--keyframe", f"0:{kitten / 'test-sample2.png'}"], False),
     ] + people
 
