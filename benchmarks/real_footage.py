@@ -12,8 +12,8 @@ the command itself).
 Licences decide what a sheet may show in the repository's docs (shared/data/MANIFEST.md): the Cutie clips (MIT) and
 the sam2 clips (Apache-2.0) are shown in full; MatAnyone's clips (S-Lab licence, non-commercial) only as our mattes
 (alpha and trimap rows, no picture of theirs) unless ``--full`` is given for a local look.
-The dog's first-frame mask (``benchmarks/masks/01_dog_00000.png``) was drawn for this: GrabCut from a box, the legs
-added by hand as polygons, the ground under the belly removed.
+The dog's masks (``benchmarks/masks/01_dog_00000.png``, ``01_dog_00119.png``) were drawn for this: GrabCut from a
+box, the legs added by hand as polygons, the ground under the belly (frame 0) or above the head (frame 119) removed.
 """
 
 from __future__ import annotations
@@ -63,6 +63,9 @@ def runs() -> list[Run]:
             frames=120),
         Run("dog_memory", VIDEOS / "sam2" / "01_dog.mp4", ["--keyframe", f"0:{HERE / 'masks' / '01_dog_00000.png'}"],
             True, frames=120, extra=["--propagator", "memory"]),
+        Run("dog_two_keyframes", VIDEOS / "sam2" / "01_dog.mp4",
+            ["--keyframe", f"0:{HERE / 'masks' / '01_dog_00000.png'}",
+             "--keyframe", f"119:{HERE / 'masks' / '01_dog_00119.png'}"], True, frames=120),
         Run("kitten", kitten / "test-sample2.mp4", ["--keyframe", f"0:{kitten / 'test-sample2.png'}"], False),
     ] + people
 
