@@ -7,6 +7,9 @@ runs ``pipeline.Job``) -> chunks.py (one long video in pieces, stitched); modes.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
+import threading
 from pathlib import Path
 
 from ..errors import UsageError
@@ -41,9 +44,29 @@ def run_batch(args: argparse.Namespace, coerce) -> Summary:
     executor = open_executor(args, machine, _preload(args, items))
     try:
         bar = BatchBar(len(items) + len(rejected), enabled=not args.quiet)
-        return Coordinator(plan, base, executor, bar).run(items, rejected)
+        with _interruptible():
+            return Coordinator(plan, base, executor, bar).run(items, rejected)
     finally:
         executor.close()
+
+
+@contextlib.contextmanager
+def _interruptible():
+    """Ctrl-C and SIGTERM stop the batch (running items cancelled, finished ones kept: a re-run resumes), even when
+    the process was started with SIGINT ignored, as a shell does for a job put in the background (`&`), where
+    Python then never raises KeyboardInterrupt; `vidmatte convert` installs its handlers the same way."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers belong to the main thread; a caller elsewhere cancels by other means
+        return
+    previous = {s: signal.signal(s, interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def _check_arguments(args: argparse.Namespace) -> None:
