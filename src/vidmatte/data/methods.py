@@ -19,6 +19,9 @@ METHODS = {
     "guided": "vidmatte guided: the benchmark's keyframe trimaps (tcvom/*_trimap.png) propagated both ways, alpha "
               "solved (closed form), RVM's alpha as a prior where RVM sees the keyframe's subject (--prior auto)",
     "guided-first": "vidmatte guided with the trimap of frame 0 only",
+    "background": "vidmatte background: the clip's plate.png (the background at frame 0) aligned to every frame, alpha "
+                  "from the compositing equation with the plate (classical method), RVM's foreground and alpha where "
+                  "RVM sees the subject",
     "oracle": "closed-form matting (Levin et al.) with the TRUE trimap of every frame + multi-level foreground",
 }
 
@@ -94,6 +97,16 @@ def _guided_matter(clip_dir: Path, first_only: bool, prior):
     return GuidedMatter(keyframes, prior=prior, prior_mode="auto")
 
 
+def _plate_matter(clip_dir: Path, prior):
+    """The plate a user would have shot: the clip's ``plate.png``."""
+    import cv2
+
+    from ..matters.plate import PlateMatter
+
+    plate = cv2.cvtColor(cv2.imread(str(clip_dir / "plate.png"), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    return PlateMatter(plate, prior=prior)
+
+
 def run_method(method: str, clip_dir: Path, out_dir: Path, progress=None, state: dict | None = None) -> None:
     """Run ``method`` on one built clip (``clip_dir`` holds com/, trimap/) and write its pha/ and fgr/ as 8-bit PNGs.
 
@@ -108,6 +121,8 @@ def run_method(method: str, clip_dir: Path, out_dir: Path, progress=None, state:
         matter = _rvm_matter(state, 0 if method == "rvm-cold" else None)
     elif method in ("guided", "guided-first"):
         matter = _guided_matter(clip_dir, first_only=method == "guided-first", prior=_rvm_matter(state, 0))
+    elif method == "background":
+        matter = _plate_matter(clip_dir, _rvm_matter(state, None))
     elif method == "oracle":
         matter, guidance = OracleMatter(), TrueTrimaps(clip_dir)
     else:
