@@ -82,7 +82,7 @@ class PlateMatter:
 
     def _matte_frame(self, frame: np.ndarray, aligned) -> DenseMatte:
         rvm = self.prior.step(frame) if self.prior is not None else None
-        solution = solve_with_plate(frame, aligned.plate, rvm)
+        solution = solve_with_plate(frame, aligned.plate, rvm, aligned.valid)
         stats = self._stats
         stats["frames"] += 1
         stats["unmatched"] += not aligned.matched

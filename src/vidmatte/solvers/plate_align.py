@@ -41,6 +41,7 @@ class Aligned:
     gain: tuple[np.ndarray, np.ndarray] | None
     residual: float
     matched: bool  # False: this frame's features did not match; the previous warp was reused
+    valid: np.ndarray | None = None  # bool [H,W]: pixels the plate covers (None: all); a pan leaves the rest unseen
 
 
 class PlateAligner:
@@ -67,12 +68,13 @@ class PlateAligner:
         warped = self._warp(homography)
         residual = _residual(frame, warped)
         gain = _gain_bias(frame, warped)
+        valid = self._coverage(homography)
         if gain is not None:
             corrected = _apply_gain(warped, gain)
             after = _residual(frame, corrected)
             if after < GAIN_PAYS * residual:
-                return Aligned(corrected, homography, gain, after, matched)
-        return Aligned(warped, homography, None, residual, matched)
+                return Aligned(corrected, homography, gain, after, matched, valid)
+        return Aligned(warped, homography, None, residual, matched, valid)
 
     # --- features ------------------------------------------------------------------------------------------
     def _small_grey(self, image: np.ndarray) -> np.ndarray:
@@ -133,6 +135,16 @@ class PlateAligner:
             return homography
         # aligned(x) = warped(x + t) = plate(H^-1 (x + t)): the plate -> frame map becomes T(-t) H
         return np.array([[1, 0, -shift[0]], [0, 1, -shift[1]], [0, 0, 1]]) @ homography
+
+    def _coverage(self, homography: np.ndarray) -> np.ndarray | None:
+        """Where the warped plate comes from inside the plate (2 px in from its border, where bilinear reads are
+        whole); None when that is everywhere."""
+        h, w = self.plate.shape[:2]
+        inside = np.zeros((h, w), np.uint8)
+        inside[2:-2, 2:-2] = 1
+        covered = cv2.warpPerspective(inside, homography, (w, h), flags=cv2.INTER_NEAREST,
+                                      borderMode=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
+        return None if covered[2:-2, 2:-2].all() else covered
 
     def _warp(self, homography: np.ndarray) -> np.ndarray:
         h, w = self.plate.shape[:2]

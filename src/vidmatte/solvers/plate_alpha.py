@@ -28,10 +28,13 @@ from .trimap_alpha import solve_alpha
 
 LAPLACIAN_BALANCE = 1e-3  # data-term weight per unit of confidence (the prototype's lambda)
 MAX_DATA_WEIGHT = 5.0  # a confident data term need not outweigh the Laplacian by more than this
-RVM_WEIGHT = 0.3  # RVM's alpha in person regions, beside the data term
+RVM_WEIGHT = 0.3  # RVM's alpha in person regions, beside the data term, where RVM is unsure (alpha near 0.5)
+RVM_SURE_WEIGHT = 10.0  # ... and where it is sure (alpha near 0 or 1): the plate's evidence must be strong to win
+RVM_SURE_POWER = 4
 MIN_SIGMA = 4 / 255  # the residual never reads as cleaner than this (8-bit rounding, codecs)
 DIFFERENT = 4.0  # |I - B| above DIFFERENT * sigma: clearly not the plate
 RVM_SEES = 0.6  # share of a region's clearly different pixels RVM's alpha covers for the region to be a person's
+MISALIGNMENT = 0.5  # px of alignment error the residual allows for on the plate's edges (see expected_residual)
 REACH = 0.02  # unknown pixels reach this share of the frame's longer side beyond what differs from the plate
 
 
@@ -40,7 +43,7 @@ class PlateSolution:
     alpha: np.ndarray  # float32 [H,W] 0..1
     foreground: np.ndarray  # float32 [H,W,3] 0..1
     person_share: float  # share of the differing pixels that lie in regions decided as a person's (RVM's F)
-    sigma: float
+    sigma: float  # the median expected background residual (0..1)
 
 
 def noise_level(frame: np.ndarray, plate: np.ndarray) -> float:
@@ -50,17 +53,33 @@ def noise_level(frame: np.ndarray, plate: np.ndarray) -> float:
     return max(MIN_SIGMA, 1.4826 * float(np.median(diff)) / 255)
 
 
+def expected_residual(background: np.ndarray, noise: float) -> np.ndarray:
+    """Per pixel, how far frame and aligned plate may differ on background: the noise, plus what a residual
+    misalignment of MISALIGNMENT px makes of the plate's edges (blinds, leaves: a sharp texture shifted by half a
+    pixel differs from itself by half its gradient). float32 [H,W], 0..1 units."""
+    grey = cv2.cvtColor(background, cv2.COLOR_RGB2GRAY)
+    gx, gy = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3) / 8, cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3) / 8
+    gradient = cv2.dilate(np.sqrt(gx * gx + gy * gy), np.ones((3, 3), np.uint8))  # edges move: their neighbours too
+    return np.sqrt(noise ** 2 + (MISALIGNMENT * gradient) ** 2)
+
+
 def solve_with_plate(frame: np.ndarray, plate: np.ndarray, rvm: tuple[np.ndarray, np.ndarray] | None = None,
-                     reestimate: bool = True) -> PlateSolution:
+                     valid: np.ndarray | None = None, reestimate: bool = True) -> PlateSolution:
     """frame, plate uint8 [H,W,3] RGB (the plate aligned); rvm: RVM's (foreground float [H,W,3], alpha float
-    [H,W]) for this frame, or None (no person regions)."""
+    [H,W]) for this frame, or None (no person regions); valid: bool [H,W], where the plate saw the scene (None:
+    everywhere). Elsewhere (the edges a pan uncovers) there is no evidence: RVM's alpha, or background."""
     image, background = frame.astype(np.float32) / 255, plate.astype(np.float32) / 255
-    sigma = noise_level(frame, plate)
+    sigma = expected_residual(background, noise_level(frame, plate))
+    if valid is not None:  # unseen pixels: as if they matched, with no confidence in it (see _solve)
+        background = np.where(valid[..., None], background, image)
+        sigma = np.where(valid, sigma, np.inf)
     distance = np.linalg.norm(image - background, axis=2)
     different = distance > DIFFERENT * sigma
     if not different.any():
-        return PlateSolution(np.zeros(distance.shape, np.float32), image, 0.0, sigma)
-    regions = _regions(different, distance.shape)
+        return PlateSolution(np.zeros(distance.shape, np.float32), image, 0.0, float(np.median(sigma)))
+    # RVM's subject joins the regions: a person's parts that happen to match the plate stay variables (and are
+    # decided with the rest of their region), not fixed to background
+    regions = _regions(different | (rvm is not None and rvm[1] > 0.5), distance.shape)
     person = _person_regions(regions, different, rvm)
     filled = _filled_foreground(image, different)
     fg = np.where(person[..., None], rvm[0], filled) if rvm is not None else filled
@@ -70,11 +89,11 @@ def solve_with_plate(frame: np.ndarray, plate: np.ndarray, rvm: tuple[np.ndarray
         fg = np.where(person[..., None], fg, refined)
         alpha = _solve(frame, image, background, fg, sigma, regions > 0, person, rvm)
     share = float(person[different].mean())
-    return PlateSolution(alpha, _foreground(image, background, alpha, fg), share, sigma)
+    return PlateSolution(alpha, _foreground(image, background, alpha, fg), share, float(np.median(sigma)))
 
 
 def _regions(different: np.ndarray, shape) -> np.ndarray:
-    """Connected regions (int32 labels, 0: none) of the differing pixels, grown by REACH."""
+    """Connected regions (int32 labels, 0: none) of ``different``, grown by REACH."""
     reach = max(2, round(REACH * max(shape)))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
     grown = cv2.dilate(different.astype(np.uint8), kernel)
@@ -135,7 +154,8 @@ def _solve(frame, image, background, fg, sigma, near, person, rvm) -> np.ndarray
     weight = np.minimum(LAPLACIAN_BALANCE * contrast / sigma ** 2, MAX_DATA_WEIGHT)
     target, total = data * weight, weight.copy()
     if rvm is not None and person.any():
-        rvm_weight = np.where(person, RVM_WEIGHT, 0.0)
+        sure = np.abs(2 * rvm[1] - 1) ** RVM_SURE_POWER
+        rvm_weight = np.where(person, RVM_WEIGHT + RVM_SURE_WEIGHT * sure, 0.0)
         target += rvm_weight * rvm[1]
         total += rvm_weight
     prior = np.where(total > 0, target / np.maximum(total, 1e-9), 0.0)
