@@ -29,12 +29,12 @@ from .trimap_alpha import solve_alpha
 LAPLACIAN_BALANCE = 1e-3  # data-term weight per unit of confidence (the prototype's lambda)
 MAX_DATA_WEIGHT = 5.0  # a confident data term need not outweigh the Laplacian by more than this
 RVM_WEIGHT = 0.3  # RVM's alpha in person regions, beside the data term, where RVM is unsure (alpha near 0.5)
-RVM_SURE_WEIGHT = 10.0  # ... and where it is sure (alpha near 0 or 1): the plate's evidence must be strong to win
+RVM_SURE_WEIGHT = 3.0  # ... and where it is sure (alpha near 0 or 1): the plate's evidence must be strong to win
 RVM_SURE_POWER = 4
 MIN_SIGMA = 4 / 255  # the residual never reads as cleaner than this (8-bit rounding, codecs)
 DIFFERENT = 4.0  # |I - B| above DIFFERENT * sigma: clearly not the plate
 RVM_SEES = 0.6  # share of a region's clearly different pixels RVM's alpha covers for the region to be a person's
-MISALIGNMENT = 0.5  # px of alignment error the residual allows for on the plate's edges (see expected_residual)
+MISALIGNMENT = 1.0  # px of alignment error the residual allows for on the plate's edges (see expected_residual)
 REACH = 0.02  # unknown pixels reach this share of the frame's longer side beyond what differs from the plate
 
 
