@@ -49,6 +49,12 @@ def known_warp() -> np.ndarray:
     return np.array([[c, -s, 4.3], [s, c, -2.7], [2e-5, -1e-5, 1.0]])
 
 
+def corner_error(found: np.ndarray, truth: np.ndarray) -> float:
+    """How far apart two homographies put the frame's corners (px, 20 px in)."""
+    corners = np.float32([[20, 20], [W - 20, 20], [W - 20, H - 20], [20, H - 20]]).reshape(-1, 1, 2)
+    return float(np.abs(cv2.perspectiveTransform(corners, found) - cv2.perspectiveTransform(corners, truth)).max())
+
+
 def test_alignment_recovers_a_known_homography_and_gain_despite_the_subject():
     plate = texture(H, W, 1)
     truth = known_warp()
@@ -60,9 +66,7 @@ def test_alignment_recovers_a_known_homography_and_gain_despite_the_subject():
 
     aligned = PlateAligner(plate).align(frame)
 
-    corners = np.float32([[20, 20], [W - 20, 20], [W - 20, H - 20], [20, H - 20]]).reshape(-1, 1, 2)
-    error = np.abs(cv2.perspectiveTransform(corners, aligned.homography)
-                   - cv2.perspectiveTransform(corners, truth)).max()
+    error = corner_error(aligned.homography, truth)
     assert error < 0.5, f"corners off by {error:.2f} px"
     assert aligned.gain is not None, "an exposure change this large pays for its correction"
     assert np.allclose(aligned.gain[0], gain, atol=0.05) and np.allclose(aligned.gain[1], bias, atol=6)
@@ -76,7 +80,7 @@ def test_alignment_keeps_the_plate_and_no_gain_when_nothing_moved():
     frame = composite(soft_disc(H, W, 100, 90, 40), np.array([20.0, 200, 60]), plate)
     aligned = PlateAligner(plate).align(frame)
     assert aligned.gain is None, "no exposure change: a gain would only fit noise"
-    assert np.abs(aligned.homography - np.eye(3)).max() < 0.02
+    assert corner_error(aligned.homography, np.eye(3)) < 0.15
 
 
 def test_a_plate_of_another_scene_matches_nothing():

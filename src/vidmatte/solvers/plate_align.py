@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 WORK_SIDE = 640  # features are found at this longer side
+REFINE_SIDE = 960  # sub-pixel refinement at this longer side: a tenth of a pixel there is a fifth at 1080p
 MIN_INLIERS = 20  # fewer RANSAC inliers than this: the plate does not match the frame
 MIN_INLIER_SHARE = 0.2
 GAIN_PAYS = 0.9  # gain/bias kept only if it brings the background residual below this share of what it was
@@ -56,6 +57,8 @@ class PlateAligner:
         self._orb = cv2.ORB_create(nfeatures=3000, fastThreshold=10)
         self._matcher = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True)
         self._plate_keys, self._plate_desc = self._features(plate)
+        self._refine_scale = min(1.0, REFINE_SIDE / max(h, w))
+        self._plate_grey = _grey(plate, self._refine_scale)
         self.reset()
 
     def reset(self) -> None:
@@ -121,12 +124,20 @@ class PlateAligner:
     def _refine(self, frame: np.ndarray, homography: np.ndarray) -> np.ndarray:
         """Sub-pixel correction of the feature homography: corners of the warped plate tracked into the frame
         (Lucas-Kanade) fit a residual homography, then ECC (translation) on the pixels that agree."""
-        scale = min(1.0, 2 * WORK_SIDE / max(frame.shape[:2]))  # at up to 1280 px: sub-pixel at 1080p
-        homography = self._tracked(frame, homography, scale)
-        return self._ecc_translation(frame, homography, scale)
+        scale = self._refine_scale
+        frame_grey = _grey(frame, scale)
+        homography = self._tracked(frame_grey, homography, scale)
+        return self._ecc_translation(frame_grey, homography, scale)
 
-    def _tracked(self, frame: np.ndarray, homography: np.ndarray, scale: float) -> np.ndarray:
-        f, p = (_grey(a, scale) for a in (frame, self._warp(homography)))
+    def _small_warp(self, homography: np.ndarray, scale: float) -> np.ndarray:
+        """The plate's grey at the refinement scale, warped by ``homography`` (full-size pixels)."""
+        to_small = np.diag([scale, scale, 1.0])
+        h, w = self._plate_grey.shape
+        return cv2.warpPerspective(self._plate_grey, to_small @ homography @ np.linalg.inv(to_small), (w, h),
+                                   flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+    def _tracked(self, f: np.ndarray, homography: np.ndarray, scale: float) -> np.ndarray:
+        p = self._small_warp(homography, scale)
         mask = (np.abs(f - p) < AGREE).astype(np.uint8)  # corners on the subject would track the subject
         corners = cv2.goodFeaturesToTrack(p, 800, 0.01, 6, mask=mask)
         if corners is None or len(corners) < MIN_INLIERS:
@@ -142,10 +153,9 @@ class PlateAligner:
         to_small = np.diag([scale, scale, 1.0])
         return np.linalg.inv(to_small) @ correction @ to_small @ homography
 
-    def _ecc_translation(self, frame: np.ndarray, homography: np.ndarray, scale: float) -> np.ndarray:
+    def _ecc_translation(self, f: np.ndarray, homography: np.ndarray, scale: float) -> np.ndarray:
         """ECC translation between the warped plate and the frame on the pixels that already agree."""
-        warped = self._warp(homography)
-        f, p = (_grey(a, scale) for a in (frame, warped))
+        p = self._small_warp(homography, scale)
         mask = (np.abs(f - p) < AGREE).astype(np.uint8)
         if mask.mean() < 0.05:
             return homography

@@ -35,6 +35,7 @@ MIN_SIGMA = 4 / 255  # the residual never reads as cleaner than this (8-bit roun
 DIFFERENT = 4.0  # |I - B| above DIFFERENT * sigma: clearly not the plate
 RVM_SEES = 0.6  # share of a region's clearly different pixels RVM's alpha covers for the region to be a person's
 MISALIGNMENT = 1.0  # px of alignment error the residual allows for on the plate's edges (see expected_residual)
+SOLVE_SIDE = 640  # frames larger than this are solved at this longer side (see solve_with_plate)
 REACH = 0.02  # unknown pixels reach this share of the frame's longer side beyond what differs from the plate
 
 
@@ -64,7 +65,45 @@ def expected_residual(background: np.ndarray, noise: float) -> np.ndarray:
 
 
 def solve_with_plate(frame: np.ndarray, plate: np.ndarray, rvm: tuple[np.ndarray, np.ndarray] | None = None,
-                     valid: np.ndarray | None = None, reestimate: bool = True) -> PlateSolution:
+                     valid: np.ndarray | None = None, reestimate: bool = True,
+                     work_side: int | None = None) -> PlateSolution:
+    """As ``solve_at_size``; frames whose longer side exceeds ``work_side`` (default SOLVE_SIDE) are solved at that
+    size and alpha is brought up with a guided filter on the full frame (RVM's refinement: the fine edges follow
+    the frame's), the foreground colours unmixed at full size."""
+    side = SOLVE_SIDE if work_side is None else work_side
+    h, w = frame.shape[:2]
+    if max(h, w) <= side:
+        return solve_at_size(frame, plate, rvm, valid, reestimate)
+    size = (round(w * side / max(h, w)), round(h * side / max(h, w)))
+    shrink = lambda a: cv2.resize(a, size, interpolation=cv2.INTER_AREA)  # noqa: E731
+    small_rvm = None if rvm is None else (shrink(rvm[0]), shrink(rvm[1]))
+    small_valid = None if valid is None else shrink(valid.astype(np.uint8)) > 0
+    small = solve_at_size(shrink(frame), shrink(plate), small_rvm, small_valid, reestimate)
+    image, background = frame.astype(np.float32) / 255, plate.astype(np.float32) / 255
+    alpha = _guided_upsample(image, small.alpha, shrink(image))
+    fg = cv2.resize(small.foreground, (w, h), interpolation=cv2.INTER_LINEAR)
+    return PlateSolution(alpha, _foreground(image, background, alpha, fg), small.person_share, small.sigma)
+
+
+def _guided_upsample(image: np.ndarray, alpha: np.ndarray, small_image: np.ndarray, radius: int = 1,
+                     eps: float = 1e-4) -> np.ndarray:
+    """Fast guided filter (He & Sun 2015), grey guide: the linear coefficients of alpha on the frame's luminance
+    are fitted at the solve's size and applied at full size."""
+    grey = lambda a: cv2.cvtColor(a, cv2.COLOR_RGB2GRAY)  # noqa: E731
+    box = lambda a: cv2.boxFilter(a, -1, (2 * radius + 1, 2 * radius + 1))  # noqa: E731
+    guide = grey(small_image)
+    mean_i, mean_p = box(guide), box(alpha)
+    cov = box(guide * alpha) - mean_i * mean_p
+    var = box(guide * guide) - mean_i * mean_i
+    a = cov / (var + eps)
+    b = mean_p - a * mean_i
+    h, w = image.shape[:2]
+    a, b = (cv2.resize(box(c), (w, h), interpolation=cv2.INTER_LINEAR) for c in (a, b))
+    return np.clip(a * grey(image) + b, 0, 1).astype(np.float32)
+
+
+def solve_at_size(frame: np.ndarray, plate: np.ndarray, rvm: tuple[np.ndarray, np.ndarray] | None = None,
+                  valid: np.ndarray | None = None, reestimate: bool = True) -> PlateSolution:
     """frame, plate uint8 [H,W,3] RGB (the plate aligned); rvm: RVM's (foreground float [H,W,3], alpha float
     [H,W]) for this frame, or None (no person regions); valid: bool [H,W], where the plate saw the scene (None:
     everywhere). Elsewhere (the edges a pan uncovers) there is no evidence: RVM's alpha, or background."""
