@@ -12,7 +12,9 @@ import pytest
 from media import decode_all, write_video
 from vidmatte.cli.main import main
 from vidmatte.errors import UsageError
+from vidmatte.io.source import open_source
 from vidmatte.matters.plate import load_plate
+from vidmatte.matters.plate_estimate import estimate_plate
 from vidmatte.solvers.plate_align import PlateAligner, PlateMismatch
 from vidmatte.solvers.plate_alpha import solve_with_plate
 
@@ -190,7 +192,8 @@ BAD = [
     ("missing plate", "missing", [], "plate not found"),
     ("neural method", "good", ["--method", "neural"], "not built yet"),
     ("checkpoint without neural", "good", ["--checkpoint", "x.pt"], "--method neural"),
-    ("auto plate", "auto", [], "not built yet"),
+    ("auto plate on too short a clip", "auto", [], "at least 8 frames"),
+    ("plate-out not an image", "good", ["--plate-out", "p.mp4"], "--plate-out must be an image"),
     ("no output", "good", None, "no output requested"),
 ]
 
@@ -216,3 +219,47 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, name,
     assert code == 2, err
     assert fragment in err and len(err.strip().splitlines()) == 1, err
     assert list(out.iterdir()) == [], "nothing may be written"
+
+
+# --- --plate auto --------------------------------------------------------------------------------------------
+
+
+def static_clip(tmp_path: Path, frames: int, speed: float, radius: float = 35) -> tuple[Path, np.ndarray]:
+    """A still scene on a locked-off camera, a disc crossing it at ``speed`` px a frame, its colour changing
+    every frame (so that where it stays, no value is seen twice)."""
+    plate, colours = texture(H, W, 9), np.random.default_rng(11).integers(0, 256, (frames, 3))
+    folder = tmp_path / f"static{speed}"
+    folder.mkdir()
+    for i in range(frames):
+        alpha = soft_disc(H, W, 40 + speed * i, 96, radius)
+        frame = composite(alpha, colours[i].astype(np.float32), plate)
+        cv2.imwrite(str(folder / f"{i:05d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    return folder, plate
+
+
+def test_auto_plate_recovers_the_background_behind_a_moving_subject(tmp_path):
+    folder, plate = static_clip(tmp_path, 24, 11)
+    estimate = estimate_plate(open_source(folder), 0, 24)
+    assert estimate.unseen_share < 0.005
+    assert np.abs(estimate.plate.astype(float) - plate).mean() < 1.0
+    assert np.abs(estimate.plate.astype(float) - plate).max(axis=2).mean() < 2.0
+
+
+def test_auto_plate_refuses_when_the_subject_never_moves_on(tmp_path):
+    folder, _ = static_clip(tmp_path, 12, 1, radius=50)  # it covers most of its own path for the whole clip
+    with pytest.raises(UsageError, match="never seen empty"):
+        estimate_plate(open_source(folder), 0, 12)
+
+
+@pytest.mark.weights
+def test_background_command_with_an_auto_plate_writes_it(tmp_path, capsys):
+    folder, plate = static_clip(tmp_path, 24, 11)
+    out = tmp_path / "out"
+    out.mkdir()
+    assert main(["background", str(folder), "--plate", "auto", "--plate-out", f"{out}/plate.png", "--no-align",
+                 "--alpha", f"{out}/alpha/", "--quiet"]) == 0
+    written = cv2.cvtColor(cv2.imread(str(out / "plate.png")), cv2.COLOR_BGR2RGB)
+    assert np.abs(written.astype(float) - plate).mean() < 1.0
+    alpha = cv2.imread(str(out / "alpha" / "00012.png"), 0) / 255
+    truth = soft_disc(H, W, 40 + 11 * 12, 96, 35)  # the colour changes, the plate does not
+    assert np.abs(alpha - truth).mean() < 0.02

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from . import convert as convert_cli
 
@@ -18,7 +19,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     convert_cli.add_input_arguments(p)
     plate = p.add_argument_group("plate")
     plate.add_argument("--plate", required=True, metavar="PLATE",
-                       help="the empty scene: an image, or a short video of it on a still camera (temporal median)")
+                       help="the empty scene: an image, a short video of it on a still camera (temporal median), or "
+                            "auto: estimated from the footage (a static camera and a subject that moves on; refused "
+                            "when too much of the frame is never seen empty)")
+    plate.add_argument("--plate-out", metavar="FILE", help="write the plate used (e.g. the auto estimate) as an image")
     plate.add_argument("--no-align", dest="align", action="store_false",
                        help="use the plate as it is (a locked-off camera): no feature alignment or colour correction")
     plate.add_argument("--method", choices=["classical", "neural"], default="classical",
@@ -46,14 +50,16 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--method neural is not built yet; use --method classical (the default)")
     if args.checkpoint:
         raise UsageError("--checkpoint is for --method neural, which is not built yet")
-    if args.plate == "auto":
-        raise UsageError("--plate auto (estimating the plate from the footage) is not built yet; give a plate image "
-                         "or video")
     options = convert_cli.build_options(args)
     bar = ProgressBar(enabled=not args.quiet)
     control = JobControl(on_progress=bar.update)
     job = Job(args.input, options, control)
     matter = plate_matter(job, args.plate, method=args.method, align=args.align, model=args.model,
-                          cache=args.cache_dir, warn=warn)
+                          cache=args.cache_dir, plate_out=args.plate_out, overwrite=args.overwrite, warn=warn,
+                          notify=None if args.quiet else _say)
     live = live_source(args.input, args.input_format) is not None
     return convert_cli.run_job(job, matter, control, bar, args, live)
+
+
+def _say(message: str) -> None:
+    print(f"vidmatte: {message}", file=sys.stderr)

@@ -138,28 +138,83 @@ def _still_median(frames: list[np.ndarray], path) -> np.ndarray:
 
 
 def plate_matter(job, plate: str | Path | np.ndarray, method: str = "classical", align: bool = True,
-                 model: str = "rvm-mobilenetv3", cache: str | None = None, warn=None, **_options) -> PlateMatter:
+                 model: str = "rvm-mobilenetv3", cache: str | None = None, plate_out: str | Path | None = None,
+                 overwrite: bool = False, warn=None, notify=None, **_options) -> PlateMatter:
     """The plate matter for a checked ``pipeline.Job``, as the CLI, the API (and batch runs) build it.
 
-    plate: a path (image or plate video) or an image array at the job's frame size. method: "classical" (the only
-    one built; "neural" is refused). RVM (``model``) is the person prior; offline without its weights the mode
-    goes on without it and says so through ``warn``.
+    plate: a path (image or plate video), "auto" (estimated from the job's frames: a static camera), or an image
+    array at the job's frame size. method: "classical" (the only one built; "neural" is refused). RVM (``model``)
+    is the person prior; offline without its weights the mode goes on without it and says so through ``warn``.
+    plate_out: where to write the plate used (PNG/JPEG/TIFF), e.g. the ``auto`` estimate; notify: where to say how
+    much of the frame an estimate never saw empty.
     """
     from .guided import open_prior
 
     if method != "classical":
         raise UsageError(f"--method {method}: only the classical method is built so far (the neural one is not)")
+    out = _check_plate_out(plate_out, overwrite)
+    prior = open_prior("auto", model, cache, warn)
     if isinstance(plate, np.ndarray):
         image = as_rgb_u8(plate)
         if image.shape[:2] != (job.height, job.width):
             raise UsageError(f"the plate is {image.shape[1]}x{image.shape[0]} but the frames are "
                              f"{job.width}x{job.height}")
+    elif str(plate) == "auto":
+        image = _estimated(job, prior, notify)
     else:
         native = (job.source.info.width, job.source.info.height)
         image = load_plate(plate, job.width, job.height, native)
-    prior = open_prior("auto", model, cache, warn)
+    if out is not None:
+        _write_plate(image, out)
     if prior is not None:
         from .recurrent import DEFAULT_WARMUP
 
         prior.warmup = DEFAULT_WARMUP
     return PlateMatter(image, prior=prior, align=align)
+
+
+def _estimated(job, prior, notify) -> np.ndarray:
+    from .plate_estimate import estimate_plate
+
+    if not job.span.seekable:
+        raise UsageError("--plate auto reads the clip before matting it; record the camera to a file first")
+    if (job.source.info.width, job.source.info.height) != (job.width, job.height):
+        raise UsageError("--plate auto and --input-resize together are not supported yet")
+    estimate = estimate_plate(job.source, job.span.first, job.span.stop, prior)
+    (notify or (lambda message: None))(f"plate estimated from {estimate.samples} frames; "
+                                       f"{100 * estimate.unseen_share:.1f}% of the frame was never seen empty")
+    return estimate.plate
+
+
+PLATE_OUT_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+
+
+def _check_plate_out(path, overwrite: bool) -> Path | None:
+    if path is None:
+        return None
+    out = Path(path)
+    if out.suffix.lower() not in PLATE_OUT_EXTENSIONS:
+        raise UsageError(f"--plate-out must be an image ({', '.join(PLATE_OUT_EXTENSIONS)}), not {out.name}")
+    if out.exists() and not overwrite:
+        raise UsageError(f"{out} exists; pass --overwrite to replace it")
+    if not out.parent.is_dir():
+        raise UsageError(f"output folder does not exist: {out.parent}")
+    return out
+
+
+def _write_plate(image: np.ndarray, out: Path) -> None:
+    """Under a temporary name in the same folder, renamed when complete."""
+    import os
+    import secrets
+
+    import cv2
+
+    from ..errors import OutputError
+
+    temporary = out.with_name(f".{out.stem}.{os.getpid()}-{secrets.token_hex(4)}{out.suffix}")
+    try:
+        if not cv2.imwrite(str(temporary), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
+            raise OutputError(f"cannot write {out}")
+        os.replace(temporary, out)
+    finally:
+        temporary.unlink(missing_ok=True)
