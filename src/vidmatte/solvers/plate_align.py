@@ -54,7 +54,7 @@ class PlateAligner:
         self.plate, self.align_enabled = plate, align
         h, w = plate.shape[:2]
         self.scale = min(1.0, WORK_SIDE / max(h, w))
-        self._orb = cv2.ORB_create(nfeatures=3000, fastThreshold=10)
+        self._orb = cv2.ORB_create(nfeatures=1200, fastThreshold=10)  # matching is quadratic in this
         self._matcher = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True)
         self._plate_keys, self._plate_desc = self._features(plate)
         self._refine_scale = min(1.0, REFINE_SIDE / max(h, w))
@@ -71,14 +71,14 @@ class PlateAligner:
         homography = self._refine(frame, homography)
         self.previous = homography
         warped = self._warp(homography)
-        residual = _residual(frame, warped)
-        gain = _gain_bias(frame, warped)
+        f, p = _background_pixels(frame, warped)
+        residual = float(np.abs(f - p).mean()) if len(f) else float("inf")
+        gain = _gain_bias(f, p)
         valid = self._coverage(homography)
         if gain is not None:
-            corrected = _apply_gain(warped, gain)
-            after = _residual(frame, corrected)
+            after = float(np.abs(f - (p * gain[0] + gain[1])).mean())  # on the same sample: is it worth it?
             if after < GAIN_PAYS * residual:
-                return Aligned(corrected, homography, gain, after, matched, valid)
+                return Aligned(_apply_gain(warped, gain), homography, gain, after, matched, valid)
         return Aligned(warped, homography, None, residual, matched, valid)
 
     # --- features ------------------------------------------------------------------------------------------
@@ -217,9 +217,8 @@ def _residual(frame: np.ndarray, plate: np.ndarray) -> float:
     return float(np.abs(f - p).mean()) if len(f) else float("inf")
 
 
-def _gain_bias(frame: np.ndarray, plate: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """Per channel frame ~ gain * plate + bias, least squares on the background sample."""
-    f, p = _background_pixels(frame, plate)
+def _gain_bias(f: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per channel frame ~ gain * plate + bias, least squares on the background sample (float [N,3] each)."""
     if len(f) < 100:
         return None
     gain, bias = np.empty(3), np.empty(3)

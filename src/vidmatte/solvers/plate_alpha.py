@@ -221,7 +221,15 @@ def _trimap(near, data, weight, person, rvm) -> np.ndarray:
 
 def _foreground(image, background, alpha, fg) -> np.ndarray:
     """Output colours: the image where alpha is 1, unmixed from the plate where alpha is solid enough, the
-    estimate where it is faint."""
-    unmixed = _unmixed(image, background, alpha)
-    solid = np.clip((alpha - 0.3) / 0.4, 0, 1)[..., None]
-    return (solid * unmixed + (1 - solid) * fg).astype(np.float32)
+    estimate where it is faint; computed on the subject's box only (elsewhere alpha is 0 and any colour is right:
+    the image's)."""
+    out = image.copy()
+    rows, cols = np.flatnonzero(alpha.any(axis=1)), np.flatnonzero(alpha.any(axis=0))
+    if rows.size == 0:
+        return out
+    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    a = alpha[box]
+    unmixed = _unmixed(image[box], background[box], a)
+    solid = np.clip((a - 0.3) / 0.4, 0, 1)[..., None]
+    out[box] = solid * unmixed + (1 - solid) * fg[box]
+    return out
