@@ -263,3 +263,24 @@ def test_background_command_with_an_auto_plate_writes_it(tmp_path, capsys):
     alpha = cv2.imread(str(out / "alpha" / "00012.png"), 0) / 255
     truth = soft_disc(H, W, 40 + 11 * 12, 96, 35)  # the colour changes, the plate does not
     assert np.abs(alpha - truth).mean() < 0.02
+
+
+# --- the Python API ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.weights
+def test_api_mattes_from_a_plate_array_and_refuses_a_wrong_one(tmp_path):
+    import vidmatte
+
+    frames, plate_path, truths = scene(tmp_path, frames=4)
+    plate = cv2.cvtColor(cv2.imread(str(plate_path)), cv2.COLOR_BGR2RGB)
+    result = vidmatte.convert_background(str(frames), plate=plate, output_type="png_sequence",
+                                         output_alpha=str(tmp_path / "pha"), progress=False)
+    assert result.frames == 4 and "plate_residual" in result.details
+    written = sorted((tmp_path / "pha").glob("*.png"))
+    mad = np.mean([np.abs(cv2.imread(str(p), 0) / 255 - t).mean() for p, t in zip(written, truths)])
+    assert mad < 0.02, f"MAD {mad:.4f}"
+    with pytest.raises(UsageError, match="but the frames are"):
+        vidmatte.convert_background(str(frames), plate=plate[:100], output_alpha=str(tmp_path / "b.mp4"),
+                                    progress=False)
+    assert not (tmp_path / "b.mp4").exists()
