@@ -22,6 +22,8 @@ METHODS = {
     "background": "vidmatte background: the clip's plate.png (the background at frame 0) aligned to every frame, alpha "
                   "from the compositing equation with the plate (classical method), RVM's foreground and alpha where "
                   "RVM sees the subject",
+    "background-auto": "vidmatte background --plate auto --no-align: the plate estimated from the clip itself (a "
+                       "locked-off camera), no plate.png",
     "oracle": "closed-form matting (Levin et al.) with the TRUE trimap of every frame + multi-level foreground",
 }
 
@@ -107,6 +109,16 @@ def _plate_matter(clip_dir: Path, prior):
     return PlateMatter(plate, prior=prior)
 
 
+def _estimated_plate_matter(clip_dir: Path, prior):
+    """The plate ``--plate auto`` estimates from the clip's frames (RVM's people do not vote), not aligned."""
+    from ..io.source import open_source
+    from ..matters.plate import PlateMatter
+    from ..matters.plate_estimate import estimate_plate
+
+    estimate = estimate_plate(open_source(find_track(clip_dir, "com").files[0].parent), 0, None, prior)
+    return PlateMatter(estimate.plate, prior=prior, align=False)
+
+
 def run_method(method: str, clip_dir: Path, out_dir: Path, progress=None, state: dict | None = None) -> None:
     """Run ``method`` on one built clip (``clip_dir`` holds com/, trimap/) and write its pha/ and fgr/ as 8-bit PNGs.
 
@@ -123,6 +135,8 @@ def run_method(method: str, clip_dir: Path, out_dir: Path, progress=None, state:
         matter = _guided_matter(clip_dir, first_only=method == "guided-first", prior=_rvm_matter(state, 0))
     elif method == "background":
         matter = _plate_matter(clip_dir, _rvm_matter(state, None))
+    elif method == "background-auto":
+        matter = _estimated_plate_matter(clip_dir, _rvm_matter(state, None))
     elif method == "oracle":
         matter, guidance = OracleMatter(), TrueTrimaps(clip_dir)
     else:
