@@ -284,3 +284,22 @@ def test_api_mattes_from_a_plate_array_and_refuses_a_wrong_one(tmp_path):
         vidmatte.convert_background(str(frames), plate=plate[:100], output_alpha=str(tmp_path / "b.mp4"),
                                     progress=False)
     assert not (tmp_path / "b.mp4").exists()
+
+
+# --- real capture ------------------------------------------------------------------------------------------------
+
+
+def test_real_hand_held_frame_aligns_and_mattes_the_person(shared_data, rvm_onnx_path, tmp_path):
+    """The Background Matting sample: a hand-held frame and the plate shot before (no ground truth: the alignment
+    must match, the residual stay small, and the person be found as one region of the right size)."""
+    import vidmatte
+
+    folder = shared_data / "bgplate_real" / "background_matting_v1_sample"
+    result = vidmatte.convert_background(str(folder / "0500_img.png"), plate=str(folder / "0001_back.png"),
+                                         output_type="png_sequence", output_alpha=str(tmp_path / "pha"),
+                                         progress=False)
+    assert result.details["plate_unmatched_frames"] == 0 and result.details["plate_residual"] < 5
+    assert result.details["person_share"] > 0.9
+    alpha = cv2.imread(str(next((tmp_path / "pha").glob("*.png"))), cv2.IMREAD_GRAYSCALE) / 255
+    assert 0.05 < (alpha > 0.5).mean() < 0.5
+    assert alpha[:, :200].mean() < 0.02, "the left edge is background"
