@@ -153,17 +153,11 @@ def plate_matter(job, plate: str | Path | np.ndarray, method: str = "classical",
     if method != "classical":
         raise UsageError(f"--method {method}: only the classical method is built so far (the neural one is not)")
     out = _check_plate_out(plate_out, overwrite)
+    auto = isinstance(plate, (str, Path)) and str(plate) == "auto"
+    image = None if auto else _given_plate(job, plate)  # a wrong plate is refused before the model loads
     prior = open_prior("auto", model, cache, warn)
-    if isinstance(plate, np.ndarray):
-        image = as_rgb_u8(plate)
-        if image.shape[:2] != (job.height, job.width):
-            raise UsageError(f"the plate is {image.shape[1]}x{image.shape[0]} but the frames are "
-                             f"{job.width}x{job.height}")
-    elif str(plate) == "auto":
+    if auto:
         image = _estimated(job, prior, notify)
-    else:
-        native = (job.source.info.width, job.source.info.height)
-        image = load_plate(plate, job.width, job.height, native)
     if out is not None:
         _write_plate(image, out)
     if prior is not None:
@@ -171,6 +165,17 @@ def plate_matter(job, plate: str | Path | np.ndarray, method: str = "classical",
 
         prior.warmup = DEFAULT_WARMUP
     return PlateMatter(image, prior=prior, align=align)
+
+
+def _given_plate(job, plate) -> np.ndarray:
+    if isinstance(plate, np.ndarray):
+        image = as_rgb_u8(plate)
+        if image.shape[:2] != (job.height, job.width):
+            raise UsageError(f"the plate is {image.shape[1]}x{image.shape[0]} but the frames are "
+                             f"{job.width}x{job.height}")
+        return image
+    native = (job.source.info.width, job.source.info.height)
+    return load_plate(plate, job.width, job.height, native)
 
 
 def _estimated(job, prior, notify) -> np.ndarray:
