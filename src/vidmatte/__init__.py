@@ -8,14 +8,16 @@ Public API (RVM-compatible where RVM has a name for it)::
     for fgr, pha in m.stream(frames): ...
     vidmatte.convert_guided("in.mp4", keyframes={0: "mask.png"}, output_alpha="pha/", work="work/")
     g = vidmatte.load_guided(keyframe="mask.png"); fgr, pha = g.step(frame)
+    vidmatte.convert_background("in.mp4", plate="plate.png", output_alpha="pha/")
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["convert_video", "convert_guided", "load", "load_guided", "list_models", "__version__"]
-_API = ("convert_video", "convert_guided", "load", "load_guided", "list_models")
+__all__ = ["convert_video", "convert_guided", "convert_background", "load", "load_guided", "list_models",
+           "__version__"]
+_API = ("convert_video", "convert_guided", "convert_background", "load", "load_guided", "list_models")
 
 
 def __getattr__(name: str):

@@ -155,6 +155,46 @@ def convert_guided(input_source: str = None,
         return job.run(matter)
 
 
+def convert_background(input_source: str = None, plate=None, *, method: str = "classical", align: bool = True,
+                       plate_out: str | None = None, model: str = "rvm-mobilenetv3", cache: str | None = None,
+                       control=None, **outputs):
+    """``vidmatte background`` as a call: matte whatever differs from a clean plate, same checks and errors.
+
+    plate: an image or a short video of the empty scene (path), "auto" (estimated from the footage: a static
+    camera), or the plate as a uint8 [H,W,3] RGB array at the frames' size. align=False for a locked-off camera;
+    method "classical" (the only one built); plate_out: write the plate used (e.g. the auto estimate) as an
+    image; model: RVM's weights, the person prior. ``outputs``: the outputs and options of ``convert_video`` by
+    their names (output_type, output_composition, output_alpha, output_foreground, output_rgba, background,
+    input_resize, output_video_mbps, start_frame, end_frame, overwrite, allow_partial, progress). Returns a
+    ``ConvertResult`` whose ``details`` report the alignment (``plate_unmatched_frames``, ``plate_gain_frames``,
+    ``plate_residual``) and ``person_share``. Errors are ``UsageError`` (one line) before anything is written.
+    """
+    from .errors import UsageError
+    from .matters.plate import plate_matter
+    from .pipeline import Job, controlled
+
+    if input_source is None or plate is None:
+        raise UsageError("convert_background needs input_source and plate")
+    options = _output_options(input_source, **outputs)
+    with controlled(control, options.progress) as control:
+        job = Job(input_source, options, control)
+        matter = plate_matter(job, plate, method=method, align=align, model=model, cache=cache,
+                              plate_out=plate_out, overwrite=options.overwrite, warn=control.log.warning,
+                              notify=control.log.info)
+        return job.run(matter)
+
+
+def _output_options(input_source, input_resize=None, output_type: str = "video", output_composition=None,
+                    output_alpha=None, output_foreground=None, output_video_mbps=None, progress: bool = True,
+                    output_rgba=None, background: str = "green", start_frame: int = 0, end_frame=None,
+                    overwrite: bool = False, allow_partial: bool = False):
+    """The pipeline options from ``convert_video``'s output parameters, by name (a misspelt one is a TypeError)."""
+    return _convert_options(input_source, output_type, input_resize, progress, output_video_mbps, background,
+                            start_frame, end_frame, overwrite, allow_partial,
+                            [("composition", output_composition), ("alpha", output_alpha),
+                             ("foreground", output_foreground), ("rgba", output_rgba)])
+
+
 def load_guided(keyframe=None, guidance: str = "auto", object: int | None = None, band: int | None = None,
                 prior: str = "auto", model: str = "rvm-mobilenetv3", cache: str | None = None):
     """Guided matting for apps, frame by frame: ``g.step(frame, keyframe=None) -> (fgr, pha)``.

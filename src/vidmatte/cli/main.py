@@ -14,6 +14,7 @@ COMMANDS = {
     "convert": ("vidmatte.cli.convert", "matte a video, image folder or image"),
     "guided": ("vidmatte.cli.guided", "matte any object marked on keyframes (trimaps or masks)"),
     "batch": ("vidmatte.cli.batch", "matte many videos, or one long one, on a process pool or a Ray cluster"),
+    "background": ("vidmatte.cli.background", "matte whatever differs from a clean plate of the scene"),
     "probe": ("vidmatte.cli.probe", "print what the reader sees in an input"),
     "demo": ("vidmatte.cli.demo", "matte a built-in clip into ./demo-output/"),
     "models": ("vidmatte.cli.models", "list, fetch or locate pretrained weights"),

@@ -23,6 +23,11 @@ METHODS = {
                      "features where it loses the subject",
     "guided-memory-ft": "vidmatte guided --propagator memory --finetune-steps 50: the memory's heads first trained on "
                         "augmented keyframes (needs torch)",
+    "background": "vidmatte background: the clip's plate.png (the background at frame 0) aligned to every frame, alpha "
+                  "from the compositing equation with the plate (classical method), RVM's foreground and alpha where "
+                  "RVM sees the subject",
+    "background-auto": "vidmatte background --plate auto --no-align: the plate estimated from the clip itself (a "
+                       "locked-off camera), no plate.png",
     "oracle": "closed-form matting (Levin et al.) with the TRUE trimap of every frame + multi-level foreground",
 }
 
@@ -100,6 +105,26 @@ def _guided_matter(clip_dir: Path, first_only: bool, prior, propagators=None):
     return GuidedMatter(keyframes, prior=prior, prior_mode="auto", propagator_factory=propagators)
 
 
+def _plate_matter(clip_dir: Path, prior):
+    """The plate a user would have shot: the clip's ``plate.png``."""
+    import cv2
+
+    from ..matters.plate import PlateMatter
+
+    plate = cv2.cvtColor(cv2.imread(str(clip_dir / "plate.png"), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    return PlateMatter(plate, prior=prior)
+
+
+def _estimated_plate_matter(clip_dir: Path, prior):
+    """The plate ``--plate auto`` estimates from the clip's frames (RVM's people do not vote), not aligned."""
+    from ..io.source import open_source
+    from ..matters.plate import PlateMatter
+    from ..matters.plate_estimate import estimate_plate
+
+    estimate = estimate_plate(open_source(find_track(clip_dir, "com").files[0].parent), 0, None, prior)
+    return PlateMatter(estimate.plate, prior=prior, align=False)
+
+
 def run_method(method: str, clip_dir: Path, out_dir: Path, progress=None, state: dict | None = None) -> None:
     """Run ``method`` on one built clip (``clip_dir`` holds com/, trimap/) and write its pha/ and fgr/ as 8-bit PNGs.
 
@@ -120,6 +145,10 @@ def run_method(method: str, clip_dir: Path, out_dir: Path, progress=None, state:
         steps = 50 if method == "guided-memory-ft" else 0
         matter = _guided_matter(clip_dir, False, _rvm_matter(state, 0),
                                 propagator_factory("memory", finetune_steps=steps))
+    elif method == "background":
+        matter = _plate_matter(clip_dir, _rvm_matter(state, None))
+    elif method == "background-auto":
+        matter = _estimated_plate_matter(clip_dir, _rvm_matter(state, None))
     elif method == "oracle":
         matter, guidance = OracleMatter(), TrueTrimaps(clip_dir)
     else:

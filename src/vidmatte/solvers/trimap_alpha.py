@@ -56,6 +56,12 @@ def _check_inputs(image, trimap, init, prior, prior_weight) -> None:
         if a is not None and (not isinstance(a, np.ndarray) or a.shape != trimap.shape
                               or not np.issubdtype(a.dtype, np.floating)):
             raise ValueError(f"{name} must be float [H,W] = {trimap.shape} in 0..1, got {_describe(a)}")
+    if isinstance(prior_weight, np.ndarray):  # per pixel (the plate mode's data term)
+        if prior_weight.shape != trimap.shape or not np.isfinite(prior_weight).all() or (prior_weight < 0).any():
+            raise ValueError(f"a per-pixel prior_weight must be float [H,W] = {trimap.shape}, finite and >= 0")
+        if prior is None:
+            raise ValueError("a per-pixel prior_weight needs a prior")
+        return
     if not np.isfinite(prior_weight) or prior_weight < 0:
         raise ValueError(f"prior_weight must be a finite number >= 0, got {prior_weight}")
     if prior_weight > 0 and prior is None:
@@ -272,10 +278,11 @@ def solve_alpha_info(image: np.ndarray, trimap: np.ndarray, init: np.ndarray | N
         return alpha, SolveInfo(0, 0, 0.0, True)
     system = band_system(image.astype(np.float64) / 255, is_fg.astype(np.float64), unknown, eps)
     flat = system.flat
-    if prior_weight > 0:
+    weight = prior_weight.ravel()[flat].astype(np.float64) if isinstance(prior_weight, np.ndarray) else prior_weight
+    if np.any(weight > 0):
         # data term prior_weight * (alpha - prior)^2 on every unknown pixel
-        system.stencil[:, 2, 2] += prior_weight
-        system.rhs += prior_weight * prior.ravel()[flat].astype(np.float64)
+        system.stencil[:, 2, 2] += weight
+        system.rhs += weight * prior.ravel()[flat].astype(np.float64)
     # An unknown pixel in no window (a 1-2 px wide image) has an empty row; pin it weakly to 0.5 so L_UU stays
     # positive definite without affecting any other pixel.
     empty = system.diagonal() <= 0
@@ -303,6 +310,8 @@ def _start(init: np.ndarray | None, image: np.ndarray, trimap: np.ndarray, flat:
     size = small_trimap.shape[::-1]
     small_init, small_prior = (None if a is None else cv2.resize(a.astype(np.float32), size,
                                                                  interpolation=cv2.INTER_AREA) for a in (init, prior))
+    if isinstance(prior_weight, np.ndarray):
+        prior_weight = cv2.resize(prior_weight.astype(np.float32), size, interpolation=cv2.INTER_AREA)
     coarse, _ = solve_alpha_info(small_image, small_trimap, init=small_init, prior=small_prior,
                                  prior_weight=prior_weight, tol=tol, max_iter=max_iter, eps=eps, levels=levels - 1)
     if init is None:
@@ -330,8 +339,8 @@ def solve_alpha(image: np.ndarray, trimap: np.ndarray, init: np.ndarray | None =
 
     image uint8 [H,W,3] RGB; trimap uint8 [H,W]: 0 background, 255 foreground, anything else unknown (128).
     init: float [H,W] 0..1, a warm start (e.g. the previous frame's alpha); only its unknown pixels are read.
-    prior, prior_weight: float [H,W] 0..1 and a weight >= 0; adds prior_weight * (alpha - prior)^2 per unknown
-    pixel. The Laplacian's diagonal is about 3..7 in a band but its smooth directions are far weaker, so small
+    prior, prior_weight: float [H,W] 0..1 and a weight >= 0 (a number, or float [H,W] per pixel); adds
+    prior_weight * (alpha - prior)^2 per unknown pixel. The Laplacian's diagonal is about 3..7 in a band but its smooth directions are far weaker, so small
     weights already act: on comp1k boy at 640x360 with the truth blurred by 3 px as prior, the band's mean distance
     to the prior went 0.115 (weight 0) -> 0.072 (1e-3) -> 0.050 (1e-2) -> 0.012 (1).
     tol: relative residual at which CG stops; max_iter caps the iterations; eps: the Laplacian's regulariser;

@@ -1,0 +1,65 @@
+"""``vidmatte background INPUT --plate PLATE [outputs] [options]``: matte whatever differs from a clean plate."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import convert as convert_cli
+
+DESCRIPTION = ("Matte anything that differs from a clean plate of the scene (a person, the chair they carry, a "
+               "dog): film the empty scene for a second, then the shot. PLATE is an image or a short video of the "
+               "empty scene (its temporal median), at the video's size. Hand-held footage: the plate is aligned "
+               "to every frame (features, homography, a gain/bias correction when it pays); --no-align for a "
+               "locked-off camera. RVM's foreground and alpha help where the subject is a person. Outputs as in "
+               "`vidmatte convert`.")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    convert_cli.add_input_arguments(p)
+    plate = p.add_argument_group("plate")
+    plate.add_argument("--plate", required=True, metavar="PLATE",
+                       help="the empty scene: an image, a short video of it on a still camera (temporal median), or "
+                            "auto: estimated from the footage (a static camera and a subject that moves on; refused "
+                            "when too much of the frame is never seen empty)")
+    plate.add_argument("--plate-out", metavar="FILE", help="write the plate used (e.g. the auto estimate) as an image")
+    plate.add_argument("--no-align", dest="align", action="store_false",
+                       help="use the plate as it is (a locked-off camera): no feature alignment or colour correction")
+    plate.add_argument("--method", choices=["classical", "neural"], default="classical",
+                       help="classical: the compositing equation with the plate, solved with the matting Laplacian "
+                            "(no trained weights beyond RVM's person prior); neural: not built yet")
+    plate.add_argument("--checkpoint", metavar="PATH", help="weights of the neural method (not built yet)")
+    plate.add_argument("--model", default="rvm-mobilenetv3",
+                       help="the RVM weights of the person prior (name or .onnx); without them every region is "
+                            "solved as an object")
+    plate.add_argument("--cache-dir", help="weights folder (default: $VIDMATTE_CACHE or ~/.cache/vidmatte)")
+    convert_cli.add_output_arguments(p)
+    convert_cli.add_range_arguments(p)
+    convert_cli.add_report_arguments(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import UsageError
+    from ..io.probe import live_source
+    from ..job import JobControl
+    from ..matters.plate import plate_matter
+    from ..pipeline import Job, warn
+    from ..progress import ProgressBar
+
+    if args.method == "neural":
+        raise UsageError("--method neural is not built yet; use --method classical (the default)")
+    if args.checkpoint:
+        raise UsageError("--checkpoint is for --method neural, which is not built yet")
+    options = convert_cli.build_options(args)
+    bar = ProgressBar(enabled=not args.quiet)
+    control = JobControl(on_progress=bar.update)
+    job = Job(args.input, options, control)
+    matter = plate_matter(job, args.plate, method=args.method, align=args.align, model=args.model,
+                          cache=args.cache_dir, plate_out=args.plate_out, overwrite=args.overwrite, warn=warn,
+                          notify=None if args.quiet else _say)
+    live = live_source(args.input, args.input_format) is not None
+    return convert_cli.run_job(job, matter, control, bar, args, live)
+
+
+def _say(message: str) -> None:
+    print(f"vidmatte: {message}", file=sys.stderr)

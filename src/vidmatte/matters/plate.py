@@ -1,0 +1,225 @@
+"""Background-plate matting (``vidmatte background``): a clean plate of the scene as the evidence.
+
+Per frame: the plate is aligned to the frame (``solvers.plate_align``: features + homography + ECC translation,
+gain/bias when it pays; on the decoder's thread, so it overlaps the previous frame's solve), RVM gives its alpha
+and foreground (the person prior), and alpha is solved with the compositing equation as the data term
+(``solvers.plate_alpha``). One pass; RVM's recurrent state is warmed up as ``vidmatte convert`` does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UsageError
+from ..matte import DenseMatte
+from ..solvers.plate_align import PlateAligner, PlateMismatch
+from ..solvers.plate_alpha import solve_with_plate
+from .base import Pass, Span, as_rgb_u8, writing_pass
+
+PLATE_VIDEO_FRAMES = 60  # a plate video's median is taken over at most this many frames, spread over it
+PLATE_MOTION_SHARE = 0.02  # a plate video whose pixels stray from their median over more than this share: refused
+PLATE_MOTION_LEVEL = 0.1  # what counts as straying: 10% of the range, in some frame of the sample
+
+
+class PlateMatter:
+    """Mattes whatever differs from ``plate`` (uint8 [H,W,3] RGB at the frames' size).
+
+    prior: a ``RecurrentMatter`` (RVM) for person regions and their foreground colours, or None (no weights: every
+    region is solved as an object). align: False for a locked-off camera (the plate is used as it is).
+    """
+
+    seq_chunk = 1
+
+    def __init__(self, plate: np.ndarray, prior=None, align: bool = True):
+        self.plate = as_rgb_u8(plate)
+        self.prior = prior
+        self.aligner = PlateAligner(self.plate, align=align)
+        self.reset()
+
+    def reset(self) -> None:
+        self.aligner.reset()
+        if self.prior is not None:
+            self.prior.reset()
+        self._pass: Pass | None = None
+        self._stats = {"frames": 0, "unmatched": 0, "gain": 0, "residual": 0.0, "person": 0.0}
+
+    def passes(self, span: Span) -> list[Pass]:
+        if self.prior is None:
+            return [writing_pass(span)]
+        return self.prior.passes(span)  # RVM's warm-up (if any), then the writing pass
+
+    def begin_pass(self, p: Pass) -> None:
+        self._pass = p
+
+    def prepare(self, frame: np.ndarray, guidance: object | None = None, index: int | None = None) -> tuple:
+        frame = as_rgb_u8(frame)
+        if frame.shape != self.plate.shape:
+            raise UsageError(f"the plate is {self.plate.shape[1]}x{self.plate.shape[0]} but the frames are "
+                             f"{frame.shape[1]}x{frame.shape[0]}")
+        if self._pass is not None and not self._pass.writes:
+            return frame, None
+        try:
+            return frame, self.aligner.align(frame)
+        except PlateMismatch as exc:
+            raise UsageError(str(exc)) from None
+
+    def matte(self, prepared: list) -> list[DenseMatte | None]:
+        if self._pass is not None and not self._pass.writes:
+            for frame, _ in prepared:
+                self.prior.step(frame)
+            return [None] * len(prepared)
+        return [self._matte_frame(frame, aligned) for frame, aligned in prepared]
+
+    def summary(self) -> dict:
+        """What the job reports: frames whose features did not match (previous warp kept), frames with a gain/bias
+        correction, the mean background residual (grey levels) and the share of differing pixels in person regions."""
+        n = max(self._stats["frames"], 1)
+        return {"plate_unmatched_frames": self._stats["unmatched"], "plate_gain_frames": self._stats["gain"],
+                "plate_residual": round(self._stats["residual"] / n, 2),
+                "person_share": round(self._stats["person"] / n, 3)}
+
+    def _matte_frame(self, frame: np.ndarray, aligned) -> DenseMatte:
+        rvm = self.prior.step(frame) if self.prior is not None else None
+        solution = solve_with_plate(frame, aligned.plate, rvm, aligned.valid)
+        stats = self._stats
+        stats["frames"] += 1
+        stats["unmatched"] += not aligned.matched
+        stats["gain"] += aligned.gain is not None
+        stats["residual"] += aligned.residual
+        stats["person"] += solution.person_share
+        foreground = np.rint(np.clip(solution.foreground, 0, 1) * 255).astype(np.uint8)
+        return DenseMatte(foreground, solution.alpha)
+
+
+def load_plate(path: str | Path, width: int, height: int, native: tuple[int, int] | None = None) -> np.ndarray:
+    """A plate image, or a short video of the empty scene (its per-pixel temporal median), checked against the
+    frames' size: uint8 [height, width, 3] RGB. UsageError when it is missing, of another size, or moves.
+    native: the input's own size, when frames are resized (--input-resize): a plate of that size is resized too."""
+    from ..errors import VidmatteError
+    from ..io.source import open_source
+
+    if not Path(path).exists():
+        raise UsageError(f"plate not found: {path}")
+    try:
+        source = open_source(path)
+    except VidmatteError as exc:
+        raise UsageError(f"cannot read the plate {path}: {exc}") from None
+    info = source.info
+    resize = native is not None and (info.width, info.height) == native != (width, height)
+    if (info.width, info.height) != (width, height) and not resize:
+        raise UsageError(f"the plate {path} is {info.width}x{info.height} but the frames are {width}x{height}: "
+                         f"shoot or export it at the video's size")
+    frames = _sample(source, PLATE_VIDEO_FRAMES)
+    plate = frames[0] if len(frames) == 1 else _still_median(frames, path)
+    if resize:
+        import cv2
+
+        plate = cv2.resize(plate, (width, height), interpolation=cv2.INTER_AREA)
+    return plate
+
+
+def _sample(source, count: int) -> list[np.ndarray]:
+    """Up to ``count`` frames spread over the source (every k-th, one decode pass)."""
+    total = source.expected_frames() or count
+    step = max(1, total // count)
+    return [f.image for f in source.frames() if f.index % step == 0][:count]
+
+
+def _still_median(frames: list[np.ndarray], path) -> np.ndarray:
+    stack = np.stack(frames)
+    median = np.median(stack, axis=0).astype(np.uint8)
+    straying = (np.abs(stack.astype(np.int16) - median).max(axis=3) > PLATE_MOTION_LEVEL * 255).any(axis=0)
+    if straying.mean() > PLATE_MOTION_SHARE:
+        raise UsageError(f"the plate video {path} has motion in it ({100 * straying.mean():.0f}% of its pixels "
+                         f"change): film the empty scene on a still camera, or give one image")
+    return median
+
+
+def plate_matter(job, plate: str | Path | np.ndarray, method: str = "classical", align: bool = True,
+                 model: str = "rvm-mobilenetv3", cache: str | None = None, plate_out: str | Path | None = None,
+                 overwrite: bool = False, warn=None, notify=None, **_options) -> PlateMatter:
+    """The plate matter for a checked ``pipeline.Job``, as the CLI, the API (and batch runs) build it.
+
+    plate: a path (image or plate video), "auto" (estimated from the job's frames: a static camera), or an image
+    array at the job's frame size. method: "classical" (the only one built; "neural" is refused). RVM (``model``)
+    is the person prior; offline without its weights the mode goes on without it and says so through ``warn``.
+    plate_out: where to write the plate used (PNG/JPEG/TIFF), e.g. the ``auto`` estimate; notify: where to say how
+    much of the frame an estimate never saw empty.
+    """
+    from .guided import open_prior
+
+    if method != "classical":
+        raise UsageError(f"--method {method}: only the classical method is built so far (the neural one is not)")
+    out = _check_plate_out(plate_out, overwrite)
+    auto = isinstance(plate, (str, Path)) and str(plate) == "auto"
+    image = None if auto else _given_plate(job, plate)  # a wrong plate is refused before the model loads
+    prior = open_prior("auto", model, cache, warn)
+    if auto:
+        image = _estimated(job, prior, notify)
+    if out is not None:
+        _write_plate(image, out)
+    if prior is not None:
+        from .recurrent import DEFAULT_WARMUP
+
+        prior.warmup = DEFAULT_WARMUP
+    return PlateMatter(image, prior=prior, align=align)
+
+
+def _given_plate(job, plate) -> np.ndarray:
+    if isinstance(plate, np.ndarray):
+        image = as_rgb_u8(plate)
+        if image.shape[:2] != (job.height, job.width):
+            raise UsageError(f"the plate is {image.shape[1]}x{image.shape[0]} but the frames are "
+                             f"{job.width}x{job.height}")
+        return image
+    native = (job.source.info.width, job.source.info.height)
+    return load_plate(plate, job.width, job.height, native)
+
+
+def _estimated(job, prior, notify) -> np.ndarray:
+    from .plate_estimate import estimate_plate
+
+    if not job.span.seekable:
+        raise UsageError("--plate auto reads the clip before matting it; record the camera to a file first")
+    if (job.source.info.width, job.source.info.height) != (job.width, job.height):
+        raise UsageError("--plate auto and --input-resize together are not supported yet")
+    estimate = estimate_plate(job.source, job.span.first, job.span.stop, prior)
+    (notify or (lambda message: None))(f"plate estimated from {estimate.samples} frames; "
+                                       f"{100 * estimate.unseen_share:.1f}% of the frame was never seen empty")
+    return estimate.plate
+
+
+PLATE_OUT_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+
+
+def _check_plate_out(path, overwrite: bool) -> Path | None:
+    if path is None:
+        return None
+    out = Path(path)
+    if out.suffix.lower() not in PLATE_OUT_EXTENSIONS:
+        raise UsageError(f"--plate-out must be an image ({', '.join(PLATE_OUT_EXTENSIONS)}), not {out.name}")
+    if out.exists() and not overwrite:
+        raise UsageError(f"{out} exists; pass --overwrite to replace it")
+    if not out.parent.is_dir():
+        raise UsageError(f"output folder does not exist: {out.parent}")
+    return out
+
+
+def _write_plate(image: np.ndarray, out: Path) -> None:
+    """Under a temporary name in the same folder, renamed when complete."""
+    import os
+    import secrets
+
+    import cv2
+
+    from ..errors import OutputError
+
+    temporary = out.with_name(f".{out.stem}.{os.getpid()}-{secrets.token_hex(4)}{out.suffix}")
+    try:
+        if not cv2.imwrite(str(temporary), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
+            raise OutputError(f"cannot write {out}")
+        os.replace(temporary, out)
+    finally:
+        temporary.unlink(missing_ok=True)

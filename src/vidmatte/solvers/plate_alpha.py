@@ -1,0 +1,235 @@
+"""Alpha of one frame from a known (aligned) background: the compositing equation as the data term, the matting
+Laplacian where that evidence is weak.
+
+With the plate B known, I = a F + (1 - a) B gives, per pixel and for a foreground colour estimate F,
+
+    a_data = clip((I - B) . (F - B) / |F - B|^2, 0, 1)   with confidence   |F - B|^2 / sigma^2,
+
+sigma being the frame's background residual (noise, compression, what alignment left). Pixels that match the plate
+become strong background constraints wherever F differs from B; where F is close to B the term fades and the
+Laplacian carries alpha in from the neighbours (``solvers.trimap_alpha``: the band system over unknown pixels, the
+data term as its per-pixel prior). Pixels far from anything that differs from the plate are not variables at all.
+
+Everything hinges on F, chosen per region of difference (issue 11's open design problem):
+- where RVM sees the region (its alpha covers most of the region's clearly different pixels: a person) F is RVM's
+  foreground and RVM's alpha joins the data term (faces and hair are not "confidently different" from the plate);
+- elsewhere (an object RVM misses, or a mesh, where RVM's F equals I inside the holes and would force alpha to 1)
+  F is filled from the confidently different pixels, and re-estimated from a first solve.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .trimap_alpha import solve_alpha
+
+LAPLACIAN_BALANCE = 1e-3  # data-term weight per unit of confidence (the prototype's lambda)
+MAX_DATA_WEIGHT = 5.0  # a confident data term need not outweigh the Laplacian by more than this
+RVM_WEIGHT = 0.3  # RVM's alpha in person regions, beside the data term, where RVM is unsure (alpha near 0.5)
+RVM_SURE_WEIGHT = 3.0  # ... and where it is sure (alpha near 0 or 1): the plate's evidence must be strong to win
+RVM_SURE_POWER = 4
+MIN_SIGMA = 4 / 255  # the residual never reads as cleaner than this (8-bit rounding, codecs)
+DIFFERENT = 4.0  # |I - B| above DIFFERENT * sigma: clearly not the plate
+RVM_SEES = 0.6  # share of a region's clearly different pixels RVM's alpha covers for the region to be a person's
+MISALIGNMENT = 1.0  # px of alignment error the residual allows for on the plate's edges (see expected_residual)
+SOLVE_SIDE = 640  # frames larger than this are solved at this longer side (see solve_with_plate)
+REACH = 0.02  # unknown pixels reach this share of the frame's longer side beyond what differs from the plate
+
+
+@dataclass
+class PlateSolution:
+    alpha: np.ndarray  # float32 [H,W] 0..1
+    foreground: np.ndarray  # float32 [H,W,3] 0..1
+    person_share: float  # share of the differing pixels that lie in regions decided as a person's (RVM's F)
+    sigma: float  # the median expected background residual (0..1)
+
+
+def noise_level(frame: np.ndarray, plate: np.ndarray) -> float:
+    """The background residual's scale (0..1): a robust spread of |I - B| over the frame, most of which is
+    background."""
+    diff = np.abs(frame[::2, ::2].astype(np.int16) - plate[::2, ::2]).max(axis=2)
+    return max(MIN_SIGMA, 1.4826 * float(np.median(diff)) / 255)
+
+
+def expected_residual(background: np.ndarray, noise: float) -> np.ndarray:
+    """Per pixel, how far frame and aligned plate may differ on background: the noise, plus what a residual
+    misalignment of MISALIGNMENT px makes of the plate's edges (blinds, leaves: a sharp texture shifted by half a
+    pixel differs from itself by half its gradient). float32 [H,W], 0..1 units."""
+    grey = cv2.cvtColor(background, cv2.COLOR_RGB2GRAY)
+    gx, gy = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3) / 8, cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3) / 8
+    gradient = cv2.dilate(np.sqrt(gx * gx + gy * gy), np.ones((3, 3), np.uint8))  # edges move: their neighbours too
+    return np.sqrt(noise ** 2 + (MISALIGNMENT * gradient) ** 2)
+
+
+def solve_with_plate(frame: np.ndarray, plate: np.ndarray, rvm: tuple[np.ndarray, np.ndarray] | None = None,
+                     valid: np.ndarray | None = None, reestimate: bool = True,
+                     work_side: int | None = None) -> PlateSolution:
+    """As ``solve_at_size``; frames whose longer side exceeds ``work_side`` (default SOLVE_SIDE) are solved at that
+    size and alpha is brought up with a guided filter on the full frame (RVM's refinement: the fine edges follow
+    the frame's), the foreground colours unmixed at full size."""
+    side = SOLVE_SIDE if work_side is None else work_side
+    h, w = frame.shape[:2]
+    if max(h, w) <= side:
+        return solve_at_size(frame, plate, rvm, valid, reestimate)
+    size = (round(w * side / max(h, w)), round(h * side / max(h, w)))
+    shrink = lambda a: cv2.resize(a, size, interpolation=cv2.INTER_AREA)  # noqa: E731
+    small_rvm = None if rvm is None else (shrink(rvm[0]), shrink(rvm[1]))
+    small_valid = None if valid is None else shrink(valid.astype(np.uint8)) > 0
+    small = solve_at_size(shrink(frame), shrink(plate), small_rvm, small_valid, reestimate)
+    image, background = frame.astype(np.float32) / 255, plate.astype(np.float32) / 255
+    alpha = _guided_upsample(image, small.alpha, shrink(image))
+    fg = cv2.resize(small.foreground, (w, h), interpolation=cv2.INTER_LINEAR)
+    return PlateSolution(alpha, _foreground(image, background, alpha, fg), small.person_share, small.sigma)
+
+
+def _guided_upsample(image: np.ndarray, alpha: np.ndarray, small_image: np.ndarray, radius: int = 1,
+                     eps: float = 1e-4) -> np.ndarray:
+    """Fast guided filter (He & Sun 2015), grey guide: the linear coefficients of alpha on the frame's luminance
+    are fitted at the solve's size and applied at full size."""
+    grey = lambda a: cv2.cvtColor(a, cv2.COLOR_RGB2GRAY)  # noqa: E731
+    box = lambda a: cv2.boxFilter(a, -1, (2 * radius + 1, 2 * radius + 1))  # noqa: E731
+    guide = grey(small_image)
+    mean_i, mean_p = box(guide), box(alpha)
+    cov = box(guide * alpha) - mean_i * mean_p
+    var = box(guide * guide) - mean_i * mean_i
+    a = cov / (var + eps)
+    b = mean_p - a * mean_i
+    h, w = image.shape[:2]
+    a, b = (cv2.resize(box(c), (w, h), interpolation=cv2.INTER_LINEAR) for c in (a, b))
+    return np.clip(a * grey(image) + b, 0, 1).astype(np.float32)
+
+
+def solve_at_size(frame: np.ndarray, plate: np.ndarray, rvm: tuple[np.ndarray, np.ndarray] | None = None,
+                  valid: np.ndarray | None = None, reestimate: bool = True) -> PlateSolution:
+    """frame, plate uint8 [H,W,3] RGB (the plate aligned); rvm: RVM's (foreground float [H,W,3], alpha float
+    [H,W]) for this frame, or None (no person regions); valid: bool [H,W], where the plate saw the scene (None:
+    everywhere). Elsewhere (the edges a pan uncovers) there is no evidence: RVM's alpha, or background."""
+    image, background = frame.astype(np.float32) / 255, plate.astype(np.float32) / 255
+    sigma = expected_residual(background, noise_level(frame, plate))
+    if valid is not None:  # unseen pixels: as if they matched, with no confidence in it (see _solve)
+        background = np.where(valid[..., None], background, image)
+        sigma = np.where(valid, sigma, np.inf)
+    distance = np.linalg.norm(image - background, axis=2)
+    different = distance > DIFFERENT * sigma
+    if not different.any():
+        return PlateSolution(np.zeros(distance.shape, np.float32), image, 0.0, float(np.median(sigma)))
+    # RVM's subject joins the regions: a person's parts that happen to match the plate stay variables (and are
+    # decided with the rest of their region), not fixed to background
+    regions = _regions(different | (rvm is not None and rvm[1] > 0.5), distance.shape)
+    person = _person_regions(regions, different, rvm)
+    filled = _filled_foreground(image, different)
+    fg = np.where(person[..., None], rvm[0], filled) if rvm is not None else filled
+    alpha = _solve(frame, image, background, fg, sigma, regions > 0, person, rvm)
+    if reestimate and not person[different].all():
+        refined = _filled_foreground(image, alpha > 0.9, _unmixed(image, background, alpha))
+        fg = np.where(person[..., None], fg, refined)
+        alpha = _solve(frame, image, background, fg, sigma, regions > 0, person, rvm)
+    share = float(person[different].mean())
+    return PlateSolution(alpha, _foreground(image, background, alpha, fg), share, float(np.median(sigma)))
+
+
+def _regions(different: np.ndarray, shape) -> np.ndarray:
+    """Connected regions (int32 labels, 0: none) of ``different``, grown by REACH."""
+    reach = max(2, round(REACH * max(shape)))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
+    grown = cv2.dilate(different.astype(np.uint8), kernel)
+    _, labels = cv2.connectedComponents(grown, connectivity=8)
+    return labels
+
+
+def _person_regions(regions: np.ndarray, different: np.ndarray, rvm) -> np.ndarray:
+    """bool [H,W]: the regions RVM sees (its alpha covers most of their clearly different pixels)."""
+    person = np.zeros(regions.shape, bool)
+    if rvm is None:
+        return person
+    inside = regions[different]
+    covered = rvm[1][different] > 0.5
+    counts = np.bincount(inside, minlength=regions.max() + 1)
+    hits = np.bincount(inside, weights=covered, minlength=regions.max() + 1)
+    seen = hits > RVM_SEES * np.maximum(counts, 1)
+    seen[0] = False
+    return seen[regions]
+
+
+def _filled_foreground(image: np.ndarray, confident: np.ndarray, colours: np.ndarray | None = None) -> np.ndarray:
+    """F: ``colours`` (default the image) at the confident pixels, spread smoothly over the rest (push-pull)."""
+    colours = image if colours is None else colours
+    weight = cv2.erode(confident.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(np.float32)
+    if weight.sum() == 0:
+        weight = confident.astype(np.float32)
+    filled = _push_pull(colours * weight[..., None], weight)
+    return np.where(weight[..., None] > 0, colours, filled)
+
+
+def _push_pull(weighted: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Weighted colours [H,W,3] and weights [H,W] -> colours everywhere: averaged down a pyramid until every
+    pixel has some, then brought back up, the finer levels winning where they have weight."""
+    if min(weight.shape) <= 2 or weight.min() > 0:
+        return weighted / np.maximum(weight, 1e-6)[..., None]
+    h, w = weight.shape
+    size = ((w + 1) // 2, (h + 1) // 2)
+    coarse = _push_pull(cv2.resize(weighted, size, interpolation=cv2.INTER_AREA),
+                        cv2.resize(weight, size, interpolation=cv2.INTER_AREA))
+    up = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR)
+    trust = np.clip(weight, 0, 1)[..., None]
+    return trust * weighted / np.maximum(weight, 1e-6)[..., None] + (1 - trust) * up
+
+
+def _unmixed(image: np.ndarray, background: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """F = (I - (1 - a) B) / a where alpha is solid enough for it to be stable."""
+    a = np.maximum(alpha, 0.5)[..., None]
+    return np.clip((image - (1 - a) * background) / a, 0, 1)
+
+
+def _solve(frame, image, background, fg, sigma, near, person, rvm) -> np.ndarray:
+    """The band solve: data term (plus RVM's alpha in person regions) as a per-pixel prior; pixels outside
+    ``near`` are background, those whose data term is confidently 1 (and RVM agrees, in person regions) are fixed."""
+    f_minus_b = fg - background
+    contrast = np.maximum((f_minus_b ** 2).sum(axis=2), 1e-6)
+    data = np.clip(((image - background) * f_minus_b).sum(axis=2) / contrast, 0, 1)
+    weight = np.minimum(LAPLACIAN_BALANCE * contrast / sigma ** 2, MAX_DATA_WEIGHT)
+    target, total = data * weight, weight.copy()
+    if rvm is not None and person.any():
+        sure = np.abs(2 * rvm[1] - 1) ** RVM_SURE_POWER
+        rvm_weight = np.where(person, RVM_WEIGHT + RVM_SURE_WEIGHT * sure, 0.0)
+        target += rvm_weight * rvm[1]
+        total += rvm_weight
+    prior = np.where(total > 0, target / np.maximum(total, 1e-9), 0.0)
+    trimap = _trimap(near, data, weight, person, rvm)
+    return solve_alpha(frame, trimap, prior=prior.astype(np.float32), prior_weight=total.astype(np.float32))
+
+
+def _trimap(near, data, weight, person, rvm) -> np.ndarray:
+    """Variables only where they can matter: near a difference, and not already settled by a confident data term
+    (in person regions RVM must agree as well: its alpha is part of the evidence there)."""
+    solid = (data > 0.98) & (weight >= MAX_DATA_WEIGHT)
+    clear = (data < 0.02) & (weight >= MAX_DATA_WEIGHT)
+    if rvm is not None:
+        solid &= ~person | (rvm[1] > 0.95)
+        clear &= ~person | (rvm[1] < 0.05)
+    kernel = np.ones((3, 3), np.uint8)
+    solid = cv2.erode(solid.astype(np.uint8), kernel).astype(bool)  # edges stay variables
+    clear = cv2.erode(clear.astype(np.uint8), kernel).astype(bool)
+    trimap = np.full(near.shape, 128, np.uint8)
+    trimap[~near | clear] = 0
+    trimap[solid & near] = 255
+    return trimap
+
+
+def _foreground(image, background, alpha, fg) -> np.ndarray:
+    """Output colours: the image where alpha is 1, unmixed from the plate where alpha is solid enough, the
+    estimate where it is faint; computed on the subject's box only (elsewhere alpha is 0 and any colour is right:
+    the image's)."""
+    out = image.copy()
+    rows, cols = np.flatnonzero(alpha.any(axis=1)), np.flatnonzero(alpha.any(axis=0))
+    if rows.size == 0:
+        return out
+    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    a = alpha[box]
+    unmixed = _unmixed(image[box], background[box], a)
+    solid = np.clip((a - 0.3) / 0.4, 0, 1)[..., None]
+    out[box] = solid * unmixed + (1 - solid) * fg[box]
+    return out
