@@ -35,6 +35,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                        help="width of the unknown strip a mask's edge becomes (default: 10 at 1080p, scaled)")
     guide.add_argument("--propagator", choices=["auto", "flow"], default="auto",
                        help="how keyframes reach other frames: flow (keyframe-anchored optical flow; auto = flow)")
+    guide.add_argument("--method", choices=["classical", "ftpvm"], default="classical",
+                       help="classical: propagate the keyframes and solve alpha (no weights); ftpvm: the FTP-VM "
+                            "network with the keyframes as its memory (needs --checkpoint)")
+    guide.add_argument("--checkpoint", metavar="PATH",
+                       help="--method ftpvm: the official ftpvm.pth or a training checkpoint (no weights are "
+                            "bundled); rvm-init: RVM's encoder with every other layer untrained")
     guide.add_argument("--prior", choices=["auto", "rvm", "none"], default="auto",
                        help="RVM's alpha as a weak data term and a check on the propagated labels: auto uses it when "
                             "RVM sees the first keyframe's subject (people; it hurts other objects), rvm always, none "
@@ -85,11 +91,23 @@ def run(args: argparse.Namespace) -> int:
                                          (job.width, job.height), args.guidance, args.object, args.band)
     for message in warnings:
         warn(message)
+    if args.method != "classical":
+        return convert_cli.run_job(job, _network_matter(args, job, keyframes), control, bar, args)
     matter = guided_matter(job, keyframes, work=args.work, prior_mode=args.prior, model=args.model,
                            cache=args.cache_dir, warn=warn, notify=None if args.quiet else _say,
                            guidance={"kind": args.guidance, "object": args.object, "band": args.band},
                            propagator={"name": args.propagator})
     return convert_cli.run_job(job, matter, control, bar, args)
+
+
+def _network_matter(args: argparse.Namespace, job, keyframes):
+    from ..errors import UsageError
+    from ..matters.ftpvm import ftpvm_matter
+    from ..pipeline import warn
+
+    if args.work:
+        raise UsageError("--work (kept work folder, corrections) is for --method classical only")
+    return ftpvm_matter(job, keyframes, args.checkpoint, cache=args.cache_dir, warn=warn)
 
 
 def _say(message: str) -> None:
