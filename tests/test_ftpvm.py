@@ -302,3 +302,36 @@ def test_a_state_dict_of_another_network_is_refused_in_one_line(short_clip, tmp_
                "--checkpoint", tmp_path / "rvm.pth", "--alpha", f"{tmp_path}/alpha/")
     assert proc.returncode == 1 and "is not an FTP-VM checkpoint" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+# --- ONNX export -----------------------------------------------------------------------------------------------------
+
+def test_onnx_export_agrees_with_pytorch_over_frames_batches_and_memory_counts(model, tmp_path):
+    import onnxruntime as ort
+
+    from vidmatte.backends.export_ftpvm import export_ftpvm_onnx
+
+    report = export_ftpvm_onnx(model, tmp_path / "ftpvm.onnx", height=96, width=128)  # 1/16: 6x8, pooled to 4x4
+    assert report.agrees() and report.max_diff < 1e-4 and report.frames_checked == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ftpvm.encode.onnx", "ftpvm.onnx"]
+    # The graphs compute what the network computes: a matte that depends on the memory's trimap.
+    encode = ort.InferenceSession(str(report.encode_path), providers=["CPUExecutionProvider"])
+    step = ort.InferenceSession(str(report.step_path), providers=["CPUExecutionProvider"])
+    frame, memory = clip(1, 1, 96, 128).numpy(), clip(1, 1, 96, 128, seed=2).numpy()
+    zeros = np.zeros((1, 1, 1, 1), np.float32)
+    boundaries = []
+    for tri in (trimaps(1, 1, 96, 128), 1 - trimaps(1, 1, 96, 128)):
+        feat16, value = encode.run(None, {"memory_imgs": memory, "memory_trimaps": tri.numpy()})
+        out = step.run(None, {"src": frame[:, 0], "memory_feat16": feat16, "memory_value": value,
+                              "r8i": zeros, "r16i": zeros, "r1i": zeros, "r2i": zeros})
+        boundaries.append(out[1])
+    assert np.abs(boundaries[0] - boundaries[1]).max() > 1e-3
+
+
+def test_onnx_export_refuses_a_size_off_the_16_grid(model, tmp_path):
+    from vidmatte.backends.export_ftpvm import export_ftpvm_onnx
+    from vidmatte.errors import UsageError
+
+    with pytest.raises(UsageError, match="multiples of 16"):
+        export_ftpvm_onnx(model, tmp_path / "x.onnx", height=100, width=128)
+    assert list(tmp_path.iterdir()) == []

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from typing import Optional
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -178,11 +179,31 @@ class PSP(nn.Module):
 
     def _forward(self, x: Tensor) -> Tensor:
         size = x.shape[2:]
-        priors = [F.interpolate(stage(x), size=size, mode="bilinear", align_corners=True) for stage in self.stages]
+        pooled = [self._pool(stage, x) for stage in self.stages]
+        priors = [F.interpolate(p, size=size, mode="bilinear", align_corners=True) for p in pooled]
         return F.relu(self.bottleneck(torch.cat(priors + [x], dim=1)))
 
     def forward(self, x: Tensor) -> Tensor:
         return per_frame(self._forward, x)
+
+    @staticmethod
+    def _pool(stage: nn.Sequential, x: Tensor) -> Tensor:
+        """The stage's adaptive average pooling, then its conv. The ONNX exporter handles adaptive pooling only
+        when the cells divide the input; for export the same cells are averaged by two matrix products."""
+        if not torch.onnx.is_in_onnx_export():
+            return stage(x)
+        cells = stage[0].output_size
+        rows, cols = (adaptive_pool_matrix(n, cells, x) for n in x.shape[2:])
+        return stage[1](rows @ x @ cols.T)
+
+
+def adaptive_pool_matrix(size: int, cells: int, like: Tensor) -> Tensor:
+    """[cells, size]: row i averages inputs floor(i*size/cells) .. ceil((i+1)*size/cells) - 1, as adaptive pooling."""
+    matrix = np.zeros((cells, size), np.float32)  # built outside the graph: a constant in the export
+    for i in range(cells):
+        start, stop = (i * size) // cells, -((-(i + 1) * size) // cells)
+        matrix[i, start:stop] = 1.0 / (stop - start)
+    return torch.from_numpy(matrix).to(like)
 
 
 def read_memory(memory_key: Tensor, query_key: Tensor, memory_value: Tensor) -> Tensor:
@@ -190,7 +211,7 @@ def read_memory(memory_key: Tensor, query_key: Tensor, memory_value: Tensor) -> 
 
     memory_key [B,Ck,Tm,h,w], query_key [B,Ck,Tq,h,w], memory_value [B,Cv,Tm,h,w] -> [B,Tq,Cv,h,w].
     """
-    b, ck = memory_key.shape[:2]
+    b, ck = memory_key.size(0), memory_key.shape[1]
     h, w = memory_value.shape[-2:]
     affinity = memory_key.flatten(2).transpose(1, 2) @ query_key.flatten(2) / math.sqrt(ck)  # [B, Nm, Nq]
     read = torch.bmm(memory_value.flatten(2), F.softmax(affinity, dim=1))  # [B, Cv, Tq*h*w]
