@@ -335,3 +335,73 @@ def test_onnx_export_refuses_a_size_off_the_16_grid(model, tmp_path):
     with pytest.raises(UsageError, match="multiples of 16"):
         export_ftpvm_onnx(model, tmp_path / "x.onnx", height=100, width=128)
     assert list(tmp_path.iterdir()) == []
+
+
+# --- training with the project's loop -------------------------------------------------------------------------------
+
+def ftpvm_config(tmp_path, steps: int, **train):
+    from vidmatte.train.config import load_config
+
+    base = {
+        "output_dir": str(tmp_path / "run"),
+        "model": {"kind": "ftpvm", "init": "scratch", "freeze_batchnorm": False},
+        "data": {"mattes": [{"type": "synthetic_matte", "size": [48, 48]}],
+                 "backgrounds": [{"type": "synthetic_background", "size": [48, 48]}]},
+        "train": {"steps": steps, "batch_size": 2, "seq_length": 3, "size": [32, 32], "seg_every": 0,
+                  "lr": {"backbone": 1e-3, "decoder": 1e-3}, "log_every": 0, "tensorboard": False,
+                  "checkpoint_every": 0, "device": "cpu", **train},
+    }
+    return load_config(None, [], base=base)
+
+
+def test_true_trimap_marks_partial_alpha_and_a_band_around_it_unknown():
+    from vidmatte.train.ftpvm import true_trimap
+
+    pha = torch.zeros(1, 1, 1, 20, 20)
+    pha[..., 5:15, 5:15] = 1.0
+    pha[..., 5:15, 14] = 0.5
+    classes = true_trimap(pha, band=2)[0, 0, 0]
+    assert classes[10, 9] == 2 and classes[0, 0] == 0 and classes[10, 14] == 1
+    assert classes[10, 12] == 1 and classes[10, 16] == 1, "2 px either side of the edge are unknown"
+    assert classes[10, 11] == 2 and classes[10, 17] == 0
+
+
+def test_a_training_smoke_run_lowers_the_loss_and_its_checkpoint_serves_the_matter(tmp_path):
+    from vidmatte.matters.ftpvm import load_ftpvm
+    from vidmatte.train.loop import Trainer
+
+    trainer = Trainer(ftpvm_config(tmp_path, steps=16))
+    history = trainer.run()
+    losses = [h["loss"] for h in history]
+    assert len(losses) == 16 and all(np.isfinite(losses)) and {"lr/trimap_ce", "lr/boundary_l1"} <= set(history[0])
+    first, last = np.mean(losses[:4]), np.mean(losses[-4:])
+    print(f"\nFTP-VM, 16 CPU steps: mean loss of steps 1-4 {first:.3f}, of steps 13-16 {last:.3f}")
+    assert last < 0.9 * first
+    path = trainer.save_checkpoint(tmp_path / "last.pt")
+    loaded = load_ftpvm(str(path))
+    assert torch.equal(loaded.mat_project.conv.weight, trainer.model.mat_project.conv.weight)
+
+
+def test_ftpvm_training_resumes_exactly(tmp_path):
+    from vidmatte.train.loop import Trainer
+
+    uninterrupted = Trainer(ftpvm_config(tmp_path / "a", steps=4)).run()
+    first = Trainer(ftpvm_config(tmp_path / "b", steps=4))
+    first.run(steps=2)
+    path = first.save_checkpoint(tmp_path / "b" / "step2.pt")
+    resumed = Trainer(ftpvm_config(tmp_path / "c", steps=4, resume=str(path)))
+    after = resumed.run()
+    assert resumed.step == 4 and len(after) == 2
+    for got, want in zip(after, uninterrupted[2:]):
+        assert got["loss"] == pytest.approx(want["loss"], rel=1e-6, abs=1e-7)
+
+
+def test_ftpvm_training_config_is_checked_in_one_line():
+    from vidmatte.train.config import ConfigError, load_config
+
+    base = {"model": {"kind": "ftpvm"}, "data": {"mattes": [{}], "backgrounds": [{}]},
+            "train": {"size": [40, 40], "seg_every": 0}}
+    with pytest.raises(ConfigError, match="multiples of 16"):
+        load_config(None, [], base=base)
+    with pytest.raises(ConfigError, match="seg_every"):
+        load_config(None, ["train.size=[32,32]", "train.seg_every=2"], base=base)
