@@ -107,7 +107,8 @@ def official_layout() -> dict[str, dict]:
         lay.norm(f"trimap_fuse.gated_convs.{i}.1", ch[i], batch=False)
         lay.conv(f"trimap_fuse.gated_convs.{i}.2", ch[i], ch[i], 3)
         lay.norm(f"trimap_fuse.gated_convs.{i}.4", ch[i], batch=False)
-    lay.source = "FTPVM/module.py BottleneckFusion(112, 32, 112, 128): Projection, FeatureFusion(ResBlock, cbam.CBAM), PSP"
+    lay.source = ("FTPVM/module.py BottleneckFusion(112, 32, 112, 128): Projection, FeatureFusion(ResBlock, "
+                  "cbam.CBAM), PSP")
     lay.conv("bottleneck_fuse.project_key.conv", 112, 32, 1)
     lay.resblock("bottleneck_fuse.fuse.block", 224, 128)
     lay.linear("bottleneck_fuse.fuse.attention.ChannelGate.mlp.1", 128, 8)

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from .mobilenetv3 import IMAGENET_MEAN, IMAGENET_STD, LARGE_BLOCKS, BN_EPS as RVM_BN_EPS, BlockConfig, \
-    make_divisible
+    SqueezeExcitation, make_divisible
 
 BN_EPS = 1e-5  # timm's default BatchNorm eps (RVM's torchvision encoder uses 1e-3)
 # LARGE_BLOCKS grouped into timm's stages; stage 5's first block strides (RVM dilates it instead).
@@ -28,19 +28,6 @@ FEATURE_CHANNELS = (16, 24, 40, 112)
 
 def _activation(cfg: BlockConfig) -> nn.Module:
     return nn.Hardswish(inplace=True) if cfg.hardswish else nn.ReLU(inplace=True)
-
-
-class SqueezeExcite(nn.Module):
-    """Channel attention with timm's names (conv_reduce, conv_expand): pool -> ReLU -> hard-sigmoid gate."""
-
-    def __init__(self, channels: int, squeeze: int):
-        super().__init__()
-        self.conv_reduce = nn.Conv2d(channels, squeeze, 1)
-        self.conv_expand = nn.Conv2d(squeeze, channels, 1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        scale = torch.relu(self.conv_reduce(x.mean((2, 3), keepdim=True)))
-        return x * nn.functional.hardsigmoid(self.conv_expand(scale))
 
 
 class DepthwiseSeparable(nn.Module):
@@ -72,7 +59,8 @@ class InvertedBottleneck(nn.Module):
                                  groups=cfg.expanded, bias=False)
         self.bn2 = nn.BatchNorm2d(cfg.expanded, eps=BN_EPS)
         self.act = _activation(cfg)
-        self.se = SqueezeExcite(cfg.expanded, make_divisible(cfg.expanded / 4)) if cfg.use_se else nn.Identity()
+        self.se = (SqueezeExcitation(cfg.expanded, make_divisible(cfg.expanded / 4), ("conv_reduce", "conv_expand"))
+                   if cfg.use_se else nn.Identity())
         self.conv_pwl = nn.Conv2d(cfg.expanded, cfg.cout, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(cfg.cout, eps=BN_EPS)
         self.residual = cfg.stride == 1 and cfg.cin == cfg.cout
