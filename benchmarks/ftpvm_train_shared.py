@@ -1,7 +1,7 @@
 """A first CPU training run of FTP-VM (RVM's encoder, the rest from scratch) on real foregrounds from ../shared/data,
 with foregrounds held out: the training curve and the held-out loss before and after, in one run.
 
-    python benchmarks/ftpvm_train_shared.py [--steps 120] [--size 96] [--data ../shared/data] [--out runs/ftpvm-shared]
+    python benchmarks/ftpvm_train_shared.py [--steps 120] [--size 96] [--data ../shared/data] [--out benchmarks/results/ftpvm-shared]
 
 Foregrounds with true alpha: the 10 comp1k crops (foamliu), the 5 comp1k composites (huochaitiantang) and
 alphamatting GT05 (true fg). comp1k images are composites, used as the foreground colour (wrong only where alpha is
@@ -77,7 +77,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=96)
     parser.add_argument("--clips", type=int, default=12, help="held-out clips evaluated before and after")
     parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
-    parser.add_argument("--out", default="runs/ftpvm-shared")
+    parser.add_argument("--out", default="benchmarks/results/ftpvm-shared")
     args = parser.parse_args()
     from vidmatte.train.data import ClipComposer, build_source
     from vidmatte.train.loop import Trainer
