@@ -1,7 +1,7 @@
 """A first CPU training run of FTP-VM (RVM's encoder, the rest from scratch) on real foregrounds from ../shared/data,
 with foregrounds held out: the training curve and the held-out loss before and after, in one run.
 
-    python benchmarks/ftpvm_train_shared.py [--steps 120] [--size 96] [--data ../shared/data] [--out benchmarks/results/ftpvm-shared]
+    python benchmarks/ftpvm_train_shared.py [--steps 120] [--size 96] [--data ../shared/data] [--out DIR]
 
 Foregrounds with true alpha: the 10 comp1k crops (foamliu), the 5 comp1k composites (huochaitiantang) and
 alphamatting GT05 (true fg). comp1k images are composites, used as the foreground colour (wrong only where alpha is
