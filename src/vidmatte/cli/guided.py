@@ -61,6 +61,12 @@ def add_guidance_options(guide) -> None:
     guide.add_argument("--finetune-steps", type=int, default=0, metavar="N",
                        help="memory propagator: train its key/readout heads N steps on augmented keyframes "
                             "first (TCVOM's online fine-tuning; needs PyTorch)")
+    guide.add_argument("--method", choices=["classical", "ftpvm"], default="classical",
+                       help="classical: propagate the keyframes and solve alpha (no weights); ftpvm: the FTP-VM "
+                            "network with the keyframes as its memory (needs --checkpoint)")
+    guide.add_argument("--checkpoint", metavar="PATH",
+                       help="--method ftpvm: the official ftpvm.pth or a training checkpoint (no weights are "
+                            "bundled); rvm-init: RVM's encoder with every other layer untrained")
     guide.add_argument("--prior", choices=["auto", "rvm", "none"], default="auto",
                        help="RVM's alpha as a weak data term and a check on the propagated labels: auto uses it when "
                             "RVM sees the first keyframe's subject (people; it hurts other objects), rvm always, none "
@@ -111,6 +117,8 @@ def build_job(args: argparse.Namespace, control, runners=None):
                                          (job.width, job.height), args.guidance, args.object, args.band)
     for message in warnings:
         warn(message)
+    if args.method != "classical":
+        return job, _network_matter(args, job, keyframes)
     matter = guided_matter(job, keyframes, work=args.work, prior_mode=args.prior, model=args.model,
                            cache=args.cache_dir, warn=warn, notify=None if args.quiet else _say,
                            guidance={"kind": args.guidance, "object": args.object, "band": args.band},
@@ -118,6 +126,16 @@ def build_job(args: argparse.Namespace, control, runners=None):
                                        "max_memory": args.max_memory, "finetune_steps": args.finetune_steps},
                            propagator_factory=propagators, runners=runners)
     return job, matter
+
+
+def _network_matter(args: argparse.Namespace, job, keyframes):
+    from ..errors import UsageError
+    from ..matters.ftpvm import ftpvm_matter
+    from ..pipeline import warn
+
+    if args.work:
+        raise UsageError("--work (kept work folder, corrections) is for --method classical only")
+    return ftpvm_matter(job, keyframes, args.checkpoint, cache=args.cache_dir, warn=warn)
 
 
 def _say(message: str) -> None:

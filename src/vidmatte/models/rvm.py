@@ -31,7 +31,8 @@ def flatten_time(x: Tensor) -> Tensor:
 
 def unflatten_time(x: Tensor, like: Tensor) -> Tensor:
     """Undo ``flatten_time`` using the batch/time sizes of ``like``."""
-    return x.unflatten(0, like.shape[:2]) if like.ndim == 5 else x
+    # size(0), size(1) rather than shape[:2]: an ONNX trace keeps them dynamic (batch, frames).
+    return x.reshape(like.size(0), like.size(1), *x.shape[1:]) if like.ndim == 5 else x
 
 
 def resize_by(x: Tensor, scale: float | Tensor) -> Tensor:

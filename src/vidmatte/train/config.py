@@ -11,6 +11,7 @@ DEFAULTS: dict = {
     "seed": 0,
     "output_dir": "runs/rvm",
     "model": {
+        "kind": "rvm",  # rvm, or ftpvm (variant and refiner do not apply; init "pretrained": RVM's encoder)
         "variant": "mobilenetv3",
         "refiner": "deep_guided_filter",
         # "pretrained" (converted official weights of pretrained_model), "scratch", or a checkpoint/.safetensors path
@@ -146,7 +147,19 @@ def validate(config: dict) -> None:
             raise ConfigError("train.hr needs size, seq_length and downsample_ratio")
         if not 0 < float(hr["downsample_ratio"]) <= 1:
             raise ConfigError("train.hr.downsample_ratio must be in (0, 1]")
+    if config["model"]["kind"] not in ("rvm", "ftpvm"):
+        raise ConfigError(f"model.kind must be rvm or ftpvm, got {config['model']['kind']!r}")
+    if config["model"]["kind"] == "ftpvm":
+        _validate_ftpvm(train)
     if train["amp"] not in ("auto", "off", "bf16", "fp16", False, True):
         raise ConfigError(f"train.amp must be auto, off, bf16 or fp16, got {train['amp']!r}")
     if set(train["lr"]) - {"backbone", "aspp", "decoder", "refiner"}:
         raise ConfigError("train.lr keys are backbone, aspp, decoder, refiner")
+
+
+def _validate_ftpvm(train: dict) -> None:
+    if any(int(side) % 16 for side in train["size"]):
+        raise ConfigError(f"FTP-VM trains on sizes in multiples of 16, got train.size {train['size']!r}")
+    if train["hr"] is not None or train["seg_every"]:
+        raise ConfigError("FTP-VM has no high-resolution or segmentation steps: set train.hr: null, "
+                          "train.seg_every: 0")

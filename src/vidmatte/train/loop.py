@@ -25,12 +25,17 @@ PARTS = ("backbone", "aspp", "decoder", "refiner")
 
 
 def part_of(parameter_name: str) -> str:
-    """Which learning-rate group a parameter belongs to (the heads train with the decoder, as in RVM)."""
+    """Which learning-rate group a parameter belongs to (the heads train with the decoder, as in RVM; FTP-VM's
+    memory fusion and both decoders are "decoder" too)."""
     head = parameter_name.split(".", 1)[0]
-    return "decoder" if head in ("decoder", "project_mat", "project_seg") else head
+    return head if head in ("backbone", "aspp", "refiner") else "decoder"
 
 
-def build_model(model_cfg: dict, cache: str | None = None) -> MattingNetwork:
+def build_model(model_cfg: dict, cache: str | None = None):
+    if model_cfg["kind"] == "ftpvm":
+        from .ftpvm import build_ftpvm
+
+        return build_ftpvm(model_cfg, cache)
     init = model_cfg["init"]
     if init == "scratch":
         return MattingNetwork(model_cfg["variant"], model_cfg["refiner"])
@@ -150,6 +155,11 @@ class Trainer:
         self.scaler.update()
 
     def _matting_terms(self, clip: dict, downsample_ratio: float) -> dict:
+        if self.config["model"]["kind"] == "ftpvm":
+            from .ftpvm import ftpvm_terms
+
+            with self._autocast():
+                return ftpvm_terms(self.model, clip, self.device)
         src = clip["src"].to(self.device)
         with self._autocast():
             fgr, pha, *_ = self.model(src, downsample_ratio=downsample_ratio)
@@ -250,9 +260,10 @@ class Trainer:
 
     def load_checkpoint(self, path: str | os.PathLike) -> None:
         blob = read_checkpoint(path)
-        if blob["model_args"]["variant"] != self.model.variant:
-            raise ValueError(f"{path} holds a {blob['model_args']['variant']} model, the config asks for "
-                             f"{self.model.variant}")
+        held, wanted = blob["config"]["model"].get("kind", "rvm"), self.config["model"]["kind"]
+        if held != wanted or blob["model_args"].get("variant") != getattr(self.model, "variant", None):
+            raise ValueError(f"{path} holds a {blob['model_args'].get('variant', held)} model, the config asks "
+                             f"for {getattr(self.model, 'variant', wanted)}")
         self.model.load_state_dict(blob["model"], strict=True)
         self.optimizer.load_state_dict(blob["optimizer"])
         # Learning rates come from the (possibly edited) config, not from the checkpoint.

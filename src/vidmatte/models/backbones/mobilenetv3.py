@@ -45,18 +45,19 @@ class ConvBNAct(nn.Sequential):
 
 
 class SqueezeExcitation(nn.Module):
-    """Channel attention: global pool -> fc1 -> ReLU -> fc2 -> hard-sigmoid, multiplied back onto the input."""
+    """Channel attention: global pool -> reduce -> ReLU -> expand -> hard-sigmoid, multiplied back onto the input.
+    ``names``: the two convs' attribute names (torchvision's fc1/fc2 here; timm's conv_reduce/conv_expand in FTP-VM's
+    encoder), so each layout's checkpoints load strictly."""
 
-    def __init__(self, channels: int, squeeze: int):
+    def __init__(self, channels: int, squeeze: int, names: tuple[str, str] = ("fc1", "fc2")):
         super().__init__()
-        self.fc1 = nn.Conv2d(channels, squeeze, 1)
-        self.fc2 = nn.Conv2d(squeeze, channels, 1)
+        self.names = names
+        setattr(self, names[0], nn.Conv2d(channels, squeeze, 1))
+        setattr(self, names[1], nn.Conv2d(squeeze, channels, 1))
 
     def forward(self, x: Tensor) -> Tensor:
-        scale = torch.nn.functional.adaptive_avg_pool2d(x, 1)
-        scale = torch.relu(self.fc1(scale))
-        scale = torch.nn.functional.hardsigmoid(self.fc2(scale))
-        return x * scale
+        scale = torch.relu(getattr(self, self.names[0])(torch.nn.functional.adaptive_avg_pool2d(x, 1)))
+        return x * torch.nn.functional.hardsigmoid(getattr(self, self.names[1])(scale))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,228 @@
+"""``vidmatte guided --method ftpvm``: FTP-VM's network mattes the subject marked on the keyframes.
+
+Passes: one short pass per keyframe encodes it (frame + trimap) into the network's memory, then the writing pass runs
+the network over every frame in order with its recurrent state carried from frame to frame. As in the official
+inference (``InferenceCoreRecurrentMemory``), the memory holds one given keyframe, replaced by each new keyframe as
+the pass reaches it (frames before the first keyframe use the first), plus, with ``memory_every`` N > 0, the
+network's own trimap of every N-th frame, the last ``bank_size`` of them kept (the official ``memory_save_iter``
+and ``MemoryBank(top_k=5)``). Keyframes themselves take their given trimap for the full matte.
+
+Frames are processed at ``target_size`` on the longer side (the official footage script's 1024 by default): the
+matter resizes and zero-pads to multiples of 16 itself, runs the network at ratio 1 and brings alpha back to the
+frame with the network's grey fast guided filter, so the padding never shifts the result.
+
+Checkpoints: an official ``ftpvm.pth`` state dict, or a training checkpoint of ours ({"model", "model_args"}); or
+``rvm-init``: a network whose encoder is RVM's and whose every other layer is untrained (for trying the plumbing and
+as a training start, not for results).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Callable
+
+import numpy as np
+
+from ..errors import ModelError, UsageError
+from ..guidance.propagate import BG, FG, UNKNOWN
+from ..matte import SolvedMatte
+from .base import Pass, Span, as_rgb_u8, writing_pass
+from .guided import foreground_colours
+
+RVM_INIT = "rvm-init"
+TARGET_SIZE = 1024  # the official footage script's default longer side
+BANK_SIZE = 5  # the official MemoryBank's top_k
+
+
+def load_ftpvm(checkpoint: str | None, cache: str | None = None, warn: Callable[[str], None] | None = None):
+    """The network in eval mode, from ``checkpoint`` (a file, or ``rvm-init``). No checkpoint: ModelError."""
+    import torch
+
+    from ..models.ftpvm import FastTrimapPropagationVideoMatting
+
+    if not checkpoint:
+        raise UsageError("--method ftpvm needs --checkpoint ftpvm.pth: no official FTP-VM weights are bundled "
+                         f"(or --checkpoint {RVM_INIT} for a network untrained beyond RVM's encoder)")
+    if checkpoint == RVM_INIT:
+        from ..models.convert_onnx import load_pretrained
+
+        model = FastTrimapPropagationVideoMatting()
+        model.init_backbone_from_rvm(load_pretrained("rvm-mobilenetv3", cache, quiet=True).state_dict())
+        (warn or logging.getLogger("vidmatte").warning)(
+            "FTP-VM with only RVM's encoder: every other layer is untrained, the mattes mean nothing")
+        return model.eval()
+    if not os.path.isfile(checkpoint):
+        raise ModelError(f"checkpoint not found: {checkpoint}")
+    try:
+        blob = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelError(f"cannot read {checkpoint}: {str(exc).splitlines()[0]}") from None
+    state, args = (blob["model"], dict(blob["model_args"])) if "model_args" in blob else (blob, {})
+    model = FastTrimapPropagationVideoMatting(**args)
+    # The official footage script drops a training-time refiner's weights the same way.
+    state = {k: v for k, v in state.items() if not k.startswith("refiner.")}
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ModelError(f"{checkpoint} is not an FTP-VM checkpoint: {str(exc).splitlines()[0]}") from None
+    return model.eval()
+
+
+def processing_size(height: int, width: int, target: int) -> tuple[int, int]:
+    """The frame's size scaled so its longer side is at most ``target`` (never up)."""
+    ratio = min(target / max(height, width), 1.0)
+    return max(1, int(height * ratio)), max(1, int(width * ratio))
+
+
+class FtpvmMatter:
+    """Mattes the subject of ``keyframes`` ({index: trimap uint8 [H,W] in {0,128,255}}) with an FTP-VM network."""
+
+    seq_chunk = 1
+
+    def __init__(self, model, keyframes: dict[int, np.ndarray], target_size: int = TARGET_SIZE,
+                 memory_every: int = 0, bank_size: int = BANK_SIZE):
+        if not keyframes:
+            raise ValueError("FTP-VM needs at least one keyframe")
+        self.model, self.keyframes = model, dict(sorted(keyframes.items()))
+        self.target_size, self.memory_every, self.bank_size = target_size, memory_every, bank_size
+        self.reset()
+
+    # --- matters.base.Matter ------------------------------------------------------------------------------------
+    def reset(self) -> None:
+        self._encoded: dict[int, tuple] = {}  # keyframe index -> (feat16, value)
+        self._pass: Pass | None = None
+        self._state = None
+        self._given: tuple | None = None
+        self._own: list[tuple] = []
+
+    def passes(self, span: Span) -> list[Pass]:
+        if not span.seekable:
+            raise ValueError("FTP-VM reads its keyframes before the frames; a live source cannot be re-read")
+        return [Pass(f"memory {i}", i, i + 1) for i in self.keyframes] + [writing_pass(span)]
+
+    def begin_pass(self, p: Pass) -> None:
+        self._pass = p
+        if p.writes:
+            self._state, self._own = None, []
+            self._given = self._encoded[next(iter(self.keyframes))]
+
+    def prepare(self, frame: np.ndarray, guidance: object | None = None, index: int | None = None) -> tuple:
+        frame = as_rgb_u8(frame)
+        return index, frame, self._tensor(frame)
+
+    def matte(self, prepared: list) -> list[SolvedMatte | None]:
+        import torch
+
+        with torch.inference_mode():
+            if not self._pass.writes:
+                for index, frame, tensors in prepared:
+                    self._encoded[index] = self._encode(tensors, self._trimap_tensor(index, frame))
+                return [None] * len(prepared)
+            return [self._matte_frame(*item) for item in prepared]
+
+    # --- tensors ------------------------------------------------------------------------------------------------
+    def _tensor(self, frame: np.ndarray) -> tuple:
+        """Decoder thread: the frame as [1,1,3,h,w] at the processing size padded to 16, and at full size."""
+        import torch
+
+        from ..models.ftpvm import pad_to_multiple
+
+        full = torch.from_numpy(frame).permute(2, 0, 1).float().div_(255)[None]
+        small = self._resize(full)
+        return full, small, pad_to_multiple(small)[None]
+
+    def _resize(self, x):
+        import torch.nn.functional as F
+
+        size = processing_size(*x.shape[-2:], self.target_size)
+        return x if size == tuple(x.shape[-2:]) else F.interpolate(x, size, mode="bilinear", align_corners=False)
+
+    def _trimap_tensor(self, index: int, frame: np.ndarray):
+        import torch
+
+        from ..models.ftpvm import pad_to_multiple
+
+        trimap = self.keyframes[index]
+        if trimap.shape != frame.shape[:2]:
+            raise ValueError(f"keyframe {index} is {trimap.shape[1]}x{trimap.shape[0]} but the frames are "
+                             f"{frame.shape[1]}x{frame.shape[0]}")
+        levels = np.where(trimap == FG, 1.0, np.where(trimap == BG, 0.0, 0.5)).astype(np.float32)
+        return pad_to_multiple(self._resize(torch.from_numpy(levels)[None, None]))[None]
+
+    def _encode(self, tensors: tuple, trimap) -> tuple:
+        return self.model.encode_imgs_to_value(tensors[2], trimap)
+
+    # --- the writing pass ---------------------------------------------------------------------------------------
+    def _memory(self) -> tuple:
+        import torch
+
+        entries = [self._given] + self._own
+        return torch.cat([e[0] for e in entries], dim=1), torch.cat([e[1] for e in entries], dim=2)
+
+    def _matte_frame(self, index: int, frame: np.ndarray, tensors: tuple) -> SolvedMatte:
+        full, small, padded = tensors
+        if index in self._encoded:
+            self._given = self._encoded[index]
+        from ..models.ftpvm import no_state
+
+        logits, boundary, alpha, self._state = self.model.forward_with_memory(padded, *self._memory(),
+                                                                             *(self._state or no_state()))
+        if index in self.keyframes:
+            alpha = self._given_trimap_matte(index, frame, boundary)
+        if self.memory_every > 0 and index % self.memory_every == 0 and index not in self.keyframes:
+            self._remember(padded, logits)
+        alpha = self._to_frame(self._unpadded(alpha, small), full, small)
+        given = self.keyframes.get(index)
+        trimap = given if given is not None else self._labels(self._unpadded(logits, small), frame)
+        return SolvedMatte(frame, alpha, foreground_colours, trimap)
+
+    def _given_trimap_matte(self, index: int, frame: np.ndarray, boundary):
+        from ..models.ftpvm import fuse_with_given_trimap
+
+        return fuse_with_given_trimap(self._trimap_tensor(index, frame), boundary)
+
+    def _remember(self, padded, logits) -> None:
+        """The network's own trimap of this frame joins the memory (the oldest beyond ``bank_size`` leaves)."""
+        import torch
+
+        label = torch.sigmoid(logits).argmax(dim=2, keepdim=True)
+        trimap = (label == 1) * 0.5 + (label == 2) * 1.0
+        self._own = (self._own + [self.model.encode_imgs_to_value(padded, trimap.float())])[-self.bank_size:]
+
+    @staticmethod
+    def _unpadded(x, small):
+        """[1,1,C,H16,W16] -> [1,C,h,w]: the zero padding added by ``pad_to_multiple`` removed."""
+        h, w = small.shape[-2:]
+        top, left = (x.shape[-2] - h) // 2, (x.shape[-1] - w) // 2
+        return x[0, :, :, top:top + h, left:left + w]
+
+    @staticmethod
+    def _to_frame(alpha, full, small) -> np.ndarray:
+        """Alpha at the processing size -> float32 [H,W] at the frame's, through the grey fast guided filter."""
+        from ..models.ftpvm import grey_guided_upsample
+
+        if alpha.shape[-2:] != full.shape[-2:]:
+            alpha = grey_guided_upsample(full, small, alpha)
+        return alpha[0, 0].clamp(0, 1).numpy().astype(np.float32)
+
+    @staticmethod
+    def _labels(logits, frame: np.ndarray) -> np.ndarray:
+        """Predicted trimap at the frame's size, uint8 {0,128,255}."""
+        import cv2
+
+        label = logits[0].argmax(0).numpy().astype(np.uint8)
+        trimap = np.choose(label, [BG, UNKNOWN, FG]).astype(np.uint8)
+        return cv2.resize(trimap, (frame.shape[1], frame.shape[0]), interpolation=cv2.INTER_NEAREST)
+
+
+def ftpvm_matter(job, keyframes, checkpoint: str | None, cache: str | None = None, warn=None,
+                 target_size: int = TARGET_SIZE, memory_every: int = 0) -> FtpvmMatter:
+    """The FTP-VM matter for a checked ``pipeline.Job`` and its ``guidance.Keyframes`` (as ``guided_matter``)."""
+    span = job.span
+    inside = [i for i in keyframes.indices() if span.first <= i and (span.stop is None or i < span.stop)]
+    if not inside:
+        raise UsageError(f"no keyframe inside the frames to process ({span.first}..{span.stop}); "
+                         f"keyframes at {', '.join(map(str, keyframes.indices()))}")
+    model = load_ftpvm(checkpoint, cache, warn)
+    return FtpvmMatter(model, {i: keyframes.at(i) for i in inside}, target_size, memory_every)

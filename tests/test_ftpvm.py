@@ -1,0 +1,407 @@
+"""FTP-VM (``vidmatte.models.ftpvm``): the official parameter layout, the paper's interfaces and their agreement,
+recurrent state, the downsample path, RVM's encoder as a start, and ``vidmatte guided --method ftpvm`` end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from ftpvm_official_layout import JSON_PATH, official_layout
+from media import moving_square_frames, write_video
+from vidmatte.models.ftpvm import (FastTrimapPropagationVideoMatting, fuse_with_given_trimap,
+                                   fuse_with_predicted_trimap, grey_guided_upsample, read_memory)
+
+CLI = [sys.executable, "-m", "vidmatte"]
+
+
+def official_state(seed: int = 0) -> dict[str, torch.Tensor]:
+    """A state dict built only from the official names and shapes (tests/ftpvm_official_state_dict.json), with
+    random values: BatchNorm statistics away from identity so eval-mode BN does something."""
+    gen = torch.Generator().manual_seed(seed)
+    state = {}
+    for name, entry in json.loads(JSON_PATH.read_text()).items():
+        shape = entry["shape"]
+        if name.endswith("num_batches_tracked"):
+            state[name] = torch.tensor(7)
+        elif name.endswith("running_var"):
+            state[name] = torch.rand(shape, generator=gen) + 0.5
+        elif name.endswith("weight") and len(shape) == 1:
+            state[name] = 1 + 0.2 * torch.randn(shape, generator=gen)
+        else:
+            fan_in = math.prod(shape[1:]) if len(shape) > 1 else 10
+            state[name] = torch.randn(shape, generator=gen) / math.sqrt(fan_in)
+    return state
+
+
+@pytest.fixture(scope="module")
+def model():
+    net = FastTrimapPropagationVideoMatting().eval()
+    net.load_state_dict(official_state(), strict=True)
+    return net
+
+
+def clip(b: int, t: int, h: int = 64, w: int = 96, seed: int = 1) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(b * t, 3, h // 8, w // 8, generator=gen)
+    return torch.nn.functional.interpolate(coarse, (h, w), mode="bilinear").unflatten(0, (b, t))
+
+
+def trimaps(b: int, t: int, h: int = 64, w: int = 96) -> torch.Tensor:
+    yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    r = torch.hypot(yy - h / 2, xx - w / 2)
+    tri = torch.where(r < h / 5, 1.0, torch.where(r < h / 3, 0.5, 0.0))
+    return tri.expand(b, t, 1, h, w).clone()
+
+
+def max_diff(a, b) -> float:
+    if isinstance(a, (list, tuple)):
+        return max(max_diff(x, y) for x, y in zip(a, b))
+    return (a - b).abs().max().item()
+
+
+# --- the official layout -----------------------------------------------------------------------------------------
+
+def test_the_layout_list_is_the_official_modules_read_from_their_definitions():
+    written = json.loads(JSON_PATH.read_text())
+    assert written == official_layout(), "regenerate with: python tests/ftpvm_official_layout.py"
+    assert len(written) == 442
+    assert written["backbone.backbone.blocks.4.1.se.conv_reduce.weight"]["shape"] == [168, 672, 1, 1]
+    assert all(entry["from"] for entry in written.values())
+
+
+def test_a_state_dict_in_the_official_layout_loads_strictly_and_is_used():
+    net = FastTrimapPropagationVideoMatting()
+    state = official_state(seed=3)
+    net.load_state_dict(state, strict=True)
+    assert torch.equal(net.bottleneck_fuse.project_key.conv.weight, state["bottleneck_fuse.project_key.conv.weight"])
+    missing = dict(state)
+    missing.pop("mat_decoder.decode2.gru.hh.0.bias")
+    with pytest.raises(RuntimeError, match="decode2.gru.hh.0.bias"):
+        net.load_state_dict(missing, strict=True)
+    state["seg_project.conv.weight"] = torch.zeros(4, 16, 1, 1)
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        net.load_state_dict(state, strict=True)
+
+
+def test_the_default_constructor_downloads_nothing_and_needs_no_files(monkeypatch):
+    import urllib.request
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("network access")
+
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+    assert sum(p.numel() for p in FastTrimapPropagationVideoMatting().parameters()) > 1_000_000
+
+
+# --- shapes, memory and recurrent state --------------------------------------------------------------------------
+
+def test_forward_shapes_for_clips_and_several_memory_frames(model):
+    q, m, tri = clip(2, 3), clip(2, 2, seed=2), trimaps(2, 2)
+    with torch.no_grad():
+        logits, boundary, full, (rec_seg, rec_mat) = model(q, m, tri)
+    assert logits.shape == (2, 3, 3, 64, 96)
+    assert boundary.shape == full.shape == (2, 3, 1, 64, 96)
+    assert [r.shape for r in rec_seg] == [(2, 48, 8, 12), (2, 64, 4, 6)]
+    assert [r.shape for r in rec_mat] == [(2, 8, 64, 96), (2, 16, 32, 48)]
+    assert 0 <= boundary.min() and boundary.max() <= 1
+    assert full.std() > 0
+
+
+def test_forward_equals_encoding_the_memory_once_then_forward_with_memory(model):
+    q, m, tri = clip(1, 3), clip(1, 2, seed=2), trimaps(1, 2)
+    with torch.no_grad():
+        for ratio in (1, 0.5):
+            direct = model(q, m, tri, downsample_ratio=ratio)
+            memory = model.encode_imgs_to_value(m, tri, downsample_ratio=ratio)
+            assert memory[0].shape[:3] == (1, 2, 112) and memory[1].shape[:3] == (1, 112, 2)
+            split = model.forward_with_memory(q, *memory, downsample_ratio=ratio)
+            assert max_diff(direct, split) < 1e-5
+
+
+def test_the_recurrent_state_carries_a_clip_across_calls(model):
+    """T frames in one call == one frame per call with the state handed back in; starting afresh differs."""
+    q, m, tri = clip(1, 3), clip(1, 1, seed=2), trimaps(1, 1)
+    with torch.no_grad():
+        whole = model(q, m, tri)
+        rec, parts = None, []
+        for t in range(3):
+            out = model(q[:, t:t + 1], m, tri, *(rec or []))
+            parts.append(out)
+            rec = out[3]
+        fresh = model(q[:, 2:3], m, tri)
+    for k in range(3):
+        assert max_diff(whole[k], torch.cat([p[k] for p in parts], dim=1)) < 1e-5
+    assert max_diff(whole[3], parts[-1][3]) < 1e-5
+    assert max_diff(fresh[1], parts[2][1]) > 1e-3, "the state must change the result"
+
+
+def test_the_memory_changes_what_the_query_reads(model):
+    q, m = clip(1, 1), clip(1, 1, seed=2)
+    with torch.no_grad():
+        a = model(q, m, trimaps(1, 1))[1]
+        b = model(q, m, 1 - trimaps(1, 1))[1]
+    assert max_diff(a, b) > 1e-3
+
+
+def test_memory_read_is_attention_over_every_memory_position():
+    gen = torch.Generator().manual_seed(0)
+    mk, qk, mv = (torch.randn(s, generator=gen) for s in ((1, 4, 2, 3, 3), (1, 4, 1, 3, 3), (1, 5, 2, 3, 3)))
+    read = read_memory(mk, qk, mv)
+    keys, values = mk.flatten(2)[0], mv.flatten(2)[0]  # [4, 18], [5, 18]
+    for n in (0, 4, 8):
+        weights = torch.softmax(keys.T @ qk.flatten(2)[0, :, n] / 2, dim=0)
+        assert torch.allclose(read[0, 0].flatten(1)[:, n], values @ weights, atol=1e-6)
+
+
+def test_segmentation_pass_returns_trimaps_and_their_state_only(model):
+    with torch.no_grad():
+        logits, rec_seg = model(clip(1, 2), clip(1, 1), trimaps(1, 1), segmentation_pass=True)
+    assert logits.shape == (1, 2, 3, 64, 96) and len(rec_seg) == 2
+
+
+# --- the full matte and the downsample path ----------------------------------------------------------------------
+
+def test_the_full_matte_takes_the_boundary_matte_only_where_the_trimap_is_unknown():
+    logits = torch.tensor([[5.0, 0, 0], [0, 5, 0], [0, 0, 5]]).T.reshape(1, 1, 3, 1, 3)
+    boundary = torch.full((1, 1, 1, 1, 3), 0.3)
+    assert fuse_with_predicted_trimap(logits, boundary).flatten().tolist() == pytest.approx([0, 0.3, 1])
+    given = torch.tensor([0.0, 0.5, 1.0]).reshape(1, 1, 1, 1, 3)
+    assert fuse_with_given_trimap(given, boundary).flatten().tolist() == pytest.approx([0, 0.3, 1])
+
+
+def test_downsample_ratio_runs_small_and_returns_full_size_mattes(model):
+    q, m, tri = clip(1, 2, 72, 104), clip(1, 1, 72, 104, seed=2), trimaps(1, 1, 72, 104)
+    with torch.no_grad():
+        logits, boundary, full, _ = model(q, m, tri, downsample_ratio=0.5)
+    assert logits.shape[-2:] == boundary.shape[-2:] == (48, 64)  # 36x52 padded to multiples of 16
+    assert full.shape == (1, 2, 1, 72, 104)
+
+
+def test_the_guided_upsample_keeps_alpha_that_follows_the_grey_level():
+    """Where alpha is a linear function of the grey frame, the fast guided filter reproduces it at full size."""
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, 96), torch.linspace(0, 1, 128), indexing="ij")
+    fine = torch.stack([0.2 + 0.6 * xx * yy, 0.1 + 0.5 * yy, 0.3 + 0.4 * xx])[None]
+    grey = fine.mean(1, keepdim=True)
+    base = torch.nn.functional.interpolate(fine, (24, 32), mode="bilinear", align_corners=False)
+    alpha = 2 * base.mean(1, keepdim=True) - 0.4
+    up = grey_guided_upsample(fine, base, alpha)
+    truth = 2 * grey - 0.4
+    inner = (slice(None), slice(None), slice(8, -8), slice(8, -8))
+    assert (up - truth)[inner].abs().max() < 2e-3
+    naive = torch.nn.functional.interpolate(alpha, (96, 128), mode="nearest")
+    assert (naive - truth)[inner].abs().max() > 10 * (up - truth)[inner].abs().max()
+
+
+# --- RVM's encoder as a start --------------------------------------------------------------------------------------
+
+def test_rvm_encoder_weights_map_onto_every_backbone_layer():
+    from vidmatte.models.backbones.mobilenetv3_features import rvm_name_pairs
+    from vidmatte.models.rvm import MattingNetwork
+
+    rvm = MattingNetwork().eval()
+    for p in rvm.backbone.parameters():
+        p.data.normal_()
+    net = FastTrimapPropagationVideoMatting().eval()
+    net.init_backbone_from_rvm(rvm.state_dict())  # strict inside: every backbone tensor is set
+    assert len(rvm_name_pairs()) == len({m for m, _ in rvm.backbone.named_modules() if "." in m and
+                                         isinstance(_, (torch.nn.Conv2d, torch.nn.BatchNorm2d))})
+    assert torch.equal(net.backbone.backbone.blocks[4][1].se.conv_reduce.weight,
+                       rvm.backbone.features[12].block[2].fc1.weight)
+    # Same function where the zero padding does not reach: RVM normalises its input, FTP-VM's stem absorbs that.
+    x = torch.nn.functional.interpolate(clip(1, 1)[0], (64, 96), mode="bilinear")
+    with torch.no_grad():
+        ours = net.backbone.backbone(x)[0][..., 2:-2, 2:-2]  # stem and first depthwise: 2 px
+        theirs = rvm.backbone(x)[0][..., 2:-2, 2:-2]
+    assert (ours - theirs).abs().max() < 1e-3 * theirs.abs().max()
+
+
+# --- vidmatte guided --method ftpvm -------------------------------------------------------------------------------
+
+def constant_checkpoint(path: Path, classes: tuple[float, float, float], boundary: float) -> Path:
+    """A tiny checkpoint whose trimap head always says one class and whose boundary matte is ``boundary``."""
+    net = FastTrimapPropagationVideoMatting()
+    state = net.state_dict()
+    state["seg_project.conv.weight"].zero_()
+    state["seg_project.conv.bias"].copy_(torch.tensor(classes))
+    state["mat_project.conv.weight"].zero_()
+    state["mat_project.conv.bias"].fill_(math.log(boundary / (1 - boundary)))
+    torch.save(state, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def short_clip(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ftpvm")
+    write_video(folder / "clip.mp4", moving_square_frames(6, 100, 70))  # not multiples of 16: the matter pads
+    key = np.zeros((70, 100), np.uint8)
+    key[4:28, 0:24] = 128
+    key[8:24, 2:18] = 255
+    cv2.imwrite(str(folder / "key.png"), key)
+    return folder
+
+
+def run(*args):
+    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=300)
+
+
+def test_guided_method_ftpvm_end_to_end_with_a_checkpoint_made_here(short_clip, tmp_path):
+    ckpt = constant_checkpoint(tmp_path / "tiny.pth", (0.0, 5.0, 0.0), 0.25)
+    proc = run("guided", short_clip / "clip.mp4", "--keyframe", f"3:{short_clip / 'key.png'}", "--method", "ftpvm",
+               "--checkpoint", ckpt, "--alpha", f"{tmp_path}/alpha/", "--trimaps", f"{tmp_path}/tri/", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.splitlines()[-1])["frames"] == 6
+    alphas = [cv2.imread(str(tmp_path / "alpha" / f"{i:05d}.png"), cv2.IMREAD_GRAYSCALE) for i in range(6)]
+    key = cv2.imread(str(short_clip / "key.png"), cv2.IMREAD_GRAYSCALE)
+    # The keyframe takes its given trimap: 1 in its foreground, 0 in its background, the network's matte between.
+    assert (alphas[3][key == 255] == 255).all() and (alphas[3][key == 0] == 0).all()
+    assert np.abs(alphas[3][key == 128].astype(int) - 64).max() <= 1
+    # Every other frame: the trimap head says unknown everywhere, so alpha is the boundary matte.
+    for i in (0, 1, 5):
+        assert np.abs(alphas[i].astype(int) - 64).max() <= 1
+    trimap = cv2.imread(str(tmp_path / "tri" / "00001.png"), cv2.IMREAD_GRAYSCALE)
+    assert (trimap == 128).all()
+    assert np.array_equal(cv2.imread(str(tmp_path / "tri" / "00003.png"), cv2.IMREAD_GRAYSCALE), key)
+
+
+def test_the_predicted_foreground_class_gives_opaque_alpha(short_clip, tmp_path):
+    ckpt = constant_checkpoint(tmp_path / "fg.pth", (0.0, 0.0, 5.0), 0.25)
+    proc = run("guided", short_clip / "clip.mp4", "--keyframe", f"0:{short_clip / 'key.png'}", "--method", "ftpvm",
+               "--checkpoint", ckpt, "--alpha", f"{tmp_path}/alpha/", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert (cv2.imread(str(tmp_path / "alpha" / "00004.png"), cv2.IMREAD_GRAYSCALE) == 255).all()
+
+
+@pytest.mark.parametrize("checkpoint, code, fragment", [
+    (None, 2, "no official FTP-VM weights are bundled"),
+    ("missing.pth", 1, "checkpoint not found"),
+    ("key.png", 1, "cannot read"),
+])
+def test_ftpvm_without_usable_weights_is_a_one_line_error(short_clip, tmp_path, checkpoint, code, fragment):
+    args = ["--checkpoint", short_clip / checkpoint] if checkpoint else []
+    proc = run("guided", short_clip / "clip.mp4", "--keyframe", f"0:{short_clip / 'key.png'}", "--method", "ftpvm",
+               *args, "--alpha", f"{tmp_path}/alpha/")
+    assert proc.returncode == code, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and fragment in lines[0] and "Traceback" not in proc.stderr
+    assert not (tmp_path / "alpha").exists()
+
+
+def test_a_state_dict_of_another_network_is_refused_in_one_line(short_clip, tmp_path):
+    from vidmatte.models.rvm import MattingNetwork
+
+    torch.save(MattingNetwork().state_dict(), tmp_path / "rvm.pth")
+    proc = run("guided", short_clip / "clip.mp4", "--keyframe", f"0:{short_clip / 'key.png'}", "--method", "ftpvm",
+               "--checkpoint", tmp_path / "rvm.pth", "--alpha", f"{tmp_path}/alpha/")
+    assert proc.returncode == 1 and "is not an FTP-VM checkpoint" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+# --- ONNX export -----------------------------------------------------------------------------------------------------
+
+def test_onnx_export_agrees_with_pytorch_over_frames_batches_and_memory_counts(model, tmp_path):
+    import onnxruntime as ort
+
+    from vidmatte.backends.export_ftpvm import export_ftpvm_onnx
+
+    report = export_ftpvm_onnx(model, tmp_path / "ftpvm.onnx", height=96, width=128)  # 1/16: 6x8, pooled to 4x4
+    assert report.agrees() and report.max_diff < 1e-4 and report.frames_checked == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ftpvm.encode.onnx", "ftpvm.onnx"]
+    # The graphs compute what the network computes: a matte that depends on the memory's trimap.
+    encode = ort.InferenceSession(str(report.encode_path), providers=["CPUExecutionProvider"])
+    step = ort.InferenceSession(str(report.step_path), providers=["CPUExecutionProvider"])
+    frame, memory = clip(1, 1, 96, 128).numpy(), clip(1, 1, 96, 128, seed=2).numpy()
+    zeros = np.zeros((1, 1, 1, 1), np.float32)
+    boundaries = []
+    for tri in (trimaps(1, 1, 96, 128), 1 - trimaps(1, 1, 96, 128)):
+        feat16, value = encode.run(None, {"memory_imgs": memory, "memory_trimaps": tri.numpy()})
+        out = step.run(None, {"src": frame[:, 0], "memory_feat16": feat16, "memory_value": value,
+                              "r8i": zeros, "r16i": zeros, "r1i": zeros, "r2i": zeros})
+        boundaries.append(out[1])
+    assert np.abs(boundaries[0] - boundaries[1]).max() > 1e-3
+
+
+def test_onnx_export_refuses_a_size_off_the_16_grid(model, tmp_path):
+    from vidmatte.backends.export_ftpvm import export_ftpvm_onnx
+    from vidmatte.errors import UsageError
+
+    with pytest.raises(UsageError, match="multiples of 16"):
+        export_ftpvm_onnx(model, tmp_path / "x.onnx", height=100, width=128)
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- training with the project's loop -------------------------------------------------------------------------------
+
+def ftpvm_config(tmp_path, steps: int, **train):
+    from vidmatte.train.config import load_config
+
+    base = {
+        "output_dir": str(tmp_path / "run"),
+        "model": {"kind": "ftpvm", "init": "scratch", "freeze_batchnorm": False},
+        "data": {"mattes": [{"type": "synthetic_matte", "size": [48, 48]}],
+                 "backgrounds": [{"type": "synthetic_background", "size": [48, 48]}]},
+        "train": {"steps": steps, "batch_size": 2, "seq_length": 3, "size": [32, 32], "seg_every": 0,
+                  "lr": {"backbone": 1e-3, "decoder": 1e-3}, "log_every": 0, "tensorboard": False,
+                  "checkpoint_every": 0, "device": "cpu", **train},
+    }
+    return load_config(None, [], base=base)
+
+
+def test_true_trimap_marks_partial_alpha_and_a_band_around_it_unknown():
+    from vidmatte.train.ftpvm import true_trimap
+
+    pha = torch.zeros(1, 1, 1, 20, 20)
+    pha[..., 5:15, 5:15] = 1.0
+    pha[..., 5:15, 14] = 0.5
+    classes = true_trimap(pha, band=2)[0, 0, 0]
+    assert classes[10, 9] == 2 and classes[0, 0] == 0 and classes[10, 14] == 1
+    assert classes[10, 12] == 1 and classes[10, 16] == 1, "2 px either side of the edge are unknown"
+    assert classes[10, 11] == 2 and classes[10, 17] == 0
+
+
+def test_a_training_smoke_run_lowers_the_loss_and_its_checkpoint_serves_the_matter(tmp_path):
+    from vidmatte.matters.ftpvm import load_ftpvm
+    from vidmatte.train.loop import Trainer
+
+    trainer = Trainer(ftpvm_config(tmp_path, steps=16))
+    history = trainer.run()
+    losses = [h["loss"] for h in history]
+    assert len(losses) == 16 and all(np.isfinite(losses)) and {"lr/trimap_ce", "lr/boundary_l1"} <= set(history[0])
+    first, last = np.mean(losses[:4]), np.mean(losses[-4:])
+    print(f"\nFTP-VM, 16 CPU steps: mean loss of steps 1-4 {first:.3f}, of steps 13-16 {last:.3f}")
+    assert last < 0.9 * first
+    path = trainer.save_checkpoint(tmp_path / "last.pt")
+    loaded = load_ftpvm(str(path))
+    assert torch.equal(loaded.mat_project.conv.weight, trainer.model.mat_project.conv.weight)
+
+
+def test_ftpvm_training_resumes_exactly(tmp_path):
+    from vidmatte.train.loop import Trainer
+
+    uninterrupted = Trainer(ftpvm_config(tmp_path / "a", steps=4)).run()
+    first = Trainer(ftpvm_config(tmp_path / "b", steps=4))
+    first.run(steps=2)
+    path = first.save_checkpoint(tmp_path / "b" / "step2.pt")
+    resumed = Trainer(ftpvm_config(tmp_path / "c", steps=4, resume=str(path)))
+    after = resumed.run()
+    assert resumed.step == 4 and len(after) == 2
+    for got, want in zip(after, uninterrupted[2:]):
+        assert got["loss"] == pytest.approx(want["loss"], rel=1e-6, abs=1e-7)
+
+
+def test_ftpvm_training_config_is_checked_in_one_line():
+    from vidmatte.train.config import ConfigError, load_config
+
+    base = {"model": {"kind": "ftpvm"}, "data": {"mattes": [{}], "backgrounds": [{}]},
+            "train": {"size": [40, 40], "seg_every": 0}}
+    with pytest.raises(ConfigError, match="multiples of 16"):
+        load_config(None, [], base=base)
+    with pytest.raises(ConfigError, match="seg_every"):
+        load_config(None, ["train.size=[32,32]", "train.seg_every=2"], base=base)
