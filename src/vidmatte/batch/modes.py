@@ -33,6 +33,7 @@ MODES = {
     "convert": Mode("convert", "vidmatte.cli.convert", PICTURE_KINDS, chunkable=True),
     # Keyframes propagate over the whole clip in both directions: a chunk could not see the keyframes of the others.
     "guided": Mode("guided", "vidmatte.cli.guided", PICTURE_KINDS + ("trimap",), chunkable=False),
-    "background": Mode("background", None, PICTURE_KINDS, chunkable=False,
-                       unavailable="background mode is not available yet"),
+    # The plate is aligned frame by frame and needs no state from earlier frames, but RVM's person prior does:
+    # not chunked, like guided items.
+    "background": Mode("background", "vidmatte.cli.background", PICTURE_KINDS, chunkable=False),
 }

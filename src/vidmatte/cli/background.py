@@ -23,8 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                             "auto: estimated from the footage (a static camera and a subject that moves on; refused "
                             "when too much of the frame is never seen empty)")
     plate.add_argument("--plate-out", metavar="FILE", help="write the plate used (e.g. the auto estimate) as an image")
-    plate.add_argument("--no-align", dest="align", action="store_false",
-                       help="use the plate as it is (a locked-off camera): no feature alignment or colour correction")
+    add_plate_options(plate)
     plate.add_argument("--method", choices=["classical", "neural"], default="classical",
                        help="classical: the compositing equation with the plate, solved with the matting Laplacian "
                             "(no trained weights beyond RVM's person prior); neural: not built yet")
@@ -38,27 +37,43 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     convert_cli.add_report_arguments(p)
 
 
+def add_plate_options(plate) -> None:
+    """How the plate is used (here and in ``vidmatte batch --mode background``, whose items name their plate)."""
+    plate.add_argument("--no-align", dest="align", action="store_false",
+                       help="use the plate as it is (a locked-off camera): no feature alignment or colour correction")
+
+
 def run(args: argparse.Namespace) -> int:
-    from ..errors import UsageError
     from ..io.probe import live_source
     from ..job import JobControl
-    from ..matters.plate import plate_matter
-    from ..pipeline import Job, warn
     from ..progress import ProgressBar
 
-    if args.method == "neural":
-        raise UsageError("--method neural is not built yet; use --method classical (the default)")
-    if args.checkpoint:
-        raise UsageError("--checkpoint is for --method neural, which is not built yet")
-    options = convert_cli.build_options(args)
     bar = ProgressBar(enabled=not args.quiet)
     control = JobControl(on_progress=bar.update)
-    job = Job(args.input, options, control)
-    matter = plate_matter(job, args.plate, method=args.method, align=args.align, model=args.model,
-                          cache=args.cache_dir, plate_out=args.plate_out, overwrite=args.overwrite, warn=warn,
-                          notify=None if args.quiet else _say)
+    job, matter = build_job(args, control)
     live = live_source(args.input, args.input_format) is not None
     return convert_cli.run_job(job, matter, control, bar, args, live)
+
+
+def build_job(args: argparse.Namespace, control, runners=None):
+    """The checked job and its matter (this command, and each item of ``vidmatte batch --mode background``);
+    ``runners`` opens RVM's weights as ``backends.open_runner`` does."""
+    from ..errors import UsageError
+    from ..matters.plate import plate_matter
+    from ..pipeline import Job, warn
+
+    method = getattr(args, "method", "classical")  # a batch item has no --method: only the classical one exists
+    if method == "neural":
+        raise UsageError("--method neural is not built yet; use --method classical (the default)")
+    if getattr(args, "checkpoint", None):
+        raise UsageError("--checkpoint is for --method neural, which is not built yet")
+    if not args.plate:
+        raise UsageError("background mode needs a plate: --plate, or a plate column in the batch manifest")
+    job = Job(args.input, convert_cli.build_options(args), control)
+    matter = plate_matter(job, args.plate, method="classical", align=args.align, model=args.model,
+                          cache=args.cache_dir, plate_out=getattr(args, "plate_out", None), overwrite=args.overwrite,
+                          warn=warn, notify=None if args.quiet else _say, runners=runners)
+    return job, matter
 
 
 def _say(message: str) -> None:

@@ -8,6 +8,7 @@ import json
 import sys
 
 from . import convert as convert_cli
+from . import background as background_cli
 from . import guided as guided_cli
 
 DEFAULT_OUTPUTS = "composition.mp4,alpha/"
@@ -35,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(composition, alpha, foreground, rgba; guided: trimap), the extension or a trailing '/' "
                         f"the format, as the mode's command reads a path (default {DEFAULT_OUTPUTS})")
     p.add_argument("--mode", choices=MODE_NAMES, default="convert",
-                   help="convert (RVM), guided (keyframes from the manifest), background (not available yet)")
+                   help="convert (RVM), guided (keyframes from the manifest), background (a plate from the manifest)")
     scale = p.add_argument_group("scale-out")
     scale.add_argument("--workers", type=int, default=None, metavar="N",
                        help="workers (default: what the machine can feed, one per 2 CPUs; with --ray, the "
@@ -54,6 +55,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     convert_cli.add_picture_arguments(options)
     convert_cli.add_model_arguments(p)
     guided_cli.add_guidance_options(p.add_argument_group("guided mode"))
+    background_cli.add_plate_options(p.add_argument_group("background mode (each item's plate: the manifest's "
+                                                          "plate column)"))
     convert_cli.add_range_arguments(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary table")
     p.add_argument("--json", action="store_true",

@@ -139,14 +139,15 @@ def _still_median(frames: list[np.ndarray], path) -> np.ndarray:
 
 def plate_matter(job, plate: str | Path | np.ndarray, method: str = "classical", align: bool = True,
                  model: str = "rvm-mobilenetv3", cache: str | None = None, plate_out: str | Path | None = None,
-                 overwrite: bool = False, warn=None, notify=None, **_options) -> PlateMatter:
+                 overwrite: bool = False, warn=None, notify=None, runners=None, **_options) -> PlateMatter:
     """The plate matter for a checked ``pipeline.Job``, as the CLI, the API (and batch runs) build it.
 
     plate: a path (image or plate video), "auto" (estimated from the job's frames: a static camera), or an image
     array at the job's frame size. method: "classical" (the only one built; "neural" is refused). RVM (``model``)
     is the person prior; offline without its weights the mode goes on without it and says so through ``warn``.
     plate_out: where to write the plate used (PNG/JPEG/TIFF), e.g. the ``auto`` estimate; notify: where to say how
-    much of the frame an estimate never saw empty.
+    much of the frame an estimate never saw empty; runners: opens RVM's weights as ``backends.open_runner`` does
+    (a batch worker passes one that loads them once).
     """
     from .guided import open_prior
 
@@ -155,7 +156,7 @@ def plate_matter(job, plate: str | Path | np.ndarray, method: str = "classical",
     out = _check_plate_out(plate_out, overwrite)
     auto = isinstance(plate, (str, Path)) and str(plate) == "auto"
     image = None if auto else _given_plate(job, plate)  # a wrong plate is refused before the model loads
-    prior = open_prior("auto", model, cache, warn)
+    prior = open_prior("auto", model, cache, warn, runners)
     if auto:
         image = _estimated(job, prior, notify)
     if out is not None:
