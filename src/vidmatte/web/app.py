@@ -386,10 +386,22 @@ def _add_run_routes(app: FastAPI, server: Server) -> None:
         folder = server.storage.folder(job_id)
         body = await _small_body(request, server, folder / ".background")
         try:
-            await run_in_threadpool(_save_background, body, folder / "background.png")
+            await run_in_threadpool(_save_image, body, folder / "background.png", "background")
         finally:
             body.unlink(missing_ok=True)
         return {"background": "image"}
+
+    @app.put("/api/jobs/{job_id}/plate")
+    async def set_plate(job_id: str, request: Request):
+        """Plate mode's clean plate: a photo of the empty scene, at the video's size."""
+        _check_editable(server, job_id)
+        folder = server.storage.folder(job_id)
+        body = await _small_body(request, server, folder / ".plate")
+        try:
+            await run_in_threadpool(_save_image, body, folder / "plate.png", "plate")
+        finally:
+            body.unlink(missing_ok=True)
+        return {"plate": "image"}
 
     @app.post("/api/jobs/{job_id}/run", status_code=202)
     async def run(job_id: str, request: Request):
@@ -398,7 +410,7 @@ def _add_run_routes(app: FastAPI, server: Server) -> None:
         given = await request.json() if await request.body() else {}
         if not isinstance(given, dict):
             raise UsageError("the run's settings must be a JSON object")
-        settings = runs.check_settings(given, (folder / "background.png").is_file())
+        settings = runs.check_settings(given, (folder / "background.png").is_file(), (folder / "plate.png").is_file())
         if settings["mode"] == "guided" and not job["keyframes"]:
             raise runs.NO_KEYFRAME
         server.store.update(job_id, settings=settings)
@@ -422,8 +434,8 @@ def _add_run_routes(app: FastAPI, server: Server) -> None:
         return FileResponse(path, filename=f"{stem}_{runs.DOWNLOADS[name]}")
 
 
-def _save_background(upload: Path, target: Path) -> None:
-    """Re-encode an uploaded image as ``background.png`` (what is kept is our own PNG, never the upload)."""
+def _save_image(upload: Path, target: Path, what: str) -> None:
+    """Re-encode an uploaded image as ``target`` (PNG; what is kept is our own PNG, never the upload)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -431,8 +443,8 @@ def _save_background(upload: Path, target: Path) -> None:
             im.load()
             rgb = im.convert("RGB")
     except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise InputError(f"the background is not a readable image ({exc})") from None
-    partial = target.with_name(".background.part.png")
+        raise InputError(f"the {what} is not a readable image ({exc})") from None
+    partial = target.with_name(f".{target.stem}.part.png")
     rgb.save(partial)
     os.replace(partial, target)
 

@@ -18,7 +18,8 @@ from ..job import JobControl
 from .guide import read_keyframes
 from .previews import preview_size, run_preview_sink
 
-MODES = ("auto", "guided")  # "plate" comes with issue 11
+MODES = ("auto", "guided", "plate")
+PLATES = ("auto", "image")  # plate mode: estimated from the clip (a static camera), or the uploaded plate.png
 PRIORS = ("auto", "rvm", "none")
 OUTPUTS = {  # what the page may ask for -> (output kind, fixed path in the job's folder)
     "composition": ("composition", "composition.mp4"),
@@ -30,19 +31,21 @@ OUTPUTS = {  # what the page may ask for -> (output kind, fixed path in the job'
 DOWNLOADS = {"composition": "composition.mp4", "alpha": "alpha.mp4", "alpha_png": "alpha.zip",
              "rgba_mov": "rgba.mov", "rgba_webm": "rgba.webm"}
 NO_KEYFRAME = GuidanceError("guided mode needs a keyframe: mark the subject on a frame and press 'Set keyframe'")
-DEFAULT_SETTINGS = {"mode": "auto", "prior": "auto", "background": "green",
+DEFAULT_SETTINGS = {"mode": "auto", "prior": "auto", "background": "green", "plate": "auto",
                     "outputs": ["composition", "alpha", "alpha_png", "rgba_mov"]}
 
 
-def check_settings(given: dict, has_background_image: bool) -> dict:
+def check_settings(given: dict, has_background_image: bool, has_plate_image: bool = False) -> dict:
     """The settings of a run, every value checked against what the page may choose (UsageError otherwise)."""
     from ..compose import parse_colour
 
     settings = {**DEFAULT_SETTINGS, **{k: v for k, v in given.items() if k in DEFAULT_SETTINGS}}
-    if settings["mode"] == "plate":
-        raise UsageError("plate mode is not built yet (issue 11)")
     if settings["mode"] not in MODES:
         raise UsageError(f"mode must be one of {', '.join(MODES)}")
+    if settings["plate"] not in PLATES:
+        raise UsageError(f"plate must be one of {', '.join(PLATES)}")
+    if settings["mode"] == "plate" and settings["plate"] == "image" and not has_plate_image:
+        raise UsageError("upload a plate image first (the empty scene), or let the plate be estimated (auto)")
     if settings["prior"] not in PRIORS:
         raise UsageError(f"prior must be one of {', '.join(PRIORS)}")
     outputs = settings["outputs"]
@@ -95,6 +98,11 @@ def _matter(job: dict, folder: Path, pipeline_job, model: str, cache: str | None
         from ..matters.recurrent import RecurrentMatter
 
         return RecurrentMatter(open_runner(model, cache=cache))
+    if settings["mode"] == "plate":
+        from ..matters.plate import plate_matter
+
+        plate = folder / "plate.png" if settings["plate"] == "image" else "auto"
+        return plate_matter(pipeline_job, plate, model=model, cache=cache, overwrite=True)
     from ..matters.guided import guided_matter
 
     if not job["keyframes"]:

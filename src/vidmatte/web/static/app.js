@@ -124,6 +124,7 @@ async function openJob(id) {
 function applySettings(settings) {
   document.querySelector(`input[name=mode][value=${settings.mode}]`).checked = true;
   $("prior").value = settings.prior;
+  $("plate-kind").value = settings.plate || "auto";
   const named = ["green", "black", "white", "image"].includes(settings.background);
   $("bg-kind").value = named ? settings.background : "colour";
   if (!named) $("bg-colour").value = settings.background;
@@ -390,6 +391,7 @@ function runSettings() {
   return {
     mode: document.querySelector("input[name=mode]:checked").value,
     prior: $("prior").value,
+    plate: $("plate-kind").value,
     background: kind === "colour" ? $("bg-colour").value : kind,
     outputs: [...$("outputs").querySelectorAll("input:checked")].map((box) => box.value),
   };
@@ -402,7 +404,6 @@ async function run() {
     });
     state.runStamp = Date.now();
     showJob();
-    refreshJobs();  // the list shows the job queued or running, not the state it had before
     startPolling();
   });
 }
@@ -473,6 +474,15 @@ async function cancel() {
   await attempt(async () => { await api(`api/jobs/${state.job.id}/cancel`, { method: "POST" }); });
 }
 
+async function uploadPlate(file) {
+  await attempt(async () => {
+    await api(`api/jobs/${state.job.id}/plate`, { method: "PUT", body: file });
+    $("plate-kind").value = "image";
+    document.querySelector("input[name=mode][value=plate]").checked = true;
+    say("plate image set", false);
+  });
+}
+
 async function uploadBackground(file) {
   await attempt(async () => {
     await api(`api/jobs/${state.job.id}/background`, { method: "PUT", body: file });
@@ -487,6 +497,7 @@ async function start() {
   $("upload").onchange = (e) => { if (e.target.files[0]) upload(e.target.files[0]); e.target.value = ""; };
   $("mask-upload").onchange = (e) => { if (e.target.files[0]) setKeyframe(e.target.files[0]); e.target.value = ""; };
   $("bg-image").onchange = (e) => { if (e.target.files[0]) uploadBackground(e.target.files[0]); e.target.value = ""; };
+  $("plate-image").onchange = (e) => { if (e.target.files[0]) uploadPlate(e.target.files[0]); e.target.value = ""; };
   $("frame").oninput = (e) => showFrame(Number(e.target.value));
   $("prev").onclick = () => showFrame(state.frame - 1);
   $("next").onclick = () => showFrame(state.frame + 1);
