@@ -57,6 +57,7 @@ def _shot(page, tmp_path: Path, name: str) -> None:
 
 def _open_upload(page, base: str, clip: Path) -> str:
     page.goto(base + "/")
+    page.wait_for_selector("body[data-ready]")  # the page has its handlers and the server's limits
     page.set_input_files("#upload", str(clip))
     page.wait_for_selector("#editor:not([hidden])")
     page.wait_for_function("location.hash.length > 1")

@@ -48,7 +48,8 @@ async function attempt(action) {
 }
 
 // --- upload -----------------------------------------------------------------------------------------------
-function upload(file) {
+async function upload(file) {
+  state.config = state.config || await state.configReady;  // a file chosen before the server's limits arrived
   if (file.size > state.config.max_upload) {
     say(`${file.name} is ${(file.size / 2 ** 20).toFixed(1)} MB; this server takes at most ${state.config.max_upload_text}.`);
     return;
@@ -493,7 +494,8 @@ async function uploadBackground(file) {
 
 // --- start ----------------------------------------------------------------------------------------------------------
 async function start() {
-  state.config = await api("api/config");
+  // Handlers first, then the awaits: a file chosen while the page is still asking the server must not be lost.
+  state.configReady = api("api/config");
   $("upload").onchange = (e) => { if (e.target.files[0]) upload(e.target.files[0]); e.target.value = ""; };
   $("mask-upload").onchange = (e) => { if (e.target.files[0]) setKeyframe(e.target.files[0]); e.target.value = ""; };
   $("bg-image").onchange = (e) => { if (e.target.files[0]) uploadBackground(e.target.files[0]); e.target.value = ""; };
@@ -520,8 +522,10 @@ async function start() {
   window.addEventListener("hashchange", () => { if (location.hash.length > 1) attempt(() => openJob(location.hash.slice(1))); });
   setupPainting();
   selectTool("fg");
+  state.config = await state.configReady;
   await refreshJobs();
   if (location.hash.length > 1) await attempt(() => openJob(location.hash.slice(1)));
+  document.body.dataset.ready = "true";  // for scripts driving the page (the browser tests)
 }
 
 attempt(start);
