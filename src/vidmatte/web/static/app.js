@@ -405,6 +405,7 @@ async function run() {
     });
     state.runStamp = Date.now();
     showJob();
+    refreshJobs();  // the list shows the job queued or running, not the state it had before
     startPolling();
   });
 }
