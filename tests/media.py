@@ -162,3 +162,20 @@ def official_onnx(model_path, frames, ratio) -> list[tuple[np.ndarray, np.ndarra
         fgr, pha, *state = session.run(["fgr", "pha", "r1o", "r2o", "r3o", "r4o"], feed)
         results.append((fgr[0].transpose(1, 2, 0), pha[0, 0]))
     return results
+
+
+def disc_over_plate(seed: int, frames: int = 6, blur: bool = False) -> tuple[np.ndarray, list, list]:
+    """A red disc crossing a textured still scene, 128x96: (the plate RGB, frames RGB, true alphas float32)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    plate = cv2.resize(rng.integers(0, 255, (12, 16, 3), dtype=np.uint8), (128, 96), interpolation=cv2.INTER_CUBIC)
+    pictures, truths = [], []
+    for i in range(frames):
+        alpha = np.zeros((96, 128), np.float32)
+        cv2.circle(alpha, (30 + 12 * i, 48), 18, 1.0, -1)
+        if blur:
+            alpha = cv2.GaussianBlur(alpha, (5, 5), 1.0)
+        pictures.append(np.rint(alpha[..., None] * [230, 50, 40] + (1 - alpha[..., None]) * plate).astype(np.uint8))
+        truths.append(alpha)
+    return plate, pictures, truths

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
-from media import moving_square_frames, write_video
+from media import disc_over_plate, moving_square_frames, write_video
 from test_jobs import subject_frames
 
 pytestmark = pytest.mark.weights
@@ -187,15 +187,7 @@ def test_manifest_errors_are_reported_per_line_and_nothing_is_written(clips, tmp
 def test_background_items_take_their_plate_from_the_manifest(tmp_path, rvm_onnx_path):
     """A subject crossing a textured scene, its plate shot before: the item with a plate is matted (alpha close to
     the truth), the item without one fails alone with its reason."""
-    rng = np.random.default_rng(3)
-    plate = cv2.resize(rng.integers(0, 255, (12, 16, 3), dtype=np.uint8), (128, 96), interpolation=cv2.INTER_CUBIC)
-    frames, truths = [], []
-    for i in range(6):
-        alpha = np.zeros((96, 128), np.float32)
-        cv2.circle(alpha, (30 + 12 * i, 48), 18, 1.0, -1)
-        alpha = cv2.GaussianBlur(alpha, (5, 5), 1.0)
-        frames.append(np.rint(alpha[..., None] * [230, 50, 40] + (1 - alpha[..., None]) * plate).astype(np.uint8))
-        truths.append(alpha)
+    plate, frames, truths = disc_over_plate(3, blur=True)
     write_video(tmp_path / "scene.mp4", frames)
     cv2.imwrite(str(tmp_path / "plate.png"), cv2.cvtColor(plate, cv2.COLOR_RGB2BGR))
     (tmp_path / "jobs.jsonl").write_text(json.dumps({"input": "scene.mp4", "plate": "plate.png"}) + "\n"

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import pytest
 
-from media import moving_square_frames, write_video
+from media import disc_over_plate, moving_square_frames, write_video
 from web_helpers import call, serving, upload, wait_for
 
 from vidmatte.web.jobs import JobStore
@@ -289,14 +289,7 @@ def test_bad_guidance_and_settings_are_one_line_errors(tmp_path, clip):
 
 def test_plate_mode_mattes_what_differs_from_the_uploaded_plate(tmp_path, rvm_onnx_path):
     """A red disc crossing a textured scene; the plate (the empty scene) uploaded: the alpha is the disc."""
-    rng = np.random.default_rng(5)
-    plate = cv2.resize(rng.integers(0, 255, (12, 16, 3), dtype=np.uint8), (128, 96), interpolation=cv2.INTER_CUBIC)
-    frames, truths = [], []
-    for i in range(6):
-        alpha = np.zeros((96, 128), np.float32)
-        cv2.circle(alpha, (30 + 12 * i, 48), 18, 1.0, -1)
-        truths.append(alpha)
-        frames.append(np.rint(alpha[..., None] * [230, 50, 40] + (1 - alpha[..., None]) * plate).astype(np.uint8))
+    plate, frames, truths = disc_over_plate(5)
     clip = write_video(tmp_path / "scene.mp4", frames)
     with serving(tmp_path / "work") as (base, _):
         _, job = upload(base, clip)

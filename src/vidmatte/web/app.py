@@ -382,25 +382,14 @@ def _add_run_routes(app: FastAPI, server: Server) -> None:
 
     @app.put("/api/jobs/{job_id}/background")
     async def set_background(job_id: str, request: Request):
-        _check_editable(server, job_id)
-        folder = server.storage.folder(job_id)
-        body = await _small_body(request, server, folder / ".background")
-        try:
-            await run_in_threadpool(_save_image, body, folder / "background.png", "background")
-        finally:
-            body.unlink(missing_ok=True)
+        """The composition's background image."""
+        await _keep_image(server, job_id, request, "background")
         return {"background": "image"}
 
     @app.put("/api/jobs/{job_id}/plate")
     async def set_plate(job_id: str, request: Request):
         """Plate mode's clean plate: a photo of the empty scene, at the video's size."""
-        _check_editable(server, job_id)
-        folder = server.storage.folder(job_id)
-        body = await _small_body(request, server, folder / ".plate")
-        try:
-            await run_in_threadpool(_save_image, body, folder / "plate.png", "plate")
-        finally:
-            body.unlink(missing_ok=True)
+        await _keep_image(server, job_id, request, "plate")
         return {"plate": "image"}
 
     @app.post("/api/jobs/{job_id}/run", status_code=202)
@@ -432,6 +421,17 @@ def _add_run_routes(app: FastAPI, server: Server) -> None:
         path = server.storage.folder(job_id) / runs.DOWNLOADS[name]
         stem = os.path.splitext(job["name"])[0] or "vidmatte"
         return FileResponse(path, filename=f"{stem}_{runs.DOWNLOADS[name]}")
+
+
+async def _keep_image(server: Server, job_id: str, request: Request, what: str) -> None:
+    """An uploaded image kept as the job's ``<what>.png`` (re-encoded; the upload itself is removed)."""
+    _check_editable(server, job_id)
+    folder = server.storage.folder(job_id)
+    body = await _small_body(request, server, folder / f".{what}")
+    try:
+        await run_in_threadpool(_save_image, body, folder / f"{what}.png", what)
+    finally:
+        body.unlink(missing_ok=True)
 
 
 def _save_image(upload: Path, target: Path, what: str) -> None:
