@@ -155,7 +155,11 @@ def plate_matter(job, plate: str | Path | np.ndarray, method: str = "classical",
         raise UsageError(f"--method {method}: only the classical method is built so far (the neural one is not)")
     out = _check_plate_out(plate_out, overwrite)
     auto = isinstance(plate, (str, Path)) and str(plate) == "auto"
-    image = None if auto else _given_plate(job, plate)  # a wrong plate is refused before the model loads
+    image = None if auto else _given_plate(job, plate)  # a wrong plate is refused before the model loads...
+    if image is not None and align:
+        _check_matches_first_frame(job, image)  # ...and so is a plate of another scene
+    if auto:
+        _check_auto(job)
     prior = open_prior("auto", model, cache, warn, runners)
     if auto:
         image = _estimated(job, prior, notify)
@@ -179,13 +183,37 @@ def _given_plate(job, plate) -> np.ndarray:
     return load_plate(plate, job.width, job.height, native)
 
 
-def _estimated(job, prior, notify) -> np.ndarray:
-    from .plate_estimate import estimate_plate
+def _check_matches_first_frame(job, image: np.ndarray) -> None:
+    """UsageError unless the plate aligns to the job's first frame (the aligner's own check, made before the model
+    loads or a weights fetch is tried; the writing pass aligns every frame again)."""
+    if not job.span.seekable:
+        return  # a live source cannot be read twice: the writing pass checks its first frame
+    first = next(iter(job.source.frames(job.span.first, job.span.first + 1)), None)
+    if first is None:
+        return
+    frame = as_rgb_u8(first.image)
+    if frame.shape != image.shape:
+        return  # --input-resize: the pipeline resizes frames; the writing pass makes the check at the job's size
+    try:
+        PlateAligner(image).align(frame)
+    except PlateMismatch as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _check_auto(job) -> None:
+    """What --plate auto needs of the job, checked before the model loads."""
+    from .plate_estimate import check_estimable
 
     if not job.span.seekable:
         raise UsageError("--plate auto reads the clip before matting it; record the camera to a file first")
     if (job.source.info.width, job.source.info.height) != (job.width, job.height):
         raise UsageError("--plate auto and --input-resize together are not supported yet")
+    check_estimable(job.source, job.span.first, job.span.stop)
+
+
+def _estimated(job, prior, notify) -> np.ndarray:
+    from .plate_estimate import estimate_plate
+
     estimate = estimate_plate(job.source, job.span.first, job.span.stop, prior)
     (notify or (lambda message: None))(f"plate estimated from {estimate.samples} frames; "
                                        f"{100 * estimate.unseen_share:.1f}% of the frame was never seen empty")

@@ -32,11 +32,18 @@ class PlateEstimate:
     samples: int
 
 
-def estimate_plate(source, first: int, stop: int | None, prior=None, samples: int = AUTO_SAMPLES) -> PlateEstimate:
-    """The plate of frames ``first <= i < stop`` of a ``FrameSource``; prior: RVM (a ``RecurrentMatter``) or None."""
+def check_estimable(source, first: int, stop: int | None) -> int:
+    """The frames an estimate would sample from; UsageError when there are too few (checked before any model
+    loads)."""
     total = source.expected_frames(first, stop)
     if not total or total < 8:
         raise UsageError("--plate auto needs a clip of at least 8 frames where the subject moves on")
+    return total
+
+
+def estimate_plate(source, first: int, stop: int | None, prior=None, samples: int = AUTO_SAMPLES) -> PlateEstimate:
+    """The plate of frames ``first <= i < stop`` of a ``FrameSource``; prior: RVM (a ``RecurrentMatter``) or None."""
+    total = check_estimable(source, first, stop)
     picks = set(np.linspace(first, first + total - 1, min(samples, total)).round().astype(int).tolist())
     small, excluded = [], []
     for frame in _picked(source, first, stop, picks):
