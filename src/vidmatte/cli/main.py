@@ -13,16 +13,16 @@ from ..errors import VidmatteError
 COMMANDS = {
     "convert": ("vidmatte.cli.convert", "matte a video, image folder or image"),
     "guided": ("vidmatte.cli.guided", "matte any object marked on keyframes (trimaps or masks)"),
-    "batch": ("vidmatte.cli.batch", "matte many videos, or one long one, on a process pool or a Ray cluster"),
     "background": ("vidmatte.cli.background", "matte whatever differs from a clean plate of the scene"),
+    "serve": ("vidmatte.cli.serve", "the web page: upload, mark the subject, run, download (vidmatte[web])"),
+    "batch": ("vidmatte.cli.batch", "matte many videos, or one long one, on a process pool or a Ray cluster"),
     "probe": ("vidmatte.cli.probe", "print what the reader sees in an input"),
     "demo": ("vidmatte.cli.demo", "matte a built-in clip into ./demo-output/"),
     "models": ("vidmatte.cli.models", "list, fetch or locate pretrained weights"),
     "eval": ("vidmatte.cli.eval", "score predicted mattes against ground truth (MAD, MSE, Grad, Conn, dtSSD, ...)"),
     "bench": ("vidmatte.cli.bench", "build the benchmark, run methods on it, measure speed"),
     "export": ("vidmatte.cli.export", "export a model to ONNX or TorchScript (checked against PyTorch)"),
-    "train": ("vidmatte.cli.train", "train or fine-tune RVM from a config file"),
-    "serve": ("vidmatte.cli.serve", "the web page: upload, mark the subject, run, download (vidmatte[web])"),
+    "train": ("vidmatte.cli.train", "train or fine-tune RVM and FTP-VM from a config file"),
 }
 
 
