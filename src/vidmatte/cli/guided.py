@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from . import convert as convert_cli
+from ..matters.networks import GUIDED_NETWORKS
 
 DESCRIPTION = ("Matte any object marked on keyframes: trimaps (0/128/255, palette, RGBA, anti-aliased, any mid "
                "grey as unknown) or masks (binary, or Cutie/DAVIS palette masks with --object). Every keyframe is "
@@ -61,9 +62,9 @@ def add_guidance_options(guide) -> None:
     guide.add_argument("--finetune-steps", type=int, default=0, metavar="N",
                        help="memory propagator: train its key/readout heads N steps on augmented keyframes "
                             "first (TCVOM's online fine-tuning; needs PyTorch)")
-    guide.add_argument("--method", choices=["classical", "ftpvm"], default="classical",
-                       help="classical: propagate the keyframes and solve alpha (no weights); ftpvm: the FTP-VM "
-                            "network with the keyframes as its memory (needs --checkpoint)")
+    guide.add_argument("--method", choices=["classical", *GUIDED_NETWORKS], default="classical",
+                       help="classical: propagate the keyframes and solve alpha (no weights); " + "; ".join(
+                           f"{name}: {network.summary}" for name, network in GUIDED_NETWORKS.items()))
     guide.add_argument("--checkpoint", metavar="PATH",
                        help="--method ftpvm: the official ftpvm.pth or a training checkpoint (no weights are "
                             "bundled); rvm-init: RVM's encoder with every other layer untrained")
@@ -130,12 +131,13 @@ def build_job(args: argparse.Namespace, control, runners=None):
 
 def _network_matter(args: argparse.Namespace, job, keyframes):
     from ..errors import UsageError
-    from ..matters.ftpvm import ftpvm_matter
     from ..pipeline import warn
 
     if args.work:
         raise UsageError("--work (kept work folder, corrections) is for --method classical only")
-    return ftpvm_matter(job, keyframes, args.checkpoint, cache=args.cache_dir, warn=warn)
+    options = {"mem_every": args.mem_every, "max_memory": args.max_memory, "finetune_steps": args.finetune_steps}
+    return GUIDED_NETWORKS[args.method].matter(job, keyframes, args.checkpoint, cache=args.cache_dir, warn=warn,
+                                               options=options)
 
 
 def _say(message: str) -> None:

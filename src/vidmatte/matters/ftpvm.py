@@ -226,3 +226,8 @@ def ftpvm_matter(job, keyframes, checkpoint: str | None, cache: str | None = Non
                          f"keyframes at {', '.join(map(str, keyframes.indices()))}")
     model = load_ftpvm(checkpoint, cache, warn)
     return FtpvmMatter(model, {i: keyframes.at(i) for i in inside}, target_size, memory_every)
+
+
+def ftpvm_method(job, keyframes, checkpoint: str | None, *, cache=None, warn=None, options: dict) -> FtpvmMatter:
+    """``--method ftpvm`` (``networks.GUIDED_NETWORKS``); the bank's own settings stay the official ones."""
+    return ftpvm_matter(job, keyframes, checkpoint, cache=cache, warn=warn)

@@ -147,19 +147,12 @@ def validate(config: dict) -> None:
             raise ConfigError("train.hr needs size, seq_length and downsample_ratio")
         if not 0 < float(hr["downsample_ratio"]) <= 1:
             raise ConfigError("train.hr.downsample_ratio must be in (0, 1]")
-    if config["model"]["kind"] not in ("rvm", "ftpvm"):
-        raise ConfigError(f"model.kind must be rvm or ftpvm, got {config['model']['kind']!r}")
-    if config["model"]["kind"] == "ftpvm":
-        _validate_ftpvm(train)
+    from .kinds import KINDS, call
+
+    if config["model"]["kind"] not in KINDS:
+        raise ConfigError(f"model.kind must be one of {', '.join(KINDS)}, got {config['model']['kind']!r}")
+    call(config["model"], "validate", config)
     if train["amp"] not in ("auto", "off", "bf16", "fp16", False, True):
         raise ConfigError(f"train.amp must be auto, off, bf16 or fp16, got {train['amp']!r}")
     if set(train["lr"]) - {"backbone", "aspp", "decoder", "refiner"}:
         raise ConfigError("train.lr keys are backbone, aspp, decoder, refiner")
-
-
-def _validate_ftpvm(train: dict) -> None:
-    if any(int(side) % 16 for side in train["size"]):
-        raise ConfigError(f"FTP-VM trains on sizes in multiples of 16, got train.size {train['size']!r}")
-    if train["hr"] is not None or train["seg_every"]:
-        raise ConfigError("FTP-VM has no high-resolution or segmentation steps: set train.hr: null, "
-                          "train.seg_every: 0")

@@ -78,3 +78,19 @@ def ftpvm_terms(model, clip: dict, device) -> dict:
     classes = true_trimap(pha)
     logits, boundary, full, _ = model(src, src[:, :1], trimap_levels(classes[:, :1]))
     return ftpvm_loss(logits, boundary, full, pha, classes)
+
+
+def ftpvm_step_terms(model, clip: dict, device, downsample_ratio: float) -> dict:
+    """The loop's call (``kinds.KINDS["ftpvm"]``): FTP-VM trains at full resolution, the ratio does not apply."""
+    return ftpvm_terms(model, clip, device)
+
+
+def validate_ftpvm(config: dict) -> None:
+    from .config import ConfigError
+
+    train = config["train"]
+    if any(int(side) % 16 for side in train["size"]):
+        raise ConfigError(f"FTP-VM trains on sizes in multiples of 16, got train.size {train['size']!r}")
+    if train["hr"] is not None or train["seg_every"]:
+        raise ConfigError("FTP-VM has no high-resolution or segmentation steps: set train.hr: null, "
+                          "train.seg_every: 0")

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..models.rvm import MattingNetwork
 from .config import load_config
 from .data import ClipComposer, build_source
-from .losses import matting_loss, segmentation_loss
+from . import kinds
+from .losses import segmentation_loss
 
 CHECKPOINT_FORMAT = "vidmatte-train-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -32,30 +32,8 @@ def part_of(parameter_name: str) -> str:
 
 
 def build_model(model_cfg: dict, cache: str | None = None):
-    if model_cfg["kind"] == "ftpvm":
-        from .ftpvm import build_ftpvm
-
-        return build_ftpvm(model_cfg, cache)
-    init = model_cfg["init"]
-    if init == "scratch":
-        return MattingNetwork(model_cfg["variant"], model_cfg["refiner"])
-    if init == "pretrained":
-        if model_cfg["variant"] != "mobilenetv3":
-            raise ValueError("converted pretrained weights exist for mobilenetv3 only; use init: scratch or a "
-                             "checkpoint path (e.g. the official rvm_resnet50.pth) for resnet50")
-        from ..models.convert_onnx import ensure_torch_weights, load_weights
-
-        state, _ = load_weights(ensure_torch_weights(model_cfg["pretrained_model"], cache))
-        model = MattingNetwork(model_cfg["variant"], model_cfg["refiner"])
-        # strict=False only for a fast guided filter (no parameters) replacing the deep one.
-        model.load_state_dict(state, strict=model_cfg["refiner"] == "deep_guided_filter")
-        return model
-    from ..backends.torch_runner import load_model_file
-
-    loaded = load_model_file(init)
-    model = MattingNetwork(model_cfg["variant"], model_cfg["refiner"])
-    model.load_state_dict(loaded.state_dict(), strict=model_cfg["refiner"] == loaded.refiner_name)
-    return model
+    """The model the config's ``model.kind`` names (see ``kinds.KINDS``)."""
+    return kinds.call(model_cfg, "build", model_cfg, cache)
 
 
 def set_batchnorm_eval(model: torch.nn.Module) -> None:
@@ -155,15 +133,8 @@ class Trainer:
         self.scaler.update()
 
     def _matting_terms(self, clip: dict, downsample_ratio: float) -> dict:
-        if self.config["model"]["kind"] == "ftpvm":
-            from .ftpvm import ftpvm_terms
-
-            with self._autocast():
-                return ftpvm_terms(self.model, clip, self.device)
-        src = clip["src"].to(self.device)
         with self._autocast():
-            fgr, pha, *_ = self.model(src, downsample_ratio=downsample_ratio)
-        return matting_loss(fgr.float(), pha.float(), clip["fgr"].to(self.device), clip["pha"].to(self.device))
+            return kinds.call(self.config["model"], "terms", self.model, clip, self.device, downsample_ratio)
 
     def train_step(self, batch: dict) -> dict[str, float]:
         """One matting step (+ high-res pass) and, when the batch carries one, one segmentation step."""

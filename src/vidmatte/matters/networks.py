@@ -1,0 +1,29 @@
+"""The trained networks `vidmatte guided --method` can run instead of the classical propagate-and-solve method.
+
+One row per network: the matter factory (``module:function``, imported only when chosen, so the table costs no
+PyTorch import) and the line ``--help`` shows. A factory is called as
+``factory(job, keyframes, checkpoint, cache=..., warn=..., options=...)`` with the checked ``pipeline.Job``, the
+loaded ``guidance.Keyframes``, the ``--checkpoint`` value and ``options``, the method settings the command line
+shares with the memory propagator (``mem_every``, ``max_memory``, ``finetune_steps``); it returns a ``Matter``."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class GuidedNetwork:
+    factory: str
+    summary: str
+
+    def matter(self, job, keyframes, checkpoint, *, cache, warn, options: dict):
+        module, name = self.factory.split(":")
+        factory = getattr(importlib.import_module(module), name)
+        return factory(job, keyframes, checkpoint, cache=cache, warn=warn, options=options)
+
+
+GUIDED_NETWORKS: dict[str, GuidedNetwork] = {
+    "ftpvm": GuidedNetwork("vidmatte.matters.ftpvm:ftpvm_method",
+                           "the FTP-VM network with the keyframes as its memory (needs --checkpoint)"),
+}
