@@ -304,6 +304,100 @@ def test_a_state_dict_of_another_network_is_refused_in_one_line(short_clip, tmp_
     assert "Traceback" not in proc.stderr
 
 
+# --- the memory bank: --mem-every / --max-memory -------------------------------------------------------------------
+
+def drive(matter, frames: list[np.ndarray]) -> list[np.ndarray]:
+    """The pipeline's calls on a matter (``matters.base``), in memory: alpha of every frame of the writing pass."""
+    from vidmatte.matters.base import Span
+
+    matter.reset()
+    alphas = []
+    for p in matter.passes(Span(0, len(frames), True)):
+        matter.begin_pass(p)
+        for index in range(p.start, p.stop):
+            mattes = matter.matte([matter.prepare(frames[index], None, index)])
+            alphas += [m.pha for m in mattes] if p.writes else []
+    return alphas
+
+
+@pytest.fixture(scope="module")
+def textured_frames():
+    return [(f.permute(1, 2, 0).numpy() * 255).astype(np.uint8) for f in clip(1, 6, seed=4)[0]]
+
+
+def test_mem_every_adds_the_networks_own_frames_and_max_memory_bounds_them(model, textured_frames):
+    from vidmatte.matters.ftpvm import FtpvmMatter
+
+    key = {0: (trimaps(1, 1)[0, 0, 0].numpy() * 255).round().astype(np.uint8)}
+    alone = drive(FtpvmMatter(model, key), textured_frames)
+    every_frame = drive(FtpvmMatter(model, key, memory_every=1, bank_size=5), textured_frames)
+    one_kept = drive(FtpvmMatter(model, key, memory_every=1, bank_size=1), textured_frames)
+    every_second = drive(FtpvmMatter(model, key, memory_every=2, bank_size=5), textured_frames)
+    # Frame 1 joins the memory after its own matte: frames 0-1 read the keyframe alone, frame 2 reads frame 1 too.
+    assert all(np.array_equal(a, b) for a, b in zip(alone[:2], every_frame[:2]))
+    assert np.abs(alone[2] - every_frame[2]).max() > 1e-4
+    # Keeping one frame forgets frame 1 when frame 2 joins: frame 3 reads [key, 2] instead of [key, 1, 2].
+    assert all(np.array_equal(a, b) for a, b in zip(one_kept[:3], every_frame[:3]))
+    assert np.abs(one_kept[3] - every_frame[3]).max() > 1e-4
+    # Every second frame: frame 2 is the first to join, so frames 0-2 are those of the keyframe alone.
+    assert all(np.array_equal(a, b) for a, b in zip(alone[:3], every_second[:3]))
+    assert np.abs(alone[3] - every_second[3]).max() > 1e-4
+
+
+def guided_job(short_clip, tmp_path, *flags):
+    """The (job, matter) ``vidmatte guided`` builds from these flags, with a checkpoint in the official layout."""
+    from vidmatte.cli import guided as guided_cli
+    from vidmatte.cli.main import build_parser
+    from vidmatte.job import JobControl
+
+    ckpt = tmp_path / "official.pth"
+    torch.save(official_state(), ckpt)
+    args = build_parser().parse_args(["guided", str(short_clip / "clip.mp4"), "--keyframe",
+                                      f"0:{short_clip / 'key.png'}", "--alpha", f"{tmp_path}/a/", "--checkpoint",
+                                      str(ckpt), *flags])
+    return guided_cli.build_job(args, JobControl())
+
+
+@pytest.mark.parametrize("flags, memory_every, bank_size", [
+    ((), 0, 5),  # unset: the official inference's memory_save_iter -1 (off) and MemoryBank(top_k=5)
+    (("--mem-every", "4"), 4, 5),
+    (("--mem-every", "2", "--max-memory", "3"), 2, 3),
+])
+def test_the_bank_flags_reach_ftpvm_and_unset_ones_keep_the_official_defaults(short_clip, tmp_path, flags,
+                                                                               memory_every, bank_size):
+    _, matter = guided_job(short_clip, tmp_path, "--method", "ftpvm", *flags)
+    assert (matter.memory_every, matter.bank_size) == (memory_every, bank_size)
+
+
+def test_unset_bank_flags_keep_the_memory_propagators_own_defaults(short_clip, tmp_path):
+    _, matter = guided_job(short_clip, tmp_path, "--propagator", "memory")
+    assert (matter.settings["propagator"]["mem_every"], matter.settings["propagator"]["max_memory"]) == (5, 6)
+    _, matter = guided_job(short_clip, tmp_path, "--propagator", "memory", "--mem-every", "3")
+    assert (matter.settings["propagator"]["mem_every"], matter.settings["propagator"]["max_memory"]) == (3, 6)
+
+
+@pytest.mark.parametrize("flags, fragment", [
+    (("--mem-every", "0"), "--mem-every and --max-memory must be at least 1"),
+    (("--max-memory", "0", "--mem-every", "2"), "--mem-every and --max-memory must be at least 1"),
+    (("--finetune-steps", "3"), "--finetune-steps is not for --method ftpvm"),
+])
+def test_bad_bank_flags_for_ftpvm_are_one_line_errors(short_clip, tmp_path, flags, fragment):
+    proc = run("guided", short_clip / "clip.mp4", "--keyframe", f"0:{short_clip / 'key.png'}", "--method", "ftpvm",
+               "--checkpoint", "rvm-init", *flags, "--alpha", f"{tmp_path}/alpha/")
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and fragment in lines[0]
+    assert not (tmp_path / "alpha").exists()
+
+
+def test_max_memory_without_mem_every_says_it_does_nothing_for_ftpvm(short_clip, tmp_path):
+    ckpt = constant_checkpoint(tmp_path / "tiny.pth", (0.0, 5.0, 0.0), 0.25)
+    proc = run("guided", short_clip / "clip.mp4", "--keyframe", f"0:{short_clip / 'key.png'}", "--method", "ftpvm",
+               "--checkpoint", ckpt, "--max-memory", "3", "--alpha", f"{tmp_path}/alpha/", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert "--max-memory has no effect on --method ftpvm without --mem-every" in proc.stderr
+
+
 # --- ONNX export -----------------------------------------------------------------------------------------------------
 
 def test_onnx_export_agrees_with_pytorch_over_frames_batches_and_memory_counts(model, tmp_path):
