@@ -431,6 +431,104 @@ def test_onnx_export_refuses_a_size_off_the_16_grid(model, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_an_export_that_disagrees_writes_nothing(model, tmp_path, monkeypatch):
+    from vidmatte.backends import export_ftpvm
+    from vidmatte.errors import ModelError
+
+    monkeypatch.setattr(export_ftpvm, "TOLERANCE", 0.0)  # any float rounding now counts as disagreement
+    with pytest.raises(ModelError, match="disagree"):
+        export_ftpvm.export_ftpvm_onnx(model, tmp_path / "ftpvm.onnx", height=64, width=64)
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- vidmatte export CHECKPOINT: the exporters table ------------------------------------------------------------------
+
+def onnx_step(path: Path, frame: np.ndarray, memory: np.ndarray, tri: np.ndarray) -> list[np.ndarray]:
+    """The exported graphs on one frame from zero state: [trimap logits, boundary, pha, states...]."""
+    import onnxruntime as ort
+
+    encode = ort.InferenceSession(str(path.with_name(path.stem + ".encode.onnx")), providers=["CPUExecutionProvider"])
+    step = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    feat16, value = encode.run(None, {"memory_imgs": memory, "memory_trimaps": tri})
+    zeros = np.zeros((1, 1, 1, 1), np.float32)
+    return step.run(None, {"src": frame, "memory_feat16": feat16, "memory_value": value,
+                           "r8i": zeros, "r16i": zeros, "r1i": zeros, "r2i": zeros})
+
+
+def export_cli(*args) -> subprocess.CompletedProcess:
+    return run("export", *args)
+
+
+def test_export_cli_writes_an_official_ftpvm_state_dict_as_its_two_checked_graphs(model, tmp_path):
+    torch.save(official_state(), tmp_path / "ftpvm.pth")
+    out = tmp_path / "out" / "ftpvm.onnx"
+    out.parent.mkdir()
+    proc = export_cli(tmp_path / "ftpvm.pth", "--format", "onnx", "--output", out, "--size", "128x96")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [str(out), str(out.with_name("ftpvm.encode.onnx"))]
+    assert "max |diff|" in proc.stderr and sorted(p.name for p in out.parent.iterdir()) == [
+        "ftpvm.encode.onnx", "ftpvm.onnx"]
+    # The graphs hold the checkpoint's weights: they compute what the network loaded from it computes.
+    frame, memory, tri = clip(1, 1, 96, 128), clip(1, 1, 96, 128, seed=2), trimaps(1, 1, 96, 128)
+    got = onnx_step(out, frame[:, 0].numpy(), memory.numpy(), tri.numpy())
+    with torch.inference_mode():
+        want = model(frame, memory, tri)
+    assert float(want[2].std()) > 1e-3  # a matte that varies, so the comparison has teeth
+    assert max_diff(torch.from_numpy(got[2]), want[2][:, 0]) < 1e-4
+    assert max_diff(torch.from_numpy(got[0]), want[0][:, 0]) < 1e-4
+
+
+def test_export_cli_recognises_a_training_checkpoint_of_ours(tmp_path):
+    from vidmatte.backends.exporters import recognise
+    from vidmatte.train.loop import Trainer
+
+    trainer = Trainer(ftpvm_config(tmp_path, steps=1))
+    trainer.run()
+    ckpt = trainer.save_checkpoint(tmp_path / "last.pt")
+    assert recognise(ckpt)[0] == "ftpvm"
+    out = tmp_path / "trained.onnx"
+    proc = export_cli(ckpt, "--format", "onnx", "--output", out, "--size", "64x48")
+    assert proc.returncode == 0, proc.stderr
+    frame, memory, tri = clip(1, 1, 48, 64), clip(1, 1, 48, 64, seed=2), trimaps(1, 1, 48, 64)
+    got = onnx_step(out, frame[:, 0].numpy(), memory.numpy(), tri.numpy())
+    trainer.model.eval()
+    with torch.inference_mode():
+        want = trainer.model(frame, memory, tri)
+    assert max_diff(torch.from_numpy(got[2]), want[2][:, 0]) < 1e-4
+
+
+def test_other_files_are_left_to_rvms_export(tmp_path):
+    from vidmatte.backends.exporters import recognise
+    from vidmatte.models.rvm import MattingNetwork
+
+    torch.save(MattingNetwork().state_dict(), tmp_path / "rvm.pth")
+    (tmp_path / "notes.pth").write_text("not a checkpoint")
+    assert recognise(tmp_path / "rvm.pth") is None and recognise(tmp_path / "notes.pth") is None
+    assert recognise("rvm-mobilenetv3") is None and recognise(tmp_path / "missing.pt") is None
+
+
+@pytest.mark.parametrize("extra, code, fragment", [
+    (("--format", "torchscript", "--force"), 2, "exports to fp32 ONNX only"),
+    (("--format", "onnx", "--precision", "fp16", "--force"), 2, "exports to fp32 ONNX only"),
+    (("--format", "onnx", "--size", "100x7a", "--force"), 2, "--size must look like"),
+    (("--format", "onnx", "--size", "100x72", "--force"), 2, "multiples of 16"),  # refused before writing
+    (("--format", "onnx"), 1, "ftpvm.encode.onnx exists; pass --force"),
+])
+def test_export_cli_errors_for_ftpvm_are_one_line_and_keep_files(tmp_path, extra, code, fragment):
+    torch.save(official_state(), tmp_path / "ftpvm.pth")
+    (tmp_path / "ftpvm.encode.onnx").write_bytes(b"keep me")
+    proc = export_cli(tmp_path / "ftpvm.pth", "--output", tmp_path / "ftpvm.onnx", *extra)
+    assert proc.returncode == code, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and fragment in lines[0] and "Traceback" not in proc.stderr
+    assert (tmp_path / "ftpvm.encode.onnx").read_bytes() == b"keep me" and not (tmp_path / "ftpvm.onnx").exists()
+
+
+def test_size_is_refused_for_rvms_dynamic_graph(tmp_path):
+    proc = export_cli("rvm-mobilenetv3", "--format", "onnx", "--size", "64x64", "--output", tmp_path / "r.onnx")
+    assert proc.returncode == 2 and "RVM's graph takes any frame size" in proc.stderr
+
+
 # --- training with the project's loop -------------------------------------------------------------------------------
 
 def ftpvm_config(tmp_path, steps: int, **train):
