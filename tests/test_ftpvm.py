@@ -398,6 +398,67 @@ def test_max_memory_without_mem_every_says_it_does_nothing_for_ftpvm(short_clip,
     assert "--max-memory has no effect on --method ftpvm without --mem-every" in proc.stderr
 
 
+# --- the Python API: convert_guided / convert_video with method="ftpvm" ------------------------------------------
+
+def pngs(folder: Path) -> list[bytes]:
+    return [p.read_bytes() for p in sorted(folder.glob("*.png"))]
+
+
+def test_the_api_runs_ftpvm_as_the_cli_does(short_clip, tmp_path):
+    import vidmatte
+
+    ckpt = tmp_path / "official.pth"
+    torch.save(official_state(), ckpt)
+    key = short_clip / "key.png"
+    proc = run("guided", short_clip / "clip.mp4", "--keyframe", f"1:{key}", "--method", "ftpvm", "--checkpoint",
+               ckpt, "--mem-every", "2", "--alpha", f"{tmp_path}/cli/", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    result = vidmatte.convert_guided(str(short_clip / "clip.mp4"), {1: str(key)}, output_type="png_sequence",
+                                     output_alpha=str(tmp_path / "api"), method="ftpvm", checkpoint=str(ckpt),
+                                     mem_every=2, progress=False)
+    assert result.frames == 6 and len(pngs(tmp_path / "cli")) == 6
+    assert pngs(tmp_path / "api") == pngs(tmp_path / "cli")
+    alpha = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in sorted((tmp_path / "api").glob("*.png"))]
+    assert max(float(a.std()) for a in alpha) > 1  # mattes that vary, so equal files mean something
+    # mem_every reached the network: without it, frames after the first remembered one (frame 0) differ.
+    vidmatte.convert_guided(str(short_clip / "clip.mp4"), {1: str(key)}, output_type="png_sequence",
+                            output_alpha=str(tmp_path / "alone"), method="ftpvm", checkpoint=str(ckpt),
+                            progress=False)
+    alone, remembering = pngs(tmp_path / "alone"), pngs(tmp_path / "api")
+    assert alone[0] == remembering[0] and all(a != b for a, b in zip(alone[2:], remembering[2:]))
+    # convert_video with keyframes= routes to the same call.
+    vidmatte.convert_video(input_source=str(short_clip / "clip.mp4"), output_type="png_sequence",
+                           output_alpha=str(tmp_path / "cv"), progress=False, keyframes={1: str(key)},
+                           method="ftpvm", checkpoint=str(ckpt))
+    assert pngs(tmp_path / "cv") == pngs(tmp_path / "alone")
+
+
+@pytest.mark.parametrize("call, fragment", [
+    ({"method": "nope"}, "method must be one of classical, ftpvm"),
+    ({"method": "ftpvm"}, "no official FTP-VM weights are bundled"),
+    ({"method": "ftpvm", "checkpoint": "rvm-init", "work": "w"}, "work= .* is for method='classical' only"),
+    ({"method": "ftpvm", "checkpoint": "rvm-init", "mem_every": 0}, "must be at least 1"),
+    ({"mem_every": 3}, "mem_every= and max_memory= are for a network method"),
+])
+def test_api_method_errors_are_one_line_usage_errors_before_writing(short_clip, tmp_path, call, fragment):
+    import vidmatte
+    from vidmatte.errors import UsageError
+
+    with pytest.raises(UsageError, match=fragment):
+        vidmatte.convert_guided(str(short_clip / "clip.mp4"), {0: str(short_clip / "key.png")},
+                                output_alpha=str(tmp_path / "a.mp4"), progress=False, **call)
+    assert not (tmp_path / "a.mp4").exists()
+
+
+def test_convert_video_refuses_a_method_without_keyframes(short_clip, tmp_path):
+    import vidmatte
+    from vidmatte.errors import UsageError
+
+    with pytest.raises(UsageError, match="give keyframes= too"):
+        vidmatte.convert_video(input_source=str(short_clip / "clip.mp4"), output_alpha=str(tmp_path / "a.mp4"),
+                               method="ftpvm", checkpoint="x.pth", progress=False)
+
+
 # --- ONNX export -----------------------------------------------------------------------------------------------------
 
 def test_onnx_export_agrees_with_pytorch_over_frames_batches_and_memory_counts(model, tmp_path):
