@@ -185,7 +185,7 @@ def plot(out: Path, png: Path) -> None:
     left.legend()
     for key, colour in (("pha_l1", "C3"), ("boundary_l1", "C2"), ("trimap_ce", "C1")):
         right.plot([x["step"] for x in evals], [x["held_out"][key] for x in evals], "o-", color=colour, label=key)
-    right.set(xlabel="step", title="held-out terms (foregrounds and backgrounds never trained on)")
+    right.set(xlabel="step", title="held-out terms (unseen foregrounds and backgrounds)")
     right.legend()
     fig.tight_layout()
     png.parent.mkdir(parents=True, exist_ok=True)
