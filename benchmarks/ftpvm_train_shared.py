@@ -12,8 +12,8 @@ shared background images. Each composited clip (stills moved by the augmentation
 trimap as the memory. The held-out loss is the training loss on a fixed set of held-out clips (the same seeds at
 every evaluation). Nothing is copied into the repository: the layout is made of symbolic links in a temporary folder.
 
-The run stops after ``--minutes`` (at a chunk boundary) or at ``--steps``; ``<out>/last.pt`` is written after every
-chunk and a later run with the same ``--out`` resumes from it exactly. ``<out>/history.jsonl`` holds one line per
+The run stops after ``--minutes``, at ``--steps``, or one step after SIGTERM / Ctrl-C; ``<out>/last.pt`` is written
+every ``--save-every`` steps and at the end, and a later run with the same ``--out`` resumes from it exactly. ``<out>/history.jsonl`` holds one line per
 training step and one per held-out evaluation; ``--plot`` draws both curves from it.
 """
 
@@ -89,7 +89,7 @@ def config(dirs: dict[str, Path], out: Path, args) -> dict:
                                   "motion_bg": {"degrees": 5, "scale": 1.1, "translate": 0.05}, "p_flip": 0.5}},
         "train": {"steps": args.steps, "batch_size": args.batch, "seq_length": args.seq,
                   "size": [args.size, args.size], "seg_every": 0, "hr": None,
-                  "lr": {"backbone": 1e-5, "decoder": 2e-4}, "device": "cpu", "log_every": 10,
+                  "lr": {"backbone": 1e-5, "decoder": 2e-4}, "device": "cpu", "log_every": 0,
                   "checkpoint_every": 0, "tensorboard": False,
                   "resume": str(resume) if resume.exists() else None},
     }
@@ -154,14 +154,31 @@ def train(args) -> None:
                 print(f"step {trainer.step}: held out " + " ".join(f"{k}={v:.4f}" for k, v in terms.items()),
                       flush=True)
 
+        stop = stop_requests()
         evaluate()
-        while trainer.step < args.steps and time.perf_counter() - started < args.minutes * 60:
-            first = trainer.step
-            logged = trainer.run(min(args.steps, first + args.eval_every))
-            history.add([{"step": first + i + 1, **x} for i, x in enumerate(logged)])
-            trainer.save_checkpoint(out / "last.pt")
-            evaluate()
+        while trainer.step < args.steps and time.perf_counter() - started < args.minutes * 60 and not stop:
+            logged = trainer.run(trainer.step + 1)  # one step at a time, so that a stop request waits one step only
+            history.add([{"step": trainer.step, **logged[0]}])
+            if trainer.step % 10 == 0:
+                recent = [x["loss"] for x in history.lines[-10:] if "loss" in x]
+                print(f"step {trainer.step}: training loss {np.mean(recent):.4f} (mean of the last {len(recent)}), "
+                      f"{time.perf_counter() - started:.0f} s", flush=True)
+            if trainer.step % args.save_every == 0 or stop:
+                trainer.save_checkpoint(out / "last.pt")
+            if trainer.step % args.eval_every == 0:
+                evaluate()
+        trainer.save_checkpoint(out / "last.pt")
     print(f"stopped at step {trainer.step} after {time.perf_counter() - started:.0f} s; checkpoint {out / 'last.pt'}")
+
+
+def stop_requests() -> list:
+    """A list that becomes non-empty on SIGTERM / SIGINT: the run then saves after the current step and ends."""
+    import signal
+
+    requests: list = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda number, frame: requests.append(number))
+    return requests
 
 
 def plot(out: Path, png: Path) -> None:
@@ -202,7 +219,8 @@ def main() -> None:
     parser.add_argument("--seq", type=int, default=3, help="frames per clip")
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--minutes", type=float, default=60, help="stop after the chunk that passes this")
-    parser.add_argument("--eval-every", type=int, default=50, help="steps per chunk (checkpoint + held-out loss)")
+    parser.add_argument("--eval-every", type=int, default=50, help="steps between held-out evaluations")
+    parser.add_argument("--save-every", type=int, default=5, help="steps between checkpoints (<out>/last.pt)")
     parser.add_argument("--clips", type=int, default=12, help="held-out clips per evaluation")
     parser.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
     parser.add_argument("--out", default="benchmarks/results/ftpvm-shared")
