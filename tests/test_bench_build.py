@@ -209,6 +209,27 @@ def test_bench_run_oracle_on_tiny_build(source_root, tmp_path, capsys):
     assert "no built benchmark" in capsys.readouterr().err
 
 
+def test_bench_run_ftpvm_takes_its_checkpoint_and_the_builds_keyframes(source_root, tmp_path, capsys):
+    from test_ftpvm import constant_checkpoint
+
+    root = _tiny_root(source_root, tmp_path, "64x48")
+    ckpt = constant_checkpoint(tmp_path / "bg.pth", (5.0, 0.0, 0.0), 0.5)  # says "background" everywhere
+    capsys.readouterr()
+    assert main(["bench", "run", "--root", str(root), "--methods", "ftpvm", "--checkpoint", str(ckpt)]) == 0
+    result = json.loads((root / "results.json").read_text())["results"]["ftpvm"]
+    assert result["checkpoint"] == str(ckpt) and np.isfinite(result["full"]["mean"]["MAD"])
+    pha = [_read(root / "pred" / "ftpvm" / "disc_video" / "pha" / f"{i:05d}.png") for i in range(3)]
+    key = _read(root / "clips" / "disc_video" / "tcvom" / "00000_trimap.png")
+    # Frame 0 is the keyframe (its given trimap decides alpha outside the unknown band); the others are the
+    # network's own "background everywhere".
+    assert (pha[0][key == 255] == 255).all() and (pha[0][key == 0] == 0).all()
+    assert pha[1].max() == 0 and pha[2].max() == 0
+    assert main(["bench", "run", "--root", str(root), "--methods", "ftpvm"]) == 2
+    assert "needs --checkpoint" in capsys.readouterr().err
+    assert main(["bench", "run", "--root", str(root), "--methods", "ftpvm", "--checkpoint", "nope.pth"]) == 1
+    assert "checkpoint not found" in capsys.readouterr().err
+
+
 @pytest.mark.weights
 def test_bench_run_rvm_on_tiny_build(source_root, tmp_path, capsys, rvm_onnx_path):
     root = _tiny_root(source_root, tmp_path, "128x96")

@@ -304,6 +304,161 @@ def test_a_state_dict_of_another_network_is_refused_in_one_line(short_clip, tmp_
     assert "Traceback" not in proc.stderr
 
 
+# --- the memory bank: --mem-every / --max-memory -------------------------------------------------------------------
+
+def drive(matter, frames: list[np.ndarray]) -> list[np.ndarray]:
+    """The pipeline's calls on a matter (``matters.base``), in memory: alpha of every frame of the writing pass."""
+    from vidmatte.matters.base import Span
+
+    matter.reset()
+    alphas = []
+    for p in matter.passes(Span(0, len(frames), True)):
+        matter.begin_pass(p)
+        for index in range(p.start, p.stop):
+            mattes = matter.matte([matter.prepare(frames[index], None, index)])
+            alphas += [m.pha for m in mattes] if p.writes else []
+    return alphas
+
+
+@pytest.fixture(scope="module")
+def textured_frames():
+    return [(f.permute(1, 2, 0).numpy() * 255).astype(np.uint8) for f in clip(1, 6, seed=4)[0]]
+
+
+def test_mem_every_adds_the_networks_own_frames_and_max_memory_bounds_them(model, textured_frames):
+    from vidmatte.matters.ftpvm import FtpvmMatter
+
+    key = {0: (trimaps(1, 1)[0, 0, 0].numpy() * 255).round().astype(np.uint8)}
+    alone = drive(FtpvmMatter(model, key), textured_frames)
+    every_frame = drive(FtpvmMatter(model, key, memory_every=1, bank_size=5), textured_frames)
+    one_kept = drive(FtpvmMatter(model, key, memory_every=1, bank_size=1), textured_frames)
+    every_second = drive(FtpvmMatter(model, key, memory_every=2, bank_size=5), textured_frames)
+    # Frame 1 joins the memory after its own matte: frames 0-1 read the keyframe alone, frame 2 reads frame 1 too.
+    assert all(np.array_equal(a, b) for a, b in zip(alone[:2], every_frame[:2]))
+    assert np.abs(alone[2] - every_frame[2]).max() > 1e-4
+    # Keeping one frame forgets frame 1 when frame 2 joins: frame 3 reads [key, 2] instead of [key, 1, 2].
+    assert all(np.array_equal(a, b) for a, b in zip(one_kept[:3], every_frame[:3]))
+    assert np.abs(one_kept[3] - every_frame[3]).max() > 1e-4
+    # Every second frame: frame 2 is the first to join, so frames 0-2 are those of the keyframe alone.
+    assert all(np.array_equal(a, b) for a, b in zip(alone[:3], every_second[:3]))
+    assert np.abs(alone[3] - every_second[3]).max() > 1e-4
+
+
+def guided_job(short_clip, tmp_path, *flags):
+    """The (job, matter) ``vidmatte guided`` builds from these flags, with a checkpoint in the official layout."""
+    from vidmatte.cli import guided as guided_cli
+    from vidmatte.cli.main import build_parser
+    from vidmatte.job import JobControl
+
+    ckpt = tmp_path / "official.pth"
+    torch.save(official_state(), ckpt)
+    args = build_parser().parse_args(["guided", str(short_clip / "clip.mp4"), "--keyframe",
+                                      f"0:{short_clip / 'key.png'}", "--alpha", f"{tmp_path}/a/", "--checkpoint",
+                                      str(ckpt), *flags])
+    return guided_cli.build_job(args, JobControl())
+
+
+@pytest.mark.parametrize("flags, memory_every, bank_size", [
+    ((), 0, 5),  # unset: the official inference's memory_save_iter -1 (off) and MemoryBank(top_k=5)
+    (("--mem-every", "4"), 4, 5),
+    (("--mem-every", "2", "--max-memory", "3"), 2, 3),
+])
+def test_the_bank_flags_reach_ftpvm_and_unset_ones_keep_the_official_defaults(short_clip, tmp_path, flags,
+                                                                               memory_every, bank_size):
+    _, matter = guided_job(short_clip, tmp_path, "--method", "ftpvm", *flags)
+    assert (matter.memory_every, matter.bank_size) == (memory_every, bank_size)
+
+
+def test_unset_bank_flags_keep_the_memory_propagators_own_defaults(short_clip, tmp_path):
+    _, matter = guided_job(short_clip, tmp_path, "--propagator", "memory")
+    assert (matter.settings["propagator"]["mem_every"], matter.settings["propagator"]["max_memory"]) == (5, 6)
+    _, matter = guided_job(short_clip, tmp_path, "--propagator", "memory", "--mem-every", "3")
+    assert (matter.settings["propagator"]["mem_every"], matter.settings["propagator"]["max_memory"]) == (3, 6)
+
+
+@pytest.mark.parametrize("flags, fragment", [
+    (("--mem-every", "0"), "--mem-every and --max-memory must be at least 1"),
+    (("--max-memory", "0", "--mem-every", "2"), "--mem-every and --max-memory must be at least 1"),
+    (("--finetune-steps", "3"), "--finetune-steps is not for --method ftpvm"),
+])
+def test_bad_bank_flags_for_ftpvm_are_one_line_errors(short_clip, tmp_path, flags, fragment):
+    proc = run("guided", short_clip / "clip.mp4", "--keyframe", f"0:{short_clip / 'key.png'}", "--method", "ftpvm",
+               "--checkpoint", "rvm-init", *flags, "--alpha", f"{tmp_path}/alpha/")
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and fragment in lines[0]
+    assert not (tmp_path / "alpha").exists()
+
+
+def test_max_memory_without_mem_every_says_it_does_nothing_for_ftpvm(short_clip, tmp_path):
+    ckpt = constant_checkpoint(tmp_path / "tiny.pth", (0.0, 5.0, 0.0), 0.25)
+    proc = run("guided", short_clip / "clip.mp4", "--keyframe", f"0:{short_clip / 'key.png'}", "--method", "ftpvm",
+               "--checkpoint", ckpt, "--max-memory", "3", "--alpha", f"{tmp_path}/alpha/", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert "--max-memory has no effect on --method ftpvm without --mem-every" in proc.stderr
+
+
+# --- the Python API: convert_guided / convert_video with method="ftpvm" ------------------------------------------
+
+def pngs(folder: Path) -> list[bytes]:
+    return [p.read_bytes() for p in sorted(folder.glob("*.png"))]
+
+
+def test_the_api_runs_ftpvm_as_the_cli_does(short_clip, tmp_path):
+    import vidmatte
+
+    ckpt = tmp_path / "official.pth"
+    torch.save(official_state(), ckpt)
+    key = short_clip / "key.png"
+    proc = run("guided", short_clip / "clip.mp4", "--keyframe", f"1:{key}", "--method", "ftpvm", "--checkpoint",
+               ckpt, "--mem-every", "2", "--alpha", f"{tmp_path}/cli/", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    result = vidmatte.convert_guided(str(short_clip / "clip.mp4"), {1: str(key)}, output_type="png_sequence",
+                                     output_alpha=str(tmp_path / "api"), method="ftpvm", checkpoint=str(ckpt),
+                                     mem_every=2, progress=False)
+    assert result.frames == 6 and len(pngs(tmp_path / "cli")) == 6
+    assert pngs(tmp_path / "api") == pngs(tmp_path / "cli")
+    alpha = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in sorted((tmp_path / "api").glob("*.png"))]
+    assert max(float(a.std()) for a in alpha) > 1  # mattes that vary, so equal files mean something
+    # mem_every reached the network: without it, frames after the first remembered one (frame 0) differ.
+    vidmatte.convert_guided(str(short_clip / "clip.mp4"), {1: str(key)}, output_type="png_sequence",
+                            output_alpha=str(tmp_path / "alone"), method="ftpvm", checkpoint=str(ckpt),
+                            progress=False)
+    alone, remembering = pngs(tmp_path / "alone"), pngs(tmp_path / "api")
+    assert alone[0] == remembering[0] and all(a != b for a, b in zip(alone[2:], remembering[2:]))
+    # convert_video with keyframes= routes to the same call.
+    vidmatte.convert_video(input_source=str(short_clip / "clip.mp4"), output_type="png_sequence",
+                           output_alpha=str(tmp_path / "cv"), progress=False, keyframes={1: str(key)},
+                           method="ftpvm", checkpoint=str(ckpt))
+    assert pngs(tmp_path / "cv") == pngs(tmp_path / "alone")
+
+
+@pytest.mark.parametrize("call, fragment", [
+    ({"method": "nope"}, "method must be one of classical, ftpvm"),
+    ({"method": "ftpvm"}, "no official FTP-VM weights are bundled"),
+    ({"method": "ftpvm", "checkpoint": "rvm-init", "work": "w"}, "work= .* is for method='classical' only"),
+    ({"method": "ftpvm", "checkpoint": "rvm-init", "mem_every": 0}, "must be at least 1"),
+    ({"mem_every": 3}, "mem_every= and max_memory= are for a network method"),
+])
+def test_api_method_errors_are_one_line_usage_errors_before_writing(short_clip, tmp_path, call, fragment):
+    import vidmatte
+    from vidmatte.errors import UsageError
+
+    with pytest.raises(UsageError, match=fragment):
+        vidmatte.convert_guided(str(short_clip / "clip.mp4"), {0: str(short_clip / "key.png")},
+                                output_alpha=str(tmp_path / "a.mp4"), progress=False, **call)
+    assert not (tmp_path / "a.mp4").exists()
+
+
+def test_convert_video_refuses_a_method_without_keyframes(short_clip, tmp_path):
+    import vidmatte
+    from vidmatte.errors import UsageError
+
+    with pytest.raises(UsageError, match="give keyframes= too"):
+        vidmatte.convert_video(input_source=str(short_clip / "clip.mp4"), output_alpha=str(tmp_path / "a.mp4"),
+                               method="ftpvm", checkpoint="x.pth", progress=False)
+
+
 # --- ONNX export -----------------------------------------------------------------------------------------------------
 
 def test_onnx_export_agrees_with_pytorch_over_frames_batches_and_memory_counts(model, tmp_path):
@@ -335,6 +490,104 @@ def test_onnx_export_refuses_a_size_off_the_16_grid(model, tmp_path):
     with pytest.raises(UsageError, match="multiples of 16"):
         export_ftpvm_onnx(model, tmp_path / "x.onnx", height=100, width=128)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_export_that_disagrees_writes_nothing(model, tmp_path, monkeypatch):
+    from vidmatte.backends import export_ftpvm
+    from vidmatte.errors import ModelError
+
+    monkeypatch.setattr(export_ftpvm, "TOLERANCE", 0.0)  # any float rounding now counts as disagreement
+    with pytest.raises(ModelError, match="disagree"):
+        export_ftpvm.export_ftpvm_onnx(model, tmp_path / "ftpvm.onnx", height=64, width=64)
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- vidmatte export CHECKPOINT: the exporters table ------------------------------------------------------------------
+
+def onnx_step(path: Path, frame: np.ndarray, memory: np.ndarray, tri: np.ndarray) -> list[np.ndarray]:
+    """The exported graphs on one frame from zero state: [trimap logits, boundary, pha, states...]."""
+    import onnxruntime as ort
+
+    encode = ort.InferenceSession(str(path.with_name(path.stem + ".encode.onnx")), providers=["CPUExecutionProvider"])
+    step = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    feat16, value = encode.run(None, {"memory_imgs": memory, "memory_trimaps": tri})
+    zeros = np.zeros((1, 1, 1, 1), np.float32)
+    return step.run(None, {"src": frame, "memory_feat16": feat16, "memory_value": value,
+                           "r8i": zeros, "r16i": zeros, "r1i": zeros, "r2i": zeros})
+
+
+def export_cli(*args) -> subprocess.CompletedProcess:
+    return run("export", *args)
+
+
+def test_export_cli_writes_an_official_ftpvm_state_dict_as_its_two_checked_graphs(model, tmp_path):
+    torch.save(official_state(), tmp_path / "ftpvm.pth")
+    out = tmp_path / "out" / "ftpvm.onnx"
+    out.parent.mkdir()
+    proc = export_cli(tmp_path / "ftpvm.pth", "--format", "onnx", "--output", out, "--size", "128x96")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [str(out), str(out.with_name("ftpvm.encode.onnx"))]
+    assert "max |diff|" in proc.stderr and sorted(p.name for p in out.parent.iterdir()) == [
+        "ftpvm.encode.onnx", "ftpvm.onnx"]
+    # The graphs hold the checkpoint's weights: they compute what the network loaded from it computes.
+    frame, memory, tri = clip(1, 1, 96, 128), clip(1, 1, 96, 128, seed=2), trimaps(1, 1, 96, 128)
+    got = onnx_step(out, frame[:, 0].numpy(), memory.numpy(), tri.numpy())
+    with torch.inference_mode():
+        want = model(frame, memory, tri)
+    assert float(want[2].std()) > 1e-3  # a matte that varies, so the comparison has teeth
+    assert max_diff(torch.from_numpy(got[2]), want[2][:, 0]) < 1e-4
+    assert max_diff(torch.from_numpy(got[0]), want[0][:, 0]) < 1e-4
+
+
+def test_export_cli_recognises_a_training_checkpoint_of_ours(tmp_path):
+    from vidmatte.backends.exporters import recognise
+    from vidmatte.train.loop import Trainer
+
+    trainer = Trainer(ftpvm_config(tmp_path, steps=1))
+    trainer.run()
+    ckpt = trainer.save_checkpoint(tmp_path / "last.pt")
+    assert recognise(ckpt)[0] == "ftpvm"
+    out = tmp_path / "trained.onnx"
+    proc = export_cli(ckpt, "--format", "onnx", "--output", out, "--size", "64x48")
+    assert proc.returncode == 0, proc.stderr
+    frame, memory, tri = clip(1, 1, 48, 64), clip(1, 1, 48, 64, seed=2), trimaps(1, 1, 48, 64)
+    got = onnx_step(out, frame[:, 0].numpy(), memory.numpy(), tri.numpy())
+    trainer.model.eval()
+    with torch.inference_mode():
+        want = trainer.model(frame, memory, tri)
+    assert max_diff(torch.from_numpy(got[2]), want[2][:, 0]) < 1e-4
+
+
+def test_other_files_are_left_to_rvms_export(tmp_path):
+    from vidmatte.backends.exporters import recognise
+    from vidmatte.models.rvm import MattingNetwork
+
+    torch.save(MattingNetwork().state_dict(), tmp_path / "rvm.pth")
+    (tmp_path / "notes.pth").write_text("not a checkpoint")
+    assert recognise(tmp_path / "rvm.pth") is None and recognise(tmp_path / "notes.pth") is None
+    assert recognise("rvm-mobilenetv3") is None and recognise(tmp_path / "missing.pt") is None
+
+
+@pytest.mark.parametrize("extra, code, fragment", [
+    (("--format", "torchscript", "--force"), 2, "exports to fp32 ONNX only"),
+    (("--format", "onnx", "--precision", "fp16", "--force"), 2, "exports to fp32 ONNX only"),
+    (("--format", "onnx", "--size", "100x7a", "--force"), 2, "--size must look like"),
+    (("--format", "onnx", "--size", "100x72", "--force"), 2, "multiples of 16"),  # refused before writing
+    (("--format", "onnx"), 1, "ftpvm.encode.onnx exists; pass --force"),
+])
+def test_export_cli_errors_for_ftpvm_are_one_line_and_keep_files(tmp_path, extra, code, fragment):
+    torch.save(official_state(), tmp_path / "ftpvm.pth")
+    (tmp_path / "ftpvm.encode.onnx").write_bytes(b"keep me")
+    proc = export_cli(tmp_path / "ftpvm.pth", "--output", tmp_path / "ftpvm.onnx", *extra)
+    assert proc.returncode == code, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and fragment in lines[0] and "Traceback" not in proc.stderr
+    assert (tmp_path / "ftpvm.encode.onnx").read_bytes() == b"keep me" and not (tmp_path / "ftpvm.onnx").exists()
+
+
+def test_size_is_refused_for_rvms_dynamic_graph(tmp_path):
+    proc = export_cli("rvm-mobilenetv3", "--format", "onnx", "--size", "64x64", "--output", tmp_path / "r.onnx")
+    assert proc.returncode == 2 and "RVM's graph takes any frame size" in proc.stderr
 
 
 # --- training with the project's loop -------------------------------------------------------------------------------

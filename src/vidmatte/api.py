@@ -56,7 +56,9 @@ def convert_video(model="rvm-mobilenetv3",
                   object: int | None = None,
                   band: int | None = None,
                   prior: str = "auto",
-                  work: str | None = None):
+                  work: str | None = None,
+                  method: str = "classical",
+                  checkpoint: str | None = None):
     """RobustVideoMatting's ``convert_video``, same parameter names and meaning, on vidmatte's pipeline.
 
     model: a registered name (``"rvm-mobilenetv3"``), a path to an RVM ``.onnx`` file, a matter from ``load``, or
@@ -69,18 +71,21 @@ def convert_video(model="rvm-mobilenetv3",
     ``control``: a ``vidmatte.job.JobControl`` to follow progress and cancel from another thread (then
     ``progress`` is ignored). Returns a ``ConvertResult`` (frames, seconds, fps, outputs).
     ``keyframes``: {frame index: trimap or mask (path or array)} mattes the subject marked there instead, by
-    ``convert_guided`` with ``guidance``, ``object``, ``band``, ``prior`` and ``work`` (see there; ``model`` is then
-    the RVM weights of its prior).
+    ``convert_guided`` with ``guidance``, ``object``, ``band``, ``prior``, ``work``, ``method`` and ``checkpoint``
+    (see there; ``model`` is then the RVM weights of its prior).
     """
+    from .errors import UsageError
     from .pipeline import Job, controlled
 
+    if keyframes is None and (method != "classical" or checkpoint is not None):
+        raise UsageError(f"method={method!r} and checkpoint= are for guided matting: give keyframes= too")
     if keyframes is not None:
         return convert_guided(input_source, keyframes, input_resize, output_type, output_composition, output_alpha,
                               output_foreground, output_video_mbps, progress, output_rgba=output_rgba,
                               background=background, start_frame=start_frame, end_frame=end_frame,
                               overwrite=overwrite, allow_partial=allow_partial, control=control,
                               guidance=guidance, object=object, band=band, prior=prior, work=work,
-                              **({"model": model} if isinstance(model, str) else {}))
+                              method=method, checkpoint=checkpoint, **({"model": model} if isinstance(model, str) else {}))
     options = _convert_options(input_source, output_type, input_resize, progress, output_video_mbps, background,
                                start_frame, end_frame, overwrite, allow_partial,
                                [("composition", output_composition), ("alpha", output_alpha),
@@ -114,7 +119,11 @@ def convert_guided(input_source: str = None,
                    model: str = "rvm-mobilenetv3",
                    cache: str | None = None,
                    work: str | None = None,
-                   control=None):
+                   control=None,
+                   method: str = "classical",
+                   checkpoint: str | None = None,
+                   mem_every: int | None = None,
+                   max_memory: int | None = None):
     """``vidmatte guided`` as a call: matte any subject marked on keyframes, same checks and errors as the CLI.
 
     keyframes: {frame index: a trimap or mask image path, or the image as a numpy array (uint8/bool [H,W] mask,
@@ -124,6 +133,10 @@ def convert_guided(input_source: str = None,
     as ``--guidance/--object/--band`` do; prior "auto", "rvm" or "none" (``model``: its RVM weights); work: a
     folder kept between calls, so that a call with an added, changed or removed keyframe recomputes only the
     frames between its neighbouring keyframes (``result.details["reused_frames"]``). Returns a ``ConvertResult``.
+    method: "classical" (propagate the keyframes, solve alpha) or a network of ``--method``
+    (``matters.networks.GUIDED_NETWORKS``, e.g. "ftpvm") run from ``checkpoint``, with ``mem_every`` /
+    ``max_memory`` as ``--mem-every`` / ``--max-memory`` (None: the network's own defaults); ``work`` and
+    ``prior`` are for the classical method.
     Errors are ``UsageError``/``GuidanceError`` (one line) before anything is written.
     """
     from .errors import UsageError
@@ -135,6 +148,7 @@ def convert_guided(input_source: str = None,
         raise UsageError("convert_guided needs input_source")
     if prior not in ("auto", "rvm", "none"):
         raise UsageError(f"prior must be 'auto', 'rvm' or 'none', not {prior!r}")
+    network = _guided_network(method, work, mem_every, max_memory)
     workspace = detect_tcvom(input_source) if keyframes is None else None
     if workspace is not None:
         input_source, keyframes = workspace.frames, dict(workspace.keyframes)
@@ -149,10 +163,31 @@ def convert_guided(input_source: str = None,
                                          object, band)
         for message in warnings:
             control.log.warning(message)
+        if network is not None:
+            options = {"mem_every": mem_every, "max_memory": max_memory, "finetune_steps": 0}
+            return job.run(network.matter(job, found, checkpoint, cache=cache, warn=control.log.warning,
+                                          options=options))
         matter = guided_matter(job, found, work=work, prior_mode=prior, model=model, cache=cache,
                                warn=control.log.warning, guidance={"kind": guidance, "object": object, "band": band},
                                propagator={"name": "flow"})
         return job.run(matter)
+
+
+def _guided_network(method: str, work: str | None, mem_every: int | None, max_memory: int | None):
+    """The ``GUIDED_NETWORKS`` row for ``method`` (None: the classical method), or a one-line UsageError."""
+    from .errors import UsageError
+    from .matters.networks import GUIDED_NETWORKS
+
+    if method == "classical":
+        if mem_every is not None or max_memory is not None:
+            raise UsageError("mem_every= and max_memory= are for a network method (the classical method here "
+                             "propagates by optical flow, without a memory)")
+        return None
+    if method not in GUIDED_NETWORKS:
+        raise UsageError(f"method must be one of {', '.join(['classical', *GUIDED_NETWORKS])}, not {method!r}")
+    if work is not None:
+        raise UsageError("work= (kept work folder, corrections) is for method='classical' only")
+    return GUIDED_NETWORKS[method]
 
 
 def convert_background(input_source: str = None, plate=None, *, method: str = "classical", align: bool = True,

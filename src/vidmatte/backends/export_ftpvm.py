@@ -40,6 +40,15 @@ class FtpvmExportReport:
     def agrees(self) -> bool:
         return self.max_diff <= TOLERANCE
 
+    @property
+    def paths(self) -> list[Path]:
+        return [self.step_path, self.encode_path]
+
+    def summary(self) -> str:
+        return (f"{self.step_path} + {self.encode_path.name}: ONNX fp32, checked against PyTorch on "
+                f"{self.frames_checked} frames (batch 2, 2 memory frames, state carried): max |diff| "
+                f"{self.max_diff:.2e}, tolerance {TOLERANCE:g}")
+
 
 def encode_path_for(step_path: Path) -> Path:
     return step_path.with_name(step_path.stem + ".encode.onnx")

@@ -34,6 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mp4", action="store_true", help="build: also write each clip's composite as <clip>/com.mp4")
     p.add_argument("--methods", default="rvm,oracle",
                    help="comma list for run: rvm, rvm-cold, guided, guided-first, oracle")
+    p.add_argument("--checkpoint", metavar="PATH",
+                   help="run: the weights of a network method (ftpvm: an FTP-VM checkpoint, ours or official)")
     p.add_argument("--report", action="store_true", help="run: also write ROOT/report_<method>.html")
     p.add_argument("--sizes", default="512x288,1920x1080,3840x2160", help="speed: comma list of WxH")
     p.add_argument("--source", help="speed: a video to resize to each size (default: a real clip from the data root)")
@@ -105,7 +107,7 @@ def _run(args) -> int:
     import sys
     import time
 
-    from ..data.methods import METHODS, run_method
+    from ..data.methods import METHODS, NEEDS_CHECKPOINT, run_method
     from ..errors import InputError, UsageError
     from ..metrics.evaluate import aggregate, evaluate_pairs, format_table, table_header
     from ..metrics.layout import list_clips, match_clips
@@ -119,6 +121,11 @@ def _run(args) -> int:
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
         raise UsageError(f"unknown method {unknown[0] if unknown else ''!r} (known: {', '.join(METHODS)})")
+    weighted = [m for m in methods if m in NEEDS_CHECKPOINT]
+    if weighted and not args.checkpoint:
+        raise UsageError(f"method {weighted[0]} needs --checkpoint PATH (its network's weights)")
+    if args.checkpoint and not Path(args.checkpoint).is_file():
+        raise InputError(f"checkpoint not found: {args.checkpoint}")
     record = json.loads((clips_root / "benchmark.json").read_text())
     clips = list_clips(clips_root, "benchmark")
     total = sum(len(list((d / "com").iterdir())) for d in clips.values())
@@ -134,7 +141,7 @@ def _run(args) -> int:
         print(f"bench run: {method}: {METHODS[method]}", file=sys.stderr, flush=True)
         for done, (name, clip_dir) in enumerate(clips.items(), 1):
             started = time.monotonic()
-            run_method(method, clip_dir, tmp / name, progress, state)
+            run_method(method, clip_dir, tmp / name, progress, state, args.checkpoint)
             if not progress.enabled:  # no live bar (stderr is not a terminal): one line per clip instead
                 n = len(list((clip_dir / "com").iterdir()))
                 print(f"bench run: {method} {done}/{len(clips)} {name}: {n} frames, "
@@ -143,7 +150,8 @@ def _run(args) -> int:
         seconds = time.monotonic() - method_started
         shutil.rmtree(pred_root, ignore_errors=True)
         tmp.rename(pred_root)
-        results[method] = {"seconds": round(seconds, 1), "fps": round(total / seconds, 2)}
+        results[method] = {"seconds": round(seconds, 1), "fps": round(total / seconds, 2),
+                           **({"checkpoint": str(args.checkpoint)} if method in NEEDS_CHECKPOINT else {})}
         for region in ("full", "unknown"):
             pairs = match_clips(pred_root, clips_root, clips_root)
             clip_results = evaluate_pairs(pairs, metrics, region)

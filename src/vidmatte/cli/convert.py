@@ -116,7 +116,7 @@ def parse_ratio(text: str) -> float | None:
     return value
 
 
-def parse_size(text: str | None) -> tuple[int, int] | None:
+def parse_size(text: str | None, flag: str = "--input-resize") -> tuple[int, int] | None:
     from ..errors import UsageError
 
     if not text:
@@ -124,9 +124,9 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise UsageError(f"--input-resize must look like 1280x720, not {text!r}") from None
+        raise UsageError(f"{flag} must look like 1280x720, not {text!r}") from None
     if w <= 0 or h <= 0:
-        raise UsageError(f"--input-resize must be positive, not {text!r}")
+        raise UsageError(f"{flag} must be positive, not {text!r}")
     return w, h
 
 

@@ -55,10 +55,14 @@ def add_guidance_options(guide) -> None:
                             "memory (the same, re-anchored by a space-time memory of RVM encoder features where "
                             "the flow loses the subject: occlusion, jumps); auto = flow, memory with "
                             "--finetune-steps")
-    guide.add_argument("--mem-every", type=int, default=5, metavar="N",
-                       help="memory propagator: a propagated frame joins the memory every N frames (default 5)")
-    guide.add_argument("--max-memory", type=int, default=6, metavar="N",
-                       help="memory propagator: frames kept in memory, keyframes never forgotten (default 6)")
+    guide.add_argument("--mem-every", type=int, default=None, metavar="N",
+                       help="a frame joins the memory every N frames: memory propagator (default 5); --method "
+                            "ftpvm: the network's own trimap of every N-th frame (official memory_save_iter; "
+                            "default: never, the memory is the keyframe alone)")
+    guide.add_argument("--max-memory", type=int, default=None, metavar="N",
+                       help="frames kept in memory, keyframes never forgotten: memory propagator (default 6); "
+                            "--method ftpvm: the --mem-every frames kept beside the keyframe (official "
+                            "memory_bank_size, default 5)")
     guide.add_argument("--finetune-steps", type=int, default=0, metavar="N",
                        help="memory propagator: train its key/readout heads N steps on augmented keyframes "
                             "first (TCVOM's online fine-tuning; needs PyTorch)")
@@ -99,7 +103,7 @@ def build_job(args: argparse.Namespace, control, runners=None):
     ``runners`` opens the prior's weights as ``backends.open_runner`` does."""
     from ..errors import UsageError
     from ..guidance import load_keyframes
-    from ..guidance.memory import propagator_factory
+    from ..guidance.memory import memory_settings, propagator_factory
     from ..io.probe import live_source
     from ..matters.guided import guided_matter
     from ..pipeline import Job, warn
@@ -107,8 +111,6 @@ def build_job(args: argparse.Namespace, control, runners=None):
     if live_source(args.input, args.input_format) is not None:
         raise UsageError("guided matting reads the clip three times (forward, backward, then writing); "
                          "record the camera to a file first")
-    propagators = propagator_factory(args.propagator, args.mem_every, args.max_memory, args.finetune_steps,
-                                     args.model, args.cache_dir)
     source, folder = _source_and_keyframe_folder(args)
     if not args.keyframe and folder is None:
         raise UsageError("no keyframe: give --keyframe INDEX:PATH (repeatable) or --keyframes DIR")
@@ -120,11 +122,14 @@ def build_job(args: argparse.Namespace, control, runners=None):
         warn(message)
     if args.method != "classical":
         return job, _network_matter(args, job, keyframes)
+    mem_every, max_memory = memory_settings(args.mem_every, args.max_memory)
+    propagators = propagator_factory(args.propagator, mem_every, max_memory, args.finetune_steps, args.model,
+                                     args.cache_dir)
     matter = guided_matter(job, keyframes, work=args.work, prior_mode=args.prior, model=args.model,
                            cache=args.cache_dir, warn=warn, notify=None if args.quiet else _say,
                            guidance={"kind": args.guidance, "object": args.object, "band": args.band},
-                           propagator={"name": args.propagator, "mem_every": args.mem_every,
-                                       "max_memory": args.max_memory, "finetune_steps": args.finetune_steps},
+                           propagator={"name": args.propagator, "mem_every": mem_every, "max_memory": max_memory,
+                                       "finetune_steps": args.finetune_steps},
                            propagator_factory=propagators, runners=runners)
     return job, matter
 

@@ -28,6 +28,8 @@ METHODS = {
                   "RVM sees the subject",
     "background-auto": "vidmatte background --plate auto --no-align: the plate estimated from the clip itself (a "
                        "locked-off camera), no plate.png",
+    "ftpvm": "vidmatte guided --method ftpvm: the FTP-VM network (weights: bench run --checkpoint) with the "
+             "benchmark's keyframe trimaps (tcvom/*_trimap.png) as its memory",
     "oracle": "closed-form matting (Levin et al.) with the TRUE trimap of every frame + multi-level foreground",
 }
 
@@ -90,19 +92,39 @@ def _rvm_matter(state: dict | None, warmup: int | None):
     return matter
 
 
-def _guided_matter(clip_dir: Path, first_only: bool, prior, propagators=None):
+NEEDS_CHECKPOINT = {"ftpvm"}  # methods whose weights ``bench run --checkpoint`` names
+
+
+def _keyframes(clip_dir: Path) -> dict[int, np.ndarray]:
     """The keyframes a user of the benchmark's TCVOM layout would give: its ``NNNNN_trimap.png`` files."""
     import cv2
 
+    files = sorted((clip_dir / "tcvom").glob("*_trimap.png"))
+    return {int(f.name.split("_")[0]): cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in files}
+
+
+def _guided_matter(clip_dir: Path, first_only: bool, prior, propagators=None):
     from ..matters.guided import GuidedMatter
 
-    files = sorted((clip_dir / "tcvom").glob("*_trimap.png"))
-    keyframes = {int(f.name.split("_")[0]): cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in files}
+    keyframes = _keyframes(clip_dir)
     if first_only:
         keyframes = {min(keyframes): keyframes[min(keyframes)]}
     if propagators is None:
         return GuidedMatter(keyframes, prior=prior, prior_mode="auto")
     return GuidedMatter(keyframes, prior=prior, prior_mode="auto", propagator_factory=propagators)
+
+
+def _ftpvm_matter(clip_dir: Path, state: dict | None, checkpoint: str | None):
+    """FTP-VM with the clip's keyframes as its memory; the network is loaded once per run (``state``)."""
+    from ..matters.ftpvm import FtpvmMatter, load_ftpvm
+
+    key = ("ftpvm", checkpoint)
+    model = state.get(key) if state is not None else None
+    if model is None:
+        model = load_ftpvm(checkpoint)
+        if state is not None:
+            state[key] = model
+    return FtpvmMatter(model, _keyframes(clip_dir))
 
 
 def _plate_matter(clip_dir: Path, prior):
@@ -125,11 +147,12 @@ def _estimated_plate_matter(clip_dir: Path, prior):
     return PlateMatter(estimate.plate, prior=prior, align=False)
 
 
-def run_method(method: str, clip_dir: Path, out_dir: Path, progress=None, state: dict | None = None) -> None:
+def run_method(method: str, clip_dir: Path, out_dir: Path, progress=None, state: dict | None = None,
+               checkpoint: str | None = None) -> None:
     """Run ``method`` on one built clip (``clip_dir`` holds com/, trimap/) and write its pha/ and fgr/ as 8-bit PNGs.
 
     ``progress`` is advanced once per written frame; ``state`` (a dict kept by the caller) lets clips share a
-    loaded model."""
+    loaded model; ``checkpoint``: the weights of a method in ``NEEDS_CHECKPOINT``."""
     from ..io.writers import parse_output
     from ..job import JobControl
     from ..pipeline import ConvertOptions, convert
@@ -149,6 +172,8 @@ def run_method(method: str, clip_dir: Path, out_dir: Path, progress=None, state:
         matter = _plate_matter(clip_dir, _rvm_matter(state, None))
     elif method == "background-auto":
         matter = _estimated_plate_matter(clip_dir, _rvm_matter(state, None))
+    elif method == "ftpvm":
+        matter = _ftpvm_matter(clip_dir, state, checkpoint)
     elif method == "oracle":
         matter, guidance = OracleMatter(), TrueTrimaps(clip_dir)
     else:

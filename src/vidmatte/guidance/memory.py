@@ -27,6 +27,8 @@ import numpy as np
 from .propagate import BG, FG, UNKNOWN, FlowPropagator, Propagated
 
 CELL = 8  # the keys' stride: one memory cell per 8x8 pixels of the encoder's input
+MEM_EVERY = 5  # a propagated frame joins the memory every MEM_EVERY frames (TCVOM's README setting)
+MAX_MEMORY = 6  # frames kept in memory, keyframes never forgotten
 
 
 def require_torch() -> None:
@@ -153,8 +155,8 @@ def _product(x: np.ndarray, matrix: np.ndarray) -> np.ndarray:
 class MemoryPropagator:
     """Same interface as ``FlowPropagator``: ``start(frame, trimap)``, then ``step(frame)`` in the pass's order."""
 
-    def __init__(self, encoder: FeatureEncoder, mem_every: int = 5, max_memory: int = 6, top_k: int = 20,
-                 finetune_steps: int = 0, lost_below: float = 0.4, flow_factory=FlowPropagator):
+    def __init__(self, encoder: FeatureEncoder, mem_every: int = MEM_EVERY, max_memory: int = MAX_MEMORY,
+                 top_k: int = 20, finetune_steps: int = 0, lost_below: float = 0.4, flow_factory=FlowPropagator):
         if mem_every < 1:
             raise ValueError("mem_every must be at least 1")
         self.encoder, self.mem_every, self.finetune_steps = encoder, mem_every, finetune_steps
@@ -344,14 +346,21 @@ def augment(frame: np.ndarray, trimap: np.ndarray, rng: np.random.Generator) -> 
 PROPAGATORS = ("auto", "flow", "memory")
 
 
-def propagator_factory(kind: str = "auto", mem_every: int = 5, max_memory: int = 6, finetune_steps: int = 0,
-                       model: str = "rvm-mobilenetv3", cache: str | None = None):
+def memory_settings(mem_every: int | None, max_memory: int | None) -> tuple[int, int]:
+    """The memory propagator's ``mem_every`` and ``max_memory``, its defaults where the user gave none (None: the
+    command line leaves them unset so that each ``--method`` network can keep its own)."""
+    return (MEM_EVERY if mem_every is None else mem_every), (MAX_MEMORY if max_memory is None else max_memory)
+
+
+def propagator_factory(kind: str = "auto", mem_every: int | None = None, max_memory: int | None = None,
+                       finetune_steps: int = 0, model: str = "rvm-mobilenetv3", cache: str | None = None):
     """A no-argument callable making one propagator per keyframe and direction, as ``GuidedMatter`` wants.
 
     auto is the flow propagator (it measured best on the guided benchmarks, docs/EVALUATION.md), or the memory one
     when fine-tuning is asked for. The memory's encoder is loaded once and shared by every instance."""
     from ..errors import UsageError
 
+    mem_every, max_memory = memory_settings(mem_every, max_memory)
     if kind not in PROPAGATORS:
         raise UsageError(f"--propagator must be one of {', '.join(PROPAGATORS)}, not {kind!r}")
     if mem_every < 1 or max_memory < 1 or finetune_steps < 0:

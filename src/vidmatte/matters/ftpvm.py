@@ -217,7 +217,7 @@ class FtpvmMatter:
 
 
 def ftpvm_matter(job, keyframes, checkpoint: str | None, cache: str | None = None, warn=None,
-                 target_size: int = TARGET_SIZE, memory_every: int = 0) -> FtpvmMatter:
+                 target_size: int = TARGET_SIZE, memory_every: int = 0, bank_size: int = BANK_SIZE) -> FtpvmMatter:
     """The FTP-VM matter for a checked ``pipeline.Job`` and its ``guidance.Keyframes`` (as ``guided_matter``)."""
     span = job.span
     inside = [i for i in keyframes.indices() if span.first <= i and (span.stop is None or i < span.stop)]
@@ -225,9 +225,25 @@ def ftpvm_matter(job, keyframes, checkpoint: str | None, cache: str | None = Non
         raise UsageError(f"no keyframe inside the frames to process ({span.first}..{span.stop}); "
                          f"keyframes at {', '.join(map(str, keyframes.indices()))}")
     model = load_ftpvm(checkpoint, cache, warn)
-    return FtpvmMatter(model, {i: keyframes.at(i) for i in inside}, target_size, memory_every)
+    return FtpvmMatter(model, {i: keyframes.at(i) for i in inside}, target_size, memory_every, bank_size)
+
+
+def bank_settings(options: dict, warn=None) -> tuple[int, int]:
+    """``--mem-every`` / ``--max-memory`` -> (memory_every, bank_size); unset (None) keeps the official inference's
+    defaults: no frame of the network's own joins the memory, and 5 would be kept if they did."""
+    every, size = options.get("mem_every"), options.get("max_memory")
+    if (every is not None and every < 1) or (size is not None and size < 1):
+        raise UsageError("--mem-every and --max-memory must be at least 1")
+    if options.get("finetune_steps"):
+        raise UsageError("--finetune-steps is not for --method ftpvm (FTP-VM has no online fine-tuning)")
+    if size is not None and every is None:
+        (warn or logging.getLogger("vidmatte").warning)(
+            "--max-memory has no effect on --method ftpvm without --mem-every (the memory is the keyframe alone)")
+    return (0 if every is None else every), (BANK_SIZE if size is None else size)
 
 
 def ftpvm_method(job, keyframes, checkpoint: str | None, *, cache=None, warn=None, options: dict) -> FtpvmMatter:
-    """``--method ftpvm`` (``networks.GUIDED_NETWORKS``); the bank's own settings stay the official ones."""
-    return ftpvm_matter(job, keyframes, checkpoint, cache=cache, warn=warn)
+    """``--method ftpvm`` (``networks.GUIDED_NETWORKS``), the memory bank set by ``--mem-every`` / ``--max-memory``."""
+    memory_every, bank_size = bank_settings(options, warn)
+    return ftpvm_matter(job, keyframes, checkpoint, cache=cache, warn=warn, memory_every=memory_every,
+                        bank_size=bank_size)

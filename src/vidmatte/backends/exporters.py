@@ -1,0 +1,73 @@
+"""The network families ``vidmatte export CHECKPOINT`` recognises besides RVM, one row each.
+
+A row says how to recognise a checkpoint file (the ``model.kind`` of our training checkpoints, or a parameter name
+that only the family's official state dict has), how to load it and how to export it. ``load`` and ``export`` are
+``module:function`` names imported only when their row is chosen, so the table costs no PyTorch import:
+
+- ``load(path) -> model`` (eval mode; one-line ``VidmatteError`` for a file it cannot use);
+- ``export(model, output, height, width, opset) -> report`` with ``report.paths`` (every file written, the main one
+  first) and ``report.summary()`` (one line: what was compared and how closely). The export checks its graphs
+  against PyTorch before writing anything, and writes every file under a temporary name first.
+
+A file that no row recognises is left to RVM's export (``backends.export``), which is unchanged.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
+
+
+@dataclass(frozen=True)
+class ExportableNetwork:
+    summary: str
+    kinds: tuple[str, ...]  # ``model.kind`` of this family's training checkpoints (``train.kinds``)
+    marker: str  # a parameter name only this family's official state dict has
+    load: str
+    export: str
+    opset: int  # the opset used when --opset is not given
+    size: tuple[int, int]  # (width, height) of the fixed-size graphs when --size is not given
+    also_writes: tuple[str, ...] = ()  # besides OUTPUT: files named OUTPUT's stem + each of these
+
+    def outputs(self, output: str | os.PathLike) -> list[Path]:
+        output = Path(output)
+        return [output] + [output.with_name(output.stem + suffix) for suffix in self.also_writes]
+
+    def recognises(self, blob: dict) -> bool:
+        config = blob.get("config")
+        if isinstance(config, dict) and config.get("model", {}).get("kind") in self.kinds:
+            return True
+        state = blob.get("model") if isinstance(blob.get("model"), dict) else blob
+        return self.marker in state
+
+    def call(self, role: str, *args):
+        module, name = getattr(self, role).split(":")
+        return getattr(importlib.import_module(module), name)(*args)
+
+
+EXPORTABLE: dict[str, ExportableNetwork] = {
+    "ftpvm": ExportableNetwork(
+        "FTP-VM: two graphs, PATH (one frame + memory + states) and PATH.encode.onnx (memory frames + trimaps)",
+        kinds=("ftpvm",), marker="trimap_fuse.gated_convs.0.0.conv.weight",
+        load="vidmatte.matters.ftpvm:load_ftpvm", export="vidmatte.backends.export_ftpvm:export_ftpvm_onnx",
+        opset=17, size=(512, 288), also_writes=(".encode.onnx",)),
+}
+
+
+def recognise(path: str | os.PathLike) -> tuple[str, ExportableNetwork] | None:
+    """The row whose family ``path`` holds, or None (not a checkpoint file, unreadable, or RVM's)."""
+    if not str(path).endswith(CHECKPOINT_SUFFIXES) or not os.path.isfile(path):
+        return None
+    import torch
+
+    try:
+        blob = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception:  # RVM's loader reads it again and says what is wrong in one line
+        return None
+    if not isinstance(blob, dict):
+        return None
+    return next(((name, row) for name, row in EXPORTABLE.items() if row.recognises(blob)), None)
