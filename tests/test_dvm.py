@@ -261,3 +261,130 @@ def test_the_trimap_encoder_starts_from_rvm_weights():
     tpn = TrimapPropagationNetwork()
     tpn.init_encoder_from_rvm(rvm.state_dict())
     assert torch.equal(tpn.encoder.features[3].block[0][0].weight, rvm.backbone.features[3].block[0][0].weight)
+
+
+# --- vidmatte guided --method dvm ----------------------------------------------------------------------------------
+
+def tiny_system(trimap_bias=(0.0, 5.0, 0.0), alpha: float = 0.25):
+    """Both networks, small, whose outputs are known: the trimap head says ``trimap_bias``'s class everywhere and
+    the matting network says ``alpha`` everywhere (every other layer random, so the plumbing runs for real)."""
+    from vidmatte.models.dvm import DeepVideoMattingSystem
+
+    system = DeepVideoMattingSystem(matting={"width_divisor": 8}, trimap={"ch_key": 8, "ch_value": 16})
+    with torch.no_grad():
+        system.trimap.head.weight.zero_()
+        system.trimap.head.bias.copy_(torch.tensor(trimap_bias))
+        system.matting.pred_head.weight.zero_()
+        system.matting.pred_head.bias.fill_(math.log(alpha / (1 - alpha)))
+        system.matting.refine_head.weight.zero_()
+        system.matting.refine_head.bias.zero_()
+    return system
+
+
+def save_system(system, path):
+    torch.save({"model": system.state_dict(), "model_args": system.model_args()}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def short_clip(tmp_path_factory):
+    import cv2
+
+    from media import moving_square_frames, write_video
+
+    folder = tmp_path_factory.mktemp("dvm")
+    write_video(folder / "clip.mp4", moving_square_frames(5, 100, 70))  # small and not on the 32 grid
+    key = np.zeros((70, 100), np.uint8)
+    key[4:28, 0:24] = 128
+    key[8:24, 2:18] = 255
+    cv2.imwrite(str(folder / "key.png"), key)
+    return folder
+
+
+def run(*args):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "vidmatte", *map(str, args)], capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_guided_method_dvm_end_to_end_with_a_checkpoint_made_here(short_clip, tmp_path):
+    import cv2
+
+    ckpt = save_system(tiny_system(), tmp_path / "tiny.pt")
+    proc = run("guided", short_clip / "clip.mp4", "--keyframe", f"2:{short_clip / 'key.png'}", "--method", "dvm",
+               "--checkpoint", ckpt, "--alpha", f"{tmp_path}/alpha/", "--trimaps", f"{tmp_path}/tri/", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.splitlines()[-1])["frames"] == 5
+    alphas = [cv2.imread(str(tmp_path / "alpha" / f"{i:05d}.png"), cv2.IMREAD_GRAYSCALE) for i in range(5)]
+    key = cv2.imread(str(short_clip / "key.png"), cv2.IMREAD_GRAYSCALE)
+    # The keyframe keeps its trimap: 1 in its foreground, 0 in its background, the network's 0.25 between.
+    assert (alphas[2][key == 255] == 255).all() and (alphas[2][key == 0] == 0).all()
+    assert np.abs(alphas[2][key == 128].astype(int) - 64).max() <= 1
+    # Other frames: the propagated trimap is unknown everywhere, so alpha is the network's everywhere.
+    for i in (0, 1, 4):
+        assert np.abs(alphas[i].astype(int) - 64).max() <= 1
+    assert (cv2.imread(str(tmp_path / "tri" / "00001.png"), cv2.IMREAD_GRAYSCALE) == 128).all()
+    assert np.array_equal(cv2.imread(str(tmp_path / "tri" / "00002.png"), cv2.IMREAD_GRAYSCALE), key)
+
+
+def test_a_propagated_foreground_class_gives_opaque_alpha(short_clip, tmp_path):
+    import cv2
+
+    ckpt = save_system(tiny_system(trimap_bias=(0.0, 0.0, 5.0)), tmp_path / "fg.pt")
+    proc = run("guided", short_clip / "clip.mp4", "--keyframe", f"0:{short_clip / 'key.png'}", "--method", "dvm",
+               "--checkpoint", ckpt, "--alpha", f"{tmp_path}/alpha/", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert (cv2.imread(str(tmp_path / "alpha" / "00003.png"), cv2.IMREAD_GRAYSCALE) == 255).all()
+
+
+def test_the_matter_feeds_the_two_frames_before_each_target_to_the_matting_network():
+    """In-process: frame 2's alpha differs when frame 0 differs (it is in frame 2's window), frame 3's does not."""
+    from vidmatte.matters.base import Pass, Span
+    from vidmatte.matters.dvm import DvmMatter
+
+    system = tiny_system(alpha=0.5)
+    torch.nn.init.normal_(system.matting.pred_head.weight, std=0.5)  # the matte now depends on the features
+    key = np.full((64, 224), 128, np.uint8)
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 255, (64, 224, 3), dtype=np.uint8) for _ in range(4)]
+    other = [rng.integers(0, 255, (64, 224, 3), dtype=np.uint8)] + frames[1:]
+
+    def run_matter(clip):
+        matter = DvmMatter(system.eval(), {1: key}, target_size=224)
+        passes = matter.passes(Span(0, 4, True))
+        out = {}
+        for p in passes:
+            matter.begin_pass(p)
+            for i in range(p.start, p.stop):
+                result = matter.matte([matter.prepare(clip[i], None, i)])[0]
+                if p.writes:
+                    out[i] = result.pha
+        return out
+
+    a, b = run_matter(frames), run_matter(other)
+    assert np.abs(a[2] - b[2]).max() > 1e-4
+    assert np.allclose(a[3], b[3], atol=1e-6)
+
+
+@pytest.mark.parametrize("checkpoint, code, fragment", [
+    (None, 2, "no official DVM weights are bundled"),
+    ("missing.pt", 1, "checkpoint not found"),
+    ("key.png", 1, "cannot read"),
+])
+def test_dvm_without_usable_weights_is_a_one_line_error(short_clip, tmp_path, checkpoint, code, fragment):
+    args = ["--checkpoint", short_clip / checkpoint] if checkpoint else []
+    proc = run("guided", short_clip / "clip.mp4", "--keyframe", f"0:{short_clip / 'key.png'}", "--method", "dvm",
+               *args, "--alpha", f"{tmp_path}/alpha/")
+    assert proc.returncode == code, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and fragment in lines[0] and "Traceback" not in proc.stderr
+    assert not (tmp_path / "alpha").exists()
+
+
+def test_an_official_matting_only_file_is_refused_with_the_reason(short_clip, tmp_path):
+    torch.save(DeepVideoMatting(width_divisor=8).state_dict(), tmp_path / "best_net_Base.pth")
+    proc = run("guided", short_clip / "clip.mp4", "--keyframe", f"0:{short_clip / 'key.png'}", "--method", "dvm",
+               "--checkpoint", tmp_path / "best_net_Base.pth", "--alpha", f"{tmp_path}/alpha/")
+    assert proc.returncode == 1 and "matting network only" in proc.stderr and "Traceback" not in proc.stderr

@@ -219,13 +219,11 @@ class FtpvmMatter:
 def ftpvm_matter(job, keyframes, checkpoint: str | None, cache: str | None = None, warn=None,
                  target_size: int = TARGET_SIZE, memory_every: int = 0) -> FtpvmMatter:
     """The FTP-VM matter for a checked ``pipeline.Job`` and its ``guidance.Keyframes`` (as ``guided_matter``)."""
-    span = job.span
-    inside = [i for i in keyframes.indices() if span.first <= i and (span.stop is None or i < span.stop)]
-    if not inside:
-        raise UsageError(f"no keyframe inside the frames to process ({span.first}..{span.stop}); "
-                         f"keyframes at {', '.join(map(str, keyframes.indices()))}")
+    from .networks import keyframes_in_span
+
+    given = keyframes_in_span(job.span, keyframes)
     model = load_ftpvm(checkpoint, cache, warn)
-    return FtpvmMatter(model, {i: keyframes.at(i) for i in inside}, target_size, memory_every)
+    return FtpvmMatter(model, given, target_size, memory_every)
 
 
 def ftpvm_method(job, keyframes, checkpoint: str | None, *, cache=None, warn=None, options: dict) -> FtpvmMatter:
