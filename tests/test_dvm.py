@@ -388,3 +388,88 @@ def test_an_official_matting_only_file_is_refused_with_the_reason(short_clip, tm
     proc = run("guided", short_clip / "clip.mp4", "--keyframe", f"0:{short_clip / 'key.png'}", "--method", "dvm",
                "--checkpoint", tmp_path / "best_net_Base.pth", "--alpha", f"{tmp_path}/alpha/")
     assert proc.returncode == 1 and "matting network only" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# --- training with the project's loop -------------------------------------------------------------------------------
+
+def dvm_config(tmp_path, steps: int, **train):
+    from vidmatte.train.config import load_config
+
+    base = {
+        "output_dir": str(tmp_path / "run"),
+        "model": {"kind": "dvm", "init": "scratch", "freeze_batchnorm": False, "width_divisor": 8},
+        "data": {"mattes": [{"type": "synthetic_matte", "size": [64, 224]}],
+                 "backgrounds": [{"type": "synthetic_background", "size": [64, 224]}]},
+        "train": {"steps": steps, "batch_size": 1, "seq_length": 4, "size": [32, 224], "seg_every": 0,
+                  "lr": {"decoder": 1e-3}, "log_every": 0, "tensorboard": False, "checkpoint_every": 0,
+                  "device": "cpu", **train},
+    }
+    return load_config(None, [], base=base)
+
+
+def test_the_loss_terms_are_the_seeds_and_vanish_for_a_perfect_matte():
+    from vidmatte.train.dvm import matting_terms
+
+    pha = smooth((1, 4, 1, 32, 48), seed=7).clamp(0, 1)
+    fgr, bgr = smooth((1, 4, 3, 32, 48), seed=8), smooth((1, 4, 3, 32, 48), seed=9)
+    clip = {"pha": pha, "fgr": fgr, "bgr": bgr, "src": fgr * pha + bgr * (1 - pha)}
+    perfect = matting_terms(pha[0, 2:], pha[0, 2:], clip, shift=2)
+    assert set(perfect) == {"alpha", "comp", "grad", "kld", "temp", "refine"}
+    assert all(float(v) < 1e-4 for v in perfect.values()), perfect
+    off = matting_terms((pha[0, 2:] + 0.2).clamp(0, 1), pha[0, 2:] * 0, clip, shift=2)
+    assert all(float(off[k]) > 1e-3 for k in ("alpha", "comp", "kld", "refine"))
+
+
+def test_a_training_smoke_run_lowers_the_loss_and_its_checkpoint_serves_the_matter(tmp_path):
+    from vidmatte.matters.dvm import load_dvm
+    from vidmatte.train.loop import Trainer
+
+    trainer = Trainer(dvm_config(tmp_path, steps=12))
+    history = trainer.run()
+    losses = [h["loss"] for h in history]
+    assert len(losses) == 12 and all(np.isfinite(losses))
+    assert {"lr/trimap_ce", "lr/alpha", "lr/comp", "lr/grad", "lr/kld", "lr/temp", "lr/refine"} <= set(history[0])
+    first, last = np.mean(losses[:3]), np.mean(losses[-3:])
+    print(f"\nDVM, 12 CPU steps: mean loss of steps 1-3 {first:.3f}, of steps 10-12 {last:.3f}")
+    assert last < 0.9 * first
+    path = trainer.save_checkpoint(tmp_path / "last.pt")
+    loaded = load_dvm(str(path))
+    assert torch.equal(loaded.matting.pred_head.weight, trainer.model.matting.pred_head.weight)
+
+
+def test_dvm_training_resumes_exactly(tmp_path):
+    from vidmatte.train.loop import Trainer
+
+    uninterrupted = Trainer(dvm_config(tmp_path / "a", steps=3)).run()
+    first = Trainer(dvm_config(tmp_path / "b", steps=3))
+    first.run(steps=1)
+    path = first.save_checkpoint(tmp_path / "b" / "step1.pt")
+    resumed = Trainer(dvm_config(tmp_path / "c", steps=3, resume=str(path)))
+    after = resumed.run()
+    assert resumed.step == 3 and len(after) == 2
+    for got, want in zip(after, uninterrupted[1:]):
+        assert got["loss"] == pytest.approx(want["loss"], rel=1e-6, abs=1e-7)
+
+
+def test_training_starts_from_an_official_matting_state_dict(tmp_path):
+    from vidmatte.train.dvm import build_dvm
+
+    small = DeepVideoMatting(width_divisor=8)
+    torch.nn.init.normal_(small.pred_head.weight)
+    torch.save(small.state_dict(), tmp_path / "best_net_Base.pth")
+    system = build_dvm({"init": str(tmp_path / "best_net_Base.pth"), "width_divisor": 8,
+                        "pretrained_model": "rvm-mobilenetv3"})
+    assert torch.equal(system.matting.pred_head.weight, small.pred_head.weight)
+
+
+def test_dvm_training_config_is_checked_in_one_line():
+    from vidmatte.train.config import ConfigError, load_config
+
+    base = {"model": {"kind": "dvm"}, "data": {"mattes": [{}], "backgrounds": [{}]},
+            "train": {"size": [64, 192], "seg_every": 0, "seq_length": 4}}
+    with pytest.raises(ConfigError, match="at least 224"):
+        load_config(None, [], base=base)
+    with pytest.raises(ConfigError, match="seq_length >= 4"):
+        load_config(None, ["train.size=[64,224]", "train.seq_length=3"], base=base)
+    with pytest.raises(ConfigError, match="seg_every"):
+        load_config(None, ["train.size=[64,224]", "train.seg_every=2"], base=base)
