@@ -473,3 +473,34 @@ def test_dvm_training_config_is_checked_in_one_line():
         load_config(None, ["train.size=[64,224]", "train.seq_length=3"], base=base)
     with pytest.raises(ConfigError, match="seg_every"):
         load_config(None, ["train.size=[64,224]", "train.seg_every=2"], base=base)
+
+
+# --- ONNX export -----------------------------------------------------------------------------------------------------
+
+def test_onnx_export_agrees_with_pytorch_and_writes_every_graph(tmp_path):
+    import onnxruntime as ort
+
+    from vidmatte.backends.export_dvm import export_dvm_onnx
+
+    system = tiny_system(alpha=0.5)
+    torch.nn.init.normal_(system.matting.pred_head.weight, std=0.5)
+    torch.nn.init.normal_(system.trimap.head.weight, std=0.5)
+    report = export_dvm_onnx(system, tmp_path / "dvm.onnx", height=32, width=224)
+    assert report.agrees() and report.max_diff < 1e-4 and report.checked == {"batch": 2, "references": 2}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dvm.onnx", "dvm.trimap.onnx", "dvm.trimap_encode.onnx"]
+    # The matting graph computes a matte that depends on the trimaps given (and on frames other than the target).
+    session = ort.InferenceSession(str(tmp_path / "dvm.onnx"), providers=["CPUExecutionProvider"])
+    frames = smooth((1, 3, 3, 32, 224), seed=11).numpy()
+    tri = disc_trimaps(1, 3, 32, 224).numpy()
+    a = session.run(None, {"frames": frames, "trimaps": tri})[1]
+    b = session.run(None, {"frames": frames, "trimaps": 1 - tri})[1]
+    assert a.shape == (1, 1, 32, 224) and np.abs(a - b).max() > 1e-3
+
+
+def test_onnx_export_refuses_a_size_the_network_cannot_take(tmp_path):
+    from vidmatte.backends.export_dvm import export_dvm_onnx
+    from vidmatte.errors import UsageError
+
+    with pytest.raises(UsageError, match="at least 224"):
+        export_dvm_onnx(DeepVideoMatting(width_divisor=8), tmp_path / "x.onnx", height=64, width=128)
+    assert list(tmp_path.iterdir()) == []

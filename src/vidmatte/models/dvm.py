@@ -50,7 +50,7 @@ def modulated_deform_conv2d(x: Tensor, offset: Tensor, mask: Tensor, weight: Ten
     taps, groups = kh * kw, deformable_groups
     ho = (h + 2 * padding - dilation * (kh - 1) - 1) // stride + 1
     wo = (w + 2 * padding - dilation * (kw - 1) - 1) // stride + 1
-    offset = offset.view(n, groups, taps, 2, ho, wo)
+    offset = offset.view(-1, groups, taps, 2, ho, wo)  # -1 for the batch: it stays dynamic in ONNX
     # Sampling positions in pixels: the tap's place in the kernel window plus the learned offset.
     base_y = (torch.arange(ho, device=x.device, dtype=x.dtype) * stride - padding).view(1, ho, 1)
     base_x = (torch.arange(wo, device=x.device, dtype=x.dtype) * stride - padding).view(1, 1, wo)
@@ -60,12 +60,12 @@ def modulated_deform_conv2d(x: Tensor, offset: Tensor, mask: Tensor, weight: Ten
     xx = base_x + tap_x + offset[:, :, :, 1]
     # grid_sample's pixel-centre convention (align_corners=False): pixel p sits at (2p + 1) / size - 1.
     grid = torch.stack([(2 * xx + 1) / w - 1, (2 * y + 1) / h - 1], dim=-1)  # [N,G,K,Ho,Wo,2]
-    grid = grid.view(n * groups, taps * ho, wo, 2)
-    sampled = F.grid_sample(x.reshape(n * groups, c // groups, h, w), grid, mode="bilinear", padding_mode="zeros",
+    grid = grid.reshape(-1, taps * ho, wo, 2)
+    sampled = F.grid_sample(x.reshape(-1, c // groups, h, w), grid, mode="bilinear", padding_mode="zeros",
                             align_corners=False)  # [N*G, C/G, K*Ho, Wo]
-    sampled = sampled.view(n, groups, c // groups, taps, ho, wo) * mask.view(n, groups, 1, taps, ho, wo)
-    columns = sampled.reshape(n, c * taps, ho * wo)
-    out = torch.matmul(weight.reshape(out_ch, c * taps), columns).view(n, out_ch, ho, wo)
+    sampled = sampled.view(-1, groups, c // groups, taps, ho, wo) * mask.view(-1, groups, 1, taps, ho, wo)
+    columns = sampled.reshape(-1, c * taps, ho * wo)
+    out = torch.matmul(weight.reshape(out_ch, c * taps), columns).view(-1, out_ch, ho, wo)
     return out if bias is None else out + bias.view(1, -1, 1, 1)
 
 
@@ -289,7 +289,7 @@ class DeepVideoMatting(nn.Module):
     def encode(self, clip: Tensor) -> list[Tensor]:
         """[B,N,4,H,W] -> the encoder's five features per frame, each [B,N,C,h,w] (kept by the matter so each
         frame is encoded once)."""
-        return [f.unflatten(0, clip.shape[:2]) for f in self.encoder(clip.flatten(0, 1))]
+        return [f.unflatten(0, (-1, clip.shape[1])) for f in self.encoder(clip.flatten(0, 1))]
 
     def fuse(self, features: list[Tensor]) -> list[Tensor]:
         return self.fusion(features)
@@ -306,9 +306,8 @@ class DeepVideoMatting(nn.Module):
 
     def network_input(self, frames: Tensor, trimaps: Tensor) -> Tensor:
         """RGB 0..1 [...,3,H,W] and trimaps 0/0.5/1 [...,1,H,W] -> the network's 4-channel input."""
-        shape = frames.shape
-        rgb = (frames.reshape(-1, *shape[-3:]) - self.mean) / self.std
-        return torch.cat([rgb.view(shape), trimaps], dim=-3)
+        rgb = (frames.reshape(-1, *frames.shape[-3:]) - self.mean) / self.std
+        return torch.cat([rgb.view_as(frames), trimaps], dim=-3)
 
     def matte_clip(self, frames: Tensor, trimaps: Tensor) -> tuple[Tensor, Tensor]:
         """frames [B,T,3,H,W] 0..1 and trimaps [B,T,1,H,W] -> (coarse, refined) [B,T,1,H,W] for every frame; the
@@ -354,26 +353,26 @@ class TrimapPropagationNetwork(nn.Module):
 
     def encode_references(self, frames: Tensor, trimaps: Tensor) -> tuple[Tensor, Tensor]:
         """frames [B,M,3,H,W] 0..1, trimaps [B,M,1,H,W] 0/0.5/1 -> keys [B,Ck,M*h*w], values [B,Cv,M*h*w]."""
-        b, m = frames.shape[:2]
+        m = frames.shape[1]
         f16 = self.encoder(frames.flatten(0, 1))[-1]
-        fractions = F.adaptive_avg_pool2d(trimap_classes(trimaps.flatten(0, 1)), f16.shape[-2:])
+        fractions = F.avg_pool2d(trimap_classes(trimaps.flatten(0, 1)), 16)  # sides in multiples of 16: exact
         keys = self.key_proj(f16)
         values = self.value_encoder(torch.cat([f16, fractions], dim=1))
-        return _memory_layout(keys, b, m), _memory_layout(values, b, m)
+        return _memory_layout(keys, m), _memory_layout(values, m)
 
     def forward(self, query: Tensor, ref_frames: Tensor, ref_trimaps: Tensor) -> Tensor:
         """query [B,T,3,H,W], references [B,M,3,H,W] with trimaps [B,M,1,H,W] -> logits [B,T,3,H,W]."""
         return self.propagate(query, *self.encode_references(ref_frames, ref_trimaps))
 
     def propagate(self, query: Tensor, keys: Tensor, values: Tensor) -> Tensor:
-        b, t = query.shape[:2]
+        t = query.shape[1]
         f1, f2, f3, f16 = self.encoder(query.flatten(0, 1))
         read = read_memory(self.key_proj(f16), keys.repeat_interleave(t, 0), values.repeat_interleave(t, 0))
         x = self.fuse16(torch.cat([read, self.query_proj(f16)], dim=1))
         for layer, skip in ((self.up8, f3), (self.up4, f2), (self.up2, f1)):
             x = layer(torch.cat([F.interpolate(x, skip.shape[-2:], mode="bilinear", align_corners=False), skip], 1))
         logits = F.interpolate(self.head(x), query.shape[-2:], mode="bilinear", align_corners=False)
-        return logits.unflatten(0, (b, t))
+        return logits.unflatten(0, (-1, t))
 
 
 def trimap_classes(trimaps: Tensor) -> Tensor:
@@ -381,16 +380,17 @@ def trimap_classes(trimaps: Tensor) -> Tensor:
     return torch.cat([trimaps < 0.25, (trimaps >= 0.25) & (trimaps <= 0.75), trimaps > 0.75], dim=1).float()
 
 
-def _memory_layout(x: Tensor, b: int, m: int) -> Tensor:
-    """[B*M,C,h,w] -> [B,C,M*h*w]: every reference position is one memory slot."""
-    return x.unflatten(0, (b, m)).permute(0, 2, 1, 3, 4).flatten(2)
+def _memory_layout(x: Tensor, m: int) -> Tensor:
+    """[B*M,C,h,w] -> [B,C,M*h*w]: every reference position is one memory slot, reference by reference (so the
+    memories of single references concatenated on the last axis are the memory of them all)."""
+    return x.unflatten(0, (-1, m)).permute(0, 2, 1, 3, 4).flatten(2)
 
 
 def read_memory(query_keys: Tensor, keys: Tensor, values: Tensor) -> Tensor:
     """Scaled dot-product attention of each query position [N,Ck,h,w] over all memory slots -> [N,Cv,h,w]."""
     n, ck, h, w = query_keys.shape
     affinity = torch.einsum("nkm,nkq->nmq", keys, query_keys.flatten(2)) / math.sqrt(ck)
-    return torch.bmm(values, affinity.softmax(dim=1)).view(n, values.shape[1], h, w)
+    return torch.bmm(values, affinity.softmax(dim=1)).view(-1, values.shape[1], h, w)
 
 
 # --- both, as one trainable module -----------------------------------------------------------------------------------
