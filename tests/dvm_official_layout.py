@@ -104,5 +104,6 @@ def official_layout() -> dict[str, dict]:
 
 
 if __name__ == "__main__":
-    JSON_PATH.write_text(json.dumps(official_layout(), indent=1) + "\n")
-    print(f"{JSON_PATH}: {len(official_layout())} entries")
+    layout = official_layout()
+    JSON_PATH.write_text(json.dumps(layout, indent=1) + "\n")
+    print(f"{JSON_PATH}: {len(layout)} entries")

@@ -13,6 +13,9 @@ import torch
 import torch.nn.functional as F
 
 from dvm_official_layout import JSON_PATH, official_layout
+from guided_network_checks import (assert_resumes_exactly, keyframe_clip, opaque_run, quarter_alpha_run,
+                                   refused_weights, run_cli, smoke_training, state_from_layout,
+                                   unusable_checkpoints)
 from vidmatte.models.dvm import (DeepVideoMatting, ModulatedDeformConvPack, TrimapPropagationNetwork,
                                  modulated_deform_conv2d, read_memory)
 
@@ -20,22 +23,7 @@ from vidmatte.models.dvm import (DeepVideoMatting, ModulatedDeformConvPack, Trim
 def official_state(seed: int = 0) -> dict[str, torch.Tensor]:
     """A state dict built only from the official names and shapes (tests/dvm_official_state_dict.json), random
     values, BatchNorm statistics away from identity."""
-    gen = torch.Generator().manual_seed(seed)
-    state = {}
-    for name, entry in json.loads(JSON_PATH.read_text()).items():
-        shape = entry["shape"]
-        if name.endswith("num_batches_tracked"):
-            state[name] = torch.tensor(3)
-        elif name.endswith("running_var"):
-            state[name] = torch.rand(shape, generator=gen) + 0.5
-        elif name.endswith("running_mean"):
-            state[name] = 0.1 * torch.randn(shape, generator=gen)
-        elif name.endswith("weight") and len(shape) == 1:
-            state[name] = 1 + 0.2 * torch.randn(shape, generator=gen)
-        else:
-            fan_in = math.prod(shape[1:]) if len(shape) > 1 else 10
-            state[name] = torch.randn(shape, generator=gen) / math.sqrt(fan_in)
-    return state
+    return state_from_layout(JSON_PATH, seed, bn_means=True)
 
 
 def smooth(shape, seed: int = 0) -> torch.Tensor:
@@ -288,55 +276,20 @@ def save_system(system, path):
 
 @pytest.fixture(scope="module")
 def short_clip(tmp_path_factory):
-    import cv2
-
-    from media import moving_square_frames, write_video
-
-    folder = tmp_path_factory.mktemp("dvm")
-    write_video(folder / "clip.mp4", moving_square_frames(5, 100, 70))  # small and not on the 32 grid
-    key = np.zeros((70, 100), np.uint8)
-    key[4:28, 0:24] = 128
-    key[8:24, 2:18] = 255
-    cv2.imwrite(str(folder / "key.png"), key)
-    return folder
+    return keyframe_clip(tmp_path_factory.mktemp("dvm"), 5)  # small and narrower than 224: the matter resizes
 
 
-def run(*args):
-    import subprocess
-    import sys
-
-    return subprocess.run([sys.executable, "-m", "vidmatte", *map(str, args)], capture_output=True, text=True,
-                          timeout=600)
+run = run_cli
 
 
 def test_guided_method_dvm_end_to_end_with_a_checkpoint_made_here(short_clip, tmp_path):
-    import cv2
-
-    ckpt = save_system(tiny_system(), tmp_path / "tiny.pt")
-    proc = run("guided", short_clip / "clip.mp4", "--keyframe", f"2:{short_clip / 'key.png'}", "--method", "dvm",
-               "--checkpoint", ckpt, "--alpha", f"{tmp_path}/alpha/", "--trimaps", f"{tmp_path}/tri/", "--json")
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout.splitlines()[-1])["frames"] == 5
-    alphas = [cv2.imread(str(tmp_path / "alpha" / f"{i:05d}.png"), cv2.IMREAD_GRAYSCALE) for i in range(5)]
-    key = cv2.imread(str(short_clip / "key.png"), cv2.IMREAD_GRAYSCALE)
-    # The keyframe keeps its trimap: 1 in its foreground, 0 in its background, the network's 0.25 between.
-    assert (alphas[2][key == 255] == 255).all() and (alphas[2][key == 0] == 0).all()
-    assert np.abs(alphas[2][key == 128].astype(int) - 64).max() <= 1
-    # Other frames: the propagated trimap is unknown everywhere, so alpha is the network's everywhere.
-    for i in (0, 1, 4):
-        assert np.abs(alphas[i].astype(int) - 64).max() <= 1
-    assert (cv2.imread(str(tmp_path / "tri" / "00001.png"), cv2.IMREAD_GRAYSCALE) == 128).all()
-    assert np.array_equal(cv2.imread(str(tmp_path / "tri" / "00002.png"), cv2.IMREAD_GRAYSCALE), key)
+    quarter_alpha_run("dvm", short_clip, tmp_path, save_system(tiny_system(), tmp_path / "tiny.pt"), keyframe=2,
+                      frames=5)
 
 
 def test_a_propagated_foreground_class_gives_opaque_alpha(short_clip, tmp_path):
-    import cv2
-
-    ckpt = save_system(tiny_system(trimap_bias=(0.0, 0.0, 5.0)), tmp_path / "fg.pt")
-    proc = run("guided", short_clip / "clip.mp4", "--keyframe", f"0:{short_clip / 'key.png'}", "--method", "dvm",
-               "--checkpoint", ckpt, "--alpha", f"{tmp_path}/alpha/", "--quiet")
-    assert proc.returncode == 0, proc.stderr
-    assert (cv2.imread(str(tmp_path / "alpha" / "00003.png"), cv2.IMREAD_GRAYSCALE) == 255).all()
+    opaque_run("dvm", short_clip, tmp_path, save_system(tiny_system(trimap_bias=(0.0, 0.0, 5.0)), tmp_path / "fg.pt"),
+               3)
 
 
 def test_the_matter_feeds_the_two_frames_before_each_target_to_the_matting_network():
@@ -368,19 +321,9 @@ def test_the_matter_feeds_the_two_frames_before_each_target_to_the_matting_netwo
     assert np.allclose(a[3], b[3], atol=1e-6)
 
 
-@pytest.mark.parametrize("checkpoint, code, fragment", [
-    (None, 2, "no official DVM weights are bundled"),
-    ("missing.pt", 1, "checkpoint not found"),
-    ("key.png", 1, "cannot read"),
-])
+@unusable_checkpoints("DVM")
 def test_dvm_without_usable_weights_is_a_one_line_error(short_clip, tmp_path, checkpoint, code, fragment):
-    args = ["--checkpoint", short_clip / checkpoint] if checkpoint else []
-    proc = run("guided", short_clip / "clip.mp4", "--keyframe", f"0:{short_clip / 'key.png'}", "--method", "dvm",
-               *args, "--alpha", f"{tmp_path}/alpha/")
-    assert proc.returncode == code, proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and fragment in lines[0] and "Traceback" not in proc.stderr
-    assert not (tmp_path / "alpha").exists()
+    refused_weights("dvm", short_clip, tmp_path, checkpoint, code, fragment)
 
 
 def test_an_official_matting_only_file_is_refused_with_the_reason(short_clip, tmp_path):
@@ -422,33 +365,16 @@ def test_the_loss_terms_are_the_seeds_and_vanish_for_a_perfect_matte():
 
 def test_a_training_smoke_run_lowers_the_loss_and_its_checkpoint_serves_the_matter(tmp_path):
     from vidmatte.matters.dvm import load_dvm
-    from vidmatte.train.loop import Trainer
 
-    trainer = Trainer(dvm_config(tmp_path, steps=12))
-    history = trainer.run()
-    losses = [h["loss"] for h in history]
-    assert len(losses) == 12 and all(np.isfinite(losses))
-    assert {"lr/trimap_ce", "lr/alpha", "lr/comp", "lr/grad", "lr/kld", "lr/temp", "lr/refine"} <= set(history[0])
-    first, last = np.mean(losses[:3]), np.mean(losses[-3:])
-    print(f"\nDVM, 12 CPU steps: mean loss of steps 1-3 {first:.3f}, of steps 10-12 {last:.3f}")
-    assert last < 0.9 * first
+    trainer = smoke_training(dvm_config(tmp_path, steps=12), 12, "DVM",
+                             {"trimap_ce", "alpha", "comp", "grad", "kld", "temp", "refine"})
     path = trainer.save_checkpoint(tmp_path / "last.pt")
     loaded = load_dvm(str(path))
     assert torch.equal(loaded.matting.pred_head.weight, trainer.model.matting.pred_head.weight)
 
 
 def test_dvm_training_resumes_exactly(tmp_path):
-    from vidmatte.train.loop import Trainer
-
-    uninterrupted = Trainer(dvm_config(tmp_path / "a", steps=3)).run()
-    first = Trainer(dvm_config(tmp_path / "b", steps=3))
-    first.run(steps=1)
-    path = first.save_checkpoint(tmp_path / "b" / "step1.pt")
-    resumed = Trainer(dvm_config(tmp_path / "c", steps=3, resume=str(path)))
-    after = resumed.run()
-    assert resumed.step == 3 and len(after) == 2
-    for got, want in zip(after, uninterrupted[1:]):
-        assert got["loss"] == pytest.approx(want["loss"], rel=1e-6, abs=1e-7)
+    assert_resumes_exactly(dvm_config, tmp_path, steps=3, stop=1)
 
 
 def test_training_starts_from_an_official_matting_state_dict(tmp_path):

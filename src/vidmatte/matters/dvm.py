@@ -17,7 +17,6 @@ network to come from.
 
 from __future__ import annotations
 
-import os
 from collections import deque
 from typing import Callable
 
@@ -26,27 +25,21 @@ import numpy as np
 from ..errors import ModelError, UsageError
 from ..guidance.propagate import BG, FG, UNKNOWN
 from ..matte import SolvedMatte
-from .base import Pass, Span, as_rgb_u8, writing_pass
+from .base import Pass
 from .guided import foreground_colours
+from .keyframe_network import KeyframeNetworkMatter, checked_trimap, keyframes_in_span, read_checkpoint_file
 
 TARGET_SIZE = 1024  # longer side the networks see (CPU-friendly; the official test resizes to at most 1600)
 
 
 def load_dvm(checkpoint: str | None):
     """Both networks (``models.dvm.DeepVideoMattingSystem``) in eval mode from a training checkpoint of ours."""
-    import torch
-
     from ..models.dvm import DeepVideoMattingSystem
 
     if not checkpoint:
         raise UsageError("--method dvm needs --checkpoint PATH: no official DVM weights are bundled (train both "
                          "networks with model.kind: dvm, see docs/DVM.md)")
-    if not os.path.isfile(checkpoint):
-        raise ModelError(f"checkpoint not found: {checkpoint}")
-    try:
-        blob = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ModelError(f"cannot read {checkpoint}: {str(exc).splitlines()[0]}") from None
+    blob = read_checkpoint_file(checkpoint)
     if not isinstance(blob, dict) or "model_args" not in blob:
         if isinstance(blob, dict) and any(str(k).startswith("fusion.flow0.") for k in blob):
             raise ModelError(f"{checkpoint} holds DVM's matting network only (the official release has no trimap "
@@ -79,10 +72,10 @@ def trimap_levels(trimap: np.ndarray) -> np.ndarray:
     return np.where(trimap == FG, 1.0, np.where(trimap == BG, 0.0, 0.5)).astype(np.float32)
 
 
-class DvmMatter:
+class DvmMatter(KeyframeNetworkMatter):
     """Mattes the subject of ``keyframes`` ({index: trimap uint8 [H,W] in {0,128,255}}) with DVM's networks."""
 
-    seq_chunk = 1
+    network, keyframe_pass = "DVM", "reference"
 
     def __init__(self, model, keyframes: dict[int, np.ndarray], target_size: int = TARGET_SIZE):
         if not keyframes:
@@ -97,11 +90,6 @@ class DvmMatter:
         self._window: deque = deque()
         self._pass: Pass | None = None
 
-    def passes(self, span: Span) -> list[Pass]:
-        if not span.seekable:
-            raise ValueError("DVM reads its keyframes before the frames; a live source cannot be re-read")
-        return [Pass(f"reference {i}", i, i + 1) for i in self.keyframes] + [writing_pass(span)]
-
     def begin_pass(self, p: Pass) -> None:
         self._pass = p
         if p.writes:
@@ -113,22 +101,11 @@ class DvmMatter:
                                                                    torch.cat([r[1] for r in refs], dim=1))
             self._window = deque(maxlen=self.model.matting.shift + 1)
 
-    def prepare(self, frame: np.ndarray, guidance: object | None = None, index: int | None = None) -> tuple:
-        frame = as_rgb_u8(frame)
-        return index, frame, self._small(frame)
-
-    def matte(self, prepared: list) -> list[SolvedMatte | None]:
-        import torch
-
-        with torch.inference_mode():
-            if not self._pass.writes:
-                for index, frame, small in prepared:
-                    self._references[index] = (small, self._small_trimap(index, frame, small))
-                return [None] * len(prepared)
-            return [self._matte_frame(*item) for item in prepared]
+    def _keep(self, index: int, frame: np.ndarray, small) -> None:
+        self._references[index] = (small, self._small_trimap(index, frame, small))
 
     # --- tensors ------------------------------------------------------------------------------------------------
-    def _small(self, frame: np.ndarray):
+    def _tensor(self, frame: np.ndarray):
         """Decoder thread: the frame as [1,1,3,h,w] 0..1 at the processing size."""
         import torch
         import torch.nn.functional as F
@@ -141,10 +118,7 @@ class DvmMatter:
         import cv2
         import torch
 
-        trimap = self.keyframes[index]
-        if trimap.shape != frame.shape[:2]:
-            raise ValueError(f"keyframe {index} is {trimap.shape[1]}x{trimap.shape[0]} but the frames are "
-                             f"{frame.shape[1]}x{frame.shape[0]}")
+        trimap = checked_trimap(self.keyframes, index, frame)
         h, w = small.shape[-2:]
         levels = cv2.resize(trimap_levels(trimap), (w, h), interpolation=cv2.INTER_NEAREST)
         return torch.from_numpy(levels)[None, None, None]
@@ -193,7 +167,5 @@ class DvmMatter:
 def dvm_method(job, keyframes, checkpoint: str | None, *, cache=None, warn: Callable | None = None,
                options: dict) -> DvmMatter:
     """``--method dvm`` (``networks.GUIDED_NETWORKS``)."""
-    from .networks import keyframes_in_span
-
     given = keyframes_in_span(job.span, keyframes)
     return DvmMatter(load_dvm(checkpoint), given)

@@ -31,13 +31,3 @@ GUIDED_NETWORKS: dict[str, GuidedNetwork] = {
                          "network over each frame and the two before it (needs --checkpoint)"),
 }
 
-
-def keyframes_in_span(span, keyframes) -> dict:
-    """{index: trimap} of the keyframes inside the job's frame range; none there is a UsageError."""
-    from ..errors import UsageError
-
-    inside = [i for i in keyframes.indices() if span.first <= i and (span.stop is None or i < span.stop)]
-    if not inside:
-        raise UsageError(f"no keyframe inside the frames to process ({span.first}..{span.stop}); "
-                         f"keyframes at {', '.join(map(str, keyframes.indices()))}")
-    return {i: keyframes.at(i) for i in inside}
