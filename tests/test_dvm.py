@@ -294,7 +294,7 @@ def test_a_propagated_foreground_class_gives_opaque_alpha(short_clip, tmp_path):
 
 def test_the_matter_feeds_the_two_frames_before_each_target_to_the_matting_network():
     """In-process: frame 2's alpha differs when frame 0 differs (it is in frame 2's window), frame 3's does not."""
-    from vidmatte.matters.base import Pass, Span
+    from vidmatte.matters.base import Span
     from vidmatte.matters.dvm import DvmMatter
 
     system = tiny_system(alpha=0.5)

@@ -412,9 +412,3 @@ def check_size(height: int, width: int) -> None:
         raise ValueError(f"DVM's matting network takes sides in multiples of {MULTIPLE} and a width of at least "
                          f"{MIN_WIDTH}, got {width}x{height}")
 
-
-def pad_to_multiple(x: Tensor, multiple: int = MULTIPLE) -> tuple[Tensor, tuple[int, int]]:
-    """Zero-pad the last two axes at the bottom and right up to multiples; returns the padded tensor and the size."""
-    h, w = x.shape[-2:]
-    ph, pw = -h % multiple, -w % multiple
-    return (F.pad(x, (0, pw, 0, ph)) if ph or pw else x), (h, w)
