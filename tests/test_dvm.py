@@ -377,6 +377,7 @@ def test_dvm_training_resumes_exactly(tmp_path):
     assert_resumes_exactly(dvm_config, tmp_path, steps=3, stop=1)
 
 
+@pytest.mark.weights  # the trimap network's encoder starts from RVM's converted weights (the cache)
 def test_training_starts_from_an_official_matting_state_dict(tmp_path):
     from vidmatte.train.dvm import build_dvm
 
