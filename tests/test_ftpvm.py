@@ -5,40 +5,24 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
 
 from ftpvm_official_layout import JSON_PATH, official_layout
-from media import moving_square_frames, write_video
+from guided_network_checks import (assert_resumes_exactly, keyframe_clip, opaque_run, quarter_alpha_run,
+                                   refused_weights, run_cli, smoke_training, state_from_layout,
+                                   unusable_checkpoints)
 from vidmatte.models.ftpvm import (FastTrimapPropagationVideoMatting, fuse_with_given_trimap,
                                    fuse_with_predicted_trimap, grey_guided_upsample, read_memory)
-
-CLI = [sys.executable, "-m", "vidmatte"]
 
 
 def official_state(seed: int = 0) -> dict[str, torch.Tensor]:
     """A state dict built only from the official names and shapes (tests/ftpvm_official_state_dict.json), with
     random values: BatchNorm statistics away from identity so eval-mode BN does something."""
-    gen = torch.Generator().manual_seed(seed)
-    state = {}
-    for name, entry in json.loads(JSON_PATH.read_text()).items():
-        shape = entry["shape"]
-        if name.endswith("num_batches_tracked"):
-            state[name] = torch.tensor(7)
-        elif name.endswith("running_var"):
-            state[name] = torch.rand(shape, generator=gen) + 0.5
-        elif name.endswith("weight") and len(shape) == 1:
-            state[name] = 1 + 0.2 * torch.randn(shape, generator=gen)
-        else:
-            fan_in = math.prod(shape[1:]) if len(shape) > 1 else 10
-            state[name] = torch.randn(shape, generator=gen) / math.sqrt(fan_in)
-    return state
+    return state_from_layout(JSON_PATH, seed)
 
 
 @pytest.fixture(scope="module")
@@ -239,59 +223,24 @@ def constant_checkpoint(path: Path, classes: tuple[float, float, float], boundar
 
 @pytest.fixture(scope="module")
 def short_clip(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("ftpvm")
-    write_video(folder / "clip.mp4", moving_square_frames(6, 100, 70))  # not multiples of 16: the matter pads
-    key = np.zeros((70, 100), np.uint8)
-    key[4:28, 0:24] = 128
-    key[8:24, 2:18] = 255
-    cv2.imwrite(str(folder / "key.png"), key)
-    return folder
+    return keyframe_clip(tmp_path_factory.mktemp("ftpvm"), 6)  # not multiples of 16: the matter pads
 
 
-def run(*args):
-    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=300)
+run = run_cli
 
 
 def test_guided_method_ftpvm_end_to_end_with_a_checkpoint_made_here(short_clip, tmp_path):
     ckpt = constant_checkpoint(tmp_path / "tiny.pth", (0.0, 5.0, 0.0), 0.25)
-    proc = run("guided", short_clip / "clip.mp4", "--keyframe", f"3:{short_clip / 'key.png'}", "--method", "ftpvm",
-               "--checkpoint", ckpt, "--alpha", f"{tmp_path}/alpha/", "--trimaps", f"{tmp_path}/tri/", "--json")
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout.splitlines()[-1])["frames"] == 6
-    alphas = [cv2.imread(str(tmp_path / "alpha" / f"{i:05d}.png"), cv2.IMREAD_GRAYSCALE) for i in range(6)]
-    key = cv2.imread(str(short_clip / "key.png"), cv2.IMREAD_GRAYSCALE)
-    # The keyframe takes its given trimap: 1 in its foreground, 0 in its background, the network's matte between.
-    assert (alphas[3][key == 255] == 255).all() and (alphas[3][key == 0] == 0).all()
-    assert np.abs(alphas[3][key == 128].astype(int) - 64).max() <= 1
-    # Every other frame: the trimap head says unknown everywhere, so alpha is the boundary matte.
-    for i in (0, 1, 5):
-        assert np.abs(alphas[i].astype(int) - 64).max() <= 1
-    trimap = cv2.imread(str(tmp_path / "tri" / "00001.png"), cv2.IMREAD_GRAYSCALE)
-    assert (trimap == 128).all()
-    assert np.array_equal(cv2.imread(str(tmp_path / "tri" / "00003.png"), cv2.IMREAD_GRAYSCALE), key)
+    quarter_alpha_run("ftpvm", short_clip, tmp_path, ckpt, keyframe=3, frames=6)
 
 
 def test_the_predicted_foreground_class_gives_opaque_alpha(short_clip, tmp_path):
-    ckpt = constant_checkpoint(tmp_path / "fg.pth", (0.0, 0.0, 5.0), 0.25)
-    proc = run("guided", short_clip / "clip.mp4", "--keyframe", f"0:{short_clip / 'key.png'}", "--method", "ftpvm",
-               "--checkpoint", ckpt, "--alpha", f"{tmp_path}/alpha/", "--quiet")
-    assert proc.returncode == 0, proc.stderr
-    assert (cv2.imread(str(tmp_path / "alpha" / "00004.png"), cv2.IMREAD_GRAYSCALE) == 255).all()
+    opaque_run("ftpvm", short_clip, tmp_path, constant_checkpoint(tmp_path / "fg.pth", (0.0, 0.0, 5.0), 0.25), 4)
 
 
-@pytest.mark.parametrize("checkpoint, code, fragment", [
-    (None, 2, "no official FTP-VM weights are bundled"),
-    ("missing.pth", 1, "checkpoint not found"),
-    ("key.png", 1, "cannot read"),
-])
+@unusable_checkpoints("FTP-VM")
 def test_ftpvm_without_usable_weights_is_a_one_line_error(short_clip, tmp_path, checkpoint, code, fragment):
-    args = ["--checkpoint", short_clip / checkpoint] if checkpoint else []
-    proc = run("guided", short_clip / "clip.mp4", "--keyframe", f"0:{short_clip / 'key.png'}", "--method", "ftpvm",
-               *args, "--alpha", f"{tmp_path}/alpha/")
-    assert proc.returncode == code, proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and fragment in lines[0] and "Traceback" not in proc.stderr
-    assert not (tmp_path / "alpha").exists()
+    refused_weights("ftpvm", short_clip, tmp_path, checkpoint, code, fragment)
 
 
 def test_a_state_dict_of_another_network_is_refused_in_one_line(short_clip, tmp_path):
@@ -621,32 +570,15 @@ def test_true_trimap_marks_partial_alpha_and_a_band_around_it_unknown():
 
 def test_a_training_smoke_run_lowers_the_loss_and_its_checkpoint_serves_the_matter(tmp_path):
     from vidmatte.matters.ftpvm import load_ftpvm
-    from vidmatte.train.loop import Trainer
 
-    trainer = Trainer(ftpvm_config(tmp_path, steps=16))
-    history = trainer.run()
-    losses = [h["loss"] for h in history]
-    assert len(losses) == 16 and all(np.isfinite(losses)) and {"lr/trimap_ce", "lr/boundary_l1"} <= set(history[0])
-    first, last = np.mean(losses[:4]), np.mean(losses[-4:])
-    print(f"\nFTP-VM, 16 CPU steps: mean loss of steps 1-4 {first:.3f}, of steps 13-16 {last:.3f}")
-    assert last < 0.9 * first
+    trainer = smoke_training(ftpvm_config(tmp_path, steps=16), 16, "FTP-VM", {"trimap_ce", "boundary_l1"})
     path = trainer.save_checkpoint(tmp_path / "last.pt")
     loaded = load_ftpvm(str(path))
     assert torch.equal(loaded.mat_project.conv.weight, trainer.model.mat_project.conv.weight)
 
 
 def test_ftpvm_training_resumes_exactly(tmp_path):
-    from vidmatte.train.loop import Trainer
-
-    uninterrupted = Trainer(ftpvm_config(tmp_path / "a", steps=4)).run()
-    first = Trainer(ftpvm_config(tmp_path / "b", steps=4))
-    first.run(steps=2)
-    path = first.save_checkpoint(tmp_path / "b" / "step2.pt")
-    resumed = Trainer(ftpvm_config(tmp_path / "c", steps=4, resume=str(path)))
-    after = resumed.run()
-    assert resumed.step == 4 and len(after) == 2
-    for got, want in zip(after, uninterrupted[2:]):
-        assert got["loss"] == pytest.approx(want["loss"], rel=1e-6, abs=1e-7)
+    assert_resumes_exactly(ftpvm_config, tmp_path, steps=4, stop=2)
 
 
 def test_ftpvm_training_config_is_checked_in_one_line():

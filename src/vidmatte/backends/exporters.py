@@ -55,6 +55,12 @@ EXPORTABLE: dict[str, ExportableNetwork] = {
         kinds=("ftpvm",), marker="trimap_fuse.gated_convs.0.0.conv.weight",
         load="vidmatte.matters.ftpvm:load_ftpvm", export="vidmatte.backends.export_ftpvm:export_ftpvm_onnx",
         opset=17, size=(512, 288), also_writes=(".encode.onnx",)),
+    "dvm": ExportableNetwork(
+        "DVM: three graphs, PATH (the matting window) and PATH.trimap_encode.onnx, PATH.trimap.onnx (the trimap "
+        "network); sides in multiples of 32, width at least 224",
+        kinds=("dvm",), marker="matting.fusion.flow0.off_conv1.weight",
+        load="vidmatte.matters.dvm:load_dvm", export="vidmatte.backends.export_dvm:export_dvm_onnx",
+        opset=17, size=(512, 288), also_writes=(".trimap_encode.onnx", ".trimap.onnx")),
 }
 
 

@@ -71,7 +71,8 @@ def add_guidance_options(guide) -> None:
                            f"{name}: {network.summary}" for name, network in GUIDED_NETWORKS.items()))
     guide.add_argument("--checkpoint", metavar="PATH",
                        help="--method ftpvm: the official ftpvm.pth or a training checkpoint (no weights are "
-                            "bundled); rvm-init: RVM's encoder with every other layer untrained")
+                            "bundled); rvm-init: RVM's encoder with every other layer untrained; --method dvm: a "
+                            "training checkpoint holding both DVM networks")
     guide.add_argument("--prior", choices=["auto", "rvm", "none"], default="auto",
                        help="RVM's alpha as a weak data term and a check on the propagated labels: auto uses it when "
                             "RVM sees the first keyframe's subject (people; it hurts other objects), rvm always, none "

@@ -43,8 +43,8 @@ def load_definition(path: str | os.PathLike) -> dict:
         raise UsageError(f"benchmark definition not found: {path}") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"{p}: not valid JSON ({exc})") from None
-    if not definition.get("clips"):
-        raise InputError(f"{p}: the definition names no clips")
+    if not definition.get("clips") and not definition.get("layout"):
+        raise InputError(f"{p}: the definition names no clips (and no dataset layout to take them from)")
     definition["_path"] = str(p)
     return definition
 
@@ -98,6 +98,7 @@ def build(definition: dict, data_root: Path, out: Path, seed: int | None = None,
     deform = definition.get("deform") or {}
     if not data_root.is_dir():
         raise InputError(f"data root not found: {data_root} (give --data-root)")
+    clips = definition_clips(definition, data_root, seed)
     if out.exists() and not overwrite:
         raise OutputError(f"{out} exists; pass --overwrite to replace it")
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
@@ -110,7 +111,7 @@ def build(definition: dict, data_root: Path, out: Path, seed: int | None = None,
         record["deform"] = deform
     started = time.monotonic()
     try:
-        for index, clip in enumerate(definition["clips"]):
+        for index, clip in enumerate(clips):
             rng = np.random.default_rng([seed, index])
             _check_sources(clip, data_root)
             source = load_foreground(clip["fg"], data_root, max_side=int(2 * max(width, height)), frames=n_frames)
@@ -123,7 +124,7 @@ def build(definition: dict, data_root: Path, out: Path, seed: int | None = None,
             if mp4:
                 write_mp4(layers.com, tmp / clip["name"] / "com.mp4", float(definition.get("fps", 24)))
             record["clips"][clip["name"]] = {"fg": clip["fg"], "bg": clip["bg"], **layers.params}
-            print(f"bench build: {index + 1}/{len(definition['clips'])} {clip['name']} "
+            print(f"bench build: {index + 1}/{len(clips)} {clip['name']} "
                   f"({n_frames} frames, {time.monotonic() - started:.1f}s)", file=log, flush=True)
         (tmp / "benchmark.json").write_text(json.dumps(record, indent=2) + "\n")
         if out.exists():
@@ -133,6 +134,22 @@ def build(definition: dict, data_root: Path, out: Path, seed: int | None = None,
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return record
+
+
+def definition_clips(definition: dict, data_root: Path, seed: int) -> list[dict]:
+    """The definition's clips, or those of the dataset layout it names (``"layout": {"kind": "dvm", "split": ...,
+    "pairs": ..., "limit": ...}``: ``data.dvm_layout``) under the data root."""
+    layout = dict(definition.get("layout") or {})
+    if not layout:
+        return definition["clips"]
+    if layout.pop("kind", None) != "dvm":
+        raise InputError("layout: the only dataset layout known is {\"kind\": \"dvm\", ...}")
+    if set(layout) - {"split", "pairs", "limit"}:
+        raise InputError(f"layout: unknown key {sorted(set(layout) - {'split', 'pairs', 'limit'})[0]!r} "
+                         "(known: kind, split, pairs, limit)")
+    from .dvm_layout import dvm_clips
+
+    return dvm_clips(data_root, seed=seed, **layout)
 
 
 def _check_sources(clip: dict, root: Path) -> None:

@@ -19,7 +19,6 @@ as a training start, not for results).
 from __future__ import annotations
 
 import logging
-import os
 from typing import Callable
 
 import numpy as np
@@ -27,8 +26,9 @@ import numpy as np
 from ..errors import ModelError, UsageError
 from ..guidance.propagate import BG, FG, UNKNOWN
 from ..matte import SolvedMatte
-from .base import Pass, Span, as_rgb_u8, writing_pass
+from .base import Pass
 from .guided import foreground_colours
+from .keyframe_network import KeyframeNetworkMatter, checked_trimap, keyframes_in_span, read_checkpoint_file
 
 RVM_INIT = "rvm-init"
 TARGET_SIZE = 1024  # the official footage script's default longer side
@@ -37,8 +37,6 @@ BANK_SIZE = 5  # the official MemoryBank's top_k
 
 def load_ftpvm(checkpoint: str | None, cache: str | None = None, warn: Callable[[str], None] | None = None):
     """The network in eval mode, from ``checkpoint`` (a file, or ``rvm-init``). No checkpoint: ModelError."""
-    import torch
-
     from ..models.ftpvm import FastTrimapPropagationVideoMatting
 
     if not checkpoint:
@@ -52,12 +50,7 @@ def load_ftpvm(checkpoint: str | None, cache: str | None = None, warn: Callable[
         (warn or logging.getLogger("vidmatte").warning)(
             "FTP-VM with only RVM's encoder: every other layer is untrained, the mattes mean nothing")
         return model.eval()
-    if not os.path.isfile(checkpoint):
-        raise ModelError(f"checkpoint not found: {checkpoint}")
-    try:
-        blob = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ModelError(f"cannot read {checkpoint}: {str(exc).splitlines()[0]}") from None
+    blob = read_checkpoint_file(checkpoint)
     state, args = (blob["model"], dict(blob["model_args"])) if "model_args" in blob else (blob, {})
     model = FastTrimapPropagationVideoMatting(**args)
     # The official footage script drops a training-time refiner's weights the same way.
@@ -75,10 +68,10 @@ def processing_size(height: int, width: int, target: int) -> tuple[int, int]:
     return max(1, int(height * ratio)), max(1, int(width * ratio))
 
 
-class FtpvmMatter:
+class FtpvmMatter(KeyframeNetworkMatter):
     """Mattes the subject of ``keyframes`` ({index: trimap uint8 [H,W] in {0,128,255}}) with an FTP-VM network."""
 
-    seq_chunk = 1
+    network, keyframe_pass = "FTP-VM", "memory"
 
     def __init__(self, model, keyframes: dict[int, np.ndarray], target_size: int = TARGET_SIZE,
                  memory_every: int = 0, bank_size: int = BANK_SIZE):
@@ -96,30 +89,14 @@ class FtpvmMatter:
         self._given: tuple | None = None
         self._own: list[tuple] = []
 
-    def passes(self, span: Span) -> list[Pass]:
-        if not span.seekable:
-            raise ValueError("FTP-VM reads its keyframes before the frames; a live source cannot be re-read")
-        return [Pass(f"memory {i}", i, i + 1) for i in self.keyframes] + [writing_pass(span)]
-
     def begin_pass(self, p: Pass) -> None:
         self._pass = p
         if p.writes:
             self._state, self._own = None, []
             self._given = self._encoded[next(iter(self.keyframes))]
 
-    def prepare(self, frame: np.ndarray, guidance: object | None = None, index: int | None = None) -> tuple:
-        frame = as_rgb_u8(frame)
-        return index, frame, self._tensor(frame)
-
-    def matte(self, prepared: list) -> list[SolvedMatte | None]:
-        import torch
-
-        with torch.inference_mode():
-            if not self._pass.writes:
-                for index, frame, tensors in prepared:
-                    self._encoded[index] = self._encode(tensors, self._trimap_tensor(index, frame))
-                return [None] * len(prepared)
-            return [self._matte_frame(*item) for item in prepared]
+    def _keep(self, index: int, frame: np.ndarray, tensors: tuple) -> None:
+        self._encoded[index] = self._encode(tensors, self._trimap_tensor(index, frame))
 
     # --- tensors ------------------------------------------------------------------------------------------------
     def _tensor(self, frame: np.ndarray) -> tuple:
@@ -143,10 +120,7 @@ class FtpvmMatter:
 
         from ..models.ftpvm import pad_to_multiple
 
-        trimap = self.keyframes[index]
-        if trimap.shape != frame.shape[:2]:
-            raise ValueError(f"keyframe {index} is {trimap.shape[1]}x{trimap.shape[0]} but the frames are "
-                             f"{frame.shape[1]}x{frame.shape[0]}")
+        trimap = checked_trimap(self.keyframes, index, frame)
         levels = np.where(trimap == FG, 1.0, np.where(trimap == BG, 0.0, 0.5)).astype(np.float32)
         return pad_to_multiple(self._resize(torch.from_numpy(levels)[None, None]))[None]
 
@@ -219,13 +193,9 @@ class FtpvmMatter:
 def ftpvm_matter(job, keyframes, checkpoint: str | None, cache: str | None = None, warn=None,
                  target_size: int = TARGET_SIZE, memory_every: int = 0, bank_size: int = BANK_SIZE) -> FtpvmMatter:
     """The FTP-VM matter for a checked ``pipeline.Job`` and its ``guidance.Keyframes`` (as ``guided_matter``)."""
-    span = job.span
-    inside = [i for i in keyframes.indices() if span.first <= i and (span.stop is None or i < span.stop)]
-    if not inside:
-        raise UsageError(f"no keyframe inside the frames to process ({span.first}..{span.stop}); "
-                         f"keyframes at {', '.join(map(str, keyframes.indices()))}")
+    given = keyframes_in_span(job.span, keyframes)
     model = load_ftpvm(checkpoint, cache, warn)
-    return FtpvmMatter(model, {i: keyframes.at(i) for i in inside}, target_size, memory_every, bank_size)
+    return FtpvmMatter(model, given, target_size, memory_every, bank_size)
 
 
 def bank_settings(options: dict, warn=None) -> tuple[int, int]:

@@ -26,4 +26,8 @@ class GuidedNetwork:
 GUIDED_NETWORKS: dict[str, GuidedNetwork] = {
     "ftpvm": GuidedNetwork("vidmatte.matters.ftpvm:ftpvm_method",
                            "the FTP-VM network with the keyframes as its memory (needs --checkpoint)"),
+    "dvm": GuidedNetwork("vidmatte.matters.dvm:dvm_method",
+                         "DVM: trimaps propagated from the keyframes by its trimap network, alpha by its matting "
+                         "network over each frame and the two before it (needs --checkpoint)"),
 }
+

@@ -11,7 +11,7 @@ DEFAULTS: dict = {
     "seed": 0,
     "output_dir": "runs/rvm",
     "model": {
-        "kind": "rvm",  # rvm, or ftpvm (variant and refiner do not apply; init "pretrained": RVM's encoder)
+        "kind": "rvm",  # rvm, ftpvm or dvm (variant and refiner do not apply; init "pretrained": RVM's encoder)
         "variant": "mobilenetv3",
         "refiner": "deep_guided_filter",
         # "pretrained" (converted official weights of pretrained_model), "scratch", or a checkpoint/.safetensors path
@@ -20,6 +20,7 @@ DEFAULTS: dict = {
         # Keep BatchNorm in inference mode. The converted weights have BatchNorm folded into the convolutions
         # (identity statistics), so batch statistics would change what the pretrained layers compute.
         "freeze_batchnorm": True,
+        "width_divisor": 1,  # dvm: every width of the matting network divided (tests, CPU smoke runs)
     },
     "data": {
         "mattes": [],

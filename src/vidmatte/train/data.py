@@ -3,6 +3,8 @@
 Layouts read (all frames RGB, alpha single-channel or any channel of an RGB image):
 - VideoMatte240K: ``<root>/fgr/<clip>/`` and ``<root>/pha/<clip>/`` as frame folders or ``<clip>.mp4`` videos.
 - ImageMatte (Distinctions-646 / Adobe style): ``<root>/fg/<name>`` and ``<root>/alpha/<name>``.
+- DVM (nowsyn/DVM): ``<root>/fg/image/<split>/{fg,alpha}/<name>``, ``<root>/fg/video/<split>/<clip>/{f,a}.mp4`` as
+  mattes (type ``dvm``), ``<root>/bg/<split>/*.mp4`` as backgrounds (type ``dvm_backgrounds``): ``data.dvm_layout``.
 - Bench clips from ``vidmatte bench build``: ``<root>/<clip>/{com,pha,fgr,bgr}/00000.png`` (fgr + pha as mattes,
   bgr as background videos).
 - Backgrounds: folders of images and/or videos (searched recursively).
@@ -148,6 +150,44 @@ class ImageMatteSource:
     def load(self, index: int, length: int, gen: torch.Generator, temporal: dict) -> tuple[Tensor, Tensor]:
         fg, alpha = self.items[index]
         return read_image(fg, 3)[None].expand(length, -1, -1, -1), read_image(alpha, 1)[None].expand(length, -1, -1, -1)
+
+
+class DvmVideoSource(VideoMatteSource):
+    """DVM's foreground videos of one split: ``fg/video/<split>/<clip>/{f,a}.mp4``."""
+
+    def __init__(self, root: str | os.PathLike, split: str = "train"):
+        from ..data.dvm_layout import video_foregrounds
+
+        base = Path(root) / "fg" / "video" / split
+        self.clips = [(FrameSequence(base / n / "f.mp4", 3), FrameSequence(base / n / "a.mp4", 1))
+                      for n in video_foregrounds(Path(root), split)]
+
+
+class DvmMatteSource:
+    """DVM's foregrounds of one split: its images (an ``ImageMatteSource``) then its videos."""
+
+    def __init__(self, root: str | os.PathLike, split: str = "train"):
+        from ..data.dvm_layout import image_foregrounds
+
+        root = Path(root)
+        self.images = ImageMatteSource(root / "fg" / "image" / split) if image_foregrounds(root, split) else None
+        self.videos = DvmVideoSource(root, split)
+        if self.images is None and not self.videos.clips:
+            raise ValueError(f"no DVM foregrounds under {root}/fg/{{image,video}}/{split}")
+
+    def __len__(self) -> int:
+        return (len(self.images) if self.images else 0) + len(self.videos)
+
+    def load(self, index: int, length: int, gen: torch.Generator, temporal: dict) -> tuple[Tensor, Tensor]:
+        images = len(self.images) if self.images else 0
+        if index < images:
+            return self.images.load(index, length, gen, temporal)
+        return self.videos.load(index - images, length, gen, temporal)
+
+
+def dvm_backgrounds(root: str | os.PathLike, split: str = "train") -> "BackgroundSource":
+    """DVM's background videos of one split (``bg/<split>/*.mp4``)."""
+    return BackgroundSource([Path(root) / "bg" / split])
 
 
 def _smooth_noise(gen: torch.Generator, channels: int, size: tuple[int, int], cells: int) -> Tensor:
@@ -382,6 +422,7 @@ def build_source(spec: dict):
         "videomatte": VideoMatteSource, "imagematte": ImageMatteSource, "bench": BenchClipSource,
         "synthetic_matte": SyntheticMatteSource, "backgrounds": BackgroundSource,
         "bench_backgrounds": BenchBackgroundSource,
+        "dvm": DvmMatteSource, "dvm_backgrounds": dvm_backgrounds,
         "synthetic_background": SyntheticBackgroundSource, "segmentation_pairs": SegmentationPairsSource,
         "coco_panoptic": CocoPanopticPersonSource, "youtubevis": YouTubeVISPersonSource,
         "synthetic_segmentation": SyntheticSegmentationSource,

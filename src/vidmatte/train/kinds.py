@@ -27,6 +27,8 @@ KINDS: dict[str, ModelKind] = {
     "rvm": ModelKind(build="vidmatte.train.rvm_kind:build_rvm", terms="vidmatte.train.rvm_kind:rvm_terms"),
     "ftpvm": ModelKind(build="vidmatte.train.ftpvm:build_ftpvm", terms="vidmatte.train.ftpvm:ftpvm_step_terms",
                        validate="vidmatte.train.ftpvm:validate_ftpvm"),
+    "dvm": ModelKind(build="vidmatte.train.dvm:build_dvm", terms="vidmatte.train.dvm:dvm_terms",
+                     validate="vidmatte.train.dvm:validate_dvm"),
 }
 
 

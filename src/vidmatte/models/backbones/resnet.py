@@ -38,22 +38,27 @@ class Bottleneck(nn.Module):
 
 
 class ResNet50Encoder(nn.Module):
-    """src [N,3,H,W] RGB 0..1 -> features at 1/2 (64 ch), 1/4 (256), 1/8 (512), 1/16 (2048)."""
+    """src [N,3,H,W] RGB 0..1 -> features at 1/2 (64 ch), 1/4 (256), 1/8 (512), 1/16 (2048).
+
+    ``in_channels``, ``dilate_layer4=False`` and ``width_divisor`` (every width divided, for small test and smoke
+    networks) serve DVM's encoder (RGB + trimap in, layer4 at 1/32), which shares these names and blocks but reads
+    the features out itself (``models.dvm``)."""
 
     feature_channels = (64, 256, 512, 2048)
 
-    def __init__(self):
+    def __init__(self, in_channels: int = 3, dilate_layer4: bool = True, width_divisor: int = 1):
         super().__init__()
-        self._cin = 64
+        stem = 64 // width_divisor
+        self._cin = stem
         self._dilation = 1
-        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
+        self.conv1 = nn.Conv2d(in_channels, stem, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(stem)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
-        self.layer1 = self._make_layer(64, 3)
-        self.layer2 = self._make_layer(128, 4, stride=2)
-        self.layer3 = self._make_layer(256, 6, stride=2)
-        self.layer4 = self._make_layer(512, 3, stride=2, dilate=True)
+        self.layer1 = self._make_layer(64 // width_divisor, 3)
+        self.layer2 = self._make_layer(128 // width_divisor, 4, stride=2)
+        self.layer3 = self._make_layer(256 // width_divisor, 6, stride=2)
+        self.layer4 = self._make_layer(512 // width_divisor, 3, stride=2, dilate=dilate_layer4)
         init_weights(self)
 
     def _make_layer(self, planes: int, blocks: int, stride: int = 1, dilate: bool = False) -> nn.Sequential:

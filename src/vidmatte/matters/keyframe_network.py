@@ -1,0 +1,72 @@
+"""What the guided networks' matters (``--method ftpvm``, ``--method dvm``) share: one short pass per keyframe that
+keeps it as the network's memory or reference, then the writing pass in order; reading a checkpoint file in one
+line of error; the keyframes inside the job's frames."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..errors import ModelError, UsageError
+from .base import Pass, Span, as_rgb_u8, writing_pass
+
+
+def keyframes_in_span(span: Span, keyframes) -> dict:
+    """{index: trimap} of the keyframes inside the job's frame range; none there is a UsageError."""
+    inside = [i for i in keyframes.indices() if span.first <= i and (span.stop is None or i < span.stop)]
+    if not inside:
+        raise UsageError(f"no keyframe inside the frames to process ({span.first}..{span.stop}); "
+                         f"keyframes at {', '.join(map(str, keyframes.indices()))}")
+    return {i: keyframes.at(i) for i in inside}
+
+
+def read_checkpoint_file(checkpoint: str):
+    """``torch.load`` of a tensors-only file; a missing or unreadable file is a one-line ModelError."""
+    import torch
+
+    if not os.path.isfile(checkpoint):
+        raise ModelError(f"checkpoint not found: {checkpoint}")
+    try:
+        return torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelError(f"cannot read {checkpoint}: {str(exc).splitlines()[0]}") from None
+
+
+def checked_trimap(keyframes: dict[int, np.ndarray], index: int, frame: np.ndarray) -> np.ndarray:
+    trimap = keyframes[index]
+    if trimap.shape != frame.shape[:2]:
+        raise ValueError(f"keyframe {index} is {trimap.shape[1]}x{trimap.shape[0]} but the frames are "
+                         f"{frame.shape[1]}x{frame.shape[0]}")
+    return trimap
+
+
+class KeyframeNetworkMatter:
+    """The pass structure: ``passes`` gives one pass per keyframe (``_keep(index, frame, tensors)`` stores it),
+    then the writing pass (``_matte_frame(index, frame, tensors)``), both under ``torch.inference_mode``;
+    ``prepare`` turns the frame into ``_tensor(frame)`` on the decoder's thread. Subclasses set ``network`` and
+    ``keyframes`` and implement those three and ``begin_pass``."""
+
+    seq_chunk = 1
+    network = "the network"
+    keyframe_pass = "memory"
+
+    def passes(self, span: Span) -> list[Pass]:
+        if not span.seekable:
+            raise ValueError(f"{self.network} reads its keyframes before the frames; a live source cannot be "
+                             "re-read")
+        return [Pass(f"{self.keyframe_pass} {i}", i, i + 1) for i in self.keyframes] + [writing_pass(span)]
+
+    def prepare(self, frame: np.ndarray, guidance: object | None = None, index: int | None = None) -> tuple:
+        frame = as_rgb_u8(frame)
+        return index, frame, self._tensor(frame)
+
+    def matte(self, prepared: list) -> list:
+        import torch
+
+        with torch.inference_mode():
+            if not self._pass.writes:
+                for index, frame, tensors in prepared:
+                    self._keep(index, frame, tensors)
+                return [None] * len(prepared)
+            return [self._matte_frame(*item) for item in prepared]
