@@ -11,10 +11,13 @@ Laplacian carries alpha in from the neighbours (``solvers.trimap_alpha``: the ba
 data term as its per-pixel prior). Pixels far from anything that differs from the plate are not variables at all.
 
 Everything hinges on F, chosen per region of difference (issue 11's open design problem):
-- where RVM sees the region (its alpha covers most of the region's clearly different pixels: a person) F is RVM's
-  foreground and RVM's alpha joins the data term (faces and hair are not "confidently different" from the plate);
+- where RVM sees the region (it is sure of most of the region's clearly different pixels: a person; RVM covers
+  glass, a mesh or a dandelion only partly or softly) F is RVM's foreground where RVM's alpha is solid, and RVM's
+  alpha joins the data term (faces and hair are not "confidently different" from the plate); on the hair and
+  edges, where RVM is not solid, F is re-estimated from a first solve as for objects;
 - elsewhere (an object RVM misses, or a mesh, where RVM's F equals I inside the holes and would force alpha to 1)
-  F is filled from the confidently different pixels, and re-estimated from a first solve.
+  F is filled from the confidently different pixels, and re-estimated from a first solve (locally: the colour that
+  best explains each pixel's neighbourhood given that alpha).
 """
 
 from __future__ import annotations
@@ -26,16 +29,20 @@ import numpy as np
 
 from .trimap_alpha import solve_alpha
 
-LAPLACIAN_BALANCE = 1e-3  # data-term weight per unit of confidence (the prototype's lambda)
+LAPLACIAN_BALANCE = 3e-3  # data-term weight per unit of confidence (the prototype's lambda)
 MAX_DATA_WEIGHT = 5.0  # a confident data term need not outweigh the Laplacian by more than this
 RVM_WEIGHT = 0.3  # RVM's alpha in person regions, beside the data term, where RVM is unsure (alpha near 0.5)
-RVM_SURE_WEIGHT = 3.0  # ... and where it is sure (alpha near 0 or 1): the plate's evidence must be strong to win
+RVM_SURE_WEIGHT = 1.0  # ... and where it is sure (alpha near 0 or 1): the plate's evidence must be strong to win
 RVM_SURE_POWER = 4
 MIN_SIGMA = 4 / 255  # the residual never reads as cleaner than this (8-bit rounding, codecs)
 DIFFERENT = 4.0  # |I - B| above DIFFERENT * sigma: clearly not the plate
-RVM_SEES = 0.6  # share of a region's clearly different pixels RVM's alpha covers for the region to be a person's
+RVM_SEES = 0.75  # share of a region's clearly different pixels RVM is sure of (alpha above RVM_SOLID) for the
+# region to be a person's: RVM mattes a person solid; glass, a mesh or a dandelion it covers only partly or softly
+RVM_SOLID = 0.95
 MISALIGNMENT = 1.0  # px of alignment error the residual allows for on the plate's edges (see expected_residual)
 SOLVE_SIDE = 640  # frames larger than this are solved at this longer side (see solve_with_plate)
+LOCAL_F_SIGMA = 2.0  # px: the neighbourhood over which a re-estimated foreground colour is taken as constant
+LOCAL_F_WEIGHT = 0.02  # ... and the sum of a^2 in it (Gaussian-weighted) under which it is filled in instead
 REACH = 0.02  # unknown pixels reach this share of the frame's longer side beyond what differs from the plate
 
 
@@ -123,9 +130,11 @@ def solve_at_size(frame: np.ndarray, plate: np.ndarray, rvm: tuple[np.ndarray, n
     filled = _filled_foreground(image, different)
     fg = np.where(person[..., None], rvm[0], filled) if rvm is not None else filled
     alpha = _solve(frame, image, background, fg, sigma, regions > 0, person, rvm)
-    if reestimate and not person[different].all():
-        refined = _filled_foreground(image, alpha > 0.9, _unmixed(image, background, alpha))
-        fg = np.where(person[..., None], fg, refined)
+    if reestimate:
+        # objects: F re-estimated everywhere; people: where RVM's own alpha is not solid (hair, edges), whose
+        # foreground colours RVM guesses least well
+        redo = ~person if rvm is None else ~person | (rvm[1] < RVM_SOLID)
+        fg = np.where(redo[..., None], _reestimated_foreground(image, background, alpha), fg)
         alpha = _solve(frame, image, background, fg, sigma, regions > 0, person, rvm)
     share = float(person[different].mean())
     return PlateSolution(alpha, _foreground(image, background, alpha, fg), share, float(np.median(sigma)))
@@ -146,7 +155,7 @@ def _person_regions(regions: np.ndarray, different: np.ndarray, rvm) -> np.ndarr
     if rvm is None:
         return person
     inside = regions[different]
-    covered = rvm[1][different] > 0.5
+    covered = rvm[1][different] > RVM_SOLID
     counts = np.bincount(inside, minlength=regions.max() + 1)
     hits = np.bincount(inside, weights=covered, minlength=regions.max() + 1)
     seen = hits > RVM_SEES * np.maximum(counts, 1)
@@ -176,6 +185,21 @@ def _push_pull(weighted: np.ndarray, weight: np.ndarray) -> np.ndarray:
     up = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR)
     trust = np.clip(weight, 0, 1)[..., None]
     return trust * weighted / np.maximum(weight, 1e-6)[..., None] + (1 - trust) * up
+
+
+def _reestimated_foreground(image: np.ndarray, background: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """F after a first solve: per pixel, the colour that best explains the frame over a small neighbourhood given
+    alpha, argmin_F sum_w (I - (1 - a) B - a F)^2 = G*(a (I - (1 - a) B)) / G*(a^2) (G a Gaussian of LOCAL_F_SIGMA
+    px). A mesh has few solid pixels: its F must come from its own mixed pixels, each weighted by how much of F it
+    holds, not be filled in from the solid rim far away. Where alpha is faint everywhere around, the colours
+    unmixed at solid pixels are filled in (push-pull) instead."""
+    a = alpha[..., None]
+    num = cv2.GaussianBlur(a * (image - (1 - a) * background), (0, 0), LOCAL_F_SIGMA)
+    den = cv2.GaussianBlur(alpha * alpha, (0, 0), LOCAL_F_SIGMA)[..., None]
+    local = np.clip(num / np.maximum(den, 1e-6), 0, 1)
+    filled = _filled_foreground(image, alpha > 0.9, _unmixed(image, background, alpha))
+    trust = np.clip(den / LOCAL_F_WEIGHT, 0, 1)
+    return trust * local + (1 - trust) * filled
 
 
 def _unmixed(image: np.ndarray, background: np.ndarray, alpha: np.ndarray) -> np.ndarray:
