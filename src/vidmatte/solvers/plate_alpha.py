@@ -22,7 +22,9 @@ Everything hinges on F, chosen per region of difference (issue 11's open design 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -49,9 +51,16 @@ REACH = 0.02  # unknown pixels reach this share of the frame's longer side beyon
 @dataclass
 class PlateSolution:
     alpha: np.ndarray  # float32 [H,W] 0..1
-    foreground: np.ndarray  # float32 [H,W,3] 0..1
     person_share: float  # share of the differing pixels that lie in regions decided as a person's (RVM's F)
     sigma: float  # the median expected background residual (0..1)
+    estimate: np.ndarray = field(repr=False)  # float32 [h,w,3]: the F the solve used (at the solve's size)
+    colours: Callable[[], np.ndarray] = field(repr=False)  # makes ``foreground``
+
+    @cached_property
+    def foreground(self) -> np.ndarray:
+        """float32 [H,W,3] 0..1, the output colours: made when first asked for (as costly as the solve at 1080p,
+        and not needed at all for alpha-only outputs)."""
+        return self.colours()
 
 
 def noise_level(frame: np.ndarray, plate: np.ndarray) -> float:
@@ -86,27 +95,29 @@ def solve_with_plate(frame: np.ndarray, plate: np.ndarray, rvm: tuple[np.ndarray
     small_rvm = None if rvm is None else (shrink(rvm[0]), shrink(rvm[1]))
     small_valid = None if valid is None else shrink(valid.astype(np.uint8)) > 0
     small = solve_at_size(shrink(frame), shrink(plate), small_rvm, small_valid, reestimate)
-    image, background = frame.astype(np.float32) / 255, plate.astype(np.float32) / 255
-    alpha = _guided_upsample(image, small.alpha, shrink(image))
-    fg = cv2.resize(small.foreground, (w, h), interpolation=cv2.INTER_LINEAR)
-    return PlateSolution(alpha, _foreground(image, background, alpha, fg), small.person_share, small.sigma)
+    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255
+    alpha = _guided_upsample(grey, small.alpha, shrink(grey))
+
+    def colours() -> np.ndarray:
+        fg = cv2.resize(small.estimate, (w, h), interpolation=cv2.INTER_LINEAR)
+        return _foreground(frame.astype(np.float32) / 255, plate.astype(np.float32) / 255, alpha, fg)
+
+    return PlateSolution(alpha, small.person_share, small.sigma, small.estimate, colours)
 
 
-def _guided_upsample(image: np.ndarray, alpha: np.ndarray, small_image: np.ndarray, radius: int = 1,
+def _guided_upsample(grey: np.ndarray, alpha: np.ndarray, guide: np.ndarray, radius: int = 1,
                      eps: float = 1e-4) -> np.ndarray:
     """Fast guided filter (He & Sun 2015), grey guide: the linear coefficients of alpha on the frame's luminance
-    are fitted at the solve's size and applied at full size."""
-    grey = lambda a: cv2.cvtColor(a, cv2.COLOR_RGB2GRAY)  # noqa: E731
+    (``guide`` at the solve's size) are fitted at the solve's size and applied to ``grey`` at full size."""
     box = lambda a: cv2.boxFilter(a, -1, (2 * radius + 1, 2 * radius + 1))  # noqa: E731
-    guide = grey(small_image)
     mean_i, mean_p = box(guide), box(alpha)
     cov = box(guide * alpha) - mean_i * mean_p
     var = box(guide * guide) - mean_i * mean_i
     a = cov / (var + eps)
     b = mean_p - a * mean_i
-    h, w = image.shape[:2]
+    h, w = grey.shape
     a, b = (cv2.resize(box(c), (w, h), interpolation=cv2.INTER_LINEAR) for c in (a, b))
-    return np.clip(a * grey(image) + b, 0, 1).astype(np.float32)
+    return np.clip(a * grey + b, 0, 1).astype(np.float32)
 
 
 def solve_at_size(frame: np.ndarray, plate: np.ndarray, rvm: tuple[np.ndarray, np.ndarray] | None = None,
@@ -122,7 +133,8 @@ def solve_at_size(frame: np.ndarray, plate: np.ndarray, rvm: tuple[np.ndarray, n
     distance = np.linalg.norm(image - background, axis=2)
     different = distance > DIFFERENT * sigma
     if not different.any():
-        return PlateSolution(np.zeros(distance.shape, np.float32), image, 0.0, float(np.median(sigma)))
+        return PlateSolution(np.zeros(distance.shape, np.float32), 0.0, float(np.median(sigma)), image,
+                             lambda: image)
     # RVM's subject joins the regions: a person's parts that happen to match the plate stay variables (and are
     # decided with the rest of their region), not fixed to background
     regions = _regions(different | (rvm is not None and rvm[1] > 0.5), distance.shape)
@@ -137,7 +149,8 @@ def solve_at_size(frame: np.ndarray, plate: np.ndarray, rvm: tuple[np.ndarray, n
         fg = np.where(redo[..., None], _reestimated_foreground(image, background, alpha), fg)
         alpha = _solve(frame, image, background, fg, sigma, regions > 0, person, rvm)
     share = float(person[different].mean())
-    return PlateSolution(alpha, _foreground(image, background, alpha, fg), share, float(np.median(sigma)))
+    return PlateSolution(alpha, share, float(np.median(sigma)), fg,
+                         lambda: _foreground(image, background, alpha, fg))
 
 
 def _regions(different: np.ndarray, shape) -> np.ndarray:
