@@ -147,7 +147,7 @@ def solve_at_size(frame: np.ndarray, plate: np.ndarray, rvm: tuple[np.ndarray, n
         # foreground colours RVM guesses least well
         redo = ~person if rvm is None else ~person | (rvm[1] < RVM_SOLID)
         fg = np.where(redo[..., None], _reestimated_foreground(image, background, alpha), fg)
-        alpha = _solve(frame, image, background, fg, sigma, regions > 0, person, rvm)
+        alpha = _solve(frame, image, background, fg, sigma, regions > 0, person, rvm, start=alpha)
     share = float(person[different].mean())
     return PlateSolution(alpha, share, float(np.median(sigma)), fg,
                          lambda: _foreground(image, background, alpha, fg))
@@ -221,7 +221,7 @@ def _unmixed(image: np.ndarray, background: np.ndarray, alpha: np.ndarray) -> np
     return np.clip((image - (1 - a) * background) / a, 0, 1)
 
 
-def _solve(frame, image, background, fg, sigma, near, person, rvm) -> np.ndarray:
+def _solve(frame, image, background, fg, sigma, near, person, rvm, start=None) -> np.ndarray:
     """The band solve: data term (plus RVM's alpha in person regions) as a per-pixel prior; pixels outside
     ``near`` are background, those whose data term is confidently 1 (and RVM agrees, in person regions) are fixed."""
     f_minus_b = fg - background
@@ -236,7 +236,8 @@ def _solve(frame, image, background, fg, sigma, near, person, rvm) -> np.ndarray
         total += rvm_weight
     prior = np.where(total > 0, target / np.maximum(total, 1e-9), 0.0)
     trimap = _trimap(near, data, weight, person, rvm)
-    return solve_alpha(frame, trimap, prior=prior.astype(np.float32), prior_weight=total.astype(np.float32))
+    return solve_alpha(frame, trimap, init=start, prior=prior.astype(np.float32), prior_weight=total.astype(np.float32),
+                       levels=0 if start is not None else 3)  # warm: no coarse start needed
 
 
 def _trimap(near, data, weight, person, rvm) -> np.ndarray:
