@@ -120,6 +120,45 @@ def test_known_background_solve_handles_a_mesh_and_a_frame_without_subject():
     assert empty.alpha.max() == 0
 
 
+def steel_sieve() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A mesh of soft wires (alpha 0.85 at most) inside a solid dark rim, the wires' colour changing across the mesh
+    (lit from one side): frame, plate, true alpha. No wire pixel is solid, and the rim's colour is not theirs."""
+    plate = texture(H, W, 8)
+    y, x = np.mgrid[0:H, 0:W]
+    r = np.hypot(x - 160, y - 96)
+    wires = cv2.GaussianBlur(((x % 6 < 2) | (y % 6 < 2)).astype(np.float32), (0, 0), 0.7)
+    rim = (r >= 55) & (r < 62)
+    alpha = np.where(rim, 1.0, np.where(r < 55, 0.85 * wires, 0.0)).astype(np.float32)
+    t = np.clip((x - 105) / 110, 0, 1)[..., None]
+    wire_colour = (1 - t) * np.array([240.0, 200, 80]) + t * np.array([90.0, 200, 240])
+    fg = np.where(rim[..., None], np.array([40.0, 40, 50]), wire_colour)
+    a = alpha[..., None]
+    return np.rint(a * fg + (1 - a) * plate).astype(np.uint8), plate, alpha
+
+
+def test_foreground_re_estimate_follows_a_mesh_whose_colour_is_not_its_rims():
+    """The re-estimated F is the colour that explains each neighbourhood, not the solid rim's colour spread over
+    the mesh (when this test was written: 0.073 MAD with the rim's colour, 0.041 with the local estimate)."""
+    frame, plate, alpha = steel_sieve()
+    first = solve_with_plate(frame, plate, reestimate=False)
+    solution = solve_with_plate(frame, plate)
+    error, first_error = np.abs(solution.alpha - alpha).mean(), np.abs(first.alpha - alpha).mean()
+    assert error < 0.05, f"MAD {error:.3f}"
+    assert error < 0.85 * first_error, f"the re-estimate must pay: {first_error:.3f} -> {error:.3f}"
+
+
+@pytest.mark.parametrize("rvm_alpha, person", [(1.0, True), (0.7, False)])
+def test_a_region_is_a_persons_only_where_rvm_is_sure_of_it(rvm_alpha, person):
+    """RVM mattes a person solid; what it covers only softly (glass, a mesh) is solved as an object."""
+    plate = texture(H, W, 9)
+    subject = soft_disc(H, W, 160, 96, 50)
+    frame = composite(subject, np.array([30.0, 200, 90]), plate)
+    rvm = (frame.astype(np.float32) / 255, (subject > 0.5) * np.float32(rvm_alpha))
+    solution = solve_with_plate(frame, plate, rvm)
+    assert solution.person_share == (1.0 if person else 0.0)
+    assert np.abs(solution.alpha - subject).mean() < 0.02
+
+
 def plate_video(path: Path, moving: bool) -> Path:
     still = texture(H, W, 7)
     frames = []

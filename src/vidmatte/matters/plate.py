@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UsageError
-from ..matte import DenseMatte
+from ..matte import SolvedMatte
 from ..solvers.plate_align import PlateAligner, PlateMismatch
 from ..solvers.plate_alpha import solve_with_plate
 from .base import Pass, Span, as_rgb_u8, writing_pass
@@ -65,7 +65,7 @@ class PlateMatter:
         except PlateMismatch as exc:
             raise UsageError(str(exc)) from None
 
-    def matte(self, prepared: list) -> list[DenseMatte | None]:
+    def matte(self, prepared: list) -> list[SolvedMatte | None]:
         if self._pass is not None and not self._pass.writes:
             for frame, _ in prepared:
                 self.prior.step(frame)
@@ -80,7 +80,7 @@ class PlateMatter:
                 "plate_residual": round(self._stats["residual"] / n, 2),
                 "person_share": round(self._stats["person"] / n, 3)}
 
-    def _matte_frame(self, frame: np.ndarray, aligned) -> DenseMatte:
+    def _matte_frame(self, frame: np.ndarray, aligned) -> SolvedMatte:
         rvm = self.prior.step(frame) if self.prior is not None else None
         solution = solve_with_plate(frame, aligned.plate, rvm, aligned.valid)
         stats = self._stats
@@ -89,8 +89,8 @@ class PlateMatter:
         stats["gain"] += aligned.gain is not None
         stats["residual"] += aligned.residual
         stats["person"] += solution.person_share
-        foreground = np.rint(np.clip(solution.foreground, 0, 1) * 255).astype(np.uint8)
-        return DenseMatte(foreground, solution.alpha)
+        # colours made on the writer's thread, and only if an output needs them (as guided mode does)
+        return SolvedMatte(frame, solution.alpha, lambda frame, alpha: solution.foreground)
 
 
 def load_plate(path: str | Path, width: int, height: int, native: tuple[int, int] | None = None) -> np.ndarray:

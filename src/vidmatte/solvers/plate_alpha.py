@@ -11,40 +11,56 @@ Laplacian carries alpha in from the neighbours (``solvers.trimap_alpha``: the ba
 data term as its per-pixel prior). Pixels far from anything that differs from the plate are not variables at all.
 
 Everything hinges on F, chosen per region of difference (issue 11's open design problem):
-- where RVM sees the region (its alpha covers most of the region's clearly different pixels: a person) F is RVM's
-  foreground and RVM's alpha joins the data term (faces and hair are not "confidently different" from the plate);
+- where RVM sees the region (it is sure of most of the region's clearly different pixels: a person; RVM covers
+  glass, a mesh or a dandelion only partly or softly) F is RVM's foreground where RVM's alpha is solid, and RVM's
+  alpha joins the data term (faces and hair are not "confidently different" from the plate); on the hair and
+  edges, where RVM is not solid, F is re-estimated from a first solve as for objects;
 - elsewhere (an object RVM misses, or a mesh, where RVM's F equals I inside the holes and would force alpha to 1)
-  F is filled from the confidently different pixels, and re-estimated from a first solve.
+  F is filled from the confidently different pixels, and re-estimated from a first solve (locally: the colour that
+  best explains each pixel's neighbourhood given that alpha).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import cv2
 import numpy as np
 
 from .trimap_alpha import solve_alpha
 
-LAPLACIAN_BALANCE = 1e-3  # data-term weight per unit of confidence (the prototype's lambda)
+LAPLACIAN_BALANCE = 3e-3  # data-term weight per unit of confidence (the prototype's lambda)
 MAX_DATA_WEIGHT = 5.0  # a confident data term need not outweigh the Laplacian by more than this
 RVM_WEIGHT = 0.3  # RVM's alpha in person regions, beside the data term, where RVM is unsure (alpha near 0.5)
-RVM_SURE_WEIGHT = 3.0  # ... and where it is sure (alpha near 0 or 1): the plate's evidence must be strong to win
+RVM_SURE_WEIGHT = 1.0  # ... and where it is sure (alpha near 0 or 1): the plate's evidence must be strong to win
 RVM_SURE_POWER = 4
 MIN_SIGMA = 4 / 255  # the residual never reads as cleaner than this (8-bit rounding, codecs)
 DIFFERENT = 4.0  # |I - B| above DIFFERENT * sigma: clearly not the plate
-RVM_SEES = 0.6  # share of a region's clearly different pixels RVM's alpha covers for the region to be a person's
+RVM_SEES = 0.75  # share of a region's clearly different pixels RVM is sure of (alpha above RVM_SOLID) for the
+# region to be a person's: RVM mattes a person solid; glass, a mesh or a dandelion it covers only partly or softly
+RVM_SOLID = 0.95
 MISALIGNMENT = 1.0  # px of alignment error the residual allows for on the plate's edges (see expected_residual)
 SOLVE_SIDE = 640  # frames larger than this are solved at this longer side (see solve_with_plate)
+LOCAL_F_SIGMA = 2.0  # px: the neighbourhood over which a re-estimated foreground colour is taken as constant
+LOCAL_F_WEIGHT = 0.02  # ... and the sum of a^2 in it (Gaussian-weighted) under which it is filled in instead
 REACH = 0.02  # unknown pixels reach this share of the frame's longer side beyond what differs from the plate
 
 
 @dataclass
 class PlateSolution:
     alpha: np.ndarray  # float32 [H,W] 0..1
-    foreground: np.ndarray  # float32 [H,W,3] 0..1
     person_share: float  # share of the differing pixels that lie in regions decided as a person's (RVM's F)
     sigma: float  # the median expected background residual (0..1)
+    estimate: np.ndarray = field(repr=False)  # float32 [h,w,3]: the F the solve used (at the solve's size)
+    colours: Callable[[], np.ndarray] = field(repr=False)  # makes ``foreground``
+
+    @cached_property
+    def foreground(self) -> np.ndarray:
+        """float32 [H,W,3] 0..1, the output colours: made when first asked for (as costly as the solve at 1080p,
+        and not needed at all for alpha-only outputs)."""
+        return self.colours()
 
 
 def noise_level(frame: np.ndarray, plate: np.ndarray) -> float:
@@ -79,27 +95,29 @@ def solve_with_plate(frame: np.ndarray, plate: np.ndarray, rvm: tuple[np.ndarray
     small_rvm = None if rvm is None else (shrink(rvm[0]), shrink(rvm[1]))
     small_valid = None if valid is None else shrink(valid.astype(np.uint8)) > 0
     small = solve_at_size(shrink(frame), shrink(plate), small_rvm, small_valid, reestimate)
-    image, background = frame.astype(np.float32) / 255, plate.astype(np.float32) / 255
-    alpha = _guided_upsample(image, small.alpha, shrink(image))
-    fg = cv2.resize(small.foreground, (w, h), interpolation=cv2.INTER_LINEAR)
-    return PlateSolution(alpha, _foreground(image, background, alpha, fg), small.person_share, small.sigma)
+    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255
+    alpha = _guided_upsample(grey, small.alpha, shrink(grey))
+
+    def colours() -> np.ndarray:
+        fg = cv2.resize(small.estimate, (w, h), interpolation=cv2.INTER_LINEAR)
+        return _foreground(frame.astype(np.float32) / 255, plate.astype(np.float32) / 255, alpha, fg)
+
+    return PlateSolution(alpha, small.person_share, small.sigma, small.estimate, colours)
 
 
-def _guided_upsample(image: np.ndarray, alpha: np.ndarray, small_image: np.ndarray, radius: int = 1,
+def _guided_upsample(grey: np.ndarray, alpha: np.ndarray, guide: np.ndarray, radius: int = 1,
                      eps: float = 1e-4) -> np.ndarray:
     """Fast guided filter (He & Sun 2015), grey guide: the linear coefficients of alpha on the frame's luminance
-    are fitted at the solve's size and applied at full size."""
-    grey = lambda a: cv2.cvtColor(a, cv2.COLOR_RGB2GRAY)  # noqa: E731
+    (``guide`` at the solve's size) are fitted at the solve's size and applied to ``grey`` at full size."""
     box = lambda a: cv2.boxFilter(a, -1, (2 * radius + 1, 2 * radius + 1))  # noqa: E731
-    guide = grey(small_image)
     mean_i, mean_p = box(guide), box(alpha)
     cov = box(guide * alpha) - mean_i * mean_p
     var = box(guide * guide) - mean_i * mean_i
     a = cov / (var + eps)
     b = mean_p - a * mean_i
-    h, w = image.shape[:2]
+    h, w = grey.shape
     a, b = (cv2.resize(box(c), (w, h), interpolation=cv2.INTER_LINEAR) for c in (a, b))
-    return np.clip(a * grey(image) + b, 0, 1).astype(np.float32)
+    return np.clip(a * grey + b, 0, 1).astype(np.float32)
 
 
 def solve_at_size(frame: np.ndarray, plate: np.ndarray, rvm: tuple[np.ndarray, np.ndarray] | None = None,
@@ -115,7 +133,8 @@ def solve_at_size(frame: np.ndarray, plate: np.ndarray, rvm: tuple[np.ndarray, n
     distance = np.linalg.norm(image - background, axis=2)
     different = distance > DIFFERENT * sigma
     if not different.any():
-        return PlateSolution(np.zeros(distance.shape, np.float32), image, 0.0, float(np.median(sigma)))
+        return PlateSolution(np.zeros(distance.shape, np.float32), 0.0, float(np.median(sigma)), image,
+                             lambda: image)
     # RVM's subject joins the regions: a person's parts that happen to match the plate stay variables (and are
     # decided with the rest of their region), not fixed to background
     regions = _regions(different | (rvm is not None and rvm[1] > 0.5), distance.shape)
@@ -123,12 +142,15 @@ def solve_at_size(frame: np.ndarray, plate: np.ndarray, rvm: tuple[np.ndarray, n
     filled = _filled_foreground(image, different)
     fg = np.where(person[..., None], rvm[0], filled) if rvm is not None else filled
     alpha = _solve(frame, image, background, fg, sigma, regions > 0, person, rvm)
-    if reestimate and not person[different].all():
-        refined = _filled_foreground(image, alpha > 0.9, _unmixed(image, background, alpha))
-        fg = np.where(person[..., None], fg, refined)
-        alpha = _solve(frame, image, background, fg, sigma, regions > 0, person, rvm)
+    if reestimate:
+        # objects: F re-estimated everywhere; people: where RVM's own alpha is not solid (hair, edges), whose
+        # foreground colours RVM guesses least well
+        redo = ~person if rvm is None else ~person | (rvm[1] < RVM_SOLID)
+        fg = np.where(redo[..., None], _reestimated_foreground(image, background, alpha), fg)
+        alpha = _solve(frame, image, background, fg, sigma, regions > 0, person, rvm, start=alpha)
     share = float(person[different].mean())
-    return PlateSolution(alpha, _foreground(image, background, alpha, fg), share, float(np.median(sigma)))
+    return PlateSolution(alpha, share, float(np.median(sigma)), fg,
+                         lambda: _foreground(image, background, alpha, fg))
 
 
 def _regions(different: np.ndarray, shape) -> np.ndarray:
@@ -146,7 +168,7 @@ def _person_regions(regions: np.ndarray, different: np.ndarray, rvm) -> np.ndarr
     if rvm is None:
         return person
     inside = regions[different]
-    covered = rvm[1][different] > 0.5
+    covered = rvm[1][different] > RVM_SOLID
     counts = np.bincount(inside, minlength=regions.max() + 1)
     hits = np.bincount(inside, weights=covered, minlength=regions.max() + 1)
     seen = hits > RVM_SEES * np.maximum(counts, 1)
@@ -178,13 +200,28 @@ def _push_pull(weighted: np.ndarray, weight: np.ndarray) -> np.ndarray:
     return trust * weighted / np.maximum(weight, 1e-6)[..., None] + (1 - trust) * up
 
 
+def _reestimated_foreground(image: np.ndarray, background: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """F after a first solve: per pixel, the colour that best explains the frame over a small neighbourhood given
+    alpha, argmin_F sum_w (I - (1 - a) B - a F)^2 = G*(a (I - (1 - a) B)) / G*(a^2) (G a Gaussian of LOCAL_F_SIGMA
+    px). A mesh has few solid pixels: its F must come from its own mixed pixels, each weighted by how much of F it
+    holds, not be filled in from the solid rim far away. Where alpha is faint everywhere around, the colours
+    unmixed at solid pixels are filled in (push-pull) instead."""
+    a = alpha[..., None]
+    num = cv2.GaussianBlur(a * (image - (1 - a) * background), (0, 0), LOCAL_F_SIGMA)
+    den = cv2.GaussianBlur(alpha * alpha, (0, 0), LOCAL_F_SIGMA)[..., None]
+    local = np.clip(num / np.maximum(den, 1e-6), 0, 1)
+    filled = _filled_foreground(image, alpha > 0.9, _unmixed(image, background, alpha))
+    trust = np.clip(den / LOCAL_F_WEIGHT, 0, 1)
+    return trust * local + (1 - trust) * filled
+
+
 def _unmixed(image: np.ndarray, background: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """F = (I - (1 - a) B) / a where alpha is solid enough for it to be stable."""
     a = np.maximum(alpha, 0.5)[..., None]
     return np.clip((image - (1 - a) * background) / a, 0, 1)
 
 
-def _solve(frame, image, background, fg, sigma, near, person, rvm) -> np.ndarray:
+def _solve(frame, image, background, fg, sigma, near, person, rvm, start=None) -> np.ndarray:
     """The band solve: data term (plus RVM's alpha in person regions) as a per-pixel prior; pixels outside
     ``near`` are background, those whose data term is confidently 1 (and RVM agrees, in person regions) are fixed."""
     f_minus_b = fg - background
@@ -199,7 +236,8 @@ def _solve(frame, image, background, fg, sigma, near, person, rvm) -> np.ndarray
         total += rvm_weight
     prior = np.where(total > 0, target / np.maximum(total, 1e-9), 0.0)
     trimap = _trimap(near, data, weight, person, rvm)
-    return solve_alpha(frame, trimap, prior=prior.astype(np.float32), prior_weight=total.astype(np.float32))
+    return solve_alpha(frame, trimap, init=start, prior=prior.astype(np.float32), prior_weight=total.astype(np.float32),
+                       levels=0 if start is not None else 3)  # warm: no coarse start needed
 
 
 def _trimap(near, data, weight, person, rvm) -> np.ndarray:
