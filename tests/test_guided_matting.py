@@ -87,14 +87,13 @@ def test_fusing_two_directions_takes_the_more_confident_and_marks_conflicts():
 
 
 def test_fusing_keeps_the_chosen_directions_band_and_makes_conflicts_doubts():
-    a = Propagated(np.array([[UNKNOWN, UNKNOWN, UNKNOWN, FG, FG]], np.uint8),
-                   np.array([[0.9, 0.1, 0.9, 0.9, 0.9]], np.float32), 1, np.array([[True, False, True, False, False]]))
-    b = Propagated(np.array([[UNKNOWN, UNKNOWN, BG, FG, BG]], np.uint8),
-                   np.array([[0.1, 0.9, 0.8, 0.9, 0.8]], np.float32), 9, np.array([[False, True, False, False, False]]))
+    a = Propagated(np.array([[UNKNOWN, UNKNOWN, UNKNOWN, FG]], np.uint8), np.array([[0.9, 0.1, 0.9, 0.9]], np.float32),
+                   1, np.array([[True, False, True, False]]))
+    b = Propagated(np.array([[UNKNOWN, UNKNOWN, BG, FG]], np.uint8), np.array([[0.1, 0.9, 0.8, 0.9]], np.float32),
+                   9, np.array([[False, True, False, False]]))
     fused = fuse(a, b)
-    assert fused.trimap.tolist() == [[UNKNOWN, UNKNOWN, UNKNOWN, FG, UNKNOWN]]
-    # the third pixel: they disagree next to a's band (an edge); the fifth: fg against bg, a doubt
-    assert fused.band.tolist() == [[True, True, True, False, False]]
+    assert fused.trimap.tolist() == [[UNKNOWN, UNKNOWN, UNKNOWN, FG]]
+    assert fused.band.tolist() == [[True, True, False, False]]  # the third pixel: the directions disagree
 
 
 def test_a_carried_trimap_tells_its_band_from_its_doubts(clip):

@@ -220,15 +220,13 @@ def grown(mask: np.ndarray, reach: float) -> np.ndarray:
 
 def fuse(a: Propagated | None, b: Propagated | None) -> Propagated:
     """Two directions' guidance for one frame -> one: each pixel takes the label (and band) of the more confident
-    direction; where both are fairly confident and disagree, it is unknown (let the solver decide): band if either
-    direction carried its keyframe's band there (the edge is near), else a doubt (one says fg, the other bg)."""
+    direction; where both are fairly confident and disagree, it is unknown (let the solver decide), a doubt."""
     if a is None or b is None:
         return a or b
     pick_a = a.confidence >= b.confidence
     trimap = np.where(pick_a, a.trimap, b.trimap)
-    a_band, b_band = a.band_mask(), b.band_mask()
-    band = np.where(pick_a, a_band, b_band)
+    band = np.where(pick_a, a.band_mask(), b.band_mask())
     disagree = (a.trimap != b.trimap) & (np.minimum(a.confidence, b.confidence) > 0.25)
     trimap[disagree] = UNKNOWN
-    band[disagree] = (a_band | b_band)[disagree]
+    band[disagree] = False
     return Propagated(trimap, np.maximum(a.confidence, b.confidence), min(a.distance, b.distance), band)
