@@ -82,8 +82,65 @@ def test_a_keyframe_carries_its_trimap_30_frames_either_way(clip, reverse):
 def test_fusing_two_directions_takes_the_more_confident_and_marks_conflicts():
     a = Propagated(np.array([[FG, BG, FG]], np.uint8), np.array([[0.9, 0.9, 0.9]], np.float32), 1)
     b = Propagated(np.array([[BG, BG, BG]], np.uint8), np.array([[0.1, 0.8, 0.8]], np.float32), 9)
-    assert fuse(a, b).tolist() == [[FG, BG, UNKNOWN]]
-    assert fuse(a, None).tolist() == a.trimap.tolist()
+    assert fuse(a, b).trimap.tolist() == [[FG, BG, UNKNOWN]]
+    assert fuse(a, None).trimap.tolist() == a.trimap.tolist()
+
+
+def test_fusing_keeps_the_chosen_directions_band_and_makes_conflicts_doubts():
+    a = Propagated(np.array([[UNKNOWN, UNKNOWN, UNKNOWN, FG]], np.uint8), np.array([[0.9, 0.1, 0.9, 0.9]], np.float32),
+                   1, np.array([[True, False, True, False]]))
+    b = Propagated(np.array([[UNKNOWN, UNKNOWN, BG, FG]], np.uint8), np.array([[0.1, 0.9, 0.8, 0.9]], np.float32),
+                   9, np.array([[False, True, False, False]]))
+    fused = fuse(a, b)
+    assert fused.trimap.tolist() == [[UNKNOWN, UNKNOWN, UNKNOWN, FG]]
+    assert fused.band.tolist() == [[True, True, False, False]]  # the third pixel: the directions disagree
+
+
+def test_a_carried_trimap_tells_its_band_from_its_doubts(clip):
+    """The keyframe's own unknown band, carried, is band; a foreground part whose colour changed is a doubt."""
+    propagator = FlowPropagator()
+    start = propagator.start(clip[0][0], key_trimap(clip[0][1]))
+    assert (start.band_mask() == (start.trimap == UNKNOWN)).all()
+    for i in range(1, 10):
+        result = propagator.step(clip[i][0])
+    frame, alpha = clip[10]
+    repainted = frame.copy()
+    ys, xs = np.nonzero(alpha > 0.99)
+    patch = (slice(ys.mean().astype(int) - 6, ys.mean().astype(int) + 6), slice(xs.mean().astype(int) - 6,
+                                                                                xs.mean().astype(int) + 6))
+    repainted[patch] = 255 - repainted[patch]  # the subject's middle changes colour: the flow still follows it
+    result = propagator.step(repainted)
+    band, unknown = result.band_mask(), result.trimap == UNKNOWN
+    assert unknown[patch].mean() > 0.5 and not band[patch].any(), "a changed colour is a doubt, not band"
+    rim = (alpha > 0.02) & (alpha < 0.98)
+    assert band[rim].mean() > 0.8, "the subject's edge is the keyframe's band, carried"
+    assert not (band & ~unknown).any()
+
+
+def test_rvm_prior_weighs_little_on_the_band_and_much_on_doubts():
+    """A doubt region coloured like the subject but outside it, where RVM says background: a strong prior there
+    decides it (alpha follows RVM); on band pixels the weak prior leaves closed form's answer."""
+    from vidmatte.matters.guided import PRIOR_WEIGHT, _band_solve, _prior_weights
+
+    image = np.zeros((64, 96, 3), np.uint8)
+    image[:, :48] = (200, 40, 40)  # subject colour
+    image[:, 48:] = (30, 60, 200)  # background colour
+    image[20:40, 60:80] = (200, 40, 40)  # a background object coloured like the subject
+    trimap = np.zeros((64, 96), np.uint8)
+    trimap[:, :40] = FG
+    trimap[:, 40:56] = UNKNOWN  # the band around the true edge at x = 48
+    trimap[16:44, 56:84] = UNKNOWN  # a doubt around the look-alike object (e.g. a colour that no longer matched)
+    band = np.zeros_like(trimap, bool)
+    band[:, 40:56] = True
+    rvm = np.zeros((64, 96), np.float32)
+    rvm[:, :46] = 1.0  # RVM's edge 2 px off the true one: on the band it should not win
+    weights = _prior_weights(trimap, band, PRIOR_WEIGHT)
+    assert weights[30, 44] == PRIOR_WEIGHT[0] and weights[30, 70] == PRIOR_WEIGHT[1]
+    alpha = _band_solve(image, trimap, None, rvm, weights)
+    assert alpha[20:40, 60:80].mean() < 0.1, "on a doubt, RVM decides"
+    assert alpha[:, 46:48].mean() > 0.8, "on the band, the colours decide"
+    uniform = _band_solve(image, trimap, None, rvm, np.full(trimap.shape, PRIOR_WEIGHT[1], np.float32))
+    assert uniform[:, 46:48].mean() < alpha[:, 46:48].mean() - 0.2, "a strong prior on the band would follow RVM"
 
 
 def test_guided_matter_on_the_pipeline_mattes_a_non_person(tmp_path, clip):

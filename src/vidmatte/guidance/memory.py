@@ -19,7 +19,7 @@ first (TCVOM's online fine-tuning): see ``finetune_heads``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -212,10 +212,10 @@ class MemoryPropagator:
             score = mask_iou(subject_share(cell_labels(candidate.trimap, self.grid)), seen)
             if score > agreement:
                 self.flow.adopt(self.flow.work_grey(frame), transform, candidate.trimap)
-                return Propagated(gate(candidate.trimap, seen), candidate.confidence, candidate.distance), score, True
+                return replace(candidate, trimap=gate(candidate.trimap, seen)), score, True
         if largest_region(seen > 0.5).sum() < 0.2 * self.key_area:  # hidden: hold the last good placement
             self.flow.adopt(self.flow.work_grey(frame), before, result.trimap)
-            return Propagated(gate(result.trimap, seen), result.confidence, result.distance), agreement, False
+            return replace(result, trimap=gate(result.trimap, seen)), agreement, False
         return result, agreement, False
 
     def _transform_onto(self, seen: np.ndarray) -> np.ndarray | None:
@@ -243,7 +243,7 @@ class MemoryPropagator:
         seen = cv2.resize(subject_share(read), (w, h), interpolation=cv2.INTER_LINEAR)
         contradicted = ((result.trimap == FG) & (seen < 0.2)) | ((result.trimap == BG) & (seen > 0.8))
         factor = np.where(contradicted, 0.5, 1.0).astype(np.float32) * np.float32(0.5 + 0.5 * min(agreement, 1.0))
-        return Propagated(result.trimap, result.confidence * factor, result.distance)
+        return replace(result, confidence=result.confidence * factor)
 
     def _remember(self, keys: np.ndarray, result: Propagated) -> None:
         """The frame's own propagated labels, on the cells where they are confident, join the memory."""

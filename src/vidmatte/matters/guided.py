@@ -34,9 +34,13 @@ from .base import Pass, Span, as_rgb_u8, writing_pass
 from .guided_work import WorkFolder, keyframe_token
 
 
-# How strongly RVM's alpha pulls the unknown band where the subject is a person (see TrimapSolver); measured on the
-# guided benchmarks' person clip (docs/EVALUATION.md).
-PRIOR_WEIGHT = 0.1
+# How strongly RVM's alpha pulls the unknown pixels where the subject is a person (see TrimapSolver), as (on the
+# keyframe's band, carried; on doubts: labels RVM contradicts, colours that no longer match, parts the keyframe never
+# saw, directions that disagree). Closed form with the true trimap beats RVM's alpha inside the band (6.4 vs 9.0 MAD
+# on the non-rigid boy), so there the prior only steadies it; on doubts the propagated trimap is what fails, and RVM
+# decides. Chosen on guided_nonrigid's boy_bear (one weight 0.1 everywhere: 8.12; (0.01, 1): 7.82; (0.001, 0.1):
+# 8.20), checked on two held-out clips of the `people` set (boy_apple 9.71 -> 8.93, boy_cat 9.79 -> 9.63).
+PRIOR_WEIGHT = (0.01, 1.0)
 
 
 class TrimapSolver:
@@ -48,7 +52,8 @@ class TrimapSolver:
     ``begin_sequence`` before the first, and ``follow`` on frames whose alpha comes from elsewhere (a cache).
     """
 
-    def __init__(self, solver=None, prior=None, prior_mode: str = "auto", prior_weight: float = PRIOR_WEIGHT):
+    def __init__(self, solver=None, prior=None, prior_mode: str = "auto",
+                 prior_weight: tuple[float, float] = PRIOR_WEIGHT):
         if prior_mode not in ("auto", "rvm", "none"):
             raise ValueError(f"prior must be auto, rvm or none, not {prior_mode!r}")
         self.solve_frame = solver or _band_solve
@@ -88,14 +93,19 @@ class TrimapSolver:
             self.prior.step(frame)
         self.previous_alpha = alpha
 
-    def solve(self, frame: np.ndarray, trimap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """-> (alpha float32 [H,W], the trimap solved from). Foreground colours are the caller's to ask for
+    def solve(self, frame: np.ndarray, trimap: np.ndarray, band: np.ndarray | None = None
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """-> (alpha float32 [H,W], the trimap solved from). band: bool [H,W], the unknown pixels that carry the
+        keyframe's own band (``Propagated.band``; None: all of them). Foreground colours are the caller's to ask for
         (``foreground_colours``): only outputs that composite need them."""
-        prior = None
+        prior, weight = None, 0.0
         if self.uses_prior:
             prior = self.prior.step(frame)[1]
-            trimap = _open_where_rvm_disagrees(trimap, prior)
-        alpha = self.solve_frame(frame, trimap, self.previous_alpha, prior, self.prior_weight)
+            opened = _open_where_rvm_disagrees(trimap, prior)
+            weight = _prior_weights(opened, trimap == UNKNOWN if band is None else band & (trimap == UNKNOWN),
+                                    self.prior_weight)
+            trimap = opened
+        alpha = self.solve_frame(frame, trimap, self.previous_alpha, prior, weight)
         self.previous_alpha = alpha
         return alpha, trimap
 
@@ -113,7 +123,7 @@ class GuidedMatter:
 
     def __init__(self, keyframes: dict[int, np.ndarray], work: str | Path | None = None, solver=None,
                  propagator_factory=FlowPropagator, prior=None, prior_mode: str = "auto",
-                 prior_weight: float = PRIOR_WEIGHT, settings: dict | None = None,
+                 prior_weight: tuple[float, float] = PRIOR_WEIGHT, settings: dict | None = None,
                  notify: Callable[[str], None] | None = None):
         if not keyframes:
             raise ValueError("guided matting needs at least one keyframe")
@@ -183,7 +193,7 @@ class GuidedMatter:
     # --- what this run recomputes --------------------------------------------------------------------------
     def _own_settings(self, span: Span) -> dict:
         return {"range": [span.first, span.stop], "prior_mode": self.alpha.prior_mode,
-                "prior_weight": self.alpha.prior_weight, "prior_available": self.alpha.prior is not None,
+                "prior_weight": list(self.alpha.prior_weight), "prior_available": self.alpha.prior is not None,
                 "solver": _qualified_name(self.alpha.solve_frame),
                 "propagator_factory": _qualified_name(self._new_propagator)}
 
@@ -264,7 +274,7 @@ class GuidedMatter:
         else:
             return  # before the first keyframe in this direction: the other direction covers it
         if index in self._stale[direction]:
-            self.store.write_trimap(direction, index, result.trimap, result.confidence)
+            self.store.write_trimap(direction, index, result.trimap, result.confidence, result.band_mask())
             self.store.record(direction, index, self._token(direction, index))
 
     def _check_keyframe(self, index: int, frame: np.ndarray) -> np.ndarray:
@@ -275,26 +285,29 @@ class GuidedMatter:
         return trimap
 
     # --- the writing pass ----------------------------------------------------------------------------------
-    def _fused_trimap(self, index: int) -> np.ndarray:
+    def _fused_trimap(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """(trimap, band) of frame ``index``: a keyframe's own, or the two directions' fused."""
         if index in self.keyframes:
-            return self.keyframes[index]
+            return self.keyframes[index], None
         found = [self._read(direction, index) for direction in ("forward", "backward")]
         if found[0] is None and found[1] is None:
             raise ValueError(f"frame {index} was reached by no keyframe")
-        return fuse(*found)
+        fused = fuse(*found)
+        return fused.trimap, fused.band
 
     def _read(self, direction: str, index: int) -> Propagated | None:
         if self._token(direction, index) is None:  # no keyframe before it in this direction
             return None
-        return Propagated(*self.store.read_trimap(direction, index), 0)
+        trimap, confidence, band = self.store.read_trimap(direction, index)
+        return Propagated(trimap, confidence, 0, band)
 
-    def _matte_frame(self, index: int, frame: np.ndarray, trimap: np.ndarray | None, cached) -> SolvedMatte:
+    def _matte_frame(self, index: int, frame: np.ndarray, guidance: tuple | None, cached) -> SolvedMatte:
         if cached is not None:
             alpha, trimap = cached
             if index < self._last_stale:  # RVM's state must reach the frames still to solve as a full run's does
                 self.alpha.follow(frame, alpha)
             return SolvedMatte(frame, alpha, foreground_colours, trimap)
-        alpha, trimap = self.alpha.solve(frame, trimap)
+        alpha, trimap = self.alpha.solve(frame, *guidance)
         if self._work_arg is not None:
             self.store.write_solved(index, alpha, trimap)
             self.store.record("solved", index, self._token("solved", index))
@@ -406,8 +419,15 @@ def _open_where_rvm_disagrees(trimap: np.ndarray, rvm: np.ndarray) -> np.ndarray
     return opened
 
 
+def _prior_weights(trimap: np.ndarray, band: np.ndarray, weights: tuple[float, float]) -> np.ndarray:
+    """Per-pixel weight of RVM's prior (float32 [H,W]): weights[0] on the band, weights[1] on the other unknown
+    pixels of ``trimap`` (the doubts, and the labels RVM contradicted, now unknown)."""
+    on_band, on_doubts = weights
+    return np.where(band | (trimap != UNKNOWN), on_band, on_doubts).astype(np.float32)
+
+
 def _band_solve(frame: np.ndarray, trimap: np.ndarray, previous: np.ndarray | None, prior=None,
-                prior_weight: float = 0.0) -> np.ndarray:
+                prior_weight: float | np.ndarray = 0.0) -> np.ndarray:
     """Closed-form alpha over the unknown band only (``solvers.trimap_alpha``): float32 [H,W] 0..1.
 
     Cold start on purpose: the previous frame's alpha helps only where nothing moved (measured: no faster with a

@@ -39,7 +39,7 @@ from ..errors import UsageError
 from ..io.atomic import process_alive
 
 MANIFEST = "manifest.json"
-FORMAT = 1
+FORMAT = 2  # 2: propagated trimaps keep their band (guidance.propagate.Propagated.band)
 WRITER = "vidmatte guided"
 KINDS = ("forward", "backward", "solved")
 _TEMPORARY = re.compile(r"\..+\.vidmatte-(\d+)-[0-9a-f]+\.part")
@@ -137,15 +137,18 @@ class WorkFolder:
         write_atomic(self.folder / MANIFEST, json.dumps(data, indent=1).encode())
 
     # --- frame files ---------------------------------------------------------------------------------------
-    def write_trimap(self, kind: str, index: int, trimap: np.ndarray, confidence: np.ndarray) -> None:
+    def write_trimap(self, kind: str, index: int, trimap: np.ndarray, confidence: np.ndarray,
+                     band: np.ndarray) -> None:
         write_atomic(self.path(kind, index), _png(trimap))
         write_atomic(self.path(kind, index, "confidence"), _png(np.rint(confidence * 255).astype(np.uint8)))
+        write_atomic(self.path(kind, index, "band"), _png(band.astype(np.uint8) * 255))
 
-    def read_trimap(self, kind: str, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """(trimap uint8 [H,W], confidence float32 [H,W] 0..1)."""
+    def read_trimap(self, kind: str, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(trimap uint8 [H,W], confidence float32 [H,W] 0..1, band bool [H,W]: see ``Propagated``)."""
         trimap = _read_png(self.path(kind, index), cv2.IMREAD_GRAYSCALE)
         confidence = _read_png(self.path(kind, index, "confidence"), cv2.IMREAD_GRAYSCALE)
-        return trimap, confidence.astype(np.float32) / 255
+        band = _read_png(self.path(kind, index, "band"), cv2.IMREAD_GRAYSCALE) > 127
+        return trimap, confidence.astype(np.float32) / 255, band
 
     def write_solved(self, index: int, alpha: np.ndarray, trimap: np.ndarray) -> None:
         buffer = io.BytesIO()
