@@ -1,0 +1,171 @@
+"""TCVOM's trimap generation module (``vidmatte.models.tgm``): the official parameter layout, shapes, the memory
+read, the one-direction inference loop's memory rules, the ensemble, online fine-tuning, ``vidmatte guided --method
+tgm`` end to end, training and ONNX export."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from tgm_official_layout import JSON_PATH, official_layout
+from vidmatte.models.tgm import (TrimapGenerationModule, TrimapRun, clip_loss, one_hot_trimap, read_memory,
+                                 soft_aggregation)
+
+
+def official_state(seed: int = 0) -> dict[str, torch.Tensor]:
+    """A state dict built only from the official names and shapes (tests/tgm_official_state_dict.json), random
+    values; BatchNorm statistics away from identity so eval-mode BN does something."""
+    gen = torch.Generator().manual_seed(seed)
+    state = {}
+    for name, entry in json.loads(JSON_PATH.read_text()).items():
+        shape = entry["shape"]
+        if name.endswith("num_batches_tracked"):
+            state[name] = torch.tensor(3)
+        elif name.endswith(".mean") or name.endswith(".std"):
+            state[name] = torch.tensor([0.485, 0.456, 0.406] if name.endswith("mean") else [0.229, 0.224, 0.225])
+            state[name] = state[name].view(shape)
+        elif name.endswith("running_var"):
+            state[name] = torch.rand(shape, generator=gen) + 0.5
+        elif name.endswith("weight") and len(shape) == 1:
+            state[name] = 1 + 0.2 * torch.randn(shape, generator=gen)
+        else:
+            fan_in = math.prod(shape[1:]) if len(shape) > 1 else 10
+            state[name] = torch.randn(shape, generator=gen) / math.sqrt(fan_in)
+    return state
+
+
+@pytest.fixture(scope="module")
+def model():
+    net = TrimapGenerationModule().eval()
+    net.load_state_dict(official_state(), strict=True)
+    return net
+
+
+def frames(b: int, h: int = 48, w: int = 80, seed: int = 1) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(b, 3, h // 8, w // 8, generator=gen)
+    return torch.nn.functional.interpolate(coarse, (h, w), mode="bilinear")
+
+
+def disc_trimap(b: int, h: int = 48, w: int = 80) -> torch.Tensor:
+    yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    r = torch.hypot(yy - h / 2, xx - w / 2)
+    classes = torch.where(r < h / 5, 2, torch.where(r < h / 3, 1, 0))
+    return one_hot_trimap(classes.expand(b, h, w))
+
+
+# --- the network -------------------------------------------------------------------------------------------------
+def test_the_layout_list_is_the_official_modules_read_from_their_definitions():
+    assert json.loads(JSON_PATH.read_text()) == official_layout()
+    names = set(official_layout())
+    assert {"Encoder_M.conv1_m.weight", "Encoder_Q.res4.5.bn3.running_var", "KV_M_r4.Value.bias",
+            "Decoder.RF2.ResMM.conv2.weight", "Decoder.pred2.weight", "Encoder_M.mean"} <= names
+    assert not any(".layer4." in n or n.startswith("Encoder_Q.res5") for n in names)  # the STM stops at layer3
+
+
+def test_a_state_dict_in_the_official_layout_loads_strictly_and_is_used():
+    net = TrimapGenerationModule().eval()
+    state = official_state(seed=5)
+    net.load_state_dict(state, strict=True)
+    assert torch.equal(net.Decoder.pred2.weight, state["Decoder.pred2.weight"])
+    missing = dict(state)
+    del missing["KV_Q_r4.Key.weight"]
+    with pytest.raises(RuntimeError, match="KV_Q_r4.Key.weight"):
+        TrimapGenerationModule().load_state_dict(missing, strict=True)
+
+
+def test_memorize_and_segment_shapes_with_sizes_off_the_16_grid(model):
+    x, tri = frames(2, 50, 70), disc_trimap(2, 50, 70)
+    with torch.inference_mode():
+        keys, values = model.memorize(x, tri)
+        assert keys.shape == (2, 2, 128, 1, 4, 5) and values.shape == (2, 2, 512, 1, 4, 5)  # padded to 64x80
+        two = (torch.cat([keys, keys], 3), torch.cat([values, values], 3))
+        logits = model.segment(x, *two)
+    assert logits.shape == (2, 3, 50, 70)
+    probs = torch.softmax(logits, 1)
+    assert torch.allclose(probs.sum(1), torch.ones(2, 50, 70))
+
+
+def test_the_memory_decides_what_the_query_sees(model):
+    x = frames(1)
+    with torch.inference_mode():
+        a = model.memorize(x, disc_trimap(1))
+        b = model.memorize(x, one_hot_trimap(torch.zeros(1, 48, 80)))  # all background
+        assert (model.segment(x, *a) - model.segment(x, *b)).abs().max() > 1e-3
+
+
+def test_memory_read_is_attention_over_every_memory_position():
+    keys = torch.zeros(1, 4, 2, 1, 1)
+    keys[0, 0, 0], keys[0, 1, 1] = 10.0, 10.0  # two memory frames, one position each, orthogonal keys
+    values = torch.tensor([1.0, 5.0]).view(1, 1, 2, 1, 1)
+    query = torch.zeros(1, 4, 1, 1)
+    query[0, 1] = 10.0  # matches the second frame's key
+    read = read_memory(keys, values, query)
+    assert read.shape == (1, 1, 1, 1) and abs(float(read) - 5.0) < 1e-3
+    assert abs(float(read_memory(keys, values, torch.zeros(1, 4, 1, 1))) - 3.0) < 1e-5  # no preference: the mean
+
+
+def test_soft_aggregation_puts_background_where_no_object_claims_the_pixel():
+    probs = torch.tensor([[0.9, 0.05], [0.02, 0.97], [0.03, 0.04]]).T.reshape(1, 2, 1, 3)
+    classes = soft_aggregation(probs).softmax(1).argmax(1)[0, 0].tolist()
+    assert classes == [1, 2, 0]
+
+
+# --- the inference loop's memory ----------------------------------------------------------------------------------
+class CountingGenerator:
+    """Entries are the frame numbers they were made from; every read logs the memory it saw."""
+
+    def __init__(self):
+        self.reads: list[list] = []
+
+    def encode(self, frame, trimap):
+        return frame
+
+    def read(self, frame, memory):
+        self.reads.append(list(memory))
+        return f"trimap {frame}"
+
+
+def run_frames(mem_every, max_memory, count=12, fixed=("K",)):
+    gen = CountingGenerator()
+    run = TrimapRun(gen, list(fixed), mem_every, max_memory)
+    run.start(0, "given")
+    for i in range(1, count):
+        run.step(i)
+    return gen.reads
+
+
+def test_the_first_read_sees_only_the_keyframes_then_the_previous_frame_joins():
+    reads = run_frames(mem_every=100, max_memory=None, fixed=("K", "L"))
+    assert reads[0] == ["K", "L"]
+    assert reads[1] == ["K", "L", 1] and reads[5] == ["K", "L", 5]  # the previous frame, for one read only
+
+
+def test_every_mem_every_th_frame_stays_and_keyframes_are_never_forgotten():
+    reads = run_frames(mem_every=3, max_memory=None, count=11)
+    assert reads[9] == ["K", 3, 6, 9]  # frame 10 reads: keyframe, frames 3 and 6 kept, frame 9 as the previous one
+    bounded = run_frames(mem_every=1, max_memory=3, count=20)
+    assert all(r[0] == "K" for r in bounded)
+    assert max(len(r) - 1 for r in bounded) == 3  # at most max_memory non-keyframe entries at a read
+    assert bounded[-1] == ["K", 16, 17, 18]  # frame 19 reads the newest three; the oldest went first
+
+
+def test_bad_memory_settings_are_refused():
+    with pytest.raises(ValueError):
+        TrimapRun(CountingGenerator(), ["K"], mem_every=0)
+    with pytest.raises(ValueError):
+        TrimapRun(CountingGenerator(), [], mem_every=1)
+
+
+def test_the_clip_loss_trains_the_network_and_ignores_invalid_pixels(model):
+    clip = frames(3).unsqueeze(0)
+    classes = disc_trimap(3).argmax(1).unsqueeze(0)
+    loss = clip_loss(model, clip, classes)
+    assert loss.ndim == 0 and torch.isfinite(loss) and loss > 0
+    valid = torch.ones(1, 3, 48, 80, dtype=torch.bool)
+    valid[:, :, :, 40:] = False
+    assert abs(float(clip_loss(model, clip, classes, valid)) - float(loss)) > 1e-4
