@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import math
 
+import cv2
+
 import numpy as np
 import pytest
 import torch
@@ -169,3 +171,82 @@ def test_the_clip_loss_trains_the_network_and_ignores_invalid_pixels(model):
     valid = torch.ones(1, 3, 48, 80, dtype=torch.bool)
     valid[:, :, :, 40:] = False
     assert abs(float(clip_loss(model, clip, classes, valid)) - float(loss)) > 1e-4
+
+
+# --- the ensemble and the matter ----------------------------------------------------------------------------------
+from vidmatte.guidance.propagate import BG, FG, UNKNOWN  # noqa: E402
+from vidmatte.io.writers import parse_output  # noqa: E402
+from vidmatte.matters.tgm import TgmMatter, ensemble, load_tgm, one_hot  # noqa: E402
+from vidmatte.pipeline import ConvertOptions, convert  # noqa: E402
+
+
+def probability_image(*per_pixel) -> np.ndarray:
+    """uint8 probabilities [1, N, 3] (background, unknown, foreground), one triple per pixel."""
+    return (np.array([per_pixel], np.float32) * 255).astype(np.uint8)
+
+
+def test_the_ensemble_weighs_each_direction_by_its_confidence():
+    forward = probability_image((0.1, 0.2, 0.7), (0.1, 0.2, 0.7), (0.4, 0.5, 0.1))
+    backward = probability_image((0.8, 0.1, 0.1), (0.8, 0.1, 0.1), (0.9, 0.05, 0.05))
+    # pixel 0: forward near its keyframe wins; pixel 1, same votes, backward nearer: background; pixel 2: unknown
+    # only if forward counts more than backward's strong background, which at 0.5/0.5 it does not.
+    near_forward = ensemble([(forward, 0.9), (backward, 0.1)], (3, 1))
+    near_backward = ensemble([(forward, 0.2), (backward, 0.8)], (3, 1))
+    assert near_forward.tolist() == [[FG, FG, UNKNOWN]]
+    assert near_backward.tolist() == [[BG, BG, BG]]
+    assert ensemble([(forward, 0.01)], (3, 1)).tolist() == [[FG, FG, UNKNOWN]]  # one direction: as it is
+    assert ensemble([(forward, 0.9)], (6, 2)).shape == (2, 6)  # brought to the frame's size
+
+
+class StartingKeyframe:
+    """A generator that reads back the trimap of the run's own keyframe (the first fixed memory entry): what each
+    direction says is then known exactly, so the ensemble's choice shows."""
+
+    name = "starting-keyframe"
+
+    def frame_input(self, small):
+        return small
+
+    def trimap_input(self, trimap):
+        return one_hot(trimap)
+
+    def encode(self, frame, trimap):
+        return trimap
+
+    def read(self, frame, memory):
+        return memory[0]
+
+    def probabilities(self, read):
+        return read
+
+    def finetune(self, frames, trimaps, steps):
+        return [0.0] * steps
+
+
+def left_and_right_keys(h: int = 32, w: int = 48) -> tuple[np.ndarray, np.ndarray]:
+    left, right = np.zeros((h, w), np.uint8), np.zeros((h, w), np.uint8)
+    left[8:24, 4:16], right[8:24, 32:44] = FG, FG
+    left[8:24, 16:18], right[8:24, 30:32] = UNKNOWN, UNKNOWN
+    return left, right
+
+
+def test_both_directions_from_every_keyframe_are_ensembled_by_distance(tmp_path):
+    """Keyframes at 2 and 8 of 12 frames: frames 3..7 are reached from both (the nearer keyframe wins), 0..1 only
+    backward from 2, 9..11 only forward from 8."""
+    from media import moving_square_frames, write_video
+
+    write_video(tmp_path / "clip.mp4", moving_square_frames(12, 48, 32))
+    left, right = left_and_right_keys()
+    matter = TgmMatter(StartingKeyframe(), {2: left, 8: right}, mem_every=2, max_memory=2)
+    result = convert(tmp_path / "clip.mp4", matter, ConvertOptions([parse_output("trimap", f"{tmp_path}/tri/")],
+                                                                    progress=False))
+    assert result.frames == 12
+    trimaps = [cv2.imread(str(tmp_path / "tri" / f"{i:05d}.png"), cv2.IMREAD_GRAYSCALE) for i in range(12)]
+    expected = [left] * 5 + [right] * 7
+    for i in (0, 1, 2, 3, 4, 6, 7, 8, 9, 11):
+        assert np.array_equal(trimaps[i], expected[i]), f"frame {i}"
+    # Halfway both weigh 0.5: foreground and background tie on both boxes, and the tie goes to the first class,
+    # background (the official np.argmax); where both directions say background it stays background.
+    assert (trimaps[5][(left == FG) | (right == FG)] == BG).all() and (trimaps[5] == BG).all()
+    assert result.details["trimap_generator"] == "starting-keyframe"
+

@@ -67,7 +67,8 @@ def add_guidance_options(guide) -> None:
                            f"{name}: {network.summary}" for name, network in GUIDED_NETWORKS.items()))
     guide.add_argument("--checkpoint", metavar="PATH",
                        help="--method ftpvm: the official ftpvm.pth or a training checkpoint (no weights are "
-                            "bundled); rvm-init: RVM's encoder with every other layer untrained")
+                            "bundled); rvm-init: RVM's encoder with every other layer untrained. --method tgm: "
+                            "the official trimap module's weights or a training checkpoint (optional)")
     guide.add_argument("--prior", choices=["auto", "rvm", "none"], default="auto",
                        help="RVM's alpha as a weak data term and a check on the propagated labels: auto uses it when "
                             "RVM sees the first keyframe's subject (people; it hurts other objects), rvm always, none "
@@ -107,8 +108,9 @@ def build_job(args: argparse.Namespace, control, runners=None):
     if live_source(args.input, args.input_format) is not None:
         raise UsageError("guided matting reads the clip three times (forward, backward, then writing); "
                          "record the camera to a file first")
+    # (the networks of --method read these options themselves: no propagator's encoder is loaded for them)
     propagators = propagator_factory(args.propagator, args.mem_every, args.max_memory, args.finetune_steps,
-                                     args.model, args.cache_dir)
+                                     args.model, args.cache_dir) if args.method == "classical" else None
     source, folder = _source_and_keyframe_folder(args)
     if not args.keyframe and folder is None:
         raise UsageError("no keyframe: give --keyframe INDEX:PATH (repeatable) or --keyframes DIR")
@@ -135,7 +137,8 @@ def _network_matter(args: argparse.Namespace, job, keyframes):
 
     if args.work:
         raise UsageError("--work (kept work folder, corrections) is for --method classical only")
-    options = {"mem_every": args.mem_every, "max_memory": args.max_memory, "finetune_steps": args.finetune_steps}
+    options = {"mem_every": args.mem_every, "max_memory": args.max_memory, "finetune_steps": args.finetune_steps,
+               "prior": args.prior, "model": args.model}
     return GUIDED_NETWORKS[args.method].matter(job, keyframes, args.checkpoint, cache=args.cache_dir, warn=warn,
                                                options=options)
 

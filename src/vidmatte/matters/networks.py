@@ -4,7 +4,8 @@ One row per network: the matter factory (``module:function``, imported only when
 PyTorch import) and the line ``--help`` shows. A factory is called as
 ``factory(job, keyframes, checkpoint, cache=..., warn=..., options=...)`` with the checked ``pipeline.Job``, the
 loaded ``guidance.Keyframes``, the ``--checkpoint`` value and ``options``, the method settings the command line
-shares with the memory propagator (``mem_every``, ``max_memory``, ``finetune_steps``); it returns a ``Matter``."""
+shares with the memory propagator (``mem_every``, ``max_memory``, ``finetune_steps``) and the classical solver's
+``prior`` and ``model``; it returns a ``Matter``."""
 
 from __future__ import annotations
 
@@ -26,4 +27,7 @@ class GuidedNetwork:
 GUIDED_NETWORKS: dict[str, GuidedNetwork] = {
     "ftpvm": GuidedNetwork("vidmatte.matters.ftpvm:ftpvm_method",
                            "the FTP-VM network with the keyframes as its memory (needs --checkpoint)"),
+    "tgm": GuidedNetwork("vidmatte.matters.tgm:tgm_method",
+                         "TCVOM's trimap generation module (STM) gives each frame's trimap from both directions, "
+                         "alpha solved as classical (--checkpoint: its weights; none: a variant on RVM's encoder)"),
 }

@@ -172,6 +172,10 @@ class TrimapGenerationModule(nn.Module):
         self.KV_Q_r4 = KeyValue(1024)
         self.Decoder = Decoder()
 
+    def model_args(self) -> dict:
+        """Constructor arguments, stored in training checkpoints (none: the official module has one shape)."""
+        return {}
+
     def memorize(self, frame: Tensor, trimap: Tensor) -> tuple[Tensor, Tensor]:
         b = frame.shape[0]
         frame, trimap = pad_to_multiple(imagenet_normalised(frame)), pad_to_multiple(trimap)
