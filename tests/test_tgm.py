@@ -250,3 +250,128 @@ def test_both_directions_from_every_keyframe_are_ensembled_by_distance(tmp_path)
     assert (trimaps[5][(left == FG) | (right == FG)] == BG).all() and (trimaps[5] == BG).all()
     assert result.details["trimap_generator"] == "starting-keyframe"
 
+
+
+# --- vidmatte guided --method tgm ----------------------------------------------------------------------------------
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+CLI = [sys.executable, "-m", "vidmatte"]
+
+
+def run(*args):
+    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """A TCVOM workspace of 7 generated frames (00000_rgb.png...) with keyframe trimaps at 1 and 5, and a
+    checkpoint made here whose decoder says "background" everywhere (its last layer zeroed, bias to background)."""
+    from media import moving_square_frames
+
+    folder = tmp_path_factory.mktemp("tgm") / "clip"
+    folder.mkdir()
+    frames = moving_square_frames(7, 48, 32)
+    for i, frame in enumerate(frames):
+        cv2.imwrite(str(folder / f"{i:05d}_rgb.png"), frame[..., ::-1])
+    for i in (1, 5):
+        key = np.zeros((32, 48), np.uint8)
+        x = i * 5
+        key[6:26, max(x - 2, 0):x + 18] = UNKNOWN
+        key[9:23, x + 1:x + 15] = FG
+        cv2.imwrite(str(folder / f"{i:05d}_trimap.png"), key)
+    net = TrimapGenerationModule()
+    state = net.state_dict()
+    state["Decoder.pred2.weight"].zero_()
+    state["Decoder.pred2.bias"].copy_(torch.tensor([3.0, -3.0]))
+    torch.save(state, folder.parent / "background.pth")
+    return folder
+
+
+def test_guided_method_tgm_on_a_tcvom_workspace_with_a_checkpoint_made_here(workspace, tmp_path):
+    proc = run("guided", workspace, "--method", "tgm", "--checkpoint", workspace.parent / "background.pth",
+               "--mem-every", "2", "--max-memory", "2", "--prior", "none", "--alpha", f"{tmp_path}/alpha/",
+               "--trimaps", f"{tmp_path}/tri/", "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.splitlines()[-1])
+    assert report["frames"] == 7 and report["trimap_generator"] == "stm"
+    for i in range(7):
+        trimap = cv2.imread(str(tmp_path / "tri" / f"{i:05d}.png"), cv2.IMREAD_GRAYSCALE)
+        alpha = cv2.imread(str(tmp_path / "alpha" / f"{i:05d}.png"), cv2.IMREAD_GRAYSCALE)
+        if i in (1, 5):  # keyframes keep their given trimap; alpha is solved from it
+            key = cv2.imread(str(workspace / f"{i:05d}_trimap.png"), cv2.IMREAD_GRAYSCALE)
+            assert np.array_equal(trimap, key) and (alpha[key == FG] == 255).all() and (alpha[key == BG] == 0).all()
+        else:  # the network's trimap (background everywhere) from whichever directions reached the frame
+            assert (trimap == BG).all() and (alpha == 0).all(), f"frame {i}"
+
+
+def test_guided_method_tgm_without_a_checkpoint_follows_the_subject(workspace, tmp_path):
+    """The no-checkpoint variant (RVM encoder features in memory): the moving square stays foreground."""
+    from media import moving_square_frames
+
+    proc = run("guided", workspace, "--method", "tgm", "--finetune-steps", "3", "--prior", "none",
+               "--trimaps", f"{tmp_path}/tri/", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert "no-checkpoint variant" in proc.stderr
+    assert json.loads(proc.stdout.splitlines()[-1])["trimap_generator"] == "rvm-memory"
+    frames = moving_square_frames(7, 48, 32)
+    for i in (0, 3, 6):
+        square = (frames[i] == (250, 240, 40)).all(axis=2)
+        trimap = cv2.imread(str(tmp_path / "tri" / f"{i:05d}.png"), cv2.IMREAD_GRAYSCALE)
+        assert (trimap[square] != BG).mean() > 0.6, f"frame {i}"
+    far = cv2.imread(str(tmp_path / "tri" / "00000.png"), cv2.IMREAD_GRAYSCALE)[:, 32:]  # the square is at x 0..15
+    assert (far == BG).mean() > 0.6
+
+
+@pytest.mark.parametrize("extra, code, fragment", [
+    (["--checkpoint", "missing.pth"], 1, "checkpoint not found"),
+    (["--checkpoint", "00000_rgb.png"], 1, "cannot read"),
+    (["--mem-every", "0"], 2, "--mem-every"),
+])
+def test_tgm_bad_settings_are_one_line_errors(workspace, tmp_path, extra, code, fragment):
+    extra = [str(workspace / e) if e.endswith((".pth", ".png")) else e for e in extra]
+    proc = run("guided", workspace, "--method", "tgm", *extra, "--alpha", f"{tmp_path}/alpha/")
+    assert proc.returncode == code, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip() and "warning" not in line]
+    assert len(lines) == 1 and fragment in lines[0] and "Traceback" not in proc.stderr
+    assert not (tmp_path / "alpha").exists()
+
+
+def test_checkpoints_of_the_official_training_wrapper_load_and_others_are_refused(tmp_path):
+    from vidmatte.errors import ModelError
+
+    state = official_state(seed=2)
+    torch.save({"model." + k: v for k, v in state.items()} | {"IMG_MEAN": torch.zeros(1, 1, 3, 1, 1),
+                                                              "IMG_STD": torch.ones(1, 1, 3, 1, 1)},
+               tmp_path / "full.pth")
+    loaded = load_tgm(str(tmp_path / "full.pth"))
+    assert torch.equal(loaded.KV_M_r4.Key.weight, state["KV_M_r4.Key.weight"])
+    torch.save({"conv.weight": torch.zeros(1)}, tmp_path / "other.pth")
+    with pytest.raises(ModelError, match="is not a TCVOM trimap generation module checkpoint"):
+        load_tgm(str(tmp_path / "other.pth"))
+
+
+# --- online fine-tuning --------------------------------------------------------------------------------------------
+def test_online_finetuning_lowers_the_loss_on_the_keyframes():
+    from vidmatte.train.tgm import finetune_parameters, keyframe_loss, online_finetune
+
+    torch.manual_seed(0)
+    net = TrimapGenerationModule().eval()
+    with torch.no_grad():  # a decoder that starts undecided (as a trained one is, roughly): learning shows quickly
+        net.Decoder.pred2.weight.zero_()
+        net.Decoder.pred2.bias.zero_()
+    h, w = 32, 48
+    yy, xx = np.mgrid[0:h, 0:w]
+    r = np.hypot(yy - h / 2, xx - w / 2)
+    trimap = np.where(r < 7, FG, np.where(r < 11, UNKNOWN, BG)).astype(np.uint8)
+    rng = np.random.default_rng(0)
+    colour = np.where((r < 9)[..., None], [200, 60, 40], [30, 90, 200]) + rng.normal(0, 10, (h, w, 3))
+    frame = np.clip(colour, 0, 255).astype(np.uint8)
+    bn_before = net.Encoder_Q.bn1.weight.clone()
+    before = keyframe_loss(net, [frame], [trimap], side=48)
+    losses = online_finetune(net, [frame], [trimap], steps=6, lr=1e-3, side=48)
+    after = keyframe_loss(net, [frame], [trimap], side=48)
+    assert len(losses) == 6 and after < 0.9 * before, (before, after, losses)
+    assert torch.equal(net.Encoder_Q.bn1.weight, bn_before) and not net.training  # BatchNorm is left alone
+    assert all("bn" not in name for name, p in net.named_parameters()
+               if any(p is q for q in finetune_parameters(net)))
