@@ -375,3 +375,81 @@ def test_online_finetuning_lowers_the_loss_on_the_keyframes():
     assert torch.equal(net.Encoder_Q.bn1.weight, bn_before) and not net.training  # BatchNorm is left alone
     assert all("bn" not in name for name, p in net.named_parameters()
                if any(p is q for q in finetune_parameters(net)))
+
+
+# --- training with the project's loop -------------------------------------------------------------------------------
+def tgm_config(tmp_path, steps: int, **train):
+    from vidmatte.train.config import load_config
+
+    base = {
+        "output_dir": str(tmp_path / "run"),
+        "model": {"kind": "tgm", "init": "scratch", "freeze_batchnorm": False},
+        "data": {"mattes": [{"type": "synthetic_matte", "size": [40, 40]}],
+                 "backgrounds": [{"type": "synthetic_background", "size": [40, 40]}]},
+        "train": {"steps": steps, "batch_size": 1, "seq_length": 2, "size": [32, 32], "seg_every": 0,
+                  "lr": {"decoder": 1e-4}, "log_every": 0, "tensorboard": False, "checkpoint_every": 0,
+                  "device": "cpu", **train},
+    }
+    return load_config(None, [], base=base)
+
+
+def test_tgm_training_resumes_exactly_and_its_checkpoint_serves_the_matter(tmp_path):
+    """A smoke run of the loop (model.kind tgm): two steps straight, or one step, a checkpoint, and one more."""
+    from vidmatte.train.loop import Trainer
+
+    uninterrupted = Trainer(tgm_config(tmp_path / "a", steps=2)).run()
+    assert all(np.isfinite(h["loss"]) and h["lr/trimap_ce"] == h["loss"] for h in uninterrupted)
+    first = Trainer(tgm_config(tmp_path / "b", steps=2))
+    first.run(steps=1)
+    path = first.save_checkpoint(tmp_path / "b" / "step1.pt")
+    resumed = Trainer(tgm_config(tmp_path / "c", steps=2, resume=str(path)))
+    after = resumed.run()
+    assert resumed.step == 2 and len(after) == 1
+    assert after[0]["loss"] == pytest.approx(uninterrupted[1]["loss"], rel=1e-6, abs=1e-7)
+    loaded = load_tgm(str(resumed.save_checkpoint(tmp_path / "last.pt")))
+    assert torch.equal(loaded.Decoder.pred2.weight, resumed.model.Decoder.pred2.weight)
+
+
+def test_tgm_training_config_is_checked_in_one_line():
+    from vidmatte.train.config import ConfigError, load_config
+
+    base = {"model": {"kind": "tgm", "init": "scratch"}, "data": {"mattes": [{}], "backgrounds": [{}]},
+            "train": {"size": [32, 32], "seg_every": 0, "seq_length": 3}}
+    load_config(None, [], base=base)
+    with pytest.raises(ConfigError, match="seq_length"):
+        load_config(None, ["train.seq_length=1"], base=base)
+    with pytest.raises(ConfigError, match="scratch or a checkpoint"):
+        load_config(None, ["model.init=pretrained"], base=base)
+    with pytest.raises(ConfigError, match="seg_every"):
+        load_config(None, ["train.seg_every=2"], base=base)
+
+
+def test_the_smoke_config_is_a_valid_tgm_config():
+    from pathlib import Path
+
+    from vidmatte.train.config import load_config
+
+    config = load_config(Path(__file__).parents[1] / "configs" / "train" / "tgm_smoke.yaml")
+    assert config["model"]["kind"] == "tgm" and config["train"]["device"] == "cpu"
+
+
+# --- ONNX export ----------------------------------------------------------------------------------------------------
+def test_onnx_export_agrees_with_pytorch_for_other_batches_and_memory_counts(model, tmp_path):
+    import onnxruntime as ort
+
+    from vidmatte.backends.export_tgm import export_tgm_onnx
+
+    report = export_tgm_onnx(model, tmp_path / "tgm.onnx", height=40, width=56)
+    assert report.agrees() and report.segment_path.is_file() and report.memorize_path.is_file()
+    assert report.memorize_path.name == "tgm.memorize.onnx"
+    # Three memory frames, batch 1: a count the check did not use.
+    x, tri = frames(1, 40, 56, seed=4), disc_trimap(1, 40, 56)
+    with torch.inference_mode():
+        k, v = model.memorize(x, tri)
+        keys, values = torch.cat([k] * 3, 3), torch.cat([v] * 3, 3)
+        want = model.segment(x, keys, values).numpy()
+    session = ort.InferenceSession(str(report.segment_path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"frame": x.numpy(), "keys": keys.numpy(), "values": values.numpy()})[0]
+    assert got.shape == (1, 3, 40, 56)
+    assert (torch.softmax(torch.from_numpy(got), 1) - torch.softmax(torch.from_numpy(want), 1)).abs().max() < 5e-3
+    assert not list(tmp_path.glob("*.tmp*")) and len(list(tmp_path.iterdir())) == 2

@@ -27,6 +27,8 @@ KINDS: dict[str, ModelKind] = {
     "rvm": ModelKind(build="vidmatte.train.rvm_kind:build_rvm", terms="vidmatte.train.rvm_kind:rvm_terms"),
     "ftpvm": ModelKind(build="vidmatte.train.ftpvm:build_ftpvm", terms="vidmatte.train.ftpvm:ftpvm_step_terms",
                        validate="vidmatte.train.ftpvm:validate_ftpvm"),
+    "tgm": ModelKind(build="vidmatte.train.tgm:build_tgm", terms="vidmatte.train.tgm:tgm_terms",
+                     validate="vidmatte.train.tgm:validate_tgm"),
 }
 
 
