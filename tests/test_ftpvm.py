@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from ftpvm_official_layout import JSON_PATH, official_layout
+from layout_state import random_state
 from media import moving_square_frames, write_video
 from vidmatte.models.ftpvm import (FastTrimapPropagationVideoMatting, fuse_with_given_trimap,
                                    fuse_with_predicted_trimap, grey_guided_upsample, read_memory)
@@ -24,21 +25,8 @@ CLI = [sys.executable, "-m", "vidmatte"]
 
 def official_state(seed: int = 0) -> dict[str, torch.Tensor]:
     """A state dict built only from the official names and shapes (tests/ftpvm_official_state_dict.json), with
-    random values: BatchNorm statistics away from identity so eval-mode BN does something."""
-    gen = torch.Generator().manual_seed(seed)
-    state = {}
-    for name, entry in json.loads(JSON_PATH.read_text()).items():
-        shape = entry["shape"]
-        if name.endswith("num_batches_tracked"):
-            state[name] = torch.tensor(7)
-        elif name.endswith("running_var"):
-            state[name] = torch.rand(shape, generator=gen) + 0.5
-        elif name.endswith("weight") and len(shape) == 1:
-            state[name] = 1 + 0.2 * torch.randn(shape, generator=gen)
-        else:
-            fan_in = math.prod(shape[1:]) if len(shape) > 1 else 10
-            state[name] = torch.randn(shape, generator=gen) / math.sqrt(fan_in)
-    return state
+    random values."""
+    return random_state(JSON_PATH, seed)
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,8 @@ tgm`` end to end, training and ONNX export."""
 from __future__ import annotations
 
 import json
-import math
+import subprocess
+import sys
 
 import cv2
 
@@ -13,30 +14,23 @@ import numpy as np
 import pytest
 import torch
 
+from layout_state import random_state
 from tgm_official_layout import JSON_PATH, official_layout
+from vidmatte.guidance.propagate import BG, FG, UNKNOWN
+from vidmatte.io.writers import parse_output
+from vidmatte.matters.tgm import TgmMatter, ensemble, load_tgm, one_hot
 from vidmatte.models.tgm import (TrimapGenerationModule, TrimapRun, clip_loss, one_hot_trimap, read_memory,
                                  soft_aggregation)
+from vidmatte.pipeline import ConvertOptions, convert
 
 
 def official_state(seed: int = 0) -> dict[str, torch.Tensor]:
     """A state dict built only from the official names and shapes (tests/tgm_official_state_dict.json), random
-    values; BatchNorm statistics away from identity so eval-mode BN does something."""
-    gen = torch.Generator().manual_seed(seed)
-    state = {}
-    for name, entry in json.loads(JSON_PATH.read_text()).items():
-        shape = entry["shape"]
-        if name.endswith("num_batches_tracked"):
-            state[name] = torch.tensor(3)
-        elif name.endswith(".mean") or name.endswith(".std"):
-            state[name] = torch.tensor([0.485, 0.456, 0.406] if name.endswith("mean") else [0.229, 0.224, 0.225])
-            state[name] = state[name].view(shape)
-        elif name.endswith("running_var"):
-            state[name] = torch.rand(shape, generator=gen) + 0.5
-        elif name.endswith("weight") and len(shape) == 1:
-            state[name] = 1 + 0.2 * torch.randn(shape, generator=gen)
-        else:
-            fan_in = math.prod(shape[1:]) if len(shape) > 1 else 10
-            state[name] = torch.randn(shape, generator=gen) / math.sqrt(fan_in)
+    values; the encoders' normalisation buffers hold ImageNet's mean and deviation, as the official ones do."""
+    state = random_state(JSON_PATH, seed)
+    for encoder in ("Encoder_M", "Encoder_Q"):
+        state[f"{encoder}.mean"] = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+        state[f"{encoder}.std"] = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     return state
 
 
@@ -174,10 +168,6 @@ def test_the_clip_loss_trains_the_network_and_ignores_invalid_pixels(model):
 
 
 # --- the ensemble and the matter ----------------------------------------------------------------------------------
-from vidmatte.guidance.propagate import BG, FG, UNKNOWN  # noqa: E402
-from vidmatte.io.writers import parse_output  # noqa: E402
-from vidmatte.matters.tgm import TgmMatter, ensemble, load_tgm, one_hot  # noqa: E402
-from vidmatte.pipeline import ConvertOptions, convert  # noqa: E402
 
 
 def probability_image(*per_pixel) -> np.ndarray:
@@ -253,8 +243,6 @@ def test_both_directions_from_every_keyframe_are_ensembled_by_distance(tmp_path)
 
 
 # --- vidmatte guided --method tgm ----------------------------------------------------------------------------------
-import subprocess  # noqa: E402
-import sys  # noqa: E402
 
 CLI = [sys.executable, "-m", "vidmatte"]
 

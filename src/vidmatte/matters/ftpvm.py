@@ -19,7 +19,6 @@ as a training start, not for results).
 from __future__ import annotations
 
 import logging
-import os
 from typing import Callable
 
 import numpy as np
@@ -29,6 +28,7 @@ from ..guidance.propagate import BG, FG, UNKNOWN
 from ..matte import SolvedMatte
 from .base import Pass, Span, as_rgb_u8, writing_pass
 from .guided import foreground_colours
+from .networks import read_weights
 
 RVM_INIT = "rvm-init"
 TARGET_SIZE = 1024  # the official footage script's default longer side
@@ -37,8 +37,6 @@ BANK_SIZE = 5  # the official MemoryBank's top_k
 
 def load_ftpvm(checkpoint: str | None, cache: str | None = None, warn: Callable[[str], None] | None = None):
     """The network in eval mode, from ``checkpoint`` (a file, or ``rvm-init``). No checkpoint: ModelError."""
-    import torch
-
     from ..models.ftpvm import FastTrimapPropagationVideoMatting
 
     if not checkpoint:
@@ -52,12 +50,7 @@ def load_ftpvm(checkpoint: str | None, cache: str | None = None, warn: Callable[
         (warn or logging.getLogger("vidmatte").warning)(
             "FTP-VM with only RVM's encoder: every other layer is untrained, the mattes mean nothing")
         return model.eval()
-    if not os.path.isfile(checkpoint):
-        raise ModelError(f"checkpoint not found: {checkpoint}")
-    try:
-        blob = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ModelError(f"cannot read {checkpoint}: {str(exc).splitlines()[0]}") from None
+    blob = read_weights(checkpoint)
     state, args = (blob["model"], dict(blob["model_args"])) if "model_args" in blob else (blob, {})
     model = FastTrimapPropagationVideoMatting(**args)
     # The official footage script drops a training-time refiner's weights the same way.

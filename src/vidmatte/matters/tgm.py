@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import bisect
 import logging
-import os
 import tempfile
 from pathlib import Path
 
@@ -38,6 +37,7 @@ from ..guidance.propagate import BG, FG, UNKNOWN
 from ..matte import SolvedMatte
 from .base import Pass, Span, as_rgb_u8, writing_pass
 from .guided import TrimapSolver, foreground_colours, open_prior
+from .networks import read_weights
 
 TARGET_SIZE = 512  # longer side the generator runs at (the official finetuning crops 512; inference is full size)
 LEVELS = np.array([BG, UNKNOWN, FG], np.uint8)  # class 0, 1, 2 -> trimap level
@@ -47,16 +47,9 @@ LEVELS = np.array([BG, UNKNOWN, FG], np.uint8)  # class 0, 1, 2 -> trimap level
 def load_tgm(checkpoint: str):
     """The STM network in eval mode from ``checkpoint``: the official state dict (``STM`` keys, or the training
     wrapper's ``model.``-prefixed ones) or a training checkpoint of ours. Anything else: ModelError."""
-    import torch
-
     from ..models.tgm import TrimapGenerationModule
 
-    if not os.path.isfile(checkpoint):
-        raise ModelError(f"checkpoint not found: {checkpoint}")
-    try:
-        blob = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ModelError(f"cannot read {checkpoint}: {str(exc).splitlines()[0]}") from None
+    blob = read_weights(checkpoint)
     state = blob["model"] if isinstance(blob, dict) and "model_args" in blob else blob
     if isinstance(state, dict) and state and all(k.startswith("model.") or k in ("IMG_MEAN", "IMG_STD")
                                                  for k in state):
