@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import cv2
-
 import numpy as np
 import pytest
 import torch
