@@ -56,12 +56,15 @@ def add_guidance_options(guide) -> None:
                             "the flow loses the subject: occlusion, jumps); auto = flow, memory with "
                             "--finetune-steps")
     guide.add_argument("--mem-every", type=int, default=5, metavar="N",
-                       help="memory propagator: a propagated frame joins the memory every N frames (default 5)")
+                       help="memory propagator and --method tgm: a propagated frame joins the memory every N frames "
+                            "(default 5)")
     guide.add_argument("--max-memory", type=int, default=6, metavar="N",
-                       help="memory propagator: frames kept in memory, keyframes never forgotten (default 6)")
+                       help="memory propagator and --method tgm: frames kept in memory, keyframes never forgotten "
+                            "(default 6)")
     guide.add_argument("--finetune-steps", type=int, default=0, metavar="N",
                        help="memory propagator: train its key/readout heads N steps on augmented keyframes "
-                            "first (TCVOM's online fine-tuning; needs PyTorch)")
+                            "first (TCVOM's online fine-tuning; needs PyTorch); --method tgm: train the network "
+                            "on them (without --checkpoint: those heads)")
     guide.add_argument("--method", choices=["classical", *GUIDED_NETWORKS], default="classical",
                        help="classical: propagate the keyframes and solve alpha (no weights); " + "; ".join(
                            f"{name}: {network.summary}" for name, network in GUIDED_NETWORKS.items()))
