@@ -437,6 +437,6 @@ def test_onnx_export_agrees_with_pytorch_for_other_batches_and_memory_counts(mod
         want = model.segment(x, keys, values).numpy()
     session = ort.InferenceSession(str(report.segment_path), providers=["CPUExecutionProvider"])
     got = session.run(None, {"frame": x.numpy(), "keys": keys.numpy(), "values": values.numpy()})[0]
-    assert got.shape == (1, 3, 40, 56)
-    assert (torch.softmax(torch.from_numpy(got), 1) - torch.softmax(torch.from_numpy(want), 1)).abs().max() < 5e-3
+    assert got.shape == (1, 3, 40, 56)  # class shares compared: see export_tgm's tolerances
+    assert (torch.sigmoid(torch.from_numpy(got)) - torch.sigmoid(torch.from_numpy(want))).abs().max() < 1e-4
     assert not list(tmp_path.glob("*.tmp*")) and len(list(tmp_path.iterdir())) == 2
