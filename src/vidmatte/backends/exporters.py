@@ -42,7 +42,8 @@ class ExportableNetwork:
         if isinstance(config, dict) and config.get("model", {}).get("kind") in self.kinds:
             return True
         state = blob.get("model") if isinstance(blob.get("model"), dict) else blob
-        return self.marker in state
+        # official files may wrap the network's keys in a training module's prefix ("model.")
+        return any(key == self.marker or str(key).endswith("." + self.marker) for key in state)
 
     def call(self, role: str, *args):
         module, name = getattr(self, role).split(":")
@@ -61,6 +62,12 @@ EXPORTABLE: dict[str, ExportableNetwork] = {
         kinds=("dvm",), marker="matting.fusion.flow0.off_conv1.weight",
         load="vidmatte.matters.dvm:load_dvm", export="vidmatte.backends.export_dvm:export_dvm_onnx",
         opset=17, size=(512, 288), also_writes=(".trimap_encode.onnx", ".trimap.onnx")),
+    "tgm": ExportableNetwork(
+        "TCVOM's TGM: two graphs, PATH (segment a frame against the memory) and PATH.memorize.onnx (a frame and its "
+        "trimap into memory keys and values)",
+        kinds=("tgm",), marker="KV_M_r4.Key.weight",
+        load="vidmatte.matters.tgm:load_tgm", export="vidmatte.backends.export_tgm:export_tgm_onnx",
+        opset=17, size=(512, 288), also_writes=(".memorize.onnx",)),
 }
 
 

@@ -56,23 +56,25 @@ def add_guidance_options(guide) -> None:
                             "the flow loses the subject: occlusion, jumps); auto = flow, memory with "
                             "--finetune-steps")
     guide.add_argument("--mem-every", type=int, default=None, metavar="N",
-                       help="a frame joins the memory every N frames: memory propagator (default 5); --method "
-                            "ftpvm: the network's own trimap of every N-th frame (official memory_save_iter; "
-                            "default: never, the memory is the keyframe alone)")
+                       help="a frame joins the memory every N frames: memory propagator and --method tgm (default "
+                            "5); --method ftpvm: the network's own trimap of every N-th frame (official "
+                            "memory_save_iter; default: never, the memory is the keyframe alone)")
     guide.add_argument("--max-memory", type=int, default=None, metavar="N",
-                       help="frames kept in memory, keyframes never forgotten: memory propagator (default 6); "
-                            "--method ftpvm: the --mem-every frames kept beside the keyframe (official "
+                       help="frames kept in memory, keyframes never forgotten: memory propagator and --method tgm "
+                            "(default 6); --method ftpvm: the --mem-every frames kept beside the keyframe (official "
                             "memory_bank_size, default 5)")
     guide.add_argument("--finetune-steps", type=int, default=0, metavar="N",
                        help="memory propagator: train its key/readout heads N steps on augmented keyframes "
-                            "first (TCVOM's online fine-tuning; needs PyTorch)")
+                            "first (TCVOM's online fine-tuning; needs PyTorch); --method tgm: train the network "
+                            "on them (without --checkpoint: those heads)")
     guide.add_argument("--method", choices=["classical", *GUIDED_NETWORKS], default="classical",
                        help="classical: propagate the keyframes and solve alpha (no weights); " + "; ".join(
                            f"{name}: {network.summary}" for name, network in GUIDED_NETWORKS.items()))
     guide.add_argument("--checkpoint", metavar="PATH",
                        help="--method ftpvm: the official ftpvm.pth or a training checkpoint (no weights are "
                             "bundled); rvm-init: RVM's encoder with every other layer untrained; --method dvm: a "
-                            "training checkpoint holding both DVM networks")
+                            "training checkpoint holding both DVM networks; --method tgm: the official trimap "
+                            "module's weights or a training checkpoint (optional)")
     guide.add_argument("--prior", choices=["auto", "rvm", "none"], default="auto",
                        help="RVM's alpha as a weak data term and a check on the propagated labels: auto uses it when "
                             "RVM sees the first keyframe's subject (people; it hurts other objects), rvm always, none "
@@ -141,7 +143,8 @@ def _network_matter(args: argparse.Namespace, job, keyframes):
 
     if args.work:
         raise UsageError("--work (kept work folder, corrections) is for --method classical only")
-    options = {"mem_every": args.mem_every, "max_memory": args.max_memory, "finetune_steps": args.finetune_steps}
+    options = {"mem_every": args.mem_every, "max_memory": args.max_memory, "finetune_steps": args.finetune_steps,
+               "prior": args.prior, "model": args.model}
     return GUIDED_NETWORKS[args.method].matter(job, keyframes, args.checkpoint, cache=args.cache_dir, warn=warn,
                                                options=options)
 

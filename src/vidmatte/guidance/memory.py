@@ -283,25 +283,27 @@ def gate(trimap: np.ndarray, seen: np.ndarray, reach: int = 1) -> np.ndarray:
 
 
 # --- TCVOM-style online fine-tuning -------------------------------------------------------------------------------
-def finetune_heads(encoder: FeatureEncoder, frame: np.ndarray, trimap: np.ndarray, steps: int, top_k: int,
-                   temperature: float, views: int = 8, seed: int = 0) -> Heads:
-    """Train the key and readout heads on the clip's own keyframe: the memory holds the keyframe as it is, the
-    queries are augmented copies (affine jitter, colour changes) whose labels are the trimap moved the same way.
-    The encoder stays frozen (its features are computed once per view with onnxruntime); only the heads learn."""
+def finetune_heads(encoder: FeatureEncoder, frame: np.ndarray | list, trimap: np.ndarray | list, steps: int,
+                   top_k: int, temperature: float, views: int = 8, seed: int = 0) -> Heads:
+    """Train the key and readout heads on the clip's own keyframe (or keyframes: lists of frames and trimaps): the
+    memory holds the keyframes as they are, the queries are augmented copies (affine jitter, colour changes) whose
+    labels are the trimap moved the same way. The encoder stays frozen (its features are computed once per view
+    with onnxruntime); only the heads learn."""
     require_torch()
     import torch
 
     torch.set_flush_denormal(True)  # tiny Adam updates otherwise leave denormals that slow every product 50x
     rng = np.random.default_rng(seed)
-    memory_keys = encoder(frame)
-    grid = memory_keys.shape[:2]
-    memory_values = cell_labels(trimap, grid).reshape(-1, 3)
+    frames, trimaps = (frame, trimap) if isinstance(frame, list) else ([frame], [trimap])
+    keyframe_keys = [encoder(f) for f in frames]
+    grid, channels = keyframe_keys[0].shape[:2], keyframe_keys[0].shape[-1]
+    memory_keys = np.concatenate([k.reshape(-1, channels) for k in keyframe_keys])
+    memory_values = np.concatenate([cell_labels(t, grid).reshape(-1, 3) for t in trimaps])
     queries, targets = [], []
-    for _ in range(views):
-        view, view_trimap = augment(frame, trimap, rng)
-        queries.append(encoder(view).reshape(-1, memory_keys.shape[-1]))
+    for v in range(views):
+        view, view_trimap = augment(frames[v % len(frames)], trimaps[v % len(frames)], rng)
+        queries.append(encoder(view).reshape(-1, channels))
         targets.append(cell_labels(view_trimap, grid).reshape(-1, 3))
-    channels = memory_keys.shape[-1]
     key_delta = torch.zeros(channels, channels, requires_grad=True)
     readout_delta = torch.zeros(channels, 3, requires_grad=True)
     optimiser = torch.optim.Adam([key_delta, readout_delta], lr=1e-3)

@@ -27,7 +27,8 @@ from ..guidance.propagate import BG, FG, UNKNOWN
 from ..matte import SolvedMatte
 from .base import Pass
 from .guided import foreground_colours
-from .keyframe_network import KeyframeNetworkMatter, checked_trimap, keyframes_in_span, read_checkpoint_file
+from .keyframe_network import KeyframeNetworkMatter, checked_trimap, keyframes_in_span
+from .networks import read_weights
 
 TARGET_SIZE = 1024  # longer side the networks see (CPU-friendly; the official test resizes to at most 1600)
 
@@ -39,7 +40,7 @@ def load_dvm(checkpoint: str | None):
     if not checkpoint:
         raise UsageError("--method dvm needs --checkpoint PATH: no official DVM weights are bundled (train both "
                          "networks with model.kind: dvm, see docs/DVM.md)")
-    blob = read_checkpoint_file(checkpoint)
+    blob = read_weights(checkpoint)
     if not isinstance(blob, dict) or "model_args" not in blob:
         if isinstance(blob, dict) and any(str(k).startswith("fusion.flow0.") for k in blob):
             raise ModelError(f"{checkpoint} holds DVM's matting network only (the official release has no trimap "

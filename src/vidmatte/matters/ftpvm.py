@@ -28,7 +28,8 @@ from ..guidance.propagate import BG, FG, UNKNOWN
 from ..matte import SolvedMatte
 from .base import Pass
 from .guided import foreground_colours
-from .keyframe_network import KeyframeNetworkMatter, checked_trimap, keyframes_in_span, read_checkpoint_file
+from .keyframe_network import KeyframeNetworkMatter, checked_trimap, keyframes_in_span
+from .networks import read_weights
 
 RVM_INIT = "rvm-init"
 TARGET_SIZE = 1024  # the official footage script's default longer side
@@ -50,7 +51,7 @@ def load_ftpvm(checkpoint: str | None, cache: str | None = None, warn: Callable[
         (warn or logging.getLogger("vidmatte").warning)(
             "FTP-VM with only RVM's encoder: every other layer is untrained, the mattes mean nothing")
         return model.eval()
-    blob = read_checkpoint_file(checkpoint)
+    blob = read_weights(checkpoint)
     state, args = (blob["model"], dict(blob["model_args"])) if "model_args" in blob else (blob, {})
     model = FastTrimapPropagationVideoMatting(**args)
     # The official footage script drops a training-time refiner's weights the same way.

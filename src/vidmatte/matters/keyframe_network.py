@@ -1,14 +1,12 @@
 """What the guided networks' matters (``--method ftpvm``, ``--method dvm``) share: one short pass per keyframe that
-keeps it as the network's memory or reference, then the writing pass in order; reading a checkpoint file in one
-line of error; the keyframes inside the job's frames."""
+keeps it as the network's memory or reference, then the writing pass in order; the keyframes inside the job's
+frames. (Reading a ``--checkpoint`` file: ``networks.read_weights``.)"""
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
-from ..errors import ModelError, UsageError
+from ..errors import UsageError
 from .base import Pass, Span, as_rgb_u8, writing_pass
 
 
@@ -19,18 +17,6 @@ def keyframes_in_span(span: Span, keyframes) -> dict:
         raise UsageError(f"no keyframe inside the frames to process ({span.first}..{span.stop}); "
                          f"keyframes at {', '.join(map(str, keyframes.indices()))}")
     return {i: keyframes.at(i) for i in inside}
-
-
-def read_checkpoint_file(checkpoint: str):
-    """``torch.load`` of a tensors-only file; a missing or unreadable file is a one-line ModelError."""
-    import torch
-
-    if not os.path.isfile(checkpoint):
-        raise ModelError(f"checkpoint not found: {checkpoint}")
-    try:
-        return torch.load(checkpoint, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ModelError(f"cannot read {checkpoint}: {str(exc).splitlines()[0]}") from None
 
 
 def checked_trimap(keyframes: dict[int, np.ndarray], index: int, frame: np.ndarray) -> np.ndarray:

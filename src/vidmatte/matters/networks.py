@@ -4,12 +4,30 @@ One row per network: the matter factory (``module:function``, imported only when
 PyTorch import) and the line ``--help`` shows. A factory is called as
 ``factory(job, keyframes, checkpoint, cache=..., warn=..., options=...)`` with the checked ``pipeline.Job``, the
 loaded ``guidance.Keyframes``, the ``--checkpoint`` value and ``options``, the method settings the command line
-shares with the memory propagator (``mem_every``, ``max_memory``, ``finetune_steps``); it returns a ``Matter``."""
+shares with the memory propagator (``mem_every``, ``max_memory``, ``finetune_steps``) and the classical solver's
+``prior`` and ``model``; it returns a ``Matter``."""
 
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+
+
+def read_weights(checkpoint: str) -> object:
+    """What a network's ``--checkpoint`` file holds (tensors and plain data only: no pickled code is run); a missing
+    or unreadable file is a one-line ``ModelError``."""
+    import os
+
+    import torch
+
+    from ..errors import ModelError
+
+    if not os.path.isfile(checkpoint):
+        raise ModelError(f"checkpoint not found: {checkpoint}")
+    try:
+        return torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelError(f"cannot read {checkpoint}: {str(exc).splitlines()[0]}") from None
 
 
 @dataclass(frozen=True)
@@ -29,5 +47,8 @@ GUIDED_NETWORKS: dict[str, GuidedNetwork] = {
     "dvm": GuidedNetwork("vidmatte.matters.dvm:dvm_method",
                          "DVM: trimaps propagated from the keyframes by its trimap network, alpha by its matting "
                          "network over each frame and the two before it (needs --checkpoint)"),
+    "tgm": GuidedNetwork("vidmatte.matters.tgm:tgm_method",
+                         "TCVOM's trimap generation module (STM) gives each frame's trimap from both directions, "
+                         "alpha solved as classical (--checkpoint: its weights; none: a variant on RVM's encoder)"),
 }
 

@@ -11,7 +11,8 @@ DEFAULTS: dict = {
     "seed": 0,
     "output_dir": "runs/rvm",
     "model": {
-        "kind": "rvm",  # rvm, ftpvm or dvm (variant and refiner do not apply; init "pretrained": RVM's encoder)
+        "kind": "rvm",  # rvm, ftpvm or dvm (variant and refiner do not apply; init "pretrained": RVM's encoder), or
+                        # tgm (TCVOM's trimap module; init "scratch" or a checkpoint)
         "variant": "mobilenetv3",
         "refiner": "deep_guided_filter",
         # "pretrained" (converted official weights of pretrained_model), "scratch", or a checkpoint/.safetensors path

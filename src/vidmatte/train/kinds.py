@@ -29,6 +29,8 @@ KINDS: dict[str, ModelKind] = {
                        validate="vidmatte.train.ftpvm:validate_ftpvm"),
     "dvm": ModelKind(build="vidmatte.train.dvm:build_dvm", terms="vidmatte.train.dvm:dvm_terms",
                      validate="vidmatte.train.dvm:validate_dvm"),
+    "tgm": ModelKind(build="vidmatte.train.tgm:build_tgm", terms="vidmatte.train.tgm:tgm_terms",
+                     validate="vidmatte.train.tgm:validate_tgm"),
 }
 
 
