@@ -37,23 +37,29 @@ class Bottleneck(nn.Module):
         return self.relu(out + identity)
 
 
+RESNET50_BLOCKS = (3, 4, 6, 3)
+RESNET101_BLOCKS = (3, 4, 23, 3)
+
+
 class ResNet50Encoder(nn.Module):
-    """src [N,3,H,W] RGB 0..1 -> features at 1/2 (64 ch), 1/4 (256), 1/8 (512), 1/16 (2048)."""
+    """src [N,3,H,W] RGB 0..1 -> features at 1/2 (64 ch), 1/4 (256), 1/8 (512), 1/16 (2048).
+
+    in_channels: 6 for BackgroundMattingV2 (source and plate); blocks: ``RESNET101_BLOCKS`` for its ResNet-101."""
 
     feature_channels = (64, 256, 512, 2048)
 
-    def __init__(self):
+    def __init__(self, in_channels: int = 3, blocks: tuple[int, ...] = RESNET50_BLOCKS):
         super().__init__()
         self._cin = 64
         self._dilation = 1
-        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+        self.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
-        self.layer1 = self._make_layer(64, 3)
-        self.layer2 = self._make_layer(128, 4, stride=2)
-        self.layer3 = self._make_layer(256, 6, stride=2)
-        self.layer4 = self._make_layer(512, 3, stride=2, dilate=True)
+        self.layer1 = self._make_layer(64, blocks[0])
+        self.layer2 = self._make_layer(128, blocks[1], stride=2)
+        self.layer3 = self._make_layer(256, blocks[2], stride=2)
+        self.layer4 = self._make_layer(512, blocks[3], stride=2, dilate=True)
         init_weights(self)
 
     def _make_layer(self, planes: int, blocks: int, stride: int = 1, dilate: bool = False) -> nn.Sequential:
