@@ -4,6 +4,7 @@ ConvLSTM's state, the refiner's patch selection."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -192,3 +193,94 @@ def test_selecting_every_patch_by_sampling_or_by_threshold_gives_the_same_matte(
         a, b = sampling(src, bgr), thresholding(src, bgr)
     assert a[5].sum() == b[5].sum() == 256
     assert torch.allclose(a[0], b[0], atol=1e-6)
+
+
+# --- training --------------------------------------------------------------------------------------------------
+
+SMOKE_PATH = Path(__file__).parents[1] / "configs/train/bgmv2_smoke.yaml"
+
+
+def bgmv2_config(tmp_path, steps: int, **train):
+    """The smoke config at a test's size (32x32, 3 frames)."""
+    from vidmatte.train.config import load_config
+
+    train = {"size": "[32,32]", "seq_length": 3, **train}
+    return load_config(SMOKE_PATH, [f"output_dir={tmp_path / 'run'}", f"train.steps={steps}", "train.log_every=0",
+                                    *(f"train.{k}={v}" for k, v in train.items())])
+
+
+def test_the_official_losses_on_a_known_case():
+    from vidmatte.train.bgmv2 import base_loss, refine_loss, sobel_magnitude
+
+    ramp = torch.linspace(0, 1, 9).repeat(9, 1)[None, None]
+    assert torch.allclose(sobel_magnitude(ramp)[0, 0, 2:-2, 2:-2], torch.full((5, 5), 1 / 8), atol=1e-4)
+    true_pha = (ramp > 0.5).float()
+    true_fgr = torch.rand(1, 3, 9, 9)
+    perfect = base_loss(true_pha, true_fgr, torch.zeros_like(true_pha), true_pha, true_fgr)
+    assert perfect["total"] < 1e-5
+    off = base_loss(true_pha * 0.5, true_fgr, torch.zeros_like(true_pha), true_pha, true_fgr)
+    assert off["pha_l1"] == pytest.approx(float(true_pha.mean()) * 0.5)
+    assert off["err_mse"] == pytest.approx(float((true_pha * 0.5).square().mean()))  # the error it did not predict
+    fgr_elsewhere = base_loss(true_pha, true_fgr * (1 - true_pha), torch.zeros_like(true_pha), true_pha, true_fgr)
+    assert fgr_elsewhere["fgr_l1"] > 0.01  # foreground counts where the true alpha is > 0 ...
+    assert base_loss(true_pha, true_fgr * true_pha, torch.zeros_like(true_pha), true_pha, true_fgr)["fgr_l1"] == 0
+    small = torch.nn.functional.interpolate(true_pha, size=(3, 3), mode="bilinear", align_corners=False)
+    terms = refine_loss(true_pha, true_fgr, small, torch.rand(1, 3, 3, 3), torch.zeros(1, 1, 3, 3), true_pha,
+                        true_fgr)
+    assert {"pha_l1_sm", "pha_sobel_sm", "fgr_l1_sm", "err_mse"} <= set(terms) and terms["pha_l1"] == 0
+
+
+def test_the_plate_is_the_clips_first_background_frame_held_still():
+    from vidmatte.train.bgmv2 import clip_plate
+
+    bgr = torch.rand(2, 4, 3, 8, 8)
+    plate = clip_plate(bgr)
+    assert plate.shape == bgr.shape and torch.equal(plate[:, 3], bgr[:, 0]) and not torch.equal(plate[:, 3], bgr[:, 3])
+
+
+def test_a_training_smoke_run_lowers_the_loss_and_its_checkpoint_serves_the_matter(tmp_path):
+    import numpy as np
+
+    from vidmatte.matters.plate_neural import load_bgmv2
+    from vidmatte.train.loop import Trainer
+
+    trainer = Trainer(bgmv2_config(tmp_path, steps=16))
+    history = trainer.run()
+    losses = [h["loss"] for h in history]
+    assert len(losses) == 16 and all(np.isfinite(losses)) and {"lr/pha_sobel", "lr/err_mse"} <= set(history[0])
+    first, last = np.mean(losses[:4]), np.mean(losses[-4:])
+    print(f"\nBGMv2+ConvLSTM, 16 CPU steps: mean loss of steps 1-4 {first:.3f}, of steps 13-16 {last:.3f}")
+    assert last < 0.9 * first
+    path = trainer.save_checkpoint(tmp_path / "last.pt")
+    loaded = load_bgmv2(str(path))
+    assert loaded.convlstm and torch.equal(loaded.refiner.conv4.weight, trainer.model.refiner.conv4.weight)
+
+
+def test_bgmv2_training_resumes_exactly(tmp_path):
+    from vidmatte.train.loop import Trainer
+
+    uninterrupted = Trainer(bgmv2_config(tmp_path / "a", steps=4)).run()
+    first = Trainer(bgmv2_config(tmp_path / "b", steps=4))
+    first.run(steps=2)
+    path = first.save_checkpoint(tmp_path / "b" / "step2.pt")
+    resumed = Trainer(bgmv2_config(tmp_path / "c", steps=4, resume=str(path)))
+    after = resumed.run()
+    assert resumed.step == 4 and len(after) == 2
+    for got, want in zip(after, uninterrupted[2:]):
+        assert got["loss"] == pytest.approx(want["loss"], rel=1e-6, abs=1e-7)
+
+
+@pytest.mark.parametrize("override, fragment", [
+    ("model.variant=mobilenetv3", "mobilenetv2, resnet50, resnet101"),
+    ("train.size=[62,64]", "multiples of 4"),
+    ("model.init=pretrained", "no bundled pretrained weights"),
+    ("model.bgmv2.refine_mode=everywhere", "refine_mode must be one of"),
+    ("train.seg_every=2", "seg_every"),
+])
+def test_bgmv2_training_config_is_checked_in_one_line(tmp_path, override, fragment):
+    from vidmatte.train.config import ConfigError
+
+    from vidmatte.train.config import load_config
+
+    with pytest.raises(ConfigError, match=fragment):
+        load_config(SMOKE_PATH, [override])

@@ -287,14 +287,14 @@ class MattingBase(nn.Module):
         super().__init__()
         if backbone not in BACKBONES:
             raise ValueError(f"backbone must be one of {BACKBONES}, not {backbone!r}")
-        self.variant, self.convlstm = backbone, convlstm
+        self.backbone_name, self.convlstm = backbone, convlstm
         self.backbone, features = encoder(backbone, 6)
         self.aspp = ASPP(features[0])
         self.decoder = Decoder(DECODER_CHANNELS, (*features[1:], 6), convlstm)
 
     def model_args(self) -> dict:
         """Constructor arguments, stored in checkpoints so they describe themselves."""
-        return {"backbone": self.variant, "convlstm": self.convlstm}
+        return {"backbone": self.backbone_name, "convlstm": self.convlstm}
 
     def base(self, src: Tensor, bgr: Tensor, frames: int, state: Optional[State]) -> tuple[Tensor, State]:
         """src, bgr [N,3,h,w] with N = batch x ``frames`` -> (the decoder's 37 channels, state)."""

@@ -11,7 +11,7 @@ DEFAULTS: dict = {
     "seed": 0,
     "output_dir": "runs/rvm",
     "model": {
-        "kind": "rvm",  # rvm, or ftpvm (variant and refiner do not apply; init "pretrained": RVM's encoder)
+        "kind": "rvm",  # rvm, ftpvm (variant and refiner do not apply; init "pretrained": RVM's encoder) or bgmv2
         "variant": "mobilenetv3",
         "refiner": "deep_guided_filter",
         # "pretrained" (converted official weights of pretrained_model), "scratch", or a checkpoint/.safetensors path
@@ -20,6 +20,10 @@ DEFAULTS: dict = {
         # Keep BatchNorm in inference mode. The converted weights have BatchNorm folded into the convolutions
         # (identity statistics), so batch statistics would change what the pretrained layers compute.
         "freeze_batchnorm": True,
+        # kind bgmv2 (variant: mobilenetv2, resnet50 or resnet101): BackgroundMattingV2's MattingRefine settings
+        # (refine_mode null: MattingBase alone) and the seed's ConvLSTMs in the decoder.
+        "bgmv2": {"convlstm": True, "backbone_scale": 0.25, "refine_mode": "sampling", "refine_sample_pixels": 80000,
+                  "refine_threshold": 0.1, "refine_kernel_size": 3},
     },
     "data": {
         "mattes": [],

@@ -27,6 +27,8 @@ KINDS: dict[str, ModelKind] = {
     "rvm": ModelKind(build="vidmatte.train.rvm_kind:build_rvm", terms="vidmatte.train.rvm_kind:rvm_terms"),
     "ftpvm": ModelKind(build="vidmatte.train.ftpvm:build_ftpvm", terms="vidmatte.train.ftpvm:ftpvm_step_terms",
                        validate="vidmatte.train.ftpvm:validate_ftpvm"),
+    "bgmv2": ModelKind(build="vidmatte.train.bgmv2:build_bgmv2_model", terms="vidmatte.train.bgmv2:bgmv2_terms",
+                       validate="vidmatte.train.bgmv2:validate_bgmv2"),
 }
 
 
