@@ -284,3 +284,38 @@ def test_bgmv2_training_config_is_checked_in_one_line(tmp_path, override, fragme
 
     with pytest.raises(ConfigError, match=fragment):
         load_config(SMOKE_PATH, [override])
+
+
+# --- ONNX export -----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("settings", [{"convlstm": True, "refine_sample_pixels": 2000},
+                                      {"convlstm": False, "refine_mode": "thresholding", "refine_threshold": 0.05}],
+                         ids=["convlstm-sampling", "plain-thresholding"])
+def test_onnx_export_agrees_with_pytorch_over_frames_and_batches(tmp_path, settings):
+    from vidmatte.backends.export_bgmv2 import export_bgmv2_onnx
+
+    torch.manual_seed(0)
+    net = MattingRefine("mobilenetv2", **settings).eval()
+    with torch.no_grad():
+        net.decoder.conv4.bias[4] = 0.3  # an error map above 0 and the threshold: the refiner has patches to do
+    report = export_bgmv2_onnx(net, tmp_path / "bgmv2.onnx", 96, 128)
+    assert report.agrees() and report.frames_checked == 3 and (tmp_path / "bgmv2.onnx").stat().st_size > 1e6
+    import onnx
+
+    graph = onnx.load(str(tmp_path / "bgmv2.onnx")).graph
+    names = [i.name for i in graph.input]
+    assert names[:2] == ["src", "bgr"] and len(names) == (8 if settings["convlstm"] else 2)
+    assert any(n.op_type == "ScatterND" for n in graph.node)  # the patch replacement is in the graph
+
+
+def test_an_export_that_disagrees_or_is_off_grid_writes_nothing(tmp_path, monkeypatch):
+    from vidmatte.backends import export_bgmv2
+    from vidmatte.errors import ModelError, UsageError
+
+    net = MattingRefine("mobilenetv2", refine_mode="full").eval()
+    with pytest.raises(UsageError, match="multiples of 4"):
+        export_bgmv2.export_bgmv2_onnx(net, tmp_path / "a.onnx", 90, 128)
+    monkeypatch.setattr(export_bgmv2, "TOLERANCE", -1.0)
+    with pytest.raises(ModelError, match="nothing written"):
+        export_bgmv2.export_bgmv2_onnx(net, tmp_path / "a.onnx", 64, 64)
+    assert list(tmp_path.iterdir()) == []

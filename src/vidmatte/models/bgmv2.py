@@ -262,12 +262,15 @@ class Refiner(nn.Module):
 
 def crop_patches(x: Tensor, index: tuple[Tensor, Tensor, Tensor], size: int, border: int) -> Tensor:
     """The patches (batch, row, column) of a grid of ``size`` x ``size`` cells over x [B,C,H,W], each with
-    ``border`` pixels of context (zeros outside the image) -> [P,C,size+2*border,size+2*border]."""
-    window = size + 2 * border
+    ``border`` pixels of context (zeros outside the image) -> [P,C,size+2*border,size+2*border]. One gather of
+    every patch pixel (it exports to ONNX, where a sliding-window view of a dynamic batch does not)."""
+    offsets = torch.arange(size + 2 * border, device=x.device)
     if border:
         x = F.pad(x, (border,) * 4)
-    grid = x.unfold(2, window, size).unfold(3, window, size)  # [B,C,rows,cols,window,window]
-    return grid.permute(0, 2, 3, 1, 4, 5)[index]
+    batch, row, col = index
+    rows = (row * size)[:, None, None] + offsets[None, :, None]  # [P,window,1]
+    cols = (col * size)[:, None, None] + offsets[None, None, :]  # [P,1,window]
+    return x.permute(0, 2, 3, 1)[batch[:, None, None], rows, cols].permute(0, 3, 1, 2)
 
 
 def replace_patches(x: Tensor, patches: Tensor, index: tuple[Tensor, Tensor, Tensor], size: int) -> Tensor:
