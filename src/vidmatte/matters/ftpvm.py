@@ -37,8 +37,7 @@ BANK_SIZE = 5  # the official MemoryBank's top_k
 
 def load_ftpvm(checkpoint: str | None, cache: str | None = None, warn: Callable[[str], None] | None = None):
     """The network in eval mode, from ``checkpoint`` (a file, or ``rvm-init``). No checkpoint: ModelError."""
-    import torch
-
+    from ..backends.torch_runner import read_weights_file
     from ..models.ftpvm import FastTrimapPropagationVideoMatting
 
     if not checkpoint:
@@ -54,12 +53,8 @@ def load_ftpvm(checkpoint: str | None, cache: str | None = None, warn: Callable[
         return model.eval()
     if not os.path.isfile(checkpoint):
         raise ModelError(f"checkpoint not found: {checkpoint}")
-    try:
-        blob = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ModelError(f"cannot read {checkpoint}: {str(exc).splitlines()[0]}") from None
-    state, args = (blob["model"], dict(blob["model_args"])) if "model_args" in blob else (blob, {})
-    model = FastTrimapPropagationVideoMatting(**args)
+    state, args = read_weights_file(checkpoint)
+    model = FastTrimapPropagationVideoMatting(**(args or {}))
     # The official footage script drops a training-time refiner's weights the same way.
     state = {k: v for k, v in state.items() if not k.startswith("refiner.")}
     try:

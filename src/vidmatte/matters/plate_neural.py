@@ -51,24 +51,18 @@ def build_bgmv2(args: dict):
 def load_bgmv2(checkpoint: str | None, convlstm: bool = False):
     """The network in eval mode. convlstm: give an official BGMv2 checkpoint the ConvLSTM modules, freshly
     initialised (a start for training; its mattes are not BGMv2's until trained)."""
-    import torch
-
+    from ..backends.torch_runner import read_weights_file
     from ..models.bgmv2 import load_bgmv2_state
 
     if not checkpoint:
         raise UsageError(NO_WEIGHTS)
     if not os.path.isfile(checkpoint):
         raise UsageError(f"checkpoint not found: {checkpoint}")
-    try:
-        blob = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ModelError(f"cannot read {checkpoint}: {str(exc).splitlines()[0]}") from None
-    if not isinstance(blob, dict):
-        raise ModelError(f"{checkpoint} is not a BackgroundMattingV2 checkpoint")
-    if "model_args" in blob:
-        state, args = blob["model"], {**blob["model_args"], "refine": "refiner.conv1.weight" in blob["model"]}
+    state, args = read_weights_file(checkpoint)
+    if args is not None:
+        args["refine"] = "refiner.conv1.weight" in state
     else:
-        state, args = blob, args_from_keys(blob)
+        args = args_from_keys(state)
         args["convlstm"] = args["convlstm"] or convlstm
     model = build_bgmv2(args)
     try:
