@@ -14,23 +14,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import ftpvm_official_layout
+
 JSON_PATH = Path(__file__).with_name("bgmv2_official_state_dict.json")
 
 
-class Layout:
-    def __init__(self):
-        self.entries: dict[str, dict] = {}
-        self.source = ""
+class Layout(ftpvm_official_layout.Layout):
+    """The FTP-VM layout writer's entries; here convolutions default to no bias (BGMv2's mostly have none)."""
 
     def conv(self, name, cin, cout, k, bias=False, groups=1):
-        self.entries[f"{name}.weight"] = {"shape": [cout, cin // groups, k, k], "from": self.source}
-        if bias:
-            self.entries[f"{name}.bias"] = {"shape": [cout], "from": self.source}
+        super().conv(name, cin, cout, k, bias=bias, groups=groups)
 
     def bn(self, name, c):
-        for p in ("weight", "bias", "running_mean", "running_var"):
-            self.entries[f"{name}.{p}"] = {"shape": [c], "from": self.source}
-        self.entries[f"{name}.num_batches_tracked"] = {"shape": [], "from": self.source}
+        self.norm(name, c)
 
 
 def mobilenetv2(lay: Layout, prefix: str, in_channels: int) -> None:

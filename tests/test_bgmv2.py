@@ -239,35 +239,19 @@ def test_the_plate_is_the_clips_first_background_frame_held_still():
 
 
 def test_a_training_smoke_run_lowers_the_loss_and_its_checkpoint_serves_the_matter(tmp_path):
-    import numpy as np
-
+    from train_checks import trained_and_saved
     from vidmatte.matters.plate_neural import load_bgmv2
-    from vidmatte.train.loop import Trainer
 
-    trainer = Trainer(bgmv2_config(tmp_path, steps=16))
-    history = trainer.run()
-    losses = [h["loss"] for h in history]
-    assert len(losses) == 16 and all(np.isfinite(losses)) and {"lr/pha_sobel", "lr/err_mse"} <= set(history[0])
-    first, last = np.mean(losses[:4]), np.mean(losses[-4:])
-    print(f"\nBGMv2+ConvLSTM, 16 CPU steps: mean loss of steps 1-4 {first:.3f}, of steps 13-16 {last:.3f}")
-    assert last < 0.9 * first
-    path = trainer.save_checkpoint(tmp_path / "last.pt")
+    trainer, path = trained_and_saved(bgmv2_config(tmp_path, steps=16), tmp_path, {"pha_sobel", "err_mse"},
+                                      "BGMv2+ConvLSTM")
     loaded = load_bgmv2(str(path))
     assert loaded.convlstm and torch.equal(loaded.refiner.conv4.weight, trainer.model.refiner.conv4.weight)
 
 
 def test_bgmv2_training_resumes_exactly(tmp_path):
-    from vidmatte.train.loop import Trainer
+    from train_checks import assert_resumes_exactly
 
-    uninterrupted = Trainer(bgmv2_config(tmp_path / "a", steps=4)).run()
-    first = Trainer(bgmv2_config(tmp_path / "b", steps=4))
-    first.run(steps=2)
-    path = first.save_checkpoint(tmp_path / "b" / "step2.pt")
-    resumed = Trainer(bgmv2_config(tmp_path / "c", steps=4, resume=str(path)))
-    after = resumed.run()
-    assert resumed.step == 4 and len(after) == 2
-    for got, want in zip(after, uninterrupted[2:]):
-        assert got["loss"] == pytest.approx(want["loss"], rel=1e-6, abs=1e-7)
+    assert_resumes_exactly(bgmv2_config, tmp_path)
 
 
 @pytest.mark.parametrize("override, fragment", [

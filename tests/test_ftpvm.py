@@ -367,33 +367,19 @@ def test_true_trimap_marks_partial_alpha_and_a_band_around_it_unknown():
 
 
 def test_a_training_smoke_run_lowers_the_loss_and_its_checkpoint_serves_the_matter(tmp_path):
+    from train_checks import trained_and_saved
     from vidmatte.matters.ftpvm import load_ftpvm
-    from vidmatte.train.loop import Trainer
 
-    trainer = Trainer(ftpvm_config(tmp_path, steps=16))
-    history = trainer.run()
-    losses = [h["loss"] for h in history]
-    assert len(losses) == 16 and all(np.isfinite(losses)) and {"lr/trimap_ce", "lr/boundary_l1"} <= set(history[0])
-    first, last = np.mean(losses[:4]), np.mean(losses[-4:])
-    print(f"\nFTP-VM, 16 CPU steps: mean loss of steps 1-4 {first:.3f}, of steps 13-16 {last:.3f}")
-    assert last < 0.9 * first
-    path = trainer.save_checkpoint(tmp_path / "last.pt")
+    trainer, path = trained_and_saved(ftpvm_config(tmp_path, steps=16), tmp_path, {"trimap_ce", "boundary_l1"},
+                                      "FTP-VM")
     loaded = load_ftpvm(str(path))
     assert torch.equal(loaded.mat_project.conv.weight, trainer.model.mat_project.conv.weight)
 
 
 def test_ftpvm_training_resumes_exactly(tmp_path):
-    from vidmatte.train.loop import Trainer
+    from train_checks import assert_resumes_exactly
 
-    uninterrupted = Trainer(ftpvm_config(tmp_path / "a", steps=4)).run()
-    first = Trainer(ftpvm_config(tmp_path / "b", steps=4))
-    first.run(steps=2)
-    path = first.save_checkpoint(tmp_path / "b" / "step2.pt")
-    resumed = Trainer(ftpvm_config(tmp_path / "c", steps=4, resume=str(path)))
-    after = resumed.run()
-    assert resumed.step == 4 and len(after) == 2
-    for got, want in zip(after, uninterrupted[2:]):
-        assert got["loss"] == pytest.approx(want["loss"], rel=1e-6, abs=1e-7)
+    assert_resumes_exactly(ftpvm_config, tmp_path)
 
 
 def test_ftpvm_training_config_is_checked_in_one_line():

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelError, UsageError
-from .export import _temp_path
+from ..errors import ModelError
+from .export import _temp_path, fixed_size_copy
 
 STATE_NAMES = ["h1", "c1", "h2", "c2", "h3", "c3"]
 TOLERANCE = 1e-4  # max |difference| of alpha, foreground and states (0..1 or tanh-bounded), fp32
@@ -94,16 +94,12 @@ def _run_both(model, session, clip, plate) -> float:
 def export_bgmv2_onnx(model, output: str | os.PathLike, height: int = 288, width: int = 512,
                       opset: int = 17) -> Bgmv2ExportReport:
     """Write ``output`` for frames of ``height`` x ``width`` after checking it against PyTorch."""
-    import copy
-
     import onnxruntime as ort
     import torch
 
-    if height % 4 or width % 4:
-        raise UsageError(f"BackgroundMattingV2's ONNX graph needs a size in multiples of 4, got {width}x{height}")
+    net = fixed_size_copy(model, height, width, 4, "BackgroundMattingV2's ONNX export")
     output = Path(output)
     temp = _temp_path(output)
-    net = copy.deepcopy(model).eval().float()
     inputs, outputs = _names(net.convlstm)
     clip, plate = _check_frames(height, width, batch=1, frames=1, seed=0)
     zeros = [torch.zeros(1, 1, 1, 1)] * (len(inputs) - 2)
