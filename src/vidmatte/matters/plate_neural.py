@@ -84,8 +84,8 @@ def pad_to_4(x, multiple: int = 4):
 class NeuralPlateMatter(PlateMatter):
     """Mattes whatever differs from ``plate`` with a BGMv2 network (``MattingRefine`` or ``MattingBase``)."""
 
-    def __init__(self, plate: np.ndarray, model, align: bool = True, threads: int | None = None):
-        self.model, self.threads = model, threads
+    def __init__(self, plate: np.ndarray, model, align: bool = True):
+        self.model = model
         super().__init__(plate, prior=None, align=align)
 
     def reset(self) -> None:
