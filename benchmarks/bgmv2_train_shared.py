@@ -86,6 +86,7 @@ def run_neural(checkpoint: Path, clip: Path, out: Path) -> float:
     from vidmatte.matters.plate_neural import NeuralPlateMatter, load_bgmv2
     from vidmatte.pipeline import ConvertOptions, convert
 
+    out.mkdir(parents=True)
     plate = cv2.cvtColor(cv2.imread(str(clip / "plate.png")), cv2.COLOR_BGR2RGB)
     matter = NeuralPlateMatter(plate, load_bgmv2(str(checkpoint)))
     started = time.perf_counter()

@@ -156,7 +156,7 @@ def test_sampling_selects_the_highest_error_patches_and_never_error_free_ones():
     assert Refiner("thresholding", threshold=0.3).select(err)[0, 0].nonzero().tolist() == [[1, 2], [3, 0]]
 
 
-def test_patches_are_cropped_with_their_border_and_replaced_in_place():
+def test_patches_are_cropped_with_their_border_and_replaced_in_place(monkeypatch):
     x = torch.arange(2 * 1 * 8 * 8, dtype=torch.float32).view(2, 1, 8, 8)
     index = (torch.tensor([0, 1]), torch.tensor([1, 0]), torch.tensor([0, 1]))
     patches = crop_patches(x, index, 4, 2)
@@ -164,6 +164,8 @@ def test_patches_are_cropped_with_their_border_and_replaced_in_place():
     assert torch.equal(patches[0, 0, 2:6, 2:6], x[0, 0, 4:8, 0:4])
     assert torch.equal(patches[0, 0, :2, 2:6], x[0, 0, 2:4, 0:4])  # the border above comes from the image
     assert torch.equal(patches[0, 0, 2:6, :2], torch.zeros(4, 2))  # left of the image: zero padding
+    monkeypatch.setattr(torch.onnx, "is_in_onnx_export", lambda: True)  # the exported graph's gather
+    assert torch.equal(crop_patches(x, index, 4, 2), patches)
     out = replace_patches(x, -torch.ones(2, 1, 4, 4), index, 4)
     assert torch.equal(out[0, 0, 4:8, 0:4], -torch.ones(4, 4)) and torch.equal(out[1, 0, 0:4, 4:8], -torch.ones(4, 4))
     assert (out != x).sum() == 32

@@ -264,10 +264,15 @@ def crop_patches(x: Tensor, index: tuple[Tensor, Tensor, Tensor], size: int, bor
     """The patches (batch, row, column) of a grid of ``size`` x ``size`` cells over x [B,C,H,W], each with
     ``border`` pixels of context (zeros outside the image) -> [P,C,size+2*border,size+2*border]. One gather of
     every patch pixel (it exports to ONNX, where a sliding-window view of a dynamic batch does not)."""
-    offsets = torch.arange(size + 2 * border, device=x.device)
+    window = size + 2 * border
     if border:
         x = F.pad(x, (border,) * 4)
     batch, row, col = index
+    if not torch.onnx.is_in_onnx_export():
+        # Eager: a sliding-window view, whose gradient sums overlapping borders in a fixed order (a gather's
+        # gradient accumulates them in whatever order the threads run: resumed training would drift by 1e-6).
+        return x.unfold(2, window, size).unfold(3, window, size).permute(0, 2, 3, 1, 4, 5)[batch, row, col]
+    offsets = torch.arange(window, device=x.device)
     rows = (row * size)[:, None, None] + offsets[None, :, None]  # [P,window,1]
     cols = (col * size)[:, None, None] + offsets[None, None, :]  # [P,1,window]
     return x.permute(0, 2, 3, 1)[batch[:, None, None], rows, cols].permute(0, 3, 1, 2)
