@@ -262,8 +262,8 @@ class Refiner(nn.Module):
 
 def crop_patches(x: Tensor, index: tuple[Tensor, Tensor, Tensor], size: int, border: int) -> Tensor:
     """The patches (batch, row, column) of a grid of ``size`` x ``size`` cells over x [B,C,H,W], each with
-    ``border`` pixels of context (zeros outside the image) -> [P,C,size+2*border,size+2*border]. One gather of
-    every patch pixel (it exports to ONNX, where a sliding-window view of a dynamic batch does not)."""
+    ``border`` pixels of context (zeros outside the image) -> [P,C,size+2*border,size+2*border]. Inside an ONNX
+    export, one gather of every patch pixel (a sliding-window view of a dynamic batch does not export)."""
     window = size + 2 * border
     if border:
         x = F.pad(x, (border,) * 4)
