@@ -229,7 +229,7 @@ BAD = [
     ("plate of another scene", "other", [], "matches nothing"),
     ("plate video with motion", "moving", [], "has motion in it"),
     ("missing plate", "missing", [], "plate not found"),
-    ("neural method", "good", ["--method", "neural"], "not built yet"),
+    ("neural method without weights", "good", ["--method", "neural"], "no BackgroundMattingV2 weights are bundled"),
     ("checkpoint without neural", "good", ["--checkpoint", "x.pt"], "--method neural"),
     ("auto plate on too short a clip", "auto", [], "at least 8 frames"),
     ("plate-out not an image", "good", ["--plate-out", "p.mp4"], "--plate-out must be an image"),

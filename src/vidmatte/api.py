@@ -192,13 +192,14 @@ def _guided_network(method: str, work: str | None, mem_every: int | None, max_me
 
 def convert_background(input_source: str = None, plate=None, *, method: str = "classical", align: bool = True,
                        plate_out: str | None = None, model: str = "rvm-mobilenetv3", cache: str | None = None,
-                       control=None, **outputs):
+                       checkpoint: str | None = None, control=None, **outputs):
     """``vidmatte background`` as a call: matte whatever differs from a clean plate, same checks and errors.
 
     plate: an image or a short video of the empty scene (path), "auto" (estimated from the footage: a static
     camera), or the plate as a uint8 [H,W,3] RGB array at the frames' size. align=False for a locked-off camera;
-    method "classical" (the only one built); plate_out: write the plate used (e.g. the auto estimate) as an
-    image; model: RVM's weights, the person prior. ``outputs``: the outputs and options of ``convert_video`` by
+    method "classical" or "neural" (BackgroundMattingV2 from ``checkpoint``, a .pth state dict or a training
+    checkpoint; none are bundled); plate_out: write the plate used (e.g. the auto estimate) as an image; model:
+    RVM's weights, the classical method's person prior. ``outputs``: the outputs and options of ``convert_video`` by
     their names (output_type, output_composition, output_alpha, output_foreground, output_rgba, background,
     input_resize, output_video_mbps, start_frame, end_frame, overwrite, allow_partial, progress). Returns a
     ``ConvertResult`` whose ``details`` report the alignment (``plate_unmatched_frames``, ``plate_gain_frames``,
@@ -213,8 +214,8 @@ def convert_background(input_source: str = None, plate=None, *, method: str = "c
     options = _output_options(input_source, **outputs)
     with controlled(control, options.progress) as control:
         job = Job(input_source, options, control)
-        matter = plate_matter(job, plate, method=method, align=align, model=model, cache=cache,
-                              plate_out=plate_out, overwrite=options.overwrite, warn=control.log.warning,
+        matter = plate_matter(job, plate, method=method, checkpoint=checkpoint, align=align, model=model,
+                              cache=cache, plate_out=plate_out, overwrite=options.overwrite, warn=control.log.warning,
                               notify=control.log.info)
         return job.run(matter)
 

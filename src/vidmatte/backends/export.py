@@ -111,6 +111,16 @@ def _max_diffs(results, reference) -> tuple[float, float, float]:
     return fgr, pha, state
 
 
+def fixed_size_copy(model, height: int, width: int, multiple: int, what: str):
+    """A float32 eval-mode copy of ``model`` to trace (the caller's model is left as it was), after checking that
+    the size the graphs are fixed at is on the network's grid; ``what`` names the export in the error."""
+    import copy
+
+    if height % multiple or width % multiple:
+        raise UsageError(f"{what} needs a size in multiples of {multiple}, got {width}x{height}")
+    return copy.deepcopy(model).eval().float()
+
+
 def _temp_path(output: Path) -> Path:
     if output.exists() and output.is_dir():
         raise OutputError(f"{output} is a directory")

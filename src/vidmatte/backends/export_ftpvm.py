@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelError, UsageError
-from .export import _temp_path
+from ..errors import ModelError
+from .export import _temp_path, fixed_size_copy
 
 STEP_INPUTS = ["src", "memory_feat16", "memory_value", "r8i", "r16i", "r1i", "r2i"]
 STEP_OUTPUTS = ["trimap", "boundary", "pha", "r8o", "r16o", "r1o", "r2o"]
@@ -118,17 +118,13 @@ def _run_both(model, encode_session, step_session, query, memory, trimaps) -> fl
 def export_ftpvm_onnx(model, output: str | os.PathLike, height: int = 288, width: int = 512,
                       opset: int = 17) -> FtpvmExportReport:
     """Write the two graphs (``output`` and its ``.encode.onnx`` sibling) for frames of ``height`` x ``width``."""
-    import copy
-
     import onnxruntime as ort
     import torch
 
-    if height % 16 or width % 16:
-        raise UsageError(f"FTP-VM's ONNX graphs need a size in multiples of 16, got {width}x{height}")
+    net = fixed_size_copy(model, height, width, 16, "FTP-VM's ONNX export")
     output = Path(output)
     encode_output = encode_path_for(output)
     temps = [_temp_path(output), _temp_path(encode_output)]
-    net = copy.deepcopy(model).eval().float()
     encode, step = _graphs(net)
     query, memory, trimaps = _check_inputs(height, width, batch=1, frames=1, memory=1, seed=0)
     zeros = torch.zeros(1, 1, 1, 1)

@@ -68,6 +68,12 @@ EXPORTABLE: dict[str, ExportableNetwork] = {
         kinds=("tgm",), marker="KV_M_r4.Key.weight",
         load="vidmatte.matters.tgm:load_tgm", export="vidmatte.backends.export_tgm:export_tgm_onnx",
         opset=17, size=(512, 288), also_writes=(".memorize.onnx",)),
+    "bgmv2": ExportableNetwork(
+        "BackgroundMattingV2 (with or without ConvLSTMs): one graph, PATH (frame, plate and the ConvLSTM states -> "
+        "alpha, foreground, states), the refiner's patch selection inside",
+        kinds=("bgmv2",), marker="decoder.conv4.weight",
+        load="vidmatte.matters.plate_neural:load_bgmv2", export="vidmatte.backends.export_bgmv2:export_bgmv2_onnx",
+        opset=17, size=(512, 288)),
 }
 
 

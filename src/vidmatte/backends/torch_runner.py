@@ -108,6 +108,30 @@ def fuse_batchnorm(model):
     return model
 
 
+def read_torch_file(path: str | os.PathLike) -> object:
+    """What a torch file of tensors and plain data holds (weights_only: no pickled code runs); ModelError when it is
+    missing or unreadable."""
+    import torch
+
+    if not os.path.isfile(path):
+        raise ModelError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelError(f"cannot read {path}: {str(exc).splitlines()[0]}") from None
+
+
+def read_weights_file(path: str | os.PathLike) -> tuple[dict, dict | None]:
+    """A torch weights file -> (state dict, the constructor arguments a training checkpoint of ours records, or None
+    for a bare state dict). ModelError when unreadable."""
+    blob = read_torch_file(path)
+    if not isinstance(blob, dict):
+        raise ModelError(f"{path} holds no state dict")
+    if "model" in blob and "model_args" in blob:
+        return blob["model"], dict(blob["model_args"])
+    return blob, None
+
+
 def load_model_file(path: str | os.PathLike):
     """A MattingNetwork from a training checkpoint (.pt/.ckpt, self-describing), a converted .safetensors file,
     or an official RVM .pth state dict (mobilenetv3 or resnet50, told apart by their keys)."""
@@ -125,14 +149,8 @@ def load_model_file(path: str | os.PathLike):
         state, meta = load_weights(path)
         args = json.loads(meta.get("model_args", "{}"))
     else:
-        try:
-            blob = torch.load(str(path), map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise ModelError(f"cannot read {path}: {str(exc).splitlines()[0]}") from None
-        if isinstance(blob, dict) and "model" in blob and "model_args" in blob:
-            state, args = blob["model"], dict(blob["model_args"])
-        else:
-            state = blob
+        state, args = read_weights_file(path)
+        if args is None:
             args = {"variant": "resnet50" if "backbone.layer1.0.conv1.weight" in state else "mobilenetv3"}
     model = MattingNetwork(**args)
     try:

@@ -26,8 +26,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_plate_options(plate)
     plate.add_argument("--method", choices=["classical", "neural"], default="classical",
                        help="classical: the compositing equation with the plate, solved with the matting Laplacian "
-                            "(no trained weights beyond RVM's person prior); neural: not built yet")
-    plate.add_argument("--checkpoint", metavar="PATH", help="weights of the neural method (not built yet)")
+                            "(no trained weights beyond RVM's person prior); neural: BackgroundMattingV2 (with "
+                            "ConvLSTMs when the checkpoint has them) on frame and aligned plate, needs --checkpoint")
+    plate.add_argument("--checkpoint", metavar="PATH",
+                       help="weights of the neural method: an official BackgroundMattingV2 .pth state dict or a "
+                            "`vidmatte train` checkpoint (model.kind bgmv2); none are bundled")
     plate.add_argument("--model", default="rvm-mobilenetv3",
                        help="the RVM weights of the person prior (name or .onnx); without them every region is "
                             "solved as an object")
@@ -62,15 +65,14 @@ def build_job(args: argparse.Namespace, control, runners=None):
     from ..matters.plate import plate_matter
     from ..pipeline import Job, warn
 
-    method = getattr(args, "method", "classical")  # a batch item has no --method: only the classical one exists
-    if method == "neural":
-        raise UsageError("--method neural is not built yet; use --method classical (the default)")
-    if getattr(args, "checkpoint", None):
-        raise UsageError("--checkpoint is for --method neural, which is not built yet")
+    method = getattr(args, "method", "classical")  # a batch item has no --method: the classical one
+    checkpoint = getattr(args, "checkpoint", None)
+    if checkpoint and method != "neural":
+        raise UsageError("--checkpoint is for --method neural")
     if not args.plate:
         raise UsageError("background mode needs a plate: --plate, or a plate column in the batch manifest")
     job = Job(args.input, convert_cli.build_options(args), control)
-    matter = plate_matter(job, args.plate, method="classical", align=args.align, model=args.model,
+    matter = plate_matter(job, args.plate, method=method, checkpoint=checkpoint, align=args.align, model=args.model,
                           cache=args.cache_dir, plate_out=getattr(args, "plate_out", None), overwrite=args.overwrite,
                           warn=warn, notify=None if args.quiet else _say, runners=runners)
     return job, matter

@@ -16,18 +16,9 @@ from dataclasses import dataclass
 def read_weights(checkpoint: str) -> object:
     """What a network's ``--checkpoint`` file holds (tensors and plain data only: no pickled code is run); a missing
     or unreadable file is a one-line ``ModelError``."""
-    import os
+    from ..backends.torch_runner import read_torch_file
 
-    import torch
-
-    from ..errors import ModelError
-
-    if not os.path.isfile(checkpoint):
-        raise ModelError(f"checkpoint not found: {checkpoint}")
-    try:
-        return torch.load(checkpoint, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ModelError(f"cannot read {checkpoint}: {str(exc).splitlines()[0]}") from None
+    return read_torch_file(checkpoint)
 
 
 @dataclass(frozen=True)

@@ -139,20 +139,25 @@ def _still_median(frames: list[np.ndarray], path) -> np.ndarray:
 
 def plate_matter(job, plate: str | Path | np.ndarray, method: str = "classical", align: bool = True,
                  model: str = "rvm-mobilenetv3", cache: str | None = None, plate_out: str | Path | None = None,
-                 overwrite: bool = False, warn=None, notify=None, runners=None, **_options) -> PlateMatter:
+                 overwrite: bool = False, warn=None, notify=None, runners=None, checkpoint: str | None = None,
+                 **_options) -> PlateMatter:
     """The plate matter for a checked ``pipeline.Job``, as the CLI, the API (and batch runs) build it.
 
     plate: a path (image or plate video), "auto" (estimated from the job's frames: a static camera), or an image
-    array at the job's frame size. method: "classical" (the only one built; "neural" is refused). RVM (``model``)
-    is the person prior; offline without its weights the mode goes on without it and says so through ``warn``.
+    array at the job's frame size. method: "classical", or "neural" (BackgroundMattingV2 from ``checkpoint``,
+    ``matters.plate_neural``). RVM (``model``) is the classical method's person prior (and helps ``auto`` estimate
+    the plate); offline without its weights the mode goes on without it and says so through ``warn``.
     plate_out: where to write the plate used (PNG/JPEG/TIFF), e.g. the ``auto`` estimate; notify: where to say how
     much of the frame an estimate never saw empty; runners: opens RVM's weights as ``backends.open_runner`` does
     (a batch worker passes one that loads them once).
     """
+    from . import plate_neural  # it builds on PlateMatter: imported here, not at the top
     from .guided import open_prior
 
-    if method != "classical":
-        raise UsageError(f"--method {method}: only the classical method is built so far (the neural one is not)")
+    if method not in ("classical", "neural"):
+        raise UsageError(f"--method {method}: the methods are classical and neural")
+    if method == "neural" and not checkpoint:
+        raise UsageError(plate_neural.NO_WEIGHTS)
     out = _check_plate_out(plate_out, overwrite)
     auto = isinstance(plate, (str, Path)) and str(plate) == "auto"
     image = None if auto else _given_plate(job, plate)  # a wrong plate is refused before the model loads...
@@ -160,11 +165,14 @@ def plate_matter(job, plate: str | Path | np.ndarray, method: str = "classical",
         _check_matches_first_frame(job, image)  # ...and so is a plate of another scene
     if auto:
         _check_auto(job)
-    prior = open_prior("auto", model, cache, warn, runners)
+    network = plate_neural.load_bgmv2(checkpoint) if method == "neural" else None
+    prior = open_prior("auto", model, cache, warn, runners) if network is None or auto else None
     if auto:
         image = _estimated(job, prior, notify)
     if out is not None:
         _write_plate(image, out)
+    if network is not None:
+        return plate_neural.NeuralPlateMatter(image, network, align=align)
     if prior is not None:
         from .recurrent import DEFAULT_WARMUP
 

@@ -11,8 +11,8 @@ DEFAULTS: dict = {
     "seed": 0,
     "output_dir": "runs/rvm",
     "model": {
-        "kind": "rvm",  # rvm, ftpvm or dvm (variant and refiner do not apply; init "pretrained": RVM's encoder), or
-                        # tgm (TCVOM's trimap module; init "scratch" or a checkpoint)
+        "kind": "rvm",  # rvm, ftpvm or dvm (variant and refiner do not apply; init "pretrained": RVM's encoder), tgm
+                        # (TCVOM's trimap module; init "scratch" or a checkpoint) or bgmv2
         "variant": "mobilenetv3",
         "refiner": "deep_guided_filter",
         # "pretrained" (converted official weights of pretrained_model), "scratch", or a checkpoint/.safetensors path
@@ -22,6 +22,10 @@ DEFAULTS: dict = {
         # (identity statistics), so batch statistics would change what the pretrained layers compute.
         "freeze_batchnorm": True,
         "width_divisor": 1,  # dvm: every width of the matting network divided (tests, CPU smoke runs)
+        # kind bgmv2 (variant: mobilenetv2, resnet50 or resnet101): BackgroundMattingV2's MattingRefine settings
+        # (refine_mode null: MattingBase alone) and the seed's ConvLSTMs in the decoder.
+        "bgmv2": {"convlstm": True, "backbone_scale": 0.25, "refine_mode": "sampling", "refine_sample_pixels": 80000,
+                  "refine_threshold": 0.1, "refine_kernel_size": 3},
     },
     "data": {
         "mattes": [],

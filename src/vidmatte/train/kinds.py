@@ -31,6 +31,8 @@ KINDS: dict[str, ModelKind] = {
                      validate="vidmatte.train.dvm:validate_dvm"),
     "tgm": ModelKind(build="vidmatte.train.tgm:build_tgm", terms="vidmatte.train.tgm:tgm_terms",
                      validate="vidmatte.train.tgm:validate_tgm"),
+    "bgmv2": ModelKind(build="vidmatte.train.bgmv2:build_bgmv2_model", terms="vidmatte.train.bgmv2:bgmv2_terms",
+                       validate="vidmatte.train.bgmv2:validate_bgmv2"),
 }
 
 

@@ -37,16 +37,23 @@ class Bottleneck(nn.Module):
         return self.relu(out + identity)
 
 
+RESNET50_BLOCKS = (3, 4, 6, 3)
+RESNET101_BLOCKS = (3, 4, 23, 3)
+
+
 class ResNet50Encoder(nn.Module):
     """src [N,3,H,W] RGB 0..1 -> features at 1/2 (64 ch), 1/4 (256), 1/8 (512), 1/16 (2048).
 
     ``in_channels``, ``dilate_layer4=False`` and ``width_divisor`` (every width divided, for small test and smoke
     networks) serve DVM's encoder (RGB + trimap in, layer4 at 1/32), which shares these names and blocks but reads
-    the features out itself (``models.dvm``)."""
+    the features out itself (``models.dvm``).
+    ``blocks``: ``RESNET101_BLOCKS`` for BackgroundMattingV2's ResNet-101 (which takes ``in_channels`` 6: source and
+    plate)."""
 
     feature_channels = (64, 256, 512, 2048)
 
-    def __init__(self, in_channels: int = 3, dilate_layer4: bool = True, width_divisor: int = 1):
+    def __init__(self, in_channels: int = 3, dilate_layer4: bool = True, width_divisor: int = 1,
+                 blocks: tuple[int, ...] = RESNET50_BLOCKS):
         super().__init__()
         stem = 64 // width_divisor
         self._cin = stem
@@ -55,10 +62,10 @@ class ResNet50Encoder(nn.Module):
         self.bn1 = nn.BatchNorm2d(stem)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
-        self.layer1 = self._make_layer(64 // width_divisor, 3)
-        self.layer2 = self._make_layer(128 // width_divisor, 4, stride=2)
-        self.layer3 = self._make_layer(256 // width_divisor, 6, stride=2)
-        self.layer4 = self._make_layer(512 // width_divisor, 3, stride=2, dilate=dilate_layer4)
+        self.layer1 = self._make_layer(64 // width_divisor, blocks[0])
+        self.layer2 = self._make_layer(128 // width_divisor, blocks[1], stride=2)
+        self.layer3 = self._make_layer(256 // width_divisor, blocks[2], stride=2)
+        self.layer4 = self._make_layer(512 // width_divisor, blocks[3], stride=2, dilate=dilate_layer4)
         init_weights(self)
 
     def _make_layer(self, planes: int, blocks: int, stride: int = 1, dilate: bool = False) -> nn.Sequential:
