@@ -319,6 +319,7 @@ def test_the_bank_flags_reach_ftpvm_and_unset_ones_keep_the_official_defaults(sh
     assert (matter.memory_every, matter.bank_size) == (memory_every, bank_size)
 
 
+@pytest.mark.weights  # the memory propagator reads RVM encoder features
 def test_unset_bank_flags_keep_the_memory_propagators_own_defaults(short_clip, tmp_path):
     _, matter = guided_job(short_clip, tmp_path, "--propagator", "memory")
     assert (matter.settings["propagator"]["mem_every"], matter.settings["propagator"]["max_memory"]) == (5, 6)

@@ -292,6 +292,7 @@ def test_guided_method_tgm_on_a_tcvom_workspace_with_a_checkpoint_made_here(work
             assert (trimap == BG).all() and (alpha == 0).all(), f"frame {i}"
 
 
+@pytest.mark.weights  # the no-checkpoint variant reads RVM encoder features
 def test_guided_method_tgm_without_a_checkpoint_follows_the_subject(workspace, tmp_path):
     """The no-checkpoint variant (RVM encoder features in memory): the moving square stays foreground."""
     from media import moving_square_frames
