@@ -117,8 +117,9 @@ def read_torch_file(path: str | os.PathLike) -> object:
         raise ModelError(f"checkpoint not found: {path}")
     try:
         return torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ModelError(f"cannot read {path}: {str(exc).splitlines()[0]}") from None
+    except Exception as exc:  # torch's own first line can be a bare number (a bad magic): say what was expected
+        raise ModelError(f"cannot read {path} as a PyTorch weights file ({type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else 'no detail'})") from None
 
 
 def read_weights_file(path: str | os.PathLike) -> tuple[dict, dict | None]:
