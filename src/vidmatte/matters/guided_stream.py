@@ -52,7 +52,7 @@ class GuidedStream:
         self._pending = None
         result = self._anchor(frame, keyframe) if keyframe is not None else self._carry(frame)
         self.trimap = result.trimap
-        alpha, _ = self.solver.solve(frame, result.trimap, result.band)
+        alpha, _ = self.solver.solve(frame, result.trimap, result.band, given=keyframe is not None)
         return foreground_colours(frame, alpha), alpha
 
     def stream(self, frames: Iterable[np.ndarray], keyframes: dict | None = None
