@@ -126,6 +126,19 @@ def test_fusing_keeps_the_chosen_directions_band_and_makes_conflicts_doubts():
     assert fused.band.tolist() == [[True, True, False, False]]  # the third pixel: the directions disagree
 
 
+def test_fusing_for_the_rvm_prior_doubts_only_contradictions():
+    """With doubts="contradictions" a label against the other direction's band keeps the chosen label; only
+    foreground against background becomes a doubt."""
+    a = Propagated(np.array([[FG, FG, BG, UNKNOWN]], np.uint8), np.full((1, 4), 0.9, np.float32), 1,
+                   np.array([[False, False, False, True]]))
+    b = Propagated(np.array([[UNKNOWN, BG, UNKNOWN, BG]], np.uint8), np.full((1, 4), 0.8, np.float32), 9,
+                   np.array([[True, False, True, False]]))
+    assert fuse(a, b).trimap.tolist() == [[UNKNOWN, UNKNOWN, UNKNOWN, UNKNOWN]]
+    fused = fuse(a, b, doubts="contradictions")
+    assert fused.trimap.tolist() == [[FG, UNKNOWN, BG, UNKNOWN]]
+    assert fused.band.tolist() == [[False, False, False, True]]  # the second pixel is a doubt, the fourth band
+
+
 def test_a_carried_trimap_tells_its_band_from_its_doubts(clip):
     """The keyframe's own unknown band, carried, is band; a foreground part whose colour changed is a doubt."""
     propagator = FlowPropagator()

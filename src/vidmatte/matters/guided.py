@@ -312,7 +312,7 @@ class GuidedMatter:
         found = [self._read(direction, index) for direction in ("forward", "backward")]
         if found[0] is None and found[1] is None:
             raise ValueError(f"frame {index} was reached by no keyframe")
-        fused = fuse(*found)
+        fused = fuse(*found, doubts="contradictions" if self.alpha.uses_prior else "any")
         return fused.trimap, fused.band, False
 
     def _read(self, direction: str, index: int) -> Propagated | None:
