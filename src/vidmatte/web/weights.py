@@ -73,8 +73,13 @@ def read_catalogue(folder: str | Path | None) -> Catalogue:
         try:
             catalogue.usable[path.name] = _recognise(path)
         except VidmatteError as exc:
-            catalogue.refused[path.name] = str(exc).replace(str(path), path.name)
+            catalogue.refused[path.name] = _short(str(exc).replace(str(path), path.name))
     return catalogue
+
+
+def _short(reason: str, limit: int = 160) -> str:
+    """A reason the page can show in a line (torch's own messages run on for a paragraph)."""
+    return reason if len(reason) <= limit else reason[:limit - 1].rstrip() + "…"
 
 
 def _recognise(path: Path) -> Weights:
