@@ -152,6 +152,8 @@ class Coordinator:
     def _item_args(self, item: Item, folder: Path) -> argparse.Namespace:
         """The mode's arguments for this item: the batch's options, the item's overrides, its paths."""
         args = argparse.Namespace(**self.base_args)
+        if "method" in item.overrides:  # the batch's --checkpoint goes with the batch's --method, not the item's
+            args.checkpoint = None
         for dest, value in item.overrides.items():
             setattr(args, dest, value)
         args.input, args.keyframe, args.keyframes, args.plate = item.input, list(item.keyframe), item.keyframes, \
