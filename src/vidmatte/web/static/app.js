@@ -148,6 +148,7 @@ function addOption(select, value, text) {
 
 // chosen: the settings a job recorded (kept in the lists even when the server no longer offers them)
 function showMethods(chosen = null) {
+  if (!state.config) return;  // start() calls it again once the server's config is in
   const mode = document.querySelector("input[name=mode]:checked").value;
   const catalogue = state.config.checkpoints;
   const files = catalogue.weights.filter((w) => w.mode === mode);
