@@ -15,6 +15,7 @@ import av
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from media import disc_over_plate, moving_square_frames, write_video
 from test_jobs import subject_frames
@@ -224,9 +225,66 @@ def test_guided_items_take_their_keyframes_from_the_manifest(tmp_path):
     (["--outputs", "alpha.mp4,alpha/"], "names one kind twice"),
     (["--outputs", "rgba.mp4"], "cannot carry alpha"),
     (["--workers", "0"], "--workers must be at least 1"),
+    (["--method", "neural"], "convert mode has no --method"),
+    (["--mode", "guided", "--method", "neural"], "guided mode has no method 'neural'; choose classical, ftpvm"),
+    (["--mode", "background", "--checkpoint", "x.pt"], "--checkpoint is for a network method of background mode"),
 ])
 def test_usage_errors_are_one_line_and_exit_2(clips, tmp_path, argv, message):
     proc = batch(clips["good"][0], "--output-dir", tmp_path / "out", *argv)
     assert proc.returncode == 2
     assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_each_item_runs_its_modes_network_from_the_flag_or_its_columns(tmp_path):
+    """--method neural for the batch's background items (a tiny BGMv2 made here: the alpha is the network's own,
+    state carried); a guided item naming FTP-VM and its weights in its columns; methods a mode does not have are
+    refused line by line with nothing written; a line naming its own method takes none of the batch's weights; new weights under the same name redo the item."""
+    from guided_network_checks import keyframe_clip
+    from test_ftpvm import constant_checkpoint
+    from test_plate_neural import direct_alphas, odd_sized_clip, tiny_network, training_checkpoint
+
+    folder, plate, frames = odd_sized_clip(tmp_path)
+    cv2.imwrite(str(tmp_path / "plate.png"), cv2.cvtColor(plate, cv2.COLOR_RGB2BGR))
+    net = tiny_network()
+    training_checkpoint(tmp_path / "bgm.pt", net)
+    keyframe_clip(tmp_path, 4)  # clip.mp4 and key.png
+    constant_checkpoint(tmp_path / "ftpvm.pth", (0.0, 5.0, 0.0), 0.25)  # "unknown" everywhere, matte 0.25
+    lines = [{"input": "odd", "plate": "plate.png", "item": "neural"},
+             {"input": "odd", "plate": "plate.png", "item": "classical", "method": "classical"},
+             {"input": "clip.mp4", "mode": "guided", "keyframe": ["1:key.png"], "method": "ftpvm",
+              "checkpoint": "ftpvm.pth", "item": "ftpvm"},
+             {"input": "clip.mp4", "mode": "guided", "keyframe": ["1:key.png"], "item": "wrong-method"},
+             {"input": "clip.mp4", "mode": "convert", "method": "classical", "item": "convert"}]
+    (tmp_path / "jobs.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    out = tmp_path / "out"
+    argv = ["--manifest", tmp_path / "jobs.jsonl", "--mode", "background", "--method", "neural", "--checkpoint",
+            tmp_path / "bgm.pt", "--no-align", "--prior", "none", "--workers", "1", "--output-dir", out,
+            "--outputs", "alpha/", "--json"]
+    proc = batch(*argv)
+    assert proc.returncode == 1, proc.stderr
+    summary = summary_of(proc)
+    assert (summary["done"], summary["failed"]) == (3, 2), summary
+    assert summary["failures"] == {
+        "wrong-method": "jobs.jsonl line 4: guided mode has no method 'neural'; choose classical, ftpvm, dvm, tgm",
+        "convert": "jobs.jsonl line 5: convert mode has no --method (it runs RVM), not 'classical'"}
+    assert sorted(p.name for p in out.iterdir()) == ["classical", "ftpvm", "neural"]  # none for the refused lines
+    written = [a / 255 for a in alphas(out / "neural" / "alpha")]
+    expected = direct_alphas(net, frames, plate)
+    assert len(written) == len(frames) and expected[-1].std() > 0.01
+    assert max(np.abs(w - e).max() for w, e in zip(written, expected)) <= 1 / 255 + 1e-6
+    classical = [a / 255 for a in alphas(out / "classical" / "alpha")]  # the line's own method, without weights
+    assert len(classical) == len(frames) and np.abs(classical[-1] - expected[-1]).max() > 0.1
+    key = cv2.imread(str(tmp_path / "key.png"), cv2.IMREAD_GRAYSCALE)
+    guided = alphas(out / "ftpvm" / "alpha")
+    assert len(guided) == 4 and (guided[1][key == 255] == 255).all() and (guided[1][key == 0] == 0).all()
+    assert all(np.abs(guided[i] - 64).max() <= 1 for i in (0, 2, 3))  # the network's matte, not the solver's
+    # Other weights under the same file name: the neural item is redone, the guided one skipped.
+    other = tiny_network()
+    with torch.no_grad():
+        other.decoder.conv4.bias[0] = -0.5
+    training_checkpoint(tmp_path / "bgm.pt", other)
+    summary = summary_of(batch(*argv))
+    assert (summary["done"], summary["skipped"]) == (1, 2), summary
+    assert np.abs(alphas(out / "neural" / "alpha")[-1] / 255 - direct_alphas(other, frames, plate)[-1]).max() \
+        <= 1 / 255 + 1e-6

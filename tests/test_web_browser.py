@@ -160,3 +160,56 @@ def test_reload_mid_job_then_cancel(page, tmp_path):
         assert page.locator("#downloads a").count() == 0
         left = sorted(p.name for p in (tmp_path / "work" / "jobs" / job_id).iterdir())
         assert left == ["input.mp4", "keyframes", "preview", "work"], left
+
+
+def test_pick_a_network_for_plate_matting_run_it_and_see_it_after_a_restart(page, tmp_path):
+    """The --checkpoints folder holds a tiny BackgroundMattingV2 made here and a file that is not weights: the page
+    offers the network under plate mode, says which file it could not use, runs it, and a restarted server shows
+    the job's method; the alpha is what `vidmatte background --method neural` writes from the same weights."""
+    from media import disc_over_plate
+    from test_plate_neural import tiny_network, training_checkpoint
+
+    plate, frames, _ = disc_over_plate(7, frames=4)
+    clip = write_video(tmp_path / "scene.mp4", frames)
+    plate_png = tmp_path / "plate.png"
+    cv2.imwrite(str(plate_png), cv2.cvtColor(plate, cv2.COLOR_RGB2BGR))
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    training_checkpoint(weights / "bgm.pt", tiny_network())
+    (weights / "junk.pth").write_bytes(b"not weights")
+    with serving(tmp_path / "work", checkpoints=weights) as (base, _):
+        job_id = _open_upload(page, base, clip)
+        assert page.input_value("#method") == "classical" and page.is_disabled("#method")  # auto: RVM alone
+        page.set_input_files("#plate-image", str(plate_png))
+        page.wait_for_selector("text=plate image set")
+        assert page.is_checked("input[name=mode][value=plate]")
+        page.select_option("#method", "neural")
+        assert page.input_value("#checkpoint") == "bgm.pt" and page.is_visible("#checkpoint")
+        note = page.text_content("#methods-note")
+        assert "No trained weights ship with vidmatte" in note and "Could not use: junk.pth" in note
+        _shot(page, tmp_path, "5_network_method")
+        for output in ("composition", "alpha", "rgba_mov"):
+            page.uncheck(f"#outputs input[value={output}]")
+        page.click("#run")
+        page.wait_for_selector("#progress-text.done", timeout=WAIT_MS)
+        page.wait_for_selector("text=plate neural (bgm.pt)")  # the jobs list
+        with page.expect_download() as download:
+            page.click("a[data-output=alpha_png]")
+        downloaded = tmp_path / "alpha.zip"
+        download.value.save_as(downloaded)
+    with serving(tmp_path / "work") as (base, _):  # restarted without the folder: the record still says
+        page.goto(f"{base}/#{job_id}")
+        page.wait_for_selector("body[data-ready]")
+        page.wait_for_selector("text=plate neural (bgm.pt)")
+        assert page.input_value("#method") == "neural" and page.input_value("#checkpoint") == "bgm.pt"
+        assert "without --checkpoints" in page.text_content("#methods-note")
+    cli = subprocess.run([sys.executable, "-m", "vidmatte", "background", str(clip), "--plate", str(plate_png),
+                          "--method", "neural", "--checkpoint", str(weights / "bgm.pt"),
+                          "--alpha", str(tmp_path / "cli") + "/", "--quiet"],
+                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+                         timeout=300)
+    assert cli.returncode == 0, cli.stderr
+    page_alpha, cli_alpha = _alpha_pngs(downloaded), _alpha_pngs(tmp_path / "cli")
+    assert len(page_alpha) == len(cli_alpha) == 4 and page_alpha[-1].std() > 1  # not a constant matte
+    for ours, theirs in zip(page_alpha, cli_alpha):
+        assert np.array_equal(ours, theirs)

@@ -87,6 +87,11 @@ def recognise(path: str | os.PathLike) -> tuple[str, ExportableNetwork] | None:
         blob = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception:  # RVM's loader reads it again and says what is wrong in one line
         return None
+    return family_of(blob)
+
+
+def family_of(blob: object) -> tuple[str, ExportableNetwork] | None:
+    """The row whose family a loaded checkpoint (``torch.load``'s result) belongs to, or None."""
     if not isinstance(blob, dict):
         return None
     return next(((name, row) for name, row in EXPORTABLE.items() if row.recognises(blob)), None)

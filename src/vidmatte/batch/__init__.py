@@ -81,6 +81,7 @@ def _check_arguments(args: argparse.Namespace) -> None:
     if args.lead_in is not None and args.lead_in < 0:
         raise UsageError(f"--lead-in must be 0 or more, not {args.lead_in}")
     check_model_options(args)
+    MODES[args.mode].check_method(args.method, args.checkpoint)
     parse_ratio(args.downsample_ratio)
     check_range(args.start_frame, args.end_frame)
 

@@ -111,6 +111,11 @@ class Coordinator:
         if wrong:
             return self.summary.fail(item.name, f"{item.mode} mode makes no {', '.join(map(output_kind, wrong))}")
         args = self._item_args(item, folder)
+        try:
+            mode.check_method(args.method, args.checkpoint)
+        except VidmatteError as exc:
+            return self.summary.fail(item.name, f"{item.where}: {exc}")
+        args.method = args.method or "classical"  # each mode's default, as records before --method meant it
         made_from = records.describe(item, self._recorded_options(args, mode.kinds))
         finals = [folder / name for name in self.plan.outputs]
         if not self.plan.force and records.is_finished(folder, made_from, finals):
@@ -147,6 +152,8 @@ class Coordinator:
     def _item_args(self, item: Item, folder: Path) -> argparse.Namespace:
         """The mode's arguments for this item: the batch's options, the item's overrides, its paths."""
         args = argparse.Namespace(**self.base_args)
+        if "method" in item.overrides:  # the batch's --checkpoint goes with the batch's --method, not the item's
+            args.checkpoint = None
         for dest, value in item.overrides.items():
             setattr(args, dest, value)
         args.input, args.keyframe, args.keyframes, args.plate = item.input, list(item.keyframe), item.keyframes, \

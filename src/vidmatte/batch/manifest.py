@@ -21,6 +21,7 @@ from ..io.probe import IMAGE_EXTENSIONS, is_pattern, list_images
 # Columns with a meaning of their own; any other column is a per-item override of one of the mode's options.
 INPUT, NAME, MODE, KEYFRAMES, KEYFRAME, PLATE = "input", "item", "mode", "keyframes", "keyframe", "plate"
 RESERVED = {INPUT, NAME, MODE, KEYFRAMES, KEYFRAME, PLATE}
+CHECKPOINT = "checkpoint"  # an override like any option, but a path: read from the manifest's folder
 
 
 @dataclass
@@ -140,7 +141,7 @@ def _item(row, where: str, base: Path, mode: str, modes: set[str], coerce: Coerc
     for column, value in row.items():
         if column not in RESERVED and value not in (None, ""):
             dest, typed = coerce(column, str(value) if not isinstance(value, bool) else str(value).lower())
-            item.overrides[dest] = typed
+            item.overrides[dest] = _weights(base, typed) if dest == CHECKPOINT else typed
     return item
 
 
@@ -165,6 +166,12 @@ def _existing(base: Path, path: str, what: str) -> str:
     if not Path(resolved).exists():
         raise ValueError(f"{what} not found: {resolved}")
     return resolved
+
+
+def _weights(base: Path, checkpoint: str) -> str:
+    """A checkpoint file beside the manifest; a name that is no file here (``rvm-init``) goes to the method as is."""
+    resolved = _resolve(base, checkpoint)
+    return resolved if Path(resolved).exists() else checkpoint
 
 
 def _resolve(base: Path, path: str) -> str:

@@ -42,7 +42,9 @@ def fingerprint(path: str | os.PathLike) -> dict | None:
 def describe(item, options: dict) -> dict:
     """What an item's outputs depend on: the record a finished run leaves, minus its status and timings."""
     guidance = [spec.partition(":")[2] for spec in item.keyframe] + [p for p in (item.keyframes, item.plate) if p]
-    return {"version": __version__, "mode": item.mode, "input": str(item.input),
+    weights = options.get("checkpoint")  # new weights under the same name make other outputs: redo the item
+    made_from = {"weights": fingerprint(weights)} if weights else {}
+    return {**made_from, "version": __version__, "mode": item.mode, "input": str(item.input),
             "fingerprint": fingerprint(item.input), "guidance": {g: fingerprint(g) for g in guidance},
             "options": options}
 

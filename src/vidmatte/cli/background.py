@@ -7,6 +7,8 @@ import sys
 
 from . import convert as convert_cli
 
+PLATE_METHODS = ("classical", "neural")  # --method here, and of `vidmatte batch --mode background`
+
 DESCRIPTION = ("Matte anything that differs from a clean plate of the scene (a person, the chair they carry, a "
                "dog): film the empty scene for a second, then the shot. PLATE is an image or a short video of the "
                "empty scene (its temporal median), at the video's size. Hand-held footage: the plate is aligned "
@@ -24,13 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                             "when too much of the frame is never seen empty)")
     plate.add_argument("--plate-out", metavar="FILE", help="write the plate used (e.g. the auto estimate) as an image")
     add_plate_options(plate)
-    plate.add_argument("--method", choices=["classical", "neural"], default="classical",
-                       help="classical: the compositing equation with the plate, solved with the matting Laplacian "
-                            "(no trained weights beyond RVM's person prior); neural: BackgroundMattingV2 (with "
-                            "ConvLSTMs when the checkpoint has them) on frame and aligned plate, needs --checkpoint")
-    plate.add_argument("--checkpoint", metavar="PATH",
-                       help="weights of the neural method: an official BackgroundMattingV2 .pth state dict or a "
-                            "`vidmatte train` checkpoint (model.kind bgmv2); none are bundled")
+    plate.add_argument("--method", choices=PLATE_METHODS, default="classical", help=METHOD_HELP)
+    plate.add_argument("--checkpoint", metavar="PATH", help=CHECKPOINT_HELP)
     plate.add_argument("--model", default="rvm-mobilenetv3",
                        help="the RVM weights of the person prior (name or .onnx); without them every region is "
                             "solved as an object")
@@ -38,6 +35,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     convert_cli.add_output_arguments(p)
     convert_cli.add_range_arguments(p)
     convert_cli.add_report_arguments(p)
+
+
+METHOD_HELP = ("classical: the compositing equation with the plate, solved with the matting Laplacian (no trained "
+               "weights beyond RVM's person prior); neural: BackgroundMattingV2 (with ConvLSTMs when the checkpoint "
+               "has them) on frame and aligned plate, needs --checkpoint")
+CHECKPOINT_HELP = ("weights of the neural method: an official BackgroundMattingV2 .pth state dict or a `vidmatte "
+                   "train` checkpoint (model.kind bgmv2); none are bundled")
 
 
 def add_plate_options(plate) -> None:
@@ -65,8 +69,7 @@ def build_job(args: argparse.Namespace, control, runners=None):
     from ..matters.plate import plate_matter
     from ..pipeline import Job, warn
 
-    method = getattr(args, "method", "classical")  # a batch item has no --method: the classical one
-    checkpoint = getattr(args, "checkpoint", None)
+    method, checkpoint = args.method, args.checkpoint  # a batch item's: its own or the batch's --method
     if checkpoint and method != "neural":
         raise UsageError("--checkpoint is for --method neural")
     if not args.plate:

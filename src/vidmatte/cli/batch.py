@@ -13,6 +13,7 @@ from . import guided as guided_cli
 
 DEFAULT_OUTPUTS = "composition.mp4,alpha/"
 MODE_NAMES = ("convert", "guided", "background")  # kept in step with vidmatte.batch.modes.MODES (no numpy here)
+METHOD_CHOICES = tuple(dict.fromkeys([*guided_cli.GUIDED_METHODS, *background_cli.PLATE_METHODS]))
 DESCRIPTION = ("Matte many videos: each input (files, folders of videos, glob patterns, or the lines of a CSV or "
                "JSON Lines --manifest) gets a folder DIR/<item>/ holding --outputs. Finished items are recorded and "
                "skipped by a re-run (--force redoes them), an interrupted batch resumes, a failing item fails alone. "
@@ -29,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--manifest", metavar="FILE",
                    help="a CSV (header row) or JSON Lines file: one item a line, columns input, and optionally item "
                         "(its folder name), mode, keyframes, keyframe (INDEX:PATH;...), plate, and any option of "
-                        "the mode as an override (start_frame, downsample_ratio, background...)")
+                        "the mode as an override (method, checkpoint, start_frame, downsample_ratio, background...)")
     p.add_argument("--output-dir", required=True, metavar="DIR", help="each item's outputs go to DIR/<item>/")
     p.add_argument("--outputs", default=DEFAULT_OUTPUTS, metavar="NAMES",
                    help="what each item gets, comma-separated names in DIR/<item>/: the stem is the kind "
@@ -54,6 +55,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     options = p.add_argument_group("options of the mode, for every item (a manifest column overrides one)")
     convert_cli.add_picture_arguments(options)
     convert_cli.add_model_arguments(p)
+    add_method_arguments(p.add_argument_group("method (the mode's own: a manifest's method and checkpoint columns "
+                                              "set an item's)"))
     guided_cli.add_guidance_options(p.add_argument_group("guided mode"))
     background_cli.add_plate_options(p.add_argument_group("background mode (each item's plate: the manifest's "
                                                           "plate column)"))
@@ -62,6 +65,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true",
                    help='print one JSON line at the end: {"items", "done", "skipped", "failed", "seconds", '
                         '"failures"}')
+
+
+def add_method_arguments(group) -> None:
+    """--method names the mode's method (kept in step with each row's methods in vidmatte.batch.modes.MODES);
+    unset, each mode runs its default. A method the mode does not have is refused before anything runs."""
+    group.add_argument("--method", choices=METHOD_CHOICES, default=None,
+                       help="guided: " + guided_cli.METHOD_HELP + ". background: " + background_cli.METHOD_HELP
+                            + ". convert has none. No trained weights for these networks ship with vidmatte")
+    group.add_argument("--checkpoint", metavar="PATH",
+                       help="the weights of a network method: guided " + guided_cli.CHECKPOINT_HELP
+                            + "; background " + background_cli.CHECKPOINT_HELP)
 
 
 def run(args: argparse.Namespace) -> int:

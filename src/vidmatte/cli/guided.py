@@ -18,6 +18,13 @@ DESCRIPTION = ("Matte any object marked on keyframes: trimaps (0/128/255, palett
                "result (closed-form matting). INPUT may also be a TCVOM workspace (NNNNN_rgb.png frames with "
                "NNNNN_trimap.png at the keyframes). Outputs as in `vidmatte convert`, plus --trimaps.")
 KINDS = convert_cli.OUTPUT_KINDS + ("trimap",)
+GUIDED_METHODS = ("classical", *GUIDED_NETWORKS)  # --method here, and of `vidmatte batch --mode guided`
+METHOD_HELP = "classical: propagate the keyframes and solve alpha (no weights); " + "; ".join(
+    f"{name}: {network.summary}" for name, network in GUIDED_NETWORKS.items())
+CHECKPOINT_HELP = ("--method ftpvm: the official ftpvm.pth or a training checkpoint (no weights are bundled); "
+                   "rvm-init: RVM's encoder with every other layer untrained; --method dvm: a training checkpoint "
+                   "holding both DVM networks; --method tgm: the official trimap module's weights or a training "
+                   "checkpoint (optional)")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -29,6 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                        help="a folder of guidance images named by frame index (00012.png or 12.png), or a TCVOM "
                             "workspace")
     add_guidance_options(guide)
+    guide.add_argument("--method", choices=GUIDED_METHODS, default="classical", help=METHOD_HELP)
+    guide.add_argument("--checkpoint", metavar="PATH", help=CHECKPOINT_HELP)
     guide.add_argument("--model", default="rvm-mobilenetv3", help="the RVM weights of the prior (name or .onnx)")
     guide.add_argument("--cache-dir", help="weights folder (default: $VIDMATTE_CACHE or ~/.cache/vidmatte)")
     guide.add_argument("--work", metavar="DIR",
@@ -67,14 +76,6 @@ def add_guidance_options(guide) -> None:
                        help="memory propagator: train its key/readout heads N steps on augmented keyframes "
                             "first (TCVOM's online fine-tuning; needs PyTorch); --method tgm: train the network "
                             "on them (without --checkpoint: those heads)")
-    guide.add_argument("--method", choices=["classical", *GUIDED_NETWORKS], default="classical",
-                       help="classical: propagate the keyframes and solve alpha (no weights); " + "; ".join(
-                           f"{name}: {network.summary}" for name, network in GUIDED_NETWORKS.items()))
-    guide.add_argument("--checkpoint", metavar="PATH",
-                       help="--method ftpvm: the official ftpvm.pth or a training checkpoint (no weights are "
-                            "bundled); rvm-init: RVM's encoder with every other layer untrained; --method dvm: a "
-                            "training checkpoint holding both DVM networks; --method tgm: the official trimap "
-                            "module's weights or a training checkpoint (optional)")
     guide.add_argument("--prior", choices=["auto", "rvm", "none"], default="auto",
                        help="RVM's alpha as a weak data term and a check on the propagated labels: auto uses it when "
                             "RVM sees the first keyframe's subject (people; it hurts other objects), rvm always, none "

@@ -1,11 +1,13 @@
-"""``vidmatte serve [--host 127.0.0.1] [--port 7860] [--max-upload 2GB] [--work DIR] [--token T]``: the web page."""
+"""``vidmatte serve [--host 127.0.0.1] [--port 7860] [--max-upload 2GB] [--work DIR] [--token T] [--checkpoints
+DIR]``: the web page."""
 
 from __future__ import annotations
 
 import argparse
 
 DESCRIPTION = ("Serve the web page: upload a video (or a zip of images), mark the subject on any frame, run auto "
-               "(RVM) or guided matting with progress and cancel, preview and download the results. Binds "
+               "(RVM), guided or plate matting (the networks of --checkpoints DIR among their methods) with "
+               "progress and cancel, preview and download the results. Binds "
                "127.0.0.1 by default; any other address requires a token on every request (--token, or one is "
                "generated and printed once). Needs the extra vidmatte[web].")
 DEFAULT_WORK = "~/.cache/vidmatte/web"
@@ -25,6 +27,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(default 20GB)")
     p.add_argument("--queue", type=int, default=4, metavar="N", help="jobs that may wait to run (default 4)")
     p.add_argument("--jobs", type=int, default=1, metavar="N", help="jobs running at once (default 1)")
+    p.add_argument("--checkpoints", default=None, metavar="DIR",
+                   help="a folder of network weights (.pt/.pth/.ckpt) the page offers: FTP-VM, DVM and TGM for "
+                        "guided matting, BackgroundMattingV2 for plate matting, recognised when the server starts; "
+                        "none ship with vidmatte (without this, the page offers the classical methods only)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
     if quota < max_upload:
         raise UsageError(f"--quota ({args.quota}) must be at least --max-upload ({args.max_upload})")
     token = token_for(args.host, args.token)
+    if args.checkpoints and not Path(args.checkpoints).expanduser().is_dir():
+        raise UsageError(f"--checkpoints {args.checkpoints}: not a folder")
     work = Path(args.work).expanduser()
     try:
         work.mkdir(parents=True, exist_ok=True)
@@ -55,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--work {work}: {exc.strerror}") from None
     sock = _bind(args.host, args.port)
     settings = Settings(work=work, max_upload=max_upload, quota=quota, token=token, host=args.host,
-                        workers=args.jobs, queue=args.queue)
+                        workers=args.jobs, queue=args.queue,
+                        checkpoints=Path(args.checkpoints).expanduser() if args.checkpoints else None)
     app = create_app(settings)
     port = sock.getsockname()[1]
     shown = f"[{args.host}]" if ":" in args.host else args.host

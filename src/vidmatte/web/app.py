@@ -29,6 +29,7 @@ from . import guide, runs
 from .jobs import ACTIVE, JobQueue, JobStore, QueueFull
 from .previews import preview_size, write_input_previews
 from .storage import NoRoom, Storage, TooLarge, human
+from .weights import read_catalogue
 
 STATIC = Path(__file__).parent / "static"
 SMALL_UPLOAD = 64 << 20  # keyframe images and backgrounds
@@ -48,6 +49,7 @@ class Settings:
     cpus: int | None = None  # each running job's CPU allotment (None: the machine)
     model: str = "rvm-mobilenetv3"
     cache: str | None = None
+    checkpoints: Path | None = None  # the network methods' weights (--checkpoints DIR); None: classical methods only
 
 
 def is_loopback(host: str) -> bool:
@@ -69,10 +71,11 @@ class Server:
         self.interrupted = self.store.mark_interrupted()
         self.queue = JobQueue(self.store, self._execute, settings.workers, settings.queue, settings.cpus)
         self.person = guide.PersonPicker(settings.model, settings.cache)
+        self.weights = read_catalogue(settings.checkpoints)  # each file read once, here
 
     def _execute(self, job_id: str, control) -> list[str]:
         return runs.execute(self.job(job_id), self.storage.folder(job_id), control, self.settings.model,
-                            self.settings.cache)
+                            self.settings.cache, self.weights)
 
     def job(self, job_id: str) -> dict:
         self.storage.folder(job_id)  # KeyError unless it is one of our ids
@@ -115,7 +118,8 @@ def create_app(settings: Settings) -> FastAPI:
     def config():
         return {"max_upload": settings.max_upload, "max_upload_text": human(settings.max_upload),
                 "modes": {"auto": True, "guided": True, "plate": False}, "outputs": list(runs.OUTPUTS),
-                "defaults": runs.DEFAULT_SETTINGS}
+                "defaults": runs.DEFAULT_SETTINGS, "methods": runs.mode_methods(),
+                "checkpoints": server.weights.public()}
 
     return app
 
@@ -399,7 +403,8 @@ def _add_run_routes(app: FastAPI, server: Server) -> None:
         given = await request.json() if await request.body() else {}
         if not isinstance(given, dict):
             raise UsageError("the run's settings must be a JSON object")
-        settings = runs.check_settings(given, (folder / "background.png").is_file(), (folder / "plate.png").is_file())
+        settings = runs.check_settings(given, (folder / "background.png").is_file(), (folder / "plate.png").is_file(),
+                                       server.weights)
         if settings["mode"] == "guided" and not job["keyframes"]:
             raise runs.NO_KEYFRAME
         server.store.update(job_id, settings=settings)

@@ -17,6 +17,7 @@ from ..errors import GuidanceError, UsageError
 from ..job import JobControl
 from .guide import read_keyframes
 from .previews import preview_size, run_preview_sink
+from .weights import Catalogue
 
 MODES = ("auto", "guided", "plate")
 PLATES = ("auto", "image")  # plate mode: estimated from the clip (a static camera), or the uploaded plate.png
@@ -32,16 +33,28 @@ DOWNLOADS = {"composition": "composition.mp4", "alpha": "alpha.mp4", "alpha_png"
              "rgba_mov": "rgba.mov", "rgba_webm": "rgba.webm"}
 NO_KEYFRAME = GuidanceError("guided mode needs a keyframe: mark the subject on a frame and press 'Set keyframe'")
 DEFAULT_SETTINGS = {"mode": "auto", "prior": "auto", "background": "green", "plate": "auto",
-                    "outputs": ["composition", "alpha", "alpha_png", "rgba_mov"]}
+                    "outputs": ["composition", "alpha", "alpha_png", "rgba_mov"], "method": "classical",
+                    "checkpoint": None}
 
 
-def check_settings(given: dict, has_background_image: bool, has_plate_image: bool = False) -> dict:
-    """The settings of a run, every value checked against what the page may choose (UsageError otherwise)."""
+def mode_methods() -> dict[str, tuple[str, ...]]:
+    """The methods of each page mode, as the commands name them (auto: RVM alone)."""
+    from ..cli.background import PLATE_METHODS
+    from ..cli.guided import GUIDED_METHODS
+
+    return {"auto": ("classical",), "guided": GUIDED_METHODS, "plate": PLATE_METHODS}
+
+
+def check_settings(given: dict, has_background_image: bool, has_plate_image: bool = False,
+                   weights: Catalogue | None = None) -> dict:
+    """The settings of a run, every value checked against what the page may choose (UsageError otherwise);
+    ``weights``: the server's --checkpoints folder, where a network method's file must be."""
     from ..compose import parse_colour
 
     settings = {**DEFAULT_SETTINGS, **{k: v for k, v in given.items() if k in DEFAULT_SETTINGS}}
     if settings["mode"] not in MODES:
         raise UsageError(f"mode must be one of {', '.join(MODES)}")
+    _check_method(settings, weights or Catalogue())
     if settings["plate"] not in PLATES:
         raise UsageError(f"plate must be one of {', '.join(PLATES)}")
     if settings["mode"] == "plate" and settings["plate"] == "image" and not has_plate_image:
@@ -61,6 +74,17 @@ def check_settings(given: dict, has_background_image: bool, has_plate_image: boo
     return settings
 
 
+def _check_method(settings: dict, weights: Catalogue) -> None:
+    methods = mode_methods()[settings["mode"]]
+    if settings["method"] not in methods:
+        raise UsageError(f"{settings['mode']} mode's method must be one of {', '.join(methods)}")
+    if settings["method"] == "classical":
+        if settings["checkpoint"] is not None:
+            raise UsageError("weights are for a network method, not the classical one")
+        return
+    weights.find(settings["checkpoint"], settings["mode"], settings["method"])
+
+
 def input_path(folder: Path) -> Path:
     """The job's input under its fixed name: ``frames/`` (an unpacked zip) or ``input.<ext>``."""
     if (folder / "frames").is_dir():
@@ -72,8 +96,9 @@ def input_path(folder: Path) -> Path:
 
 
 def execute(job: dict, folder: Path, control: JobControl, model: str = "rvm-mobilenetv3",
-            cache: str | None = None) -> list[str]:
-    """Run ``job`` (a row of the store) through the pipeline; returns the names of the downloads made."""
+            cache: str | None = None, weights: Catalogue | None = None) -> list[str]:
+    """Run ``job`` (a row of the store) through the pipeline; returns the names of the downloads made. ``weights``:
+    where a network method's file is (the server's --checkpoints folder)."""
     from ..io.writers import parse_output
     from ..pipeline import ConvertOptions, Job
 
@@ -85,14 +110,24 @@ def execute(job: dict, folder: Path, control: JobControl, model: str = "rvm-mobi
     options = ConvertOptions(outputs=outputs, background=background, overwrite=True, progress=False,
                              sinks=[preview])
     pipeline_job = Job(str(input_path(folder)), options, control)
-    pipeline_job.run(_matter(job, folder, pipeline_job, model, cache))
+    pipeline_job.run(_matter(job, folder, pipeline_job, model, cache, _weights_path(settings, weights)))
     if "alpha_png" in settings["outputs"]:
         _zip_folder(folder / "alpha", folder / "alpha.zip")
     return [name for name in settings["outputs"]]
 
 
-def _matter(job: dict, folder: Path, pipeline_job, model: str, cache: str | None):
+def _weights_path(settings: dict, weights: Catalogue | None) -> str | None:
+    """The file of a network method's run (checked again: the folder may have changed since the job was set)."""
+    method = settings.get("method", "classical")  # jobs recorded before the page had methods: classical
+    if method == "classical":
+        return None
+    return str((weights or Catalogue()).find(settings.get("checkpoint"), settings["mode"], method).path)
+
+
+def _matter(job: dict, folder: Path, pipeline_job, model: str, cache: str | None, checkpoint: str | None):
+    """The mode's matter, built as its command builds it (the same factories, the same checks)."""
     settings = job["settings"]
+    method = settings.get("method", "classical")
     if settings["mode"] == "auto":
         from ..backends import open_runner
         from ..matters.recurrent import RecurrentMatter
@@ -102,13 +137,21 @@ def _matter(job: dict, folder: Path, pipeline_job, model: str, cache: str | None
         from ..matters.plate import plate_matter
 
         plate = folder / "plate.png" if settings["plate"] == "image" else "auto"
-        return plate_matter(pipeline_job, plate, model=model, cache=cache, overwrite=True)
+        return plate_matter(pipeline_job, plate, method=method, checkpoint=checkpoint, model=model, cache=cache,
+                            overwrite=True)
     from ..matters.guided import guided_matter
 
     if not job["keyframes"]:
         raise NO_KEYFRAME
     keyframes = read_keyframes(folder, job["keyframes"], (pipeline_job.width, pipeline_job.height),
                                pipeline_job.source.expected_frames())
+    if method != "classical":
+        from ..matters.networks import GUIDED_NETWORKS
+
+        options = {"mem_every": None, "max_memory": None, "finetune_steps": 0, "prior": settings["prior"],
+                   "model": model}
+        return GUIDED_NETWORKS[method].matter(pipeline_job, keyframes, checkpoint, cache=cache,
+                                              warn=pipeline_job.control.log.warning, options=options)
     # One work folder per job, kept between its runs: after a keyframe is fixed or added on the page, a re-run
     # propagates and solves only the frames between that keyframe's neighbours (the CLI's --work corrections).
     return guided_matter(pipeline_job, keyframes, work=folder / "work", prior_mode=settings["prior"], model=model,

@@ -85,7 +85,7 @@ async function refreshJobs() {
     open.href = "#" + job.id;
     open.textContent = job.name;
     const detail = document.createElement("small");
-    detail.textContent = ` ${job.state} · ${job.info.frames} frames · ${new Date(job.created * 1000).toLocaleString()}`;
+    detail.textContent = ` ${job.state} · ${job.info.frames} frames${describeMethod(job.settings)} · ${new Date(job.created * 1000).toLocaleString()}`;
     const remove = document.createElement("button");
     remove.textContent = "×";
     remove.title = "delete this job and its files";
@@ -130,6 +130,59 @@ function applySettings(settings) {
   $("bg-kind").value = named ? settings.background : "colour";
   if (!named) $("bg-colour").value = settings.background;
   for (const box of $("outputs").querySelectorAll("input")) box.checked = settings.outputs.includes(box.value);
+  showMethods(settings);
+}
+
+// --- methods: the classical one, and the networks whose weights are in the server's --checkpoints folder ---------
+function describeMethod(settings) {
+  if (!settings.method || settings.method === "classical") return "";
+  return ` · ${settings.mode} ${settings.method} (${settings.checkpoint})`;
+}
+
+function addOption(select, value, text) {
+  const option = document.createElement("option");
+  option.value = value;
+  option.textContent = text;
+  select.append(option);
+}
+
+// chosen: the settings a job recorded (kept in the lists even when the server no longer offers them)
+function showMethods(chosen = null) {
+  if (!state.config) return;  // start() calls it again once the server's config is in
+  const mode = document.querySelector("input[name=mode]:checked").value;
+  const catalogue = state.config.checkpoints;
+  const files = catalogue.weights.filter((w) => w.mode === mode);
+  const offered = state.config.methods[mode].filter((m) => m === "classical" || files.some((w) => w.method === m));
+  const recorded = chosen && chosen.mode === mode && chosen.method ? chosen : null;
+  const method = recorded ? recorded.method : (offered.includes($("method").value) ? $("method").value : "classical");
+  $("method").replaceChildren();
+  for (const name of offered) addOption($("method"), name, name);
+  if (!offered.includes(method)) addOption($("method"), method, `${method} (not offered now)`);
+  $("method").value = method;
+  const weights = files.filter((w) => w.method === method).map((w) => w.name);
+  const current = recorded ? recorded.checkpoint : (weights.includes($("checkpoint").value) ? $("checkpoint").value : weights[0]);
+  $("checkpoint").replaceChildren();
+  for (const name of weights) addOption($("checkpoint"), name, name);
+  if (method !== "classical" && current && !weights.includes(current)) {
+    addOption($("checkpoint"), current, `${current} (no longer in the folder)`);
+  }
+  if (current) $("checkpoint").value = current;
+  $("checkpoint").hidden = $("checkpoint-label").hidden = method === "classical";
+  $("method").disabled = mode === "auto";
+  $("methods-note").textContent = methodsNote(mode, offered);
+}
+
+function methodsNote(mode, offered) {
+  const catalogue = state.config.checkpoints;
+  if (mode === "auto") return "";
+  if (!catalogue.folder) return catalogue.note;
+  const parts = ["No trained weights ship with vidmatte: the networks run the files the server's admin provided."];
+  const missing = state.config.methods[mode].filter((m) => !offered.includes(m));
+  if (missing.length) parts.push(`No weights for ${missing.join(", ")} in the folder.`);
+  if (catalogue.refused.length) {
+    parts.push("Could not use: " + catalogue.refused.map((r) => `${r.name} (${r.reason})`).join("; ") + ".");
+  }
+  return parts.join(" ");
 }
 
 // --- timeline -------------------------------------------------------------------------------------------------
@@ -360,6 +413,7 @@ async function setKeyframe(body) {
     state.undo = [];
     if (!document.querySelector("input[name=mode][value=guided]").checked) {
       document.querySelector("input[name=mode][value=guided]").checked = true;
+      showMethods();
     }
     showKeymarks();
     showFrame(state.frame);
@@ -395,6 +449,8 @@ function runSettings() {
     plate: $("plate-kind").value,
     background: kind === "colour" ? $("bg-colour").value : kind,
     outputs: [...$("outputs").querySelectorAll("input:checked")].map((box) => box.value),
+    method: $("method").value || "classical",
+    checkpoint: ($("method").value || "classical") === "classical" ? null : $("checkpoint").value || null,
   };
 }
 
@@ -481,6 +537,7 @@ async function uploadPlate(file) {
     await api(`api/jobs/${state.job.id}/plate`, { method: "PUT", body: file });
     $("plate-kind").value = "image";
     document.querySelector("input[name=mode][value=plate]").checked = true;
+    showMethods();
     say("plate image set", false);
   });
 }
@@ -513,6 +570,8 @@ async function start() {
   $("remove-keyframe").onclick = removeKeyframe;
   $("preview-propagation").onclick = previewPropagation;
   $("run").onclick = run;
+  for (const radio of document.querySelectorAll("input[name=mode]")) radio.onchange = () => showMethods();
+  $("method").onchange = () => showMethods();
   $("cancel").onclick = cancel;
   document.addEventListener("keydown", (e) => {
     if (e.target.tagName === "INPUT" || !state.job) return;
@@ -524,6 +583,7 @@ async function start() {
   setupPainting();
   selectTool("fg");
   state.config = await state.configReady;
+  showMethods();
   await refreshJobs();
   if (location.hash.length > 1) await attempt(() => openJob(location.hash.slice(1)));
   document.body.dataset.ready = "true";  // for scripts driving the page (the browser tests)
