@@ -117,7 +117,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/api/config")
     def config():
         return {"max_upload": settings.max_upload, "max_upload_text": human(settings.max_upload),
-                "modes": {"auto": True, "guided": True, "plate": False}, "outputs": list(runs.OUTPUTS),
+                "modes": {mode: True for mode in runs.MODES}, "outputs": list(runs.OUTPUTS),
                 "defaults": runs.DEFAULT_SETTINGS, "methods": runs.mode_methods(),
                 "checkpoints": server.weights.public()}
 
