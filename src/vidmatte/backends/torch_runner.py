@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -117,6 +118,10 @@ def read_torch_file(path: str | os.PathLike) -> object:
         raise ModelError(f"checkpoint not found: {path}")
     try:
         return torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        # torch's own message is a paragraph about its weights_only default; what the user needs is this:
+        raise ModelError(f"cannot read {path} as a PyTorch weights file (not a torch file, or one that needs "
+                         "pickled code run to load, which vidmatte does not do)") from None
     except Exception as exc:  # torch's own first line can be a bare number (a bad magic): say what was expected
         raise ModelError(f"cannot read {path} as a PyTorch weights file ({type(exc).__name__}: "
                          f"{str(exc).splitlines()[0] if str(exc) else 'no detail'})") from None
