@@ -220,6 +220,31 @@ def test_a_keyframes_own_labels_are_not_reopened_by_rvm():
     assert (reopened_trimap[:, 14:28] == UNKNOWN).all() and reopened[:, 16:26].mean() < 0.5
 
 
+def test_the_bands_prior_grows_with_the_distance_from_a_keyframe(tmp_path, clip):
+    """Near a keyframe its band is trusted and RVM's pull on it is weak; farther away it is stronger; doubts keep
+    their full weight. Checked on what the matter hands the solver, frame by frame, for keyframes 0 and 10."""
+    from vidmatte.matters.guided import PRIOR_WEIGHT
+
+    short = clip[:11]
+    frames_dir = write_frames(tmp_path / "in", short, 11)
+    band_weights = []
+
+    def solver(frame, trimap, previous, prior, weight):  # records, then solves as the matter would
+        band_weights.append(float(weight[trimap == UNKNOWN].min()))
+        from vidmatte.matters.guided import _band_solve
+        return _band_solve(frame, trimap, previous, prior, weight)
+
+    rvm = _StillPrior(short[0][1])  # any alpha: only the weights it is given are read here
+    keyframes = {0: key_trimap(short[0][1]), 10: key_trimap(short[10][1])}
+    matter = GuidedMatter(keyframes, solver=solver, prior=rvm, prior_mode="rvm")
+    convert(frames_dir, matter, ConvertOptions([parse_output("alpha", f"{tmp_path}/pha/")], progress=False))
+    assert len(band_weights) == 11
+    near, far = band_weights[0], band_weights[5]
+    assert band_weights[10] == near and band_weights[1] == band_weights[9], "symmetric in the nearest keyframe"
+    assert near < band_weights[1] < band_weights[3] < far <= PRIOR_WEIGHT[0], band_weights
+    assert near == pytest.approx(PRIOR_WEIGHT[0] / 10)
+
+
 def test_guided_matter_on_the_pipeline_mattes_a_non_person(tmp_path, clip):
     """Keyframes at both ends, alpha solved on every frame: close to the truth where RVM sees nothing at all."""
     short = clip[:13]

@@ -42,6 +42,14 @@ from .guided_work import WorkFolder, keyframe_token
 # 8.20), checked on two held-out clips of the `people` set (boy_apple 9.71 -> 8.93, boy_cat 9.79 -> 9.63).
 PRIOR_WEIGHT = (0.01, 1.0)
 
+# Near a keyframe its band is still where the subject's edge is, and closed form alone does best there; the farther
+# propagation carries the band, the likelier it is misplaced and the more RVM must place the edge. So the band's
+# prior weight starts at NEAR_KEYFRAME_SHARE of PRIOR_WEIGHT[0] on a keyframe and reaches all of it BAND_PRIOR_RAMP
+# frames away. Measured on the `people` set (keyframes 0 and 12): MAD 7.30 -> 7.20 in the harness; a ramp of 4 or
+# 16 frames does about as well, a flat 0.001 does not (7.47: it costs where the band has drifted).
+NEAR_KEYFRAME_SHARE = 0.1
+BAND_PRIOR_RAMP = 8
+
 # --prior auto uses RVM's alpha when RVM's mean alpha over the keyframe's marked subject is at least this share of
 # what the trimap implies (TrimapSolver.decide).
 SEEN_BY_RVM = 0.8
@@ -107,19 +115,21 @@ class TrimapSolver:
             self.prior.step(frame)
         self.previous_alpha = alpha
 
-    def solve(self, frame: np.ndarray, trimap: np.ndarray, band: np.ndarray | None = None, given: bool = False
-              ) -> tuple[np.ndarray, np.ndarray]:
+    def solve(self, frame: np.ndarray, trimap: np.ndarray, band: np.ndarray | None = None, given: bool = False,
+              distance: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """-> (alpha float32 [H,W], the trimap solved from). band: bool [H,W], the unknown pixels that carry the
         keyframe's own band (``Propagated.band``; None: all of them); given: the trimap is a keyframe's own, so its
         definite labels are the user's and RVM does not reopen them (on guided_nonrigid's fur, RVM's first frame
-        reopened the keyframe's fur: frame 0 MAD 8.9, 5.9 when kept). Foreground colours are the caller's to ask
-        for (``foreground_colours``): only outputs that composite need them."""
+        reopened the keyframe's fur: frame 0 MAD 8.9, 5.9 when kept); distance: frames to the nearest keyframe
+        (0 when given; None: unknown, the band gets the full prior weight). Foreground colours are the caller's to
+        ask for (``foreground_colours``): only outputs that composite need them."""
         prior, weight = None, 0.0
         if self.uses_prior:
             prior = self.prior.step(frame)[1]
             opened = trimap if given else _open_where_rvm_disagrees(trimap, prior)
+            on_band, on_doubts = self.prior_weight
             weight = _prior_weights(opened, trimap == UNKNOWN if band is None else band & (trimap == UNKNOWN),
-                                    self.prior_weight)
+                                    (on_band * _band_trust_share(0 if given else distance), on_doubts))
             trimap = opened
         alpha = self.solve_frame(frame, trimap, self.previous_alpha, prior, weight)
         self.previous_alpha = alpha
@@ -305,15 +315,16 @@ class GuidedMatter:
         return trimap
 
     # --- the writing pass ----------------------------------------------------------------------------------
-    def _fused_trimap(self, index: int) -> tuple[np.ndarray, np.ndarray | None, bool]:
-        """(trimap, band, given) of frame ``index``: a keyframe's own (given), or the two directions' fused."""
+    def _fused_trimap(self, index: int) -> tuple[np.ndarray, np.ndarray | None, bool, int]:
+        """(trimap, band, given, distance to the nearest keyframe) of frame ``index``: a keyframe's own (given), or
+        the two directions' fused."""
         if index in self.keyframes:
-            return self.keyframes[index], None, True
+            return self.keyframes[index], None, True, 0
         found = [self._read(direction, index) for direction in ("forward", "backward")]
         if found[0] is None and found[1] is None:
             raise ValueError(f"frame {index} was reached by no keyframe")
         fused = fuse(*found, doubts="contradictions" if self.alpha.uses_prior else "any")
-        return fused.trimap, fused.band, False
+        return fused.trimap, fused.band, False, min(abs(index - key) for key in self.keyframes)
 
     def _read(self, direction: str, index: int) -> Propagated | None:
         if self._token(direction, index) is None:  # no keyframe before it in this direction
@@ -437,6 +448,13 @@ def _open_where_rvm_disagrees(trimap: np.ndarray, rvm: np.ndarray) -> np.ndarray
     opened = trimap.copy()
     opened[contradicted] = UNKNOWN
     return opened
+
+
+def _band_trust_share(distance: int | None) -> float:
+    """The share of the band's prior weight at ``distance`` frames from the nearest keyframe (see BAND_PRIOR_RAMP)."""
+    if distance is None:
+        return 1.0
+    return NEAR_KEYFRAME_SHARE + (1 - NEAR_KEYFRAME_SHARE) * min(1.0, distance / BAND_PRIOR_RAMP)
 
 
 def _prior_weights(trimap: np.ndarray, band: np.ndarray, weights: tuple[float, float]) -> np.ndarray:

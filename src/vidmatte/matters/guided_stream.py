@@ -52,7 +52,8 @@ class GuidedStream:
         self._pending = None
         result = self._anchor(frame, keyframe) if keyframe is not None else self._carry(frame)
         self.trimap = result.trimap
-        alpha, _ = self.solver.solve(frame, result.trimap, result.band, given=keyframe is not None)
+        alpha, _ = self.solver.solve(frame, result.trimap, result.band, given=keyframe is not None,
+                                     distance=result.distance)
         return foreground_colours(frame, alpha), alpha
 
     def stream(self, frames: Iterable[np.ndarray], keyframes: dict | None = None

@@ -335,7 +335,8 @@ class TgmMatter:
         return ensemble(parts, (frame.shape[1], frame.shape[0]))
 
     def _matte_frame(self, index: int, frame: np.ndarray, trimap: np.ndarray) -> SolvedMatte:
-        alpha, trimap = self.solver.solve(frame, trimap, given=index in self.keyframes)
+        alpha, trimap = self.solver.solve(frame, trimap, given=index in self.keyframes,
+                                          distance=min(abs(index - key) for key in self.keyframes))
         return SolvedMatte(frame, alpha, foreground_colours, trimap)
 
 
