@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from vidmatte.data.synthesis import trimap_from_alpha
-from vidmatte.guidance.propagate import BG, FG, UNKNOWN, FlowPropagator, Propagated, fuse
+from vidmatte.guidance.propagate import BG, FG, UNKNOWN, FlowPropagator, Propagated, contradiction, fuse
 from vidmatte.io.writers import parse_output
 from vidmatte.matters.guided import GuidedMatter
 from vidmatte.pipeline import ConvertOptions, convert
@@ -137,6 +137,47 @@ def test_fusing_for_the_rvm_prior_doubts_only_contradictions():
     fused = fuse(a, b, doubts="contradictions")
     assert fused.trimap.tolist() == [[FG, UNKNOWN, BG, UNKNOWN]]
     assert fused.band.tolist() == [[False, False, False, True]]  # the second pixel is a doubt, the fourth band
+
+
+def test_directions_that_follow_different_things_leave_the_nearer_keyframes_guidance_whole():
+    """Where the two directions contradict each other over most of the subject, doubting every contradicted pixel
+    would leave no foreground at all; the more confident (nearer) direction is taken whole instead."""
+    subject = np.zeros((8, 8), np.uint8)
+    subject[2:5, 1:4] = FG
+    elsewhere = np.zeros((8, 8), np.uint8)
+    elsewhere[4:7, 4:7] = FG
+    near = Propagated(subject, np.full((8, 8), 0.9, np.float32), 2)
+    far = Propagated(elsewhere, np.full((8, 8), 0.6, np.float32), 9)
+    assert contradiction(near, far) == 1.0
+    for doubts in ("any", "contradictions"):
+        assert fuse(near, far, doubts).trimap.tolist() == subject.tolist()
+        assert fuse(far, near, doubts).trimap.tolist() == subject.tolist()
+    overlapping = subject.copy()
+    overlapping[2:5, 3] = BG  # a third of the subject contradicted: a doubt, as before
+    fused = fuse(near, Propagated(overlapping, np.full((8, 8), 0.6, np.float32), 9))
+    assert (fused.trimap[2:5, 3] == UNKNOWN).all() and (fused.trimap[2:5, 1:3] == FG).all()
+
+
+def test_a_span_where_the_keyframes_disagree_is_matted_and_reported(tmp_path, clip, caplog):
+    """A second keyframe marking something else (here: a patch of background, as a track lost in one direction
+    looks): the frames between are matted from the nearer keyframe, not emptied, and the run is named in the
+    result's details and in a warning that says where a keyframe would settle it."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="vidmatte")
+    short = clip[:11]
+    frames_dir = write_frames(tmp_path / "in", short, 11)
+    wrong = np.zeros((H, W), np.uint8)
+    wrong[10:40, 190:240] = FG
+    wrong[6:44, 186:244][wrong[6:44, 186:244] == 0] = UNKNOWN
+    keyframes = {0: key_trimap(short[0][1]), 10: wrong}
+    matter = GuidedMatter(keyframes, prior_mode="none")
+    result = convert(frames_dir, matter, ConvertOptions([parse_output("alpha", f"{tmp_path}/pha/")], progress=False))
+    got = cv2.imread(str(tmp_path / "pha" / "00003.png"), cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255
+    assert float(np.abs(got - short[3][1]).mean()) < 0.02, "frame 3 is matted from keyframe 0"
+    (first, last), = result.details["contradicting_frames"]
+    assert first <= 2 and last >= 8, result.details
+    assert f"frames {first}-{last}: the keyframes on either side" in caplog.text
 
 
 def test_a_carried_trimap_tells_its_band_from_its_doubts(clip):

@@ -236,9 +236,33 @@ def grown(mask: np.ndarray, reach: float) -> np.ndarray:
     return cv2.resize(near, (w, h), interpolation=cv2.INTER_NEAREST).astype(bool) if cell > 1 else near.astype(bool)
 
 
+# Two directions that contradict each other (foreground against background) over more than this share of the
+# subject are following different things: one of them, or both, lost it. Doubting every contradicted pixel would
+# leave no foreground and an empty matte (sam2's dog with keyframes 0 and 119: nothing at all in the middle), so the
+# nearer keyframe's guidance is used whole instead, and the guided matter reports the frames.
+LOST_TRACK_SHARE = 0.5
+
+
+def contradiction(a: Propagated, b: Propagated) -> float:
+    """Share of the subject (foreground in either direction) that one direction calls foreground and the other
+    background, where both are still fairly confident (0..1)."""
+    fg_a, fg_b = a.trimap == FG, b.trimap == FG
+    subject = int(np.count_nonzero(fg_a | fg_b))
+    if subject == 0:
+        return 0.0
+    contradicted = ((fg_a & (b.trimap == BG)) | (fg_b & (a.trimap == BG))) & _both_confident(a, b)
+    return np.count_nonzero(contradicted) / subject
+
+
+def _both_confident(a: Propagated, b: Propagated) -> np.ndarray:
+    return np.minimum(a.confidence, b.confidence) > 0.25
+
+
 def fuse(a: Propagated | None, b: Propagated | None, doubts: str = "any") -> Propagated:
     """Two directions' guidance for one frame -> one: each pixel takes the label (and band) of the more confident
-    direction; where both are fairly confident and disagree, it is unknown (let the solver decide), a doubt.
+    direction; where both are fairly confident and disagree, it is unknown (let the solver decide), a doubt. Where
+    they contradict each other over most of the subject (``LOST_TRACK_SHARE``), the more confident direction is
+    taken whole.
 
     doubts: which disagreements become doubts. "any": every one (a label against the band too); "contradictions":
     only definite foreground against definite background, where the other disagreements keep the chosen
@@ -251,6 +275,10 @@ def fuse(a: Propagated | None, b: Propagated | None, doubts: str = "any") -> Pro
         return a or b
     if doubts not in ("any", "contradictions"):
         raise ValueError(f"doubts must be any or contradictions, not {doubts!r}")
+    if contradiction(a, b) > LOST_TRACK_SHARE:
+        if a.distance != b.distance:  # the nearer keyframe's, whole
+            return a if a.distance < b.distance else b
+        return a if a.confidence.mean() >= b.confidence.mean() else b
     pick_a = a.confidence >= b.confidence
     trimap = np.where(pick_a, a.trimap, b.trimap)
     band = np.where(pick_a, a.band_mask(), b.band_mask())
@@ -258,7 +286,7 @@ def fuse(a: Propagated | None, b: Propagated | None, doubts: str = "any") -> Pro
         differ = a.trimap != b.trimap
     else:
         differ = ((a.trimap == FG) & (b.trimap == BG)) | ((a.trimap == BG) & (b.trimap == FG))
-    disagree = differ & (np.minimum(a.confidence, b.confidence) > 0.25)
+    disagree = differ & _both_confident(a, b)
     trimap[disagree] = UNKNOWN
     band[disagree] = False
     return Propagated(trimap, np.maximum(a.confidence, b.confidence), min(a.distance, b.distance), band)

@@ -28,7 +28,8 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from ..guidance.propagate import BG, FG, UNKNOWN, FlowPropagator, Propagated, fuse, grown
+from ..guidance.propagate import (BG, FG, LOST_TRACK_SHARE, UNKNOWN, FlowPropagator, Propagated, contradiction,
+                                 fuse, grown)
 from ..matte import SolvedMatte
 from .base import Pass, Span, as_rgb_u8, writing_pass
 from .guided_work import WorkFolder, keyframe_token
@@ -177,6 +178,7 @@ class GuidedMatter:
         self._propagator = None
         self._stale: dict[str, set[int]] = {}  # per pass kind: the frames this run computes (the rest is reused)
         self.reused_frames = 0
+        self._lost_track: list[int] = []  # frames whose two directions contradicted each other (propagate.fuse)
         self.alpha.restart()
 
     def passes(self, span: Span) -> list[Pass]:
@@ -213,9 +215,18 @@ class GuidedMatter:
         return [self._matte_frame(*item) for item in prepared]
 
     def summary(self) -> dict:
-        """What the job's result reports beside its frames: how many of them came from the work folder, and whether
-        RVM's alpha was a prior (--prior auto decides at the first keyframe)."""
-        return {"reused_frames": self.reused_frames, "rvm_prior": self.alpha.uses_prior}
+        """What the job's result reports beside its frames (called once, at its end): how many of them came from the
+        work folder, whether RVM's alpha was a prior (--prior auto decides at the first keyframe), and the runs of
+        frames where the two directions' guidance contradicted each other (``contradicting_frames``: [first, last]
+        pairs, among the frames solved this run), which are also logged as a warning: a keyframe there settles them."""
+        runs = [[start, stop - 1] for start, stop in _runs(sorted(self._lost_track))]
+        for first, last in runs:
+            logging.getLogger("vidmatte").warning(
+                f"frames {first}-{last}: the keyframes on either side are followed to different places (lost in "
+                f"one direction or both); the nearer keyframe's guidance was used. A keyframe near frame "
+                f"{(first + last) // 2} would settle it")
+        return {"reused_frames": self.reused_frames, "rvm_prior": self.alpha.uses_prior,
+                "contradicting_frames": runs}
 
     # --- what this run recomputes --------------------------------------------------------------------------
     def _own_settings(self, span: Span) -> dict:
@@ -323,6 +334,8 @@ class GuidedMatter:
         found = [self._read(direction, index) for direction in ("forward", "backward")]
         if found[0] is None and found[1] is None:
             raise ValueError(f"frame {index} was reached by no keyframe")
+        if found[0] is not None and found[1] is not None and contradiction(*found) > LOST_TRACK_SHARE:
+            self._lost_track.append(index)
         fused = fuse(*found, doubts="contradictions" if self.alpha.uses_prior else "any")
         return fused.trimap, fused.band, False, min(abs(index - key) for key in self.keyframes)
 
@@ -330,7 +343,7 @@ class GuidedMatter:
         if self._token(direction, index) is None:  # no keyframe before it in this direction
             return None
         trimap, confidence, band = self.store.read_trimap(direction, index)
-        return Propagated(trimap, confidence, 0, band)
+        return Propagated(trimap, confidence, abs(index - self._keyframe_for(index, direction)), band)
 
     def _matte_frame(self, index: int, frame: np.ndarray, guidance: tuple | None, cached) -> SolvedMatte:
         if cached is not None:
