@@ -185,15 +185,16 @@ def main() -> int:
         raise SystemExit(f"no real footage at {VIDEOS}: set VIDMATTE_SHARED_DATA")
     chosen = [r for r in runs() if not args.only or any(r.name.startswith(p) for p in args.only.split(","))]
     args.out.mkdir(parents=True, exist_ok=True)
-    print(f"{'run':22} {'frames':>6} {'seconds':>8} {'fps':>6}  size")
+    print(f"{'run':22} {'frames':>6} {'seconds':>8} {'fps':>6}  {'size':10} keyframes disagree at")
     for run in chosen:
         with tempfile.TemporaryDirectory(prefix="vidmatte-real-") as tmp:
             report = run_guided(run, Path(tmp))
             picture = sheet(run, Path(tmp), keyframe_indices(run, Path(tmp)), args.full)
         cv2.imwrite(str(args.out / f"guided_{run.name}.jpg"), picture[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85])
         size = cv2.imread(str(args.out / f"guided_{run.name}.jpg")).shape
+        lost = ", ".join(f"{a}-{b}" for a, b in report.get("contradicting_frames", [])) or "-"
         print(f"{run.name:22} {report['frames']:>6} {report['seconds']:>8.1f} {report['fps']:>6.2f}  "
-              f"{size[1]}x{size[0]}", flush=True)
+              f"{size[1]}x{size[0]:<5} {lost}", flush=True)
     return 0
 
 

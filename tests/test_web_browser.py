@@ -162,6 +162,40 @@ def test_reload_mid_job_then_cancel(page, tmp_path):
         assert left == ["input.mp4", "keyframes", "preview", "work"], left
 
 
+def test_frames_whose_keyframes_disagree_are_marked_and_one_click_away(page, tmp_path):
+    """Keyframe 23 marks a patch of background, not the square: after the run the page marks the frames between on
+    the timeline, says what happened, and a button goes to the middle frame, where a keyframe would settle it."""
+    width, height = 160, 96
+    clip = write_video(tmp_path / "square.mp4", moving_square_frames(24, width, height))
+    masks = {0: np.zeros((height, width), np.uint8), 23: np.zeros((height, width), np.uint8)}
+    masks[0][8:24, 0:16] = 255
+    masks[23][60:80, 110:140] = 255
+    for index, mask in masks.items():
+        cv2.imwrite(str(tmp_path / f"mask{index}.png"), mask)
+    with serving(tmp_path / "work") as (base, _):
+        _open_upload(page, base, clip)
+        page.set_input_files("#mask-upload", str(tmp_path / "mask0.png"))
+        page.wait_for_selector("text=frame 0 is a keyframe")
+        page.fill("#frame", "23")
+        page.dispatch_event("#frame", "input")
+        page.wait_for_selector("text=frame 23 / 23")
+        page.set_input_files("#mask-upload", str(tmp_path / "mask23.png"))
+        page.wait_for_selector("text=frame 23 is a keyframe")
+        page.select_option("#prior", "none")
+        page.click("#run")
+        page.wait_for_selector("#progress-text.done", timeout=WAIT_MS)
+        page.wait_for_selector("#advice:not([hidden])")
+        advice = page.text_content("#advice")
+        assert "followed to different places" in advice, advice
+        assert page.locator(".lostspan").count() == 1
+        button = page.locator("#advice button.go-to-frame")
+        middle = int(button.text_content().split()[-1])
+        assert 8 <= middle <= 15, advice
+        button.click()
+        page.wait_for_selector(f"text=frame {middle} / 23")
+        _shot(page, tmp_path, "7_keyframes_disagree")
+
+
 def test_pick_a_network_for_plate_matting_run_it_and_see_it_after_a_restart(page, tmp_path):
     """The --checkpoints folder holds a tiny BackgroundMattingV2 made here and a file that is not weights: the page
     offers the network under plate mode, says which file it could not use, runs it, and a restarted server shows

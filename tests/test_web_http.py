@@ -269,6 +269,46 @@ def test_a_rerun_after_a_fixed_keyframe_recomputes_only_its_span(tmp_path, clip)
         assert changed == [7, 8, 9, 10, 11]
 
 
+def test_frames_whose_keyframes_disagree_are_reported_with_the_job(tmp_path, clip):
+    """Keyframe 11 marks a patch of background instead of the square: the frames between are matted from the nearer
+    keyframe (not emptied), and the job tells the page which run of frames to give a keyframe."""
+    patch = np.zeros((64, 96), np.uint8)
+    patch[40:56, 66:86] = 255
+    with serving(tmp_path / "work") as (base, _):
+        job_id = _guided_job(base, clip)
+        assert call(base, "PUT", f"/api/jobs/{job_id}/keyframes/11", cv2.imencode(".png", patch)[1].tobytes())[0] == 200
+        assert _run(base, job_id, outputs=["alpha_png"])[0] == 202
+        job = wait_for(base, job_id, ("done", "failed"))
+        assert job["state"] == "done", job["error"]
+        (first, last), = job["details"]["contradicting_frames"]
+        assert first <= 2 and last >= 9, job["details"]
+        status, data = call(base, "GET", f"/api/jobs/{job_id}/download/alpha_png")
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            alpha = {i: cv2.imdecode(np.frombuffer(zf.read(f"alpha/{i:05d}.png"), np.uint8), cv2.IMREAD_GRAYSCALE)
+                     for i in (3, 9)}
+        assert alpha[3][16, 3 * 5 + 8] > 200 and alpha[3][48, 76] < 30  # keyframe 0's square
+        assert alpha[9][48, 76] > 200 and alpha[9][16, 9 * 5 + 8] < 30  # keyframe 11's patch
+
+
+def test_a_database_from_before_jobs_kept_their_report_opens_and_gains_it(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "jobs.sqlite3"
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE jobs (id TEXT PRIMARY KEY, created REAL NOT NULL, updated REAL NOT NULL, "
+                "name TEXT NOT NULL, state TEXT NOT NULL, info TEXT NOT NULL DEFAULT '{}', settings TEXT NOT NULL "
+                "DEFAULT '{}', keyframes TEXT NOT NULL DEFAULT '[]', progress TEXT, error TEXT, outputs TEXT NOT "
+                "NULL DEFAULT '[]')")
+    old.execute("INSERT INTO jobs (id, created, updated, name, state) VALUES ('a', 0, 0, 'old.mp4', 'done')")
+    old.commit()
+    old.close()
+    store = JobStore(path)
+    assert store.get("a")["details"] == {}
+    store.update("a", details={"contradicting_frames": [[2, 5]]})
+    assert store.get("a")["details"] == {"contradicting_frames": [[2, 5]]}
+    store.close()
+
+
 def test_bad_guidance_and_settings_are_one_line_errors(tmp_path, clip):
     with serving(tmp_path / "work") as (base, _):
         _, job = upload(base, clip)

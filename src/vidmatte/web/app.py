@@ -73,7 +73,7 @@ class Server:
         self.person = guide.PersonPicker(settings.model, settings.cache)
         self.weights = read_catalogue(settings.checkpoints)  # each file read once, here
 
-    def _execute(self, job_id: str, control) -> list[str]:
+    def _execute(self, job_id: str, control) -> tuple[list[str], dict]:
         return runs.execute(self.job(job_id), self.storage.folder(job_id), control, self.settings.model,
                             self.settings.cache, self.weights)
 
@@ -164,7 +164,7 @@ def _public(server: Server, job: dict) -> dict:
     """A job as the page sees it: no server paths, the live progress of a running job."""
     live = server.queue.progress(job["id"])
     shown = {k: job[k] for k in ("id", "created", "updated", "name", "state", "info", "settings", "keyframes",
-                                 "error", "outputs")}
+                                 "error", "outputs", "details")}
     shown["progress"] = live or job.get("progress")
     shown["queue_position"] = server.queue.position(job["id"])
     shown["previews"] = (server.storage.folder(job["id"]) / "preview" / "alpha").is_dir()

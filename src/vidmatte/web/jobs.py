@@ -34,10 +34,11 @@ CREATE TABLE IF NOT EXISTS jobs (
     keyframes TEXT NOT NULL DEFAULT '[]',
     progress TEXT,
     error TEXT,
-    outputs TEXT NOT NULL DEFAULT '[]'
+    outputs TEXT NOT NULL DEFAULT '[]',
+    details TEXT NOT NULL DEFAULT '{}'
 )
 """
-_JSON_FIELDS = ("info", "settings", "keyframes", "progress", "outputs")
+_JSON_FIELDS = ("info", "settings", "keyframes", "progress", "outputs", "details")
 
 
 class QueueFull(VidmatteError):
@@ -53,6 +54,9 @@ class JobStore:
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
+            if "details" not in columns:  # a database made before jobs kept what their run reported
+                self._db.execute("ALTER TABLE jobs ADD COLUMN details TEXT NOT NULL DEFAULT '{}'")
 
     def mark_interrupted(self) -> int:
         """At start-up: jobs the last server left queued or running were interrupted by its end."""
@@ -120,13 +124,14 @@ def progress_dict(event: ProgressEvent) -> dict:
 class JobQueue:
     """At most ``capacity`` jobs waiting and ``workers`` running; each running job has its own ``JobControl``.
 
-    ``execute(job_id, control)`` runs one job through the pipeline and returns its outputs' names; it raises
+    ``execute(job_id, control)`` runs one job through the pipeline and returns its outputs' names and what the run
+    reported (``ConvertResult.details``, e.g. guided frames whose keyframes disagree); it raises
     ``Cancelled`` when cancelled and a ``VidmatteError`` (or anything else) when it fails: the job is then marked
     failed with a one-line reason, and the worker goes on with the next.
     """
 
-    def __init__(self, store: JobStore, execute: Callable[[str, JobControl], list[str]], workers: int = 1,
-                 capacity: int = 4, cpus: int | None = None):
+    def __init__(self, store: JobStore, execute: Callable[[str, JobControl], tuple[list[str], dict]],
+                 workers: int = 1, capacity: int = 4, cpus: int | None = None):
         self.store, self.execute, self.capacity, self.cpus = store, execute, capacity, cpus
         self._waiting: deque[str] = deque()
         self._running: dict[str, JobControl] = {}
@@ -190,7 +195,7 @@ class JobQueue:
             job_id = self._waiting.popleft()
             control = JobControl(on_progress=self._reporter(job_id), cpus=self.cpus)
             self._running[job_id] = control
-            self.store.update(job_id, state="running")
+            self.store.update(job_id, state="running", details={})  # the last run's report no longer holds
             return job_id, control
 
     def _work(self) -> None:
@@ -204,7 +209,7 @@ class JobQueue:
 
     def _run(self, job_id: str, control: JobControl) -> None:
         try:
-            outputs = self.execute(job_id, control)
+            outputs, details = self.execute(job_id, control)
         except Cancelled:
             self.store.update(job_id, state="cancelled", error="cancelled; no output was written",
                               progress=self._live.pop(job_id, None))
@@ -215,7 +220,8 @@ class JobQueue:
             self.store.update(job_id, state="failed", error=f"{type(exc).__name__}: {exc}",
                               progress=self._live.pop(job_id, None))
         else:
-            self.store.update(job_id, state="done", outputs=outputs, progress=self._live.pop(job_id, None))
+            self.store.update(job_id, state="done", outputs=outputs, details=details,
+                              progress=self._live.pop(job_id, None))
 
     def _reporter(self, job_id: str) -> Callable[[ProgressEvent], None]:
         last_write = [0.0]

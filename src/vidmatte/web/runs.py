@@ -96,9 +96,10 @@ def input_path(folder: Path) -> Path:
 
 
 def execute(job: dict, folder: Path, control: JobControl, model: str = "rvm-mobilenetv3",
-            cache: str | None = None, weights: Catalogue | None = None) -> list[str]:
-    """Run ``job`` (a row of the store) through the pipeline; returns the names of the downloads made. ``weights``:
-    where a network method's file is (the server's --checkpoints folder)."""
+            cache: str | None = None, weights: Catalogue | None = None) -> tuple[list[str], dict]:
+    """Run ``job`` (a row of the store) through the pipeline; returns the names of the downloads made and what the
+    run reported (``ConvertResult.details``). ``weights``: where a network method's file is (the server's
+    --checkpoints folder)."""
     from ..io.writers import parse_output
     from ..pipeline import ConvertOptions, Job
 
@@ -110,10 +111,10 @@ def execute(job: dict, folder: Path, control: JobControl, model: str = "rvm-mobi
     options = ConvertOptions(outputs=outputs, background=background, overwrite=True, progress=False,
                              sinks=[preview])
     pipeline_job = Job(str(input_path(folder)), options, control)
-    pipeline_job.run(_matter(job, folder, pipeline_job, model, cache, _weights_path(settings, weights)))
+    result = pipeline_job.run(_matter(job, folder, pipeline_job, model, cache, _weights_path(settings, weights)))
     if "alpha_png" in settings["outputs"]:
         _zip_folder(folder / "alpha", folder / "alpha.zip")
-    return [name for name in settings["outputs"]]
+    return list(settings["outputs"]), result.details
 
 
 def _weights_path(settings: dict, weights: Catalogue | None) -> str | None:

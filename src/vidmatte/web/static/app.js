@@ -219,16 +219,52 @@ function isDirty() { return state.labels.some((v) => v !== 0) && state.undo.leng
 
 function showKeymarks() {
   const job = state.job;
-  const marks = $("keymarks");
-  marks.replaceChildren(...job.keyframes.map((k) => {
+  const at = (k) => `${(100 * k) / Math.max(1, job.info.frames - 1)}%`;
+  const keys = job.keyframes.map((k) => {
     const mark = document.createElement("button");
     mark.className = "keymark";
-    mark.style.left = `${(100 * k) / Math.max(1, job.info.frames - 1)}%`;
+    mark.style.left = at(k);
     mark.title = `keyframe ${k}`;
     mark.textContent = "◆";
     mark.onclick = () => showFrame(k);
     return mark;
-  }));
+  });
+  // Runs of frames whose keyframes on either side were followed to different places (the run's report): a
+  // keyframe in the middle of one settles it, and only that stretch is redone.
+  const lost = lostSpans(job).map(([first, last]) => {
+    const span = document.createElement("button");
+    span.className = "lostspan";
+    span.style.left = at(first);
+    span.style.width = `calc(${at(last)} - ${at(first)})`;
+    span.title = `frames ${first}-${last}: the keyframes disagree; add one near frame ${middle(first, last)}`;
+    span.onclick = () => showFrame(middle(first, last));
+    return span;
+  });
+  $("keymarks").replaceChildren(...lost, ...keys);
+  showAdvice(job);
+}
+
+function lostSpans(job) { return (job.details || {}).contradicting_frames || []; }
+
+function middle(first, last) { return Math.floor((first + last) / 2); }
+
+function showAdvice(job) {
+  const spans = job.state === "done" ? lostSpans(job) : [];
+  const box = $("advice");
+  box.hidden = spans.length === 0;
+  if (box.hidden) { box.replaceChildren(); return; }
+  const text = document.createElement("span");
+  const runs = spans.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(", ");
+  text.textContent = `Frames ${runs}: the keyframes on either side were followed to different places, so the ` +
+    "nearer one was used. Mark the subject on a frame in the middle and run again (only that stretch is redone).";
+  const go = spans.map(([a, b]) => {
+    const button = document.createElement("button");
+    button.className = "go-to-frame";
+    button.textContent = `go to frame ${middle(a, b)}`;
+    button.onclick = () => showFrame(middle(a, b));
+    return button;
+  });
+  box.replaceChildren(text, ...go);
 }
 
 function togglePlay() {
