@@ -51,6 +51,10 @@ PRIOR_WEIGHT = (0.01, 1.0)
 NEAR_KEYFRAME_SHARE = 0.1
 BAND_PRIOR_RAMP = 8
 
+# Runs of frames whose directions contradicted each other that are at most this many frames apart are reported as
+# one (sam2's dog with keyframes 0 and 119: frames 10, 13 and 24-118 -> 10-118).
+REPORT_GAP = 12
+
 # --prior auto uses RVM's alpha when RVM's mean alpha over the keyframe's marked subject is at least this share of
 # what the trimap implies (TrimapSolver.decide).
 SEEN_BY_RVM = 0.8
@@ -219,12 +223,13 @@ class GuidedMatter:
         work folder, whether RVM's alpha was a prior (--prior auto decides at the first keyframe), and the runs of
         frames where the two directions' guidance contradicted each other (``contradicting_frames``: [first, last]
         pairs, among the frames solved this run), which are also logged as a warning: a keyframe there settles them."""
-        runs = [[start, stop - 1] for start, stop in _runs(sorted(self._lost_track))]
+        runs = _bridged(_runs(sorted(self._lost_track)), REPORT_GAP)
         for first, last in runs:
+            where = f"frame {first}" if first == last else f"frames {first}-{last}"
             logging.getLogger("vidmatte").warning(
-                f"frames {first}-{last}: the keyframes on either side are followed to different places (lost in "
-                f"one direction or both); the nearer keyframe's guidance was used. A keyframe near frame "
-                f"{(first + last) // 2} would settle it")
+                f"{where}: the keyframes on either side are followed to different places (lost in one direction "
+                f"or both); the nearer keyframe's guidance was used. A keyframe near frame {(first + last) // 2} "
+                "would settle it")
         return {"reused_frames": self.reused_frames, "rvm_prior": self.alpha.uses_prior,
                 "contradicting_frames": runs}
 
@@ -380,6 +385,18 @@ def _runs(indices: list[int]) -> list[tuple[int, int]]:
         else:
             runs.append([i, i + 1])
     return [(a, b) for a, b in runs]
+
+
+def _bridged(runs: list[tuple[int, int]], gap: int) -> list[list[int]]:
+    """[(start, stop), ...] of frames -> [[first, last], ...], runs less than ``gap`` frames apart joined (one piece of
+    advice for a stretch where the keyframes disagree on and off)."""
+    joined: list[list[int]] = []
+    for start, stop in runs:
+        if joined and start - joined[-1][1] <= gap:
+            joined[-1][1] = stop - 1
+        else:
+            joined.append([start, stop - 1])
+    return joined
 
 
 def _merged(spans: list[tuple[int, int | None]]) -> list[tuple[int, int | None]]:
