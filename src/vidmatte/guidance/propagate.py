@@ -261,8 +261,8 @@ def _both_confident(a: Propagated, b: Propagated) -> np.ndarray:
 def fuse(a: Propagated | None, b: Propagated | None, doubts: str = "any") -> Propagated:
     """Two directions' guidance for one frame -> one: each pixel takes the label (and band) of the more confident
     direction; where both are fairly confident and disagree, it is unknown (let the solver decide), a doubt. Where
-    they contradict each other over most of the subject (``LOST_TRACK_SHARE``), the more confident direction is
-    taken whole.
+    they contradict each other over most of the subject (``LOST_TRACK_SHARE``), the nearer direction is taken whole:
+    that input itself is returned (the caller can tell).
 
     doubts: which disagreements become doubts. "any": every one (a label against the band too); "contradictions":
     only definite foreground against definite background, where the other disagreements keep the chosen

@@ -28,8 +28,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from ..guidance.propagate import (BG, FG, LOST_TRACK_SHARE, UNKNOWN, FlowPropagator, Propagated, contradiction,
-                                 fuse, grown)
+from ..guidance.propagate import BG, FG, UNKNOWN, FlowPropagator, Propagated, fuse, grown
 from ..matte import SolvedMatte
 from .base import Pass, Span, as_rgb_u8, writing_pass
 from .guided_work import WorkFolder, keyframe_token
@@ -339,9 +338,9 @@ class GuidedMatter:
         found = [self._read(direction, index) for direction in ("forward", "backward")]
         if found[0] is None and found[1] is None:
             raise ValueError(f"frame {index} was reached by no keyframe")
-        if found[0] is not None and found[1] is not None and contradiction(*found) > LOST_TRACK_SHARE:
-            self._lost_track.append(index)
         fused = fuse(*found, doubts="contradictions" if self.alpha.uses_prior else "any")
+        if found[0] is not None and found[1] is not None and any(fused is one for one in found):
+            self._lost_track.append(index)  # fuse took one direction whole: they contradicted each other
         return fused.trimap, fused.band, False, min(abs(index - key) for key in self.keyframes)
 
     def _read(self, direction: str, index: int) -> Propagated | None:
