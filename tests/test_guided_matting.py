@@ -141,7 +141,8 @@ def test_fusing_for_the_rvm_prior_doubts_only_contradictions():
 
 def test_directions_that_follow_different_things_leave_the_nearer_keyframes_guidance_whole():
     """Where the two directions contradict each other over most of the subject, doubting every contradicted pixel
-    would leave no foreground at all; the more confident (nearer) direction is taken whole instead."""
+    would leave no foreground at all; the nearer direction is taken whole instead, unless RVM's prior is there to
+    decide the doubts (doubts="contradictions"). The share is reported either way."""
     subject = np.zeros((8, 8), np.uint8)
     subject[2:5, 1:4] = FG
     elsewhere = np.zeros((8, 8), np.uint8)
@@ -149,13 +150,16 @@ def test_directions_that_follow_different_things_leave_the_nearer_keyframes_guid
     near = Propagated(subject, np.full((8, 8), 0.9, np.float32), 2)
     far = Propagated(elsewhere, np.full((8, 8), 0.6, np.float32), 9)
     assert contradiction(near, far) == 1.0
-    for doubts in ("any", "contradictions"):
-        assert fuse(near, far, doubts) is near and fuse(far, near, doubts) is near  # the caller can tell
-        assert fuse(near, far, doubts).trimap.tolist() == subject.tolist()
+    for first, second in ((near, far), (far, near)):
+        fused = fuse(first, second)
+        assert fused.trimap.tolist() == subject.tolist() and fused.contradicted == 1.0
+        decided_by_rvm = fuse(first, second, doubts="contradictions")
+        assert decided_by_rvm.contradicted == 1.0 and not (decided_by_rvm.trimap == FG).any()
     overlapping = subject.copy()
     overlapping[2:5, 3] = BG  # a third of the subject contradicted: a doubt, as before
     fused = fuse(near, Propagated(overlapping, np.full((8, 8), 0.6, np.float32), 9))
     assert (fused.trimap[2:5, 3] == UNKNOWN).all() and (fused.trimap[2:5, 1:3] == FG).all()
+    assert fused.contradicted == pytest.approx(1 / 3)
 
 
 def test_a_span_where_the_keyframes_disagree_is_matted_and_reported(tmp_path, clip, caplog):

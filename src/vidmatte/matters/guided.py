@@ -28,7 +28,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from ..guidance.propagate import BG, FG, UNKNOWN, FlowPropagator, Propagated, fuse, grown
+from ..guidance.propagate import BG, FG, LOST_TRACK_SHARE, UNKNOWN, FlowPropagator, Propagated, fuse, grown
 from ..matte import SolvedMatte
 from .base import Pass, Span, as_rgb_u8, writing_pass
 from .guided_work import WorkFolder, keyframe_token
@@ -339,8 +339,8 @@ class GuidedMatter:
         if found[0] is None and found[1] is None:
             raise ValueError(f"frame {index} was reached by no keyframe")
         fused = fuse(*found, doubts="contradictions" if self.alpha.uses_prior else "any")
-        if found[0] is not None and found[1] is not None and any(fused is one for one in found):
-            self._lost_track.append(index)  # fuse took one direction whole: they contradicted each other
+        if fused.contradicted > LOST_TRACK_SHARE:
+            self._lost_track.append(index)
         return fused.trimap, fused.band, False, min(abs(index - key) for key in self.keyframes)
 
     def _read(self, direction: str, index: int) -> Propagated | None:
