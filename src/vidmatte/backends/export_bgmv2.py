@@ -17,8 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelError
-from .export import _temp_path, fixed_size_copy
+from .parity_export import Graph, export_checked, fixed_size_copy, graph_module
 
 STATE_NAMES = ["h1", "c1", "h2", "c2", "h3", "c3"]
 TOLERANCE = 1e-4  # max |difference| of alpha, foreground and states (0..1 or tanh-bounded), fp32
@@ -37,6 +36,10 @@ class Bgmv2ExportReport:
     def paths(self) -> list[Path]:
         return [self.path]
 
+    def refusal(self) -> str:
+        return (f"the ONNX graph disagrees with PyTorch (max |diff| {self.max_diff:.2e} > {TOLERANCE:g}); "
+                "nothing written")
+
     def summary(self) -> str:
         return (f"BGMv2: one ONNX graph checked against PyTorch over {self.frames_checked} frames: max |diff| "
                 f"{self.max_diff:.1e} (tolerance {TOLERANCE:g})")
@@ -47,22 +50,13 @@ def _names(convlstm: bool) -> tuple[list[str], list[str]]:
     return ["src", "bgr"] + [f"{s}i" for s in states], ["pha", "fgr"] + [f"{s}o" for s in states]
 
 
-def _graph(model):
-    import torch
-
-    class Step(torch.nn.Module):
-        def __init__(self, net):
-            super().__init__()
-            self.net = net
-
-        def forward(self, src, bgr, *state):
-            if not self.net.convlstm:
-                out = self.net(src, bgr)
-                return out[0], out[1]
-            out = self.net(src, bgr, list(state))
-            return (out[0], out[1], *out[-1])
-
-    return Step(model).eval()
+def _step(net, src, bgr, *state):
+    """One frame: the plain network's (pha, fgr), or with the ConvLSTMs (pha, fgr, h1o ... c3o)."""
+    if not net.convlstm:
+        out = net(src, bgr)
+        return out[0], out[1]
+    out = net(src, bgr, list(state))
+    return (out[0], out[1], *out[-1])
 
 
 def _check_frames(height: int, width: int, batch: int, frames: int, seed: int):
@@ -102,30 +96,23 @@ def _run_both(model, session, clip, plate) -> float:
 def export_bgmv2_onnx(model, output: str | os.PathLike, height: int = 288, width: int = 512,
                       opset: int = 17) -> Bgmv2ExportReport:
     """Write ``output`` for frames of ``height`` x ``width`` after checking it against PyTorch."""
-    import onnxruntime as ort
-    import torch
-
     net = fixed_size_copy(model, height, width, 4, "BackgroundMattingV2's ONNX export")
     output = Path(output)
-    temp = _temp_path(output)
     inputs, outputs = _names(net.convlstm)
-    clip, plate = _check_frames(height, width, batch=1, frames=1, seed=0)
-    zeros = [torch.zeros(1, 1, 1, 1)] * (len(inputs) - 2)
-    try:
-        with torch.inference_mode(False), torch.no_grad():
-            torch.onnx.export(_graph(net), (torch.from_numpy(clip[0]), torch.from_numpy(plate), *zeros), str(temp),
-                              dynamo=False, opset_version=opset, input_names=inputs, output_names=outputs,
-                              dynamic_axes=_axes(inputs, outputs))
-        session = ort.InferenceSession(str(temp), providers=["CPUExecutionProvider"])
+
+    def graphs() -> list[Graph]:
+        import torch
+
+        clip, plate = _check_frames(height, width, batch=1, frames=1, seed=0)
+        zeros = [torch.zeros(1, 1, 1, 1)] * (len(inputs) - 2)
+        return [Graph(graph_module(net, _step), (torch.from_numpy(clip[0]), torch.from_numpy(plate), *zeros),
+                      inputs, outputs, _axes(inputs, outputs))]
+
+    def check(sessions) -> Bgmv2ExportReport:
         clip, plate = _check_frames(height, width, batch=2, frames=3, seed=1)  # not what the trace saw
-        report = Bgmv2ExportReport(output, _run_both(net, session, clip, plate), len(clip))
-        if not report.agrees():
-            raise ModelError(f"the ONNX graph disagrees with PyTorch (max |diff| {report.max_diff:.2e} > "
-                             f"{TOLERANCE:g}); nothing written")
-        os.replace(temp, output)
-        return report
-    finally:
-        temp.unlink(missing_ok=True)
+        return Bgmv2ExportReport(output, _run_both(net, sessions[0], clip, plate), len(clip))
+
+    return export_checked(graphs, [output], opset, check)
 
 
 def _axes(inputs: list[str], outputs: list[str]) -> dict:
