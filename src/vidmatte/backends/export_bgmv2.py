@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .parity_export import Graph, export_checked, fixed_size_copy, graph_module
+from .parity_export import (Graph, export_checked, fixed_size_copy, graph_module, max_abs_diff,
+                            nothing_written)
 
 STATE_NAMES = ["h1", "c1", "h2", "c2", "h3", "c3"]
 TOLERANCE = 1e-4  # max |difference| of alpha, foreground and states (0..1 or tanh-bounded), fp32
@@ -37,8 +38,7 @@ class Bgmv2ExportReport:
         return [self.path]
 
     def refusal(self) -> str:
-        return (f"the ONNX graph disagrees with PyTorch (max |diff| {self.max_diff:.2e} > {TOLERANCE:g}); "
-                "nothing written")
+        return nothing_written("graph disagrees", f"max |diff| {self.max_diff:.2e} > {TOLERANCE:g}")
 
     def summary(self) -> str:
         return (f"BGMv2: one ONNX graph checked against PyTorch over {self.frames_checked} frames: max |diff| "
@@ -89,7 +89,7 @@ def _run_both(model, session, clip, plate) -> float:
             eager += eager_state
         result = session.run(None, dict(zip(inputs, [frame, plate, *onnx_state])))
         onnx_state = result[2:]
-        worst = max(worst, *(float(np.abs(o - e.numpy()).max()) for o, e in zip(result, eager)))
+        worst = max(worst, max_abs_diff(result, eager))
     return worst
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UsageError
-from .parity_export import Graph, export_checked, graph_module, traceable_copy
+from .parity_export import Graph, export_checked, graph_module, max_abs_diff, nothing_written, traceable_copy
 
 TOLERANCE = 1e-4  # max |difference| of mattes (0..1), logits, keys and values, fp32
 
@@ -37,8 +37,7 @@ class DvmExportReport:
         return self.max_diff <= TOLERANCE
 
     def refusal(self) -> str:
-        return (f"the ONNX graphs disagree with PyTorch (max |diff| {self.max_diff:.2e} > {TOLERANCE:g}); "
-                "nothing written")
+        return nothing_written("graphs disagree", f"max |diff| {self.max_diff:.2e} > {TOLERANCE:g}")
 
     def summary(self) -> str:
         return (f"DVM: {len(self.paths)} ONNX graph(s) checked against PyTorch on other inputs "
@@ -160,4 +159,4 @@ def _check(graphs, sessions, inputs: dict) -> float:
         onnx["trimap_encode"] = memory
         onnx["trimap"] = sessions["trimap"].run(None, {"src": inputs["src"].numpy(), "keys": memory[0],
                                                        "values": memory[1]})
-    return max(float(np.abs(o - e.numpy()).max()) for name in eager for o, e in zip(onnx[name], eager[name]))
+    return max(max_abs_diff(onnx[name], eager[name]) for name in eager)

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .parity_export import Graph, export_checked, fixed_size_copy, graph_module
+from .parity_export import (Graph, export_checked, fixed_size_copy, graph_module, max_abs_diff,
+                            nothing_written)
 
 STEP_INPUTS = ["src", "memory_feat16", "memory_value", "r8i", "r16i", "r1i", "r2i"]
 STEP_OUTPUTS = ["trimap", "boundary", "pha", "r8o", "r16o", "r1o", "r2o"]
@@ -44,8 +45,7 @@ class FtpvmExportReport:
         return [self.step_path, self.encode_path]
 
     def refusal(self) -> str:
-        return (f"the ONNX graphs disagree with PyTorch (max |diff| {self.max_diff:.2e} > {TOLERANCE:g}); "
-                "nothing written")
+        return nothing_written("graphs disagree", f"max |diff| {self.max_diff:.2e} > {TOLERANCE:g}")
 
     def summary(self) -> str:
         return (f"{self.step_path} + {self.encode_path.name}: ONNX fp32, checked against PyTorch on "
@@ -89,7 +89,7 @@ def _run_both(model, encode_session, step_session, query, memory, trimaps) -> fl
     with torch.inference_mode():
         eager_memory = model.encode_imgs_to_value(torch.from_numpy(memory), torch.from_numpy(trimaps))
     onnx_memory = encode_session.run(None, {"memory_imgs": memory, "memory_trimaps": trimaps})
-    worst = max(float(np.abs(o - e.numpy()).max()) for o, e in zip(onnx_memory, eager_memory))
+    worst = max_abs_diff(onnx_memory, eager_memory)
     state, onnx_state = no_state(), [np.zeros((1, 1, 1, 1), np.float32)] * 4
     for frame in query:
         with torch.inference_mode():
@@ -99,7 +99,7 @@ def _run_both(model, encode_session, step_session, query, memory, trimaps) -> fl
         feeds = dict(zip(STEP_INPUTS, [frame, *onnx_memory, *onnx_state]))
         result = step_session.run(None, feeds)
         onnx_state = result[3:]
-        worst = max(worst, *(float(np.abs(o - e.numpy()).max()) for o, e in zip(result, eager)))
+        worst = max(worst, max_abs_diff(result, eager))
     return worst
 
 

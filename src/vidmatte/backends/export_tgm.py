@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .parity_export import Graph, export_checked, graph_module, traceable_copy
+from .parity_export import Graph, export_checked, graph_module, nothing_written, traceable_copy
 
 SEGMENT_INPUTS, SEGMENT_OUTPUTS = ["frame", "keys", "values"], ["logits"]
 MEMORIZE_INPUTS, MEMORIZE_OUTPUTS = ["frame", "trimap"], ["keys", "values"]
@@ -45,8 +45,8 @@ class TgmExportReport:
         return [self.segment_path, self.memorize_path]
 
     def refusal(self) -> str:
-        return (f"the ONNX graphs disagree with PyTorch (memory features {self.feature_diff:.1e} relative, class "
-                f"shares {self.share_diff:.1e}); nothing written")
+        return nothing_written("graphs disagree", f"memory features {self.feature_diff:.1e} relative, class "
+                                                  f"shares {self.share_diff:.1e}")
 
     def summary(self) -> str:
         return (f"TGM: 2 ONNX graphs checked against PyTorch on other inputs: memory keys/values max relative "

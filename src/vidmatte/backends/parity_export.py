@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
+import numpy as np
+
 from ..errors import ModelError, OutputError, UsageError
 
 
@@ -31,6 +33,16 @@ class Graph:
     input_names: list[str]
     output_names: list[str]
     dynamic_axes: dict
+
+
+def nothing_written(subject: str, detail: str) -> str:
+    """The one-line reason an export wrote nothing, e.g. ``nothing_written("graphs disagree", "max |diff| ...")``."""
+    return f"the ONNX {subject} with PyTorch ({detail}); nothing written"
+
+
+def max_abs_diff(onnx_outputs, eager_outputs) -> float:
+    """Largest |difference| between ONNX Runtime's arrays and PyTorch's tensors, output by output."""
+    return max(float(np.abs(o - e.numpy()).max()) for o, e in zip(onnx_outputs, eager_outputs))
 
 
 def traceable_copy(model):
