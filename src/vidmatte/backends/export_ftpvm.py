@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .parity_export import (Graph, export_checked, fixed_size_copy, graph_module, max_abs_diff,
-                            nothing_written)
+from .parity_export import (Graph, carried_max_diff, export_checked, fixed_size_copy, graph_module,
+                            max_abs_diff, nothing_written)
 
 STEP_INPUTS = ["src", "memory_feat16", "memory_value", "r8i", "r16i", "r1i", "r2i"]
 STEP_OUTPUTS = ["trimap", "boundary", "pha", "r8o", "r16o", "r1o", "r2o"]
@@ -84,23 +84,11 @@ def _run_both(model, encode_session, step_session, query, memory, trimaps) -> fl
     """Largest difference between ONNX Runtime and eager PyTorch over every output of every frame."""
     import torch
 
-    from ..models.ftpvm import no_state
-
     with torch.inference_mode():
         eager_memory = model.encode_imgs_to_value(torch.from_numpy(memory), torch.from_numpy(trimaps))
     onnx_memory = encode_session.run(None, {"memory_imgs": memory, "memory_trimaps": trimaps})
-    worst = max_abs_diff(onnx_memory, eager_memory)
-    state, onnx_state = no_state(), [np.zeros((1, 1, 1, 1), np.float32)] * 4
-    for frame in query:
-        with torch.inference_mode():
-            out = model.forward_with_memory(torch.from_numpy(frame)[:, None], *eager_memory, *state)
-        state = out[3]
-        eager = [out[0][:, 0], out[1][:, 0], out[2][:, 0], *state[0], *state[1]]
-        feeds = dict(zip(STEP_INPUTS, [frame, *onnx_memory, *onnx_state]))
-        result = step_session.run(None, feeds)
-        onnx_state = result[3:]
-        worst = max(worst, max_abs_diff(result, eager))
-    return worst
+    steps = carried_max_diff(_step, model, step_session, query, list(eager_memory), onnx_memory, states=4)
+    return max(max_abs_diff(onnx_memory, eager_memory), steps)
 
 
 def export_ftpvm_onnx(model, output: str | os.PathLike, height: int = 288, width: int = 512,

@@ -45,6 +45,25 @@ def max_abs_diff(onnx_outputs, eager_outputs) -> float:
     return max(float(np.abs(o - e.numpy()).max()) for o, e in zip(onnx_outputs, eager_outputs))
 
 
+def carried_max_diff(step: Callable, net, session, frames, eager_fixed: list, onnx_fixed: list, states: int) -> float:
+    """Largest |difference| between PyTorch and ONNX Runtime over ``frames`` run in order, each side carrying its own
+    recurrent state. ``step(net, frame, *fixed, *state)`` is the traced graph's forward: its last ``states`` outputs
+    are the next frame's state. PyTorch starts from None (the network's own start), the graph from zeros [1,1,1,1]
+    (RVM's convention), so the check also covers that the two starts agree."""
+    import torch
+
+    names = [i.name for i in session.get_inputs()]
+    eager_state, onnx_state = [None] * states, [np.zeros((1, 1, 1, 1), np.float32)] * states
+    worst = 0.0
+    for frame in frames:
+        with torch.inference_mode():
+            eager = step(net, torch.from_numpy(frame), *eager_fixed, *eager_state)
+        onnx = session.run(None, dict(zip(names, [frame, *onnx_fixed, *onnx_state])))
+        eager_state, onnx_state = list(eager[len(eager) - states:]), onnx[len(onnx) - states:]
+        worst = max(worst, max_abs_diff(onnx, eager))
+    return worst
+
+
 def traceable_copy(model):
     """A float32 eval-mode copy of ``model`` to trace (the trace must not change the caller's model)."""
     return copy.deepcopy(model).eval().float()
