@@ -134,7 +134,7 @@ def export_checked(graphs: Callable[[], list[Graph]], outputs: list[Path], opset
     import torch
 
     with StagedFiles(outputs) as staged:
-        # Tracing records autograd-free ops: outside a caller's inference mode, whose tensors it cannot trace.
+        # Outside a caller's inference mode: the trace cannot use tensors made in it (and needs no autograd).
         with torch.inference_mode(False), torch.no_grad():
             for graph, temp in zip(graphs(), staged.temps):
                 torch.onnx.export(graph.module, graph.example, str(temp), dynamo=False, opset_version=opset,
