@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 import ftpvm_official_layout
+from official_layout import bottleneck_stages
 
 JSON_PATH = Path(__file__).with_name("bgmv2_official_state_dict.json")
 
@@ -59,20 +60,7 @@ def resnet(lay: Layout, prefix: str, in_channels: int, blocks: list[int]) -> Non
     lay.source = "BackgroundMattingV2 model/resnet.py ResNetEncoder (torchvision ResNet, Bottleneck)"
     lay.conv(f"{prefix}.conv1", in_channels, 64, 7)
     lay.bn(f"{prefix}.bn1", 64)
-    cin = 64
-    for layer, (planes, count) in enumerate(zip([64, 128, 256, 512], blocks), start=1):
-        for i in range(count):
-            b = f"{prefix}.layer{layer}.{i}"
-            lay.conv(f"{b}.conv1", cin, planes, 1)
-            lay.bn(f"{b}.bn1", planes)
-            lay.conv(f"{b}.conv2", planes, planes, 3)
-            lay.bn(f"{b}.bn2", planes)
-            lay.conv(f"{b}.conv3", planes, planes * 4, 1)
-            lay.bn(f"{b}.bn3", planes * 4)
-            if i == 0:
-                lay.conv(f"{b}.downsample.0", cin, planes * 4, 1)
-                lay.bn(f"{b}.downsample.1", planes * 4)
-            cin = planes * 4
+    bottleneck_stages(lay, [f"{prefix}.layer{layer}" for layer in (1, 2, 3, 4)], blocks)
 
 
 def aspp(lay: Layout, cin: int) -> None:

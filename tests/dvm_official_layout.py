@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from official_layout import bottleneck_stages
+
 JSON_PATH = Path(__file__).with_name("dvm_official_state_dict.json")
 SHIFT = 2  # the README's --shift 2
 ITERS = SHIFT + 1
@@ -47,20 +49,7 @@ def resnet50(lay: Layout, prefix: str, inc: int) -> None:
     lay.source = "models/resnet.py ResNet(inc=4, Bottleneck, [3, 4, 6, 3], add_layer4=True, add_layer0=True)"
     lay.conv(f"{prefix}.conv1", inc, 64, 7, bias=False)
     lay.bn(f"{prefix}.bn1", 64)
-    inplanes = 64
-    for layer, (planes, blocks, stride) in enumerate([(64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)], 1):
-        for b in range(blocks):
-            name = f"{prefix}.layer{layer}.{b}"
-            lay.conv(f"{name}.conv1", inplanes, planes, 1, bias=False)
-            lay.bn(f"{name}.bn1", planes)
-            lay.conv(f"{name}.conv2", planes, planes, 3, bias=False)
-            lay.bn(f"{name}.bn2", planes)
-            lay.conv(f"{name}.conv3", planes, planes * 4, 1, bias=False)
-            lay.bn(f"{name}.bn3", planes * 4)
-            if b == 0 and (stride != 1 or inplanes != planes * 4):
-                lay.conv(f"{name}.downsample.0", inplanes, planes * 4, 1, bias=False)
-                lay.bn(f"{name}.downsample.1", planes * 4)
-            inplanes = planes * 4
+    bottleneck_stages(lay, [f"{prefix}.layer{layer}" for layer in (1, 2, 3, 4)], [3, 4, 6, 3])
 
 
 def official_layout() -> dict[str, dict]:

@@ -103,6 +103,23 @@ def refused_weights(method: str, clip: Path, out: Path, checkpoint: str | None, 
     assert_one_line_failure(proc, code, fragment, out / "alpha")
 
 
+def scratch_config(tmp_path: Path, kind: str, data_size: list[int], train: dict, model: dict | None = None) -> dict:
+    """A training config for network family ``kind`` from scratch on the CPU, on generated mattes and backgrounds of
+    ``data_size``, logging and saving nothing on the way; ``train`` holds the run's own settings (steps, batch,
+    size, learning rates, resume...), ``model`` any other model settings."""
+    from vidmatte.train.config import load_config
+
+    base = {
+        "output_dir": str(tmp_path / "run"),
+        "model": {"kind": kind, "init": "scratch", "freeze_batchnorm": False, **(model or {})},
+        "data": {"mattes": [{"type": "synthetic_matte", "size": data_size}],
+                 "backgrounds": [{"type": "synthetic_background", "size": data_size}]},
+        "train": {"seg_every": 0, "log_every": 0, "tensorboard": False, "checkpoint_every": 0, "device": "cpu",
+                  **train},
+    }
+    return load_config(None, [], base=base)
+
+
 def smoke_training(config: dict, steps: int, name: str, terms: set[str]):
     """Train ``steps`` steps; every loss finite, ``terms`` logged, the mean loss of the last quarter below 0.9x the
     first quarter's. Returns the trainer."""

@@ -72,3 +72,49 @@ def test_ray_cluster_gives_the_local_pools_outputs(tmp_path, rvm_onnx_path):
             x, y = (cv2.imread(str(p), cv2.IMREAD_GRAYSCALE).astype(np.int16) for p in (a, b))
             assert np.abs(x - y).max() <= 1  # the same job on the same CPU allotment (1 thread each)
             assert 0 < x.mean() < 255
+
+
+def test_ray_runs_a_network_method_with_its_checkpoint_as_the_local_pool_does(tmp_path):
+    """A manifest line naming BackgroundMattingV2 (``method: neural``) and its weights (a tiny random network written
+    here) runs on Ray as in the local pool, bit for bit, and its record keeps the method, the weights' path and
+    their fingerprint; the line beside it, classical, keeps none."""
+    problem = _namespace_problem()
+    if problem:
+        pytest.skip(problem)
+    from test_plate_neural import direct_alphas, odd_sized_clip, tiny_network, training_checkpoint
+
+    from vidmatte.batch.records import fingerprint, read
+
+    folder, plate, frames = odd_sized_clip(tmp_path)  # 4 frames of 98x70
+    cv2.imwrite(str(tmp_path / "plate.png"), cv2.cvtColor(plate, cv2.COLOR_RGB2BGR))
+    net = tiny_network()
+    training_checkpoint(tmp_path / "bgm.pt", net)
+    lines = [{"input": "odd", "plate": "plate.png", "method": "neural", "checkpoint": "bgm.pt", "item": "neural"},
+             {"input": "odd", "plate": "plate.png", "method": "classical", "item": "classical"}]
+    (tmp_path / "jobs.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    common = [sys.executable, "-m", "vidmatte", "batch", "--manifest", str(tmp_path / "jobs.jsonl"), "--mode",
+              "background", "--no-align", "--prior", "none", "--workers", "2", "--outputs", "alpha/", "--json",
+              "--quiet"]
+    ray_run = in_private_network(common + ["--output-dir", str(tmp_path / "ray"), "--ray"])
+    local_run = subprocess.run(common + ["--output-dir", str(tmp_path / "local")], capture_output=True, text=True,
+                               env={**os.environ, "PYTHONPATH": str(REPO / "src")}, timeout=300)
+    assert ray_run.returncode == local_run.returncode == 0, ray_run.stderr + local_run.stderr
+    for run in (ray_run, local_run):
+        summary = json.loads(run.stdout.strip().splitlines()[-1])
+        assert (summary["done"], summary["failed"]) == (2, 0), summary
+    ray_alpha, local_alpha = ([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)
+                               for p in sorted((tmp_path / side / "neural" / "alpha").glob("*.png"))]
+                              for side in ("ray", "local"))
+    assert len(ray_alpha) == len(local_alpha) == len(frames)
+    assert all(np.array_equal(a, b) for a, b in zip(ray_alpha, local_alpha))  # same weights, same threads: exact
+    # ... and the network's own alpha (state carried), which varies over the frame: not a blank both sides agree on.
+    expected = direct_alphas(net, frames, plate)
+    assert expected[-1].std() > 0.01
+    assert max(np.abs(a / 255 - e).max() for a, e in zip(ray_alpha, expected)) <= 1 / 255 + 1e-6
+    for side in ("ray", "local"):
+        neural, classical = read(tmp_path / side / "neural"), read(tmp_path / side / "classical")
+        assert neural["status"] == "done" and neural["options"]["method"] == "neural"
+        assert Path(neural["options"]["checkpoint"]).resolve() == tmp_path / "bgm.pt"
+        assert neural["weights"] == fingerprint(tmp_path / "bgm.pt")
+        assert classical["options"]["method"] == "classical" and classical["options"]["checkpoint"] is None
+        assert "weights" not in classical

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from dvm_official_layout import JSON_PATH, official_layout
 from guided_network_checks import (assert_resumes_exactly, keyframe_clip, opaque_run, quarter_alpha_run,
-                                   refused_weights, run_cli, smoke_training, state_from_layout,
+                                   refused_weights, run_cli, scratch_config, smoke_training, state_from_layout,
                                    unusable_checkpoints)
 from vidmatte.models.dvm import (DeepVideoMatting, ModulatedDeformConvPack, TrimapPropagationNetwork,
                                  modulated_deform_conv2d, read_memory)
@@ -336,18 +336,9 @@ def test_an_official_matting_only_file_is_refused_with_the_reason(short_clip, tm
 # --- training with the project's loop -------------------------------------------------------------------------------
 
 def dvm_config(tmp_path, steps: int, **train):
-    from vidmatte.train.config import load_config
-
-    base = {
-        "output_dir": str(tmp_path / "run"),
-        "model": {"kind": "dvm", "init": "scratch", "freeze_batchnorm": False, "width_divisor": 8},
-        "data": {"mattes": [{"type": "synthetic_matte", "size": [64, 224]}],
-                 "backgrounds": [{"type": "synthetic_background", "size": [64, 224]}]},
-        "train": {"steps": steps, "batch_size": 1, "seq_length": 4, "size": [32, 224], "seg_every": 0,
-                  "lr": {"decoder": 1e-3}, "log_every": 0, "tensorboard": False, "checkpoint_every": 0,
-                  "device": "cpu", **train},
-    }
-    return load_config(None, [], base=base)
+    return scratch_config(tmp_path, "dvm", [64, 224], {"steps": steps, "batch_size": 1, "seq_length": 4,
+                                                       "size": [32, 224], "lr": {"decoder": 1e-3}, **train},
+                          model={"width_divisor": 8})
 
 
 def test_the_loss_terms_are_the_seeds_and_vanish_for_a_perfect_matte():

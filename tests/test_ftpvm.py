@@ -14,7 +14,7 @@ import torch
 
 from ftpvm_official_layout import JSON_PATH, official_layout
 from guided_network_checks import (assert_resumes_exactly, keyframe_clip, opaque_run, quarter_alpha_run,
-                                   refused_weights, run_cli, smoke_training, state_from_layout,
+                                   refused_weights, run_cli, scratch_config, smoke_training, state_from_layout,
                                    unusable_checkpoints)
 from vidmatte.models.ftpvm import (FastTrimapPropagationVideoMatting, fuse_with_given_trimap,
                                    fuse_with_predicted_trimap, grey_guided_upsample, read_memory)
@@ -544,18 +544,9 @@ def test_size_is_refused_for_rvms_dynamic_graph(tmp_path):
 # --- training with the project's loop -------------------------------------------------------------------------------
 
 def ftpvm_config(tmp_path, steps: int, **train):
-    from vidmatte.train.config import load_config
-
-    base = {
-        "output_dir": str(tmp_path / "run"),
-        "model": {"kind": "ftpvm", "init": "scratch", "freeze_batchnorm": False},
-        "data": {"mattes": [{"type": "synthetic_matte", "size": [48, 48]}],
-                 "backgrounds": [{"type": "synthetic_background", "size": [48, 48]}]},
-        "train": {"steps": steps, "batch_size": 2, "seq_length": 3, "size": [32, 32], "seg_every": 0,
-                  "lr": {"backbone": 1e-3, "decoder": 1e-3}, "log_every": 0, "tensorboard": False,
-                  "checkpoint_every": 0, "device": "cpu", **train},
-    }
-    return load_config(None, [], base=base)
+    return scratch_config(tmp_path, "ftpvm", [48, 48], {"steps": steps, "batch_size": 2, "seq_length": 3,
+                                                        "size": [32, 32], "lr": {"backbone": 1e-3, "decoder": 1e-3},
+                                                        **train})
 
 
 def test_true_trimap_marks_partial_alpha_and_a_band_around_it_unknown():

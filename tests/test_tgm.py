@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from guided_network_checks import state_from_layout
+from guided_network_checks import scratch_config, state_from_layout
 from tgm_official_layout import JSON_PATH, official_layout
 from vidmatte.guidance.propagate import BG, FG, UNKNOWN
 from vidmatte.io.writers import parse_output
@@ -367,18 +367,8 @@ def test_online_finetuning_lowers_the_loss_on_the_keyframes():
 
 # --- training with the project's loop -------------------------------------------------------------------------------
 def tgm_config(tmp_path, steps: int, **train):
-    from vidmatte.train.config import load_config
-
-    base = {
-        "output_dir": str(tmp_path / "run"),
-        "model": {"kind": "tgm", "init": "scratch", "freeze_batchnorm": False},
-        "data": {"mattes": [{"type": "synthetic_matte", "size": [40, 40]}],
-                 "backgrounds": [{"type": "synthetic_background", "size": [40, 40]}]},
-        "train": {"steps": steps, "batch_size": 1, "seq_length": 2, "size": [32, 32], "seg_every": 0,
-                  "lr": {"decoder": 1e-4}, "log_every": 0, "tensorboard": False, "checkpoint_every": 0,
-                  "device": "cpu", **train},
-    }
-    return load_config(None, [], base=base)
+    return scratch_config(tmp_path, "tgm", [40, 40], {"steps": steps, "batch_size": 1, "seq_length": 2,
+                                                      "size": [32, 32], "lr": {"decoder": 1e-4}, **train})
 
 
 def test_tgm_training_resumes_exactly_and_its_checkpoint_serves_the_matter(tmp_path):

@@ -14,9 +14,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from official_layout import bottleneck_stages
+
 JSON_PATH = Path(__file__).with_name("tgm_official_state_dict.json")
-# torchvision resnet50: (planes, blocks, stride) of layer1..layer3; a block expands planes x4
-RESNET50_LAYERS = ((64, 3, 1), (128, 4, 2), (256, 6, 2))
 
 
 class Layout:
@@ -29,7 +29,7 @@ class Layout:
         if bias:
             self.entries[f"{name}.bias"] = {"shape": [cout], "from": self.source}
 
-    def batchnorm(self, name, c):
+    def bn(self, name, c):
         for p in ("weight", "bias", "running_mean", "running_var"):
             self.entries[f"{name}.{p}"] = {"shape": [c], "from": self.source}
         self.entries[f"{name}.num_batches_tracked"] = {"shape": [], "from": self.source}
@@ -37,23 +37,10 @@ class Layout:
     def buffer(self, name, shape):
         self.entries[name] = {"shape": shape, "from": self.source}
 
-    def resnet50_to_layer3(self, prefix):  # torchvision Bottleneck: conv1 1x1, conv2 3x3, conv3 1x1 (x4), downsample
+    def resnet50_to_layer3(self, prefix):  # torchvision resnet50's stem and layer1..3
         self.conv(f"{prefix}.conv1", 3, 64, 7, bias=False)
-        self.batchnorm(f"{prefix}.bn1", 64)
-        cin = 64
-        for stage, (planes, blocks, stride) in enumerate(RESNET50_LAYERS, start=2):
-            for i in range(blocks):
-                block = f"{prefix}.res{stage}.{i}"
-                self.conv(f"{block}.conv1", cin, planes, 1, bias=False)
-                self.batchnorm(f"{block}.bn1", planes)
-                self.conv(f"{block}.conv2", planes, planes, 3, bias=False)
-                self.batchnorm(f"{block}.bn2", planes)
-                self.conv(f"{block}.conv3", planes, planes * 4, 1, bias=False)
-                self.batchnorm(f"{block}.bn3", planes * 4)
-                if i == 0:  # the first block of each layer projects the identity (channels change, or stride)
-                    self.conv(f"{block}.downsample.0", cin, planes * 4, 1, bias=False)
-                    self.batchnorm(f"{block}.downsample.1", planes * 4)
-                cin = planes * 4
+        self.bn(f"{prefix}.bn1", 64)
+        bottleneck_stages(self, [f"{prefix}.res{stage}" for stage in (2, 3, 4)], [3, 4, 6])
         self.buffer(f"{prefix}.mean", [1, 3, 1, 1])
         self.buffer(f"{prefix}.std", [1, 3, 1, 1])
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelError, OutputError, UsageError
+from .parity_export import StagedFiles, graph_module
 
 INPUT_NAMES = ["src", "r1i", "r2i", "r3i", "r4i", "downsample_ratio"]
 OUTPUT_NAMES = ["fgr", "pha", "r1o", "r2o", "r3o", "r4o"]
@@ -43,6 +44,11 @@ class ExportReport:
         return (f"max |fgr diff| {self.fgr_max_diff:.2e}, |pha diff| {self.pha_max_diff:.2e}, "
                 f"|state diff| {self.state_max_diff:.2e}; tolerance {self.tolerance:g} "
                 f"(states {STATE_TOLERANCE[self.precision]:g})")
+
+    def refusal(self) -> str:
+        what = "export disagrees with PyTorch" if self.format == "onnx" else \
+            "TorchScript export disagrees with eager PyTorch"
+        return f"{what} ({self.diffs()}); nothing written"
 
     def summary(self) -> str:
         return f"{self.path}: {self.format} {self.precision}, checked on {self.frames_checked} frames: {self.diffs()}"
@@ -111,37 +117,9 @@ def _max_diffs(results, reference) -> tuple[float, float, float]:
     return fgr, pha, state
 
 
-def fixed_size_copy(model, height: int, width: int, multiple: int, what: str):
-    """A float32 eval-mode copy of ``model`` to trace (the caller's model is left as it was), after checking that
-    the size the graphs are fixed at is on the network's grid; ``what`` names the export in the error."""
-    import copy
-
-    if height % multiple or width % multiple:
-        raise UsageError(f"{what} needs a size in multiples of {multiple}, got {width}x{height}")
-    return copy.deepcopy(model).eval().float()
-
-
-def _temp_path(output: Path) -> Path:
-    if output.exists() and output.is_dir():
-        raise OutputError(f"{output} is a directory")
-    if not output.parent.exists():
-        raise OutputError(f"output folder {output.parent} does not exist")
-    return output.with_name(f".{output.name}.{os.getpid()}.tmp")
-
-
-def _graph_interface(model):
-    """Wrap the network with the official graph's positional interface (tensor ratio in, tuple out)."""
-    import torch
-
-    class GraphInterface(torch.nn.Module):
-        def __init__(self, net):
-            super().__init__()
-            self.net = net
-
-        def forward(self, src, r1i, r2i, r3i, r4i, downsample_ratio):
-            return tuple(self.net(src, r1i, r2i, r3i, r4i, downsample_ratio=downsample_ratio))
-
-    return GraphInterface(model)
+def _official_interface(net, src, r1i, r2i, r3i, r4i, downsample_ratio):
+    """The official graph's positional interface: a tensor ratio in, a tuple out."""
+    return tuple(net(src, r1i, r2i, r3i, r4i, downsample_ratio=downsample_ratio))
 
 
 def export_onnx(model, output: str | os.PathLike, opset: int = 12, precision: str = "fp32",
@@ -161,7 +139,6 @@ def export_onnx(model, output: str | os.PathLike, opset: int = 12, precision: st
     if opset < 11:
         raise UsageError(f"--opset {opset} is too old: Resize with scales needs opset 11 or newer")
     output = Path(output)
-    tmp = _temp_path(output)
     reference_model = copy.deepcopy(model).float().eval()
     net = copy.deepcopy(model).eval()
     dtype = torch.float16 if precision == "fp16" else torch.float32
@@ -173,42 +150,37 @@ def export_onnx(model, output: str | os.PathLike, opset: int = 12, precision: st
     for i in range(1, 5):
         dyn[f"r{i}i"] = {0: "batch_size", 1: "channels", 2: "height", 3: "width"}
         dyn[f"r{i}o"] = {0: "batch_size", 2: "height", 3: "width"}
-    if not quiet:
-        print(f"vidmatte: exporting ONNX (opset {opset}, {precision})...", file=sys.stderr)
-    try:
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(_graph_interface(net), example, str(tmp), dynamo=False, opset_version=opset,
-                              input_names=INPUT_NAMES, output_names=OUTPUT_NAMES, dynamic_axes=dyn,
-                              do_constant_folding=True)
+    with StagedFiles([output]) as staged:
         if not quiet:
-            print("vidmatte: checking the export with ONNX Runtime...", file=sys.stderr)
-        session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
-        clip = check_frames() if check_clip is None else check_clip
-        reference = _eager_reference(reference_model, clip, check_ratio)
-        results, state = [], [np.zeros((1, 1, 1, 1), np.float16 if precision == "fp16" else np.float32)] * 4
-        for frame in clip:
-            feed = {"src": frame.astype(state[0].dtype), "downsample_ratio": np.array([check_ratio], np.float32)}
-            feed.update({f"r{i + 1}i": s for i, s in enumerate(state)})
-            fgr, pha, *state = session.run(OUTPUT_NAMES, feed)
-            results.append((fgr, pha, state))
-        report = ExportReport(output, "onnx", precision, *_max_diffs(results, reference), TOLERANCE[precision],
-                              len(clip))
-        if not report.agrees():
-            raise ModelError(f"export disagrees with PyTorch ({report.diffs()}); nothing written")
-        os.replace(tmp, output)
-        return report
-    except ModelError:
-        raise
-    except Exception as exc:
-        if isinstance(exc, (UsageError, OutputError)):
+            print(f"vidmatte: exporting ONNX (opset {opset}, {precision})...", file=sys.stderr)
+        try:
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(graph_module(net, _official_interface), example, str(staged.temps[0]), dynamo=False,
+                                  opset_version=opset, input_names=INPUT_NAMES, output_names=OUTPUT_NAMES,
+                                  dynamic_axes=dyn, do_constant_folding=True)
+            if not quiet:
+                print("vidmatte: checking the export with ONNX Runtime...", file=sys.stderr)
+            session = ort.InferenceSession(str(staged.temps[0]), providers=["CPUExecutionProvider"])
+            clip = check_frames() if check_clip is None else check_clip
+            reference = _eager_reference(reference_model, clip, check_ratio)
+            results, state = [], [np.zeros((1, 1, 1, 1), np.float16 if precision == "fp16" else np.float32)] * 4
+            for frame in clip:
+                feed = {"src": frame.astype(state[0].dtype), "downsample_ratio": np.array([check_ratio], np.float32)}
+                feed.update({f"r{i + 1}i": s for i, s in enumerate(state)})
+                fgr, pha, *state = session.run(OUTPUT_NAMES, feed)
+                results.append((fgr, pha, state))
+            report = ExportReport(output, "onnx", precision, *_max_diffs(results, reference), TOLERANCE[precision],
+                                  len(clip))
+            staged.commit(report)
+            return report
+        except (ModelError, UsageError, OutputError):
             raise
-        raise ModelError(f"ONNX export failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") \
-            from None
-    finally:
-        tmp.unlink(missing_ok=True)
+        except Exception as exc:
+            raise ModelError(f"ONNX export failed: {type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
 
 
 def export_torchscript(model, output: str | os.PathLike, precision: str = "fp32", quiet: bool = False,
@@ -227,40 +199,37 @@ def export_torchscript(model, output: str | os.PathLike, precision: str = "fp32"
     if precision not in TOLERANCE:
         raise UsageError(f"unknown precision {precision!r}; choose fp32 or fp16")
     output = Path(output)
-    tmp = _temp_path(output)
     reference_model = copy.deepcopy(model).float().eval()
     dtype = torch.float16 if precision == "fp16" else torch.float32
     net = copy.deepcopy(model).eval().to(dtype)
 
-    if not quiet:
-        print(f"vidmatte: tracing TorchScript ({precision})...", file=sys.stderr)
-    try:
-        import warnings
+    with StagedFiles([output]) as staged:
+        if not quiet:
+            print(f"vidmatte: tracing TorchScript ({precision})...", file=sys.stderr)
+        try:
+            import warnings
 
-        example = (torch.rand(1, 3, 96, 128, dtype=dtype), *[torch.zeros(1, 1, 1, 1, dtype=dtype)] * 4,
-                   torch.tensor([0.5], dtype=torch.float32))
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            traced = torch.jit.trace(_graph_interface(net), example, check_trace=False)
-            traced.save(str(tmp))
-            loaded = torch.jit.load(str(tmp))
-        clip = check_frames() if check_clip is None else check_clip
-        reference = _eager_reference(reference_model, clip, check_ratio)
-        results, state = [], [torch.zeros(1, 1, 1, 1, dtype=dtype)] * 4
-        ratio = torch.tensor([check_ratio], dtype=torch.float32)
-        with torch.no_grad():
-            for frame in clip:
-                fgr, pha, *state = loaded(torch.from_numpy(frame).to(dtype), *state, ratio)
-                results.append((fgr.float().numpy(), pha.float().numpy(), [s.float().numpy() for s in state]))
-        report = ExportReport(output, "torchscript", precision, *_max_diffs(results, reference),
-                              TOLERANCE[precision], len(clip))
-        if not report.agrees():
-            raise ModelError(f"TorchScript export disagrees with eager PyTorch ({report.diffs()}); nothing written")
-        os.replace(tmp, output)
-        return report
-    except (ModelError, UsageError, OutputError):
-        raise
-    except Exception as exc:
-        raise ModelError(f"TorchScript export failed: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
+            example = (torch.rand(1, 3, 96, 128, dtype=dtype), *[torch.zeros(1, 1, 1, 1, dtype=dtype)] * 4,
+                       torch.tensor([0.5], dtype=torch.float32))
+            with warnings.catch_warnings(), torch.no_grad():
+                warnings.simplefilter("ignore")
+                traced = torch.jit.trace(graph_module(net, _official_interface), example, check_trace=False)
+                traced.save(str(staged.temps[0]))
+                loaded = torch.jit.load(str(staged.temps[0]))
+            clip = check_frames() if check_clip is None else check_clip
+            reference = _eager_reference(reference_model, clip, check_ratio)
+            results, state = [], [torch.zeros(1, 1, 1, 1, dtype=dtype)] * 4
+            ratio = torch.tensor([check_ratio], dtype=torch.float32)
+            with torch.no_grad():
+                for frame in clip:
+                    fgr, pha, *state = loaded(torch.from_numpy(frame).to(dtype), *state, ratio)
+                    results.append((fgr.float().numpy(), pha.float().numpy(), [s.float().numpy() for s in state]))
+            report = ExportReport(output, "torchscript", precision, *_max_diffs(results, reference),
+                                  TOLERANCE[precision], len(clip))
+            staged.commit(report)
+            return report
+        except (ModelError, UsageError, OutputError):
+            raise
+        except Exception as exc:
+            raise ModelError(f"TorchScript export failed: {type(exc).__name__}: {str(exc).splitlines()[0]}") \
+                from None

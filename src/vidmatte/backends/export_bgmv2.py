@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelError
-from .export import _temp_path, fixed_size_copy
+from .parity_export import (Graph, carried_max_diff, export_checked, fixed_size_copy, graph_module,
+                            nothing_written)
 
 STATE_NAMES = ["h1", "c1", "h2", "c2", "h3", "c3"]
 TOLERANCE = 1e-4  # max |difference| of alpha, foreground and states (0..1 or tanh-bounded), fp32
@@ -37,6 +37,9 @@ class Bgmv2ExportReport:
     def paths(self) -> list[Path]:
         return [self.path]
 
+    def refusal(self) -> str:
+        return nothing_written("graph disagrees", f"max |diff| {self.max_diff:.2e} > {TOLERANCE:g}")
+
     def summary(self) -> str:
         return (f"BGMv2: one ONNX graph checked against PyTorch over {self.frames_checked} frames: max |diff| "
                 f"{self.max_diff:.1e} (tolerance {TOLERANCE:g})")
@@ -47,22 +50,13 @@ def _names(convlstm: bool) -> tuple[list[str], list[str]]:
     return ["src", "bgr"] + [f"{s}i" for s in states], ["pha", "fgr"] + [f"{s}o" for s in states]
 
 
-def _graph(model):
-    import torch
-
-    class Step(torch.nn.Module):
-        def __init__(self, net):
-            super().__init__()
-            self.net = net
-
-        def forward(self, src, bgr, *state):
-            if not self.net.convlstm:
-                out = self.net(src, bgr)
-                return out[0], out[1]
-            out = self.net(src, bgr, list(state))
-            return (out[0], out[1], *out[-1])
-
-    return Step(model).eval()
+def _step(net, src, bgr, *state):
+    """One frame: the plain network's (pha, fgr), or with the ConvLSTMs (pha, fgr, h1o ... c3o)."""
+    if not net.convlstm:
+        out = net(src, bgr)
+        return out[0], out[1]
+    out = net(src, bgr, list(state))
+    return (out[0], out[1], *out[-1])
 
 
 def _check_frames(height: int, width: int, batch: int, frames: int, seed: int):
@@ -78,54 +72,29 @@ def _check_frames(height: int, width: int, batch: int, frames: int, seed: int):
     return clip, plate
 
 
-def _run_both(model, session, clip, plate) -> float:
-    """Largest difference between ONNX Runtime and eager PyTorch over every output of every frame."""
-    import torch
-
-    inputs, _ = _names(model.convlstm)
-    eager_state, onnx_state = None, [np.zeros((1, 1, 1, 1), np.float32)] * (len(inputs) - 2)
-    worst = 0.0
-    for frame in clip:
-        with torch.inference_mode():
-            out = model(torch.from_numpy(frame), torch.from_numpy(plate), eager_state) if model.convlstm else \
-                model(torch.from_numpy(frame), torch.from_numpy(plate))
-        eager = [out[0], out[1]]
-        if model.convlstm:
-            eager_state = out[-1]
-            eager += eager_state
-        result = session.run(None, dict(zip(inputs, [frame, plate, *onnx_state])))
-        onnx_state = result[2:]
-        worst = max(worst, *(float(np.abs(o - e.numpy()).max()) for o, e in zip(result, eager)))
-    return worst
-
-
 def export_bgmv2_onnx(model, output: str | os.PathLike, height: int = 288, width: int = 512,
                       opset: int = 17) -> Bgmv2ExportReport:
     """Write ``output`` for frames of ``height`` x ``width`` after checking it against PyTorch."""
-    import onnxruntime as ort
-    import torch
-
     net = fixed_size_copy(model, height, width, 4, "BackgroundMattingV2's ONNX export")
     output = Path(output)
-    temp = _temp_path(output)
     inputs, outputs = _names(net.convlstm)
-    clip, plate = _check_frames(height, width, batch=1, frames=1, seed=0)
-    zeros = [torch.zeros(1, 1, 1, 1)] * (len(inputs) - 2)
-    try:
-        with torch.inference_mode(False), torch.no_grad():
-            torch.onnx.export(_graph(net), (torch.from_numpy(clip[0]), torch.from_numpy(plate), *zeros), str(temp),
-                              dynamo=False, opset_version=opset, input_names=inputs, output_names=outputs,
-                              dynamic_axes=_axes(inputs, outputs))
-        session = ort.InferenceSession(str(temp), providers=["CPUExecutionProvider"])
+
+    def graphs() -> list[Graph]:
+        import torch
+
+        clip, plate = _check_frames(height, width, batch=1, frames=1, seed=0)
+        zeros = [torch.zeros(1, 1, 1, 1)] * (len(inputs) - 2)
+        return [Graph(graph_module(net, _step), (torch.from_numpy(clip[0]), torch.from_numpy(plate), *zeros),
+                      inputs, outputs, _axes(inputs, outputs))]
+
+    def check(sessions) -> Bgmv2ExportReport:
+        import torch
+
         clip, plate = _check_frames(height, width, batch=2, frames=3, seed=1)  # not what the trace saw
-        report = Bgmv2ExportReport(output, _run_both(net, session, clip, plate), len(clip))
-        if not report.agrees():
-            raise ModelError(f"the ONNX graph disagrees with PyTorch (max |diff| {report.max_diff:.2e} > "
-                             f"{TOLERANCE:g}); nothing written")
-        os.replace(temp, output)
-        return report
-    finally:
-        temp.unlink(missing_ok=True)
+        worst = carried_max_diff(_step, net, sessions[0], clip, [torch.from_numpy(plate)], [plate], len(inputs) - 2)
+        return Bgmv2ExportReport(output, worst, len(clip))
+
+    return export_checked(graphs, [output], opset, check)
 
 
 def _axes(inputs: list[str], outputs: list[str]) -> dict:

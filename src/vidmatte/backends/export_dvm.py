@@ -15,15 +15,14 @@ references read at once).
 
 from __future__ import annotations
 
-import copy
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelError, UsageError
-from .export import _temp_path
+from ..errors import UsageError
+from .parity_export import Graph, export_checked, graph_module, max_abs_diff, nothing_written, traceable_copy
 
 TOLERANCE = 1e-4  # max |difference| of mattes (0..1), logits, keys and values, fp32
 
@@ -37,6 +36,9 @@ class DvmExportReport:
     def agrees(self) -> bool:
         return self.max_diff <= TOLERANCE
 
+    def refusal(self) -> str:
+        return nothing_written("graphs disagree", f"max |diff| {self.max_diff:.2e} > {TOLERANCE:g}")
+
     def summary(self) -> str:
         return (f"DVM: {len(self.paths)} ONNX graph(s) checked against PyTorch on other inputs "
                 f"(batch {self.checked.get('batch')}, {self.checked.get('references')} references): "
@@ -47,38 +49,24 @@ def sibling(path: Path, part: str) -> Path:
     return path.with_name(f"{path.stem}.{part}.onnx")
 
 
+def _window(net, frames, trimaps):
+    coarse, refined = net(net.network_input(frames, trimaps))
+    return coarse, (refined if net.add_refine_stage else coarse)
+
+
+def _encode(net, ref_frame, ref_trimap):
+    return tuple(net.encode_references(ref_frame[:, None], ref_trimap[:, None]))
+
+
+def _propagate(net, src, keys, values):
+    return net.propagate(src[:, None], keys, values)[:, 0]
+
+
 def _wrappers(matting, trimap):
-    import torch
-
-    class Window(torch.nn.Module):
-        def __init__(self, net):
-            super().__init__()
-            self.net = net
-
-        def forward(self, frames, trimaps):
-            coarse, refined = self.net(self.net.network_input(frames, trimaps))
-            return coarse, (refined if self.net.add_refine_stage else coarse)
-
-    class Encode(torch.nn.Module):
-        def __init__(self, net):
-            super().__init__()
-            self.net = net
-
-        def forward(self, ref_frame, ref_trimap):
-            return tuple(self.net.encode_references(ref_frame[:, None], ref_trimap[:, None]))
-
-    class Propagate(torch.nn.Module):
-        def __init__(self, net):
-            super().__init__()
-            self.net = net
-
-        def forward(self, src, keys, values):
-            return self.net.propagate(src[:, None], keys, values)[:, 0]
-
-    graphs = [("matting", Window(matting).eval(), ["frames", "trimaps"], ["coarse", "pha"])]
+    graphs = [("matting", graph_module(matting, _window), ["frames", "trimaps"], ["coarse", "pha"])]
     if trimap is not None:
-        graphs += [("trimap_encode", Encode(trimap).eval(), ["ref_frame", "ref_trimap"], ["keys", "values"]),
-                   ("trimap", Propagate(trimap).eval(), ["src", "keys", "values"], ["logits"])]
+        graphs += [("trimap_encode", graph_module(trimap, _encode), ["ref_frame", "ref_trimap"], ["keys", "values"]),
+                   ("trimap", graph_module(trimap, _propagate), ["src", "keys", "values"], ["logits"])]
     return graphs
 
 
@@ -119,52 +107,41 @@ def _feeds(name: str, inputs: dict, keys_values: tuple | None) -> dict:
 def export_dvm_onnx(model, output: str | os.PathLike, height: int = 288, width: int = 512,
                     opset: int = 17) -> DvmExportReport:
     """Write ``output`` (the matting network) and, for a ``DeepVideoMattingSystem``, its two trimap graphs."""
-    import onnxruntime as ort
-    import torch
-
     from ..models.dvm import MIN_WIDTH, MULTIPLE
 
     if height % MULTIPLE or width % MULTIPLE or width < MIN_WIDTH:
         raise UsageError(f"DVM's ONNX graphs need a size in multiples of {MULTIPLE} with a width of at least "
                          f"{MIN_WIDTH}, got {width}x{height}")
-    model = copy.deepcopy(model).eval().float()
+    model = traceable_copy(model)
     matting, trimap = (model.matting, model.trimap) if hasattr(model, "matting") else (model, None)
     output = Path(output)
-    graphs = _wrappers(matting, trimap)
-    finals = [output] + [sibling(output, name) for name, *_ in graphs[1:]]
-    temps = [_temp_path(p) for p in finals]
+    wrappers = _wrappers(matting, trimap)
+    finals = [output] + [sibling(output, name) for name, *_ in wrappers[1:]]
     window = matting.shift + 1
-    try:
-        export_inputs = _inputs(height, width, 1, window, 1, seed=0)
-        keys_values = None
-        with torch.inference_mode(False), torch.no_grad():
-            for (name, graph, ins, outs), temp in zip(graphs, temps):
-                feeds = _feeds(name, export_inputs, keys_values)
-                torch.onnx.export(graph, tuple(feeds.values()), str(temp), dynamo=False, opset_version=opset,
-                                  input_names=ins, output_names=outs, dynamic_axes=_dynamic_axes(ins + outs))
-                if name == "trimap_encode":
-                    keys_values = graph(*feeds.values())
-        worst = _check(graphs, temps, _inputs(height, width, 2, window, 2, seed=1), ort)
-        report = DvmExportReport(finals, worst, {"batch": 2, "references": 2})
-        if not report.agrees():
-            raise ModelError(f"the ONNX graphs disagree with PyTorch (max |diff| {worst:.2e} > {TOLERANCE:g}); "
-                             "nothing written")
-        for temp, final in zip(temps, finals):
-            os.replace(temp, final)
-        return report
-    finally:
-        for temp in temps:
-            temp.unlink(missing_ok=True)
+
+    def graphs() -> list[Graph]:
+        inputs, keys_values, graphs = _inputs(height, width, 1, window, 1, seed=0), None, []
+        for name, module, ins, outs in wrappers:
+            feeds = _feeds(name, inputs, keys_values)
+            graphs.append(Graph(module, tuple(feeds.values()), ins, outs, _dynamic_axes(ins + outs)))
+            if name == "trimap_encode":
+                keys_values = module(*feeds.values())
+        return graphs
+
+    def check(sessions) -> DvmExportReport:
+        worst = _check(wrappers, sessions, _inputs(height, width, 2, window, 2, seed=1))
+        return DvmExportReport(finals, worst, {"batch": 2, "references": 2})
+
+    return export_checked(graphs, finals, opset, check)
 
 
-def _check(graphs, temps, inputs: dict, ort) -> float:
+def _check(graphs, sessions, inputs: dict) -> float:
     """Largest difference between ONNX Runtime and eager PyTorch over every output of every graph; the trimap
     graphs are checked as a chain: ONNX's memory of every reference (one call each) read by ONNX's propagation
     against PyTorch encoding all references in one call."""
     import torch
 
-    sessions = {name: ort.InferenceSession(str(temp), providers=["CPUExecutionProvider"])
-                for (name, *_), temp in zip(graphs, temps)}
+    sessions = {name: session for (name, *_), session in zip(graphs, sessions)}
     nets = {name: graph for name, graph, *_ in graphs}
     with torch.inference_mode():
         eager = {"matting": nets["matting"](inputs["frames"], inputs["trimaps"])}
@@ -182,4 +159,4 @@ def _check(graphs, temps, inputs: dict, ort) -> float:
         onnx["trimap_encode"] = memory
         onnx["trimap"] = sessions["trimap"].run(None, {"src": inputs["src"].numpy(), "keys": memory[0],
                                                        "values": memory[1]})
-    return max(float(np.abs(o - e.numpy()).max()) for name in eager for o, e in zip(onnx[name], eager[name]))
+    return max(max_abs_diff(onnx[name], eager[name]) for name in eager)

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelError
-from .export import _temp_path, fixed_size_copy
+from .parity_export import (Graph, carried_max_diff, export_checked, fixed_size_copy, graph_module,
+                            max_abs_diff, nothing_written)
 
 STEP_INPUTS = ["src", "memory_feat16", "memory_value", "r8i", "r16i", "r1i", "r2i"]
 STEP_OUTPUTS = ["trimap", "boundary", "pha", "r8o", "r16o", "r1o", "r2o"]
@@ -44,6 +44,9 @@ class FtpvmExportReport:
     def paths(self) -> list[Path]:
         return [self.step_path, self.encode_path]
 
+    def refusal(self) -> str:
+        return nothing_written("graphs disagree", f"max |diff| {self.max_diff:.2e} > {TOLERANCE:g}")
+
     def summary(self) -> str:
         return (f"{self.step_path} + {self.encode_path.name}: ONNX fp32, checked against PyTorch on "
                 f"{self.frames_checked} frames (batch 2, 2 memory frames, state carried): max |diff| "
@@ -54,29 +57,14 @@ def encode_path_for(step_path: Path) -> Path:
     return step_path.with_name(step_path.stem + ".encode.onnx")
 
 
-def _graphs(model):
-    import torch
+def _encode(net, memory_imgs, memory_trimaps):
+    return tuple(net.encode_imgs_to_value(memory_imgs, memory_trimaps))
 
-    class Encode(torch.nn.Module):
-        def __init__(self, net):
-            super().__init__()
-            self.net = net
 
-        def forward(self, memory_imgs, memory_trimaps):
-            return tuple(self.net.encode_imgs_to_value(memory_imgs, memory_trimaps))
-
-    class Step(torch.nn.Module):
-        def __init__(self, net):
-            super().__init__()
-            self.net = net
-
-        def forward(self, src, memory_feat16, memory_value, r8i, r16i, r1i, r2i):
-            logits, boundary, pha, (rec_seg, rec_mat) = self.net.forward_with_memory(
-                src[:, None], memory_feat16, memory_value, [r8i, r16i], [r1i, r2i])
-            return logits[:, 0], boundary[:, 0], pha[:, 0], *rec_seg, *rec_mat
-
-    # In eval mode: the exporter restores the wrapper's mode afterwards, recursively, onto the network too.
-    return Encode(model).eval(), Step(model).eval()
+def _step(net, src, memory_feat16, memory_value, r8i, r16i, r1i, r2i):
+    logits, boundary, pha, (rec_seg, rec_mat) = net.forward_with_memory(
+        src[:, None], memory_feat16, memory_value, [r8i, r16i], [r1i, r2i])
+    return logits[:, 0], boundary[:, 0], pha[:, 0], *rec_seg, *rec_mat
 
 
 def _check_inputs(height: int, width: int, batch: int, frames: int, memory: int, seed: int):
@@ -96,65 +84,39 @@ def _run_both(model, encode_session, step_session, query, memory, trimaps) -> fl
     """Largest difference between ONNX Runtime and eager PyTorch over every output of every frame."""
     import torch
 
-    from ..models.ftpvm import no_state
-
     with torch.inference_mode():
         eager_memory = model.encode_imgs_to_value(torch.from_numpy(memory), torch.from_numpy(trimaps))
     onnx_memory = encode_session.run(None, {"memory_imgs": memory, "memory_trimaps": trimaps})
-    worst = max(float(np.abs(o - e.numpy()).max()) for o, e in zip(onnx_memory, eager_memory))
-    state, onnx_state = no_state(), [np.zeros((1, 1, 1, 1), np.float32)] * 4
-    for frame in query:
-        with torch.inference_mode():
-            out = model.forward_with_memory(torch.from_numpy(frame)[:, None], *eager_memory, *state)
-        state = out[3]
-        eager = [out[0][:, 0], out[1][:, 0], out[2][:, 0], *state[0], *state[1]]
-        feeds = dict(zip(STEP_INPUTS, [frame, *onnx_memory, *onnx_state]))
-        result = step_session.run(None, feeds)
-        onnx_state = result[3:]
-        worst = max(worst, *(float(np.abs(o - e.numpy()).max()) for o, e in zip(result, eager)))
-    return worst
+    steps = carried_max_diff(_step, model, step_session, query, list(eager_memory), onnx_memory, states=4)
+    return max(max_abs_diff(onnx_memory, eager_memory), steps)
 
 
 def export_ftpvm_onnx(model, output: str | os.PathLike, height: int = 288, width: int = 512,
                       opset: int = 17) -> FtpvmExportReport:
     """Write the two graphs (``output`` and its ``.encode.onnx`` sibling) for frames of ``height`` x ``width``."""
-    import onnxruntime as ort
-    import torch
-
     net = fixed_size_copy(model, height, width, 16, "FTP-VM's ONNX export")
     output = Path(output)
     encode_output = encode_path_for(output)
-    temps = [_temp_path(output), _temp_path(encode_output)]
-    encode, step = _graphs(net)
-    query, memory, trimaps = _check_inputs(height, width, batch=1, frames=1, memory=1, seed=0)
-    zeros = torch.zeros(1, 1, 1, 1)
-    try:
-        with torch.inference_mode(False), torch.no_grad():
-            torch.onnx.export(encode, (torch.from_numpy(memory), torch.from_numpy(trimaps)), str(temps[1]),
-                              dynamo=False, opset_version=opset, input_names=ENCODE_INPUTS,
-                              output_names=ENCODE_OUTPUTS,
-                              dynamic_axes={"memory_imgs": {0: "batch", 1: "memory"},
-                                            "memory_trimaps": {0: "batch", 1: "memory"},
-                                            "memory_feat16": {0: "batch", 1: "memory"},
-                                            "memory_value": {0: "batch", 2: "memory"}})
-            feat16, value = net.encode_imgs_to_value(torch.from_numpy(memory), torch.from_numpy(trimaps))
-            torch.onnx.export(step, (torch.from_numpy(query[0]), feat16, value, zeros, zeros, zeros, zeros),
-                              str(temps[0]), dynamo=False, opset_version=opset, input_names=STEP_INPUTS,
-                              output_names=STEP_OUTPUTS, dynamic_axes=_step_axes())
-        sessions = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in temps]
+
+    def graphs() -> list[Graph]:
+        import torch
+
+        query, memory, trimaps = _check_inputs(height, width, batch=1, frames=1, memory=1, seed=0)
+        memory, trimaps, zeros = torch.from_numpy(memory), torch.from_numpy(trimaps), torch.zeros(1, 1, 1, 1)
+        feat16, value = net.encode_imgs_to_value(memory, trimaps)
+        return [Graph(graph_module(net, _step), (torch.from_numpy(query[0]), feat16, value, zeros, zeros, zeros,
+                                                 zeros), STEP_INPUTS, STEP_OUTPUTS, _step_axes()),
+                Graph(graph_module(net, _encode), (memory, trimaps), ENCODE_INPUTS, ENCODE_OUTPUTS,
+                      {"memory_imgs": {0: "batch", 1: "memory"}, "memory_trimaps": {0: "batch", 1: "memory"},
+                       "memory_feat16": {0: "batch", 1: "memory"}, "memory_value": {0: "batch", 2: "memory"}})]
+
+    def check(sessions) -> FtpvmExportReport:
         # The check differs from the export: two frames in a batch, two memory frames, state over three frames.
         query, memory, trimaps = _check_inputs(height, width, batch=2, frames=3, memory=2, seed=1)
         worst = _run_both(net, sessions[1], sessions[0], query, memory, trimaps)
-        report = FtpvmExportReport(output, encode_output, worst, len(query))
-        if not report.agrees():
-            raise ModelError(f"the ONNX graphs disagree with PyTorch (max |diff| {worst:.2e} > {TOLERANCE:g}); "
-                             "nothing written")
-        for temp, final in zip(temps, (output, encode_output)):
-            os.replace(temp, final)
-        return report
-    finally:
-        for temp in temps:
-            temp.unlink(missing_ok=True)
+        return FtpvmExportReport(output, encode_output, worst, len(query))
+
+    return export_checked(graphs, [output, encode_output], opset, check)
 
 
 def _step_axes() -> dict:

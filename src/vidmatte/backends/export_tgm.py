@@ -13,15 +13,13 @@ export's (another batch size, two memory frames).
 
 from __future__ import annotations
 
-import copy
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelError
-from .export import _temp_path
+from .parity_export import Graph, export_checked, graph_module, nothing_written, traceable_copy
 
 SEGMENT_INPUTS, SEGMENT_OUTPUTS = ["frame", "keys", "values"], ["logits"]
 MEMORIZE_INPUTS, MEMORIZE_OUTPUTS = ["frame", "trimap"], ["keys", "values"]
@@ -46,6 +44,10 @@ class TgmExportReport:
     def paths(self) -> list[Path]:
         return [self.segment_path, self.memorize_path]
 
+    def refusal(self) -> str:
+        return nothing_written("graphs disagree", f"memory features {self.feature_diff:.1e} relative, class "
+                                                  f"shares {self.share_diff:.1e}")
+
     def summary(self) -> str:
         return (f"TGM: 2 ONNX graphs checked against PyTorch on other inputs: memory keys/values max relative "
                 f"|diff| {self.feature_diff:.1e}, class shares {self.share_diff:.1e} (tolerance {SHARE_TOLERANCE:g})")
@@ -53,20 +55,6 @@ class TgmExportReport:
 
 def memorize_path_for(segment_path: Path) -> Path:
     return segment_path.with_name(segment_path.stem + ".memorize.onnx")
-
-
-def _graphs(model):
-    import torch
-
-    class Memorize(torch.nn.Module):
-        def __init__(self, net):
-            super().__init__()
-            self.net = net
-
-        def forward(self, frame, trimap):
-            return self.net.memorize(frame, trimap)
-
-    return Memorize(model).eval(), model.eval()  # the network's forward is ``segment``
 
 
 def _inputs(height: int, width: int, batch: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -107,37 +95,24 @@ def _differences(model, memorize, segment, height: int, width: int) -> tuple[flo
 def export_tgm_onnx(model, output: str | os.PathLike, height: int = 288, width: int = 512,
                     opset: int = 17) -> TgmExportReport:
     """Write the two graphs (``output`` and its ``.memorize.onnx`` sibling) for frames of ``height`` x ``width``."""
-    import onnxruntime as ort
-    import torch
-
+    net = traceable_copy(model)
     output = Path(output)
     memorize_output = memorize_path_for(output)
-    temps = [_temp_path(output), _temp_path(memorize_output)]
-    net = copy.deepcopy(model).eval().float()
-    memorize, segment = _graphs(net)
-    frames, trimaps = _inputs(height, width, batch=1, seed=0)
-    memory_axes = {0: "batch", 3: "memory"}
-    try:
-        with torch.inference_mode(False), torch.no_grad():
-            frame, trimap = torch.from_numpy(frames), torch.from_numpy(trimaps)
-            torch.onnx.export(memorize, (frame, trimap), str(temps[1]), dynamo=False, opset_version=opset,
-                              input_names=MEMORIZE_INPUTS, output_names=MEMORIZE_OUTPUTS,
-                              dynamic_axes={"frame": {0: "batch"}, "trimap": {0: "batch"}, "keys": {0: "batch"},
-                                            "values": {0: "batch"}})
-            keys, values = net.memorize(frame, trimap)
-            torch.onnx.export(segment, (frame, keys, values), str(temps[0]), dynamo=False, opset_version=opset,
-                              input_names=SEGMENT_INPUTS, output_names=SEGMENT_OUTPUTS,
-                              dynamic_axes={"frame": {0: "batch"}, "keys": memory_axes, "values": memory_axes,
-                                            "logits": {0: "batch"}})
-        sessions = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in temps]
-        report = TgmExportReport(output, memorize_output, *_differences(net, sessions[1], sessions[0], height,
-                                                                        width))
-        if not report.agrees():
-            raise ModelError(f"the ONNX graphs disagree with PyTorch (memory features {report.feature_diff:.1e} "
-                             f"relative, class shares {report.share_diff:.1e}); nothing written")
-        for temp, final in zip(temps, (output, memorize_output)):
-            os.replace(temp, final)
-        return report
-    finally:
-        for temp in temps:
-            temp.unlink(missing_ok=True)
+
+    def graphs() -> list[Graph]:
+        import torch
+
+        frames, trimaps = _inputs(height, width, batch=1, seed=0)
+        frame, trimap = torch.from_numpy(frames), torch.from_numpy(trimaps)
+        keys, values = net.memorize(frame, trimap)
+        memory_axes = {0: "batch", 3: "memory"}
+        return [Graph(net, (frame, keys, values), SEGMENT_INPUTS, SEGMENT_OUTPUTS,  # the network's forward: segment
+                      {"frame": {0: "batch"}, "keys": memory_axes, "values": memory_axes, "logits": {0: "batch"}}),
+                Graph(graph_module(net, lambda net, frame, trimap: net.memorize(frame, trimap)), (frame, trimap),
+                      MEMORIZE_INPUTS, MEMORIZE_OUTPUTS,
+                      {"frame": {0: "batch"}, "trimap": {0: "batch"}, "keys": {0: "batch"}, "values": {0: "batch"}})]
+
+    def check(sessions) -> TgmExportReport:
+        return TgmExportReport(output, memorize_output, *_differences(net, sessions[1], sessions[0], height, width))
+
+    return export_checked(graphs, [output, memorize_output], opset, check)
