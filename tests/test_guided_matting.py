@@ -367,6 +367,23 @@ def test_guided_cli_writes_alpha_trimaps_and_a_json_line(tmp_path, frames_folder
     assert np.abs(alpha - clip[7][1]).mean() < 0.02
 
 
+def test_guided_cli_names_the_frames_whose_keyframes_disagree(tmp_path, frames_folder):
+    """A second keyframe marking a patch of background: the CLI's warning line says where a keyframe would settle it,
+    and --json carries the run of frames."""
+    import json
+
+    wrong = np.zeros((H, W), np.uint8)
+    wrong[10:40, 190:240] = FG
+    cv2.imwrite(str(tmp_path / "key7.png"), wrong)
+    proc = _cli(frames_folder, "--keyframe", f"0:{tmp_path / 'key0.png'}", "--keyframe", f"7:{tmp_path / 'key7.png'}",
+                "--alpha", f"{tmp_path}/pha/", "--json")
+    assert proc.returncode == 0, proc.stderr
+    (first, last), = json.loads(proc.stdout)["contradicting_frames"]
+    assert first <= 2 and last >= 5
+    assert (f"vidmatte: warning: frames {first}-{last}: the keyframes on either side are followed to different "
+            f"places") in proc.stderr and f"A keyframe near frame {(first + last) // 2}" in proc.stderr
+
+
 def test_guided_cli_reads_a_tcvom_workspace(tmp_path, clip):
     workspace = write_frames(tmp_path / "ws", clip, 6, "{:05d}_rgb.png")
     cv2.imwrite(str(workspace / "00000_trimap.png"), key_trimap(clip[0][1]))

@@ -145,8 +145,8 @@ class GuidedMatter:
 
     work: a folder kept between runs for corrections (None: a temporary one); settings: what else decides every
     frame's result (the input's fingerprint, frame size, how guidance was read, the propagator's options...), JSON
-    values; a change there makes a kept work folder start afresh. notify: where to say what was reused (default:
-    the "vidmatte" logger).
+    values; a change there makes a kept work folder start afresh. notify: where to say what was reused; warn: where
+    to say which frames' keyframes disagree (both default to the "vidmatte" logger).
     """
 
     seq_chunk = 1
@@ -154,7 +154,7 @@ class GuidedMatter:
     def __init__(self, keyframes: dict[int, np.ndarray], work: str | Path | None = None, solver=None,
                  propagator_factory=FlowPropagator, prior=None, prior_mode: str = "auto",
                  prior_weight: tuple[float, float] = PRIOR_WEIGHT, settings: dict | None = None,
-                 notify: Callable[[str], None] | None = None):
+                 notify: Callable[[str], None] | None = None, warn: Callable[[str], None] | None = None):
         if not keyframes:
             raise ValueError("guided matting needs at least one keyframe")
         self.keyframes = dict(sorted(keyframes.items()))
@@ -163,6 +163,7 @@ class GuidedMatter:
         self.alpha = TrimapSolver(solver, prior, prior_mode, prior_weight)
         self.settings = dict(settings or {})
         self._notify = notify or logging.getLogger("vidmatte").info
+        self._warn = warn or logging.getLogger("vidmatte").warning
         self._work_arg = work
         self._new_propagator = propagator_factory
         self._temporary = None
@@ -225,7 +226,7 @@ class GuidedMatter:
         runs = _bridged(_runs(sorted(self._lost_track)), REPORT_GAP)
         for first, last in runs:
             where = f"frame {first}" if first == last else f"frames {first}-{last}"
-            logging.getLogger("vidmatte").warning(
+            self._warn(
                 f"{where}: the keyframes on either side are followed to different places (lost in one direction "
                 f"or both); the nearer keyframe's guidance was used. A keyframe near frame {(first + last) // 2} "
                 "would settle it")
@@ -440,7 +441,7 @@ def guided_matter(job, keyframes, work: str | Path | None = None, prior_mode: st
                 "prior_model": model if prior_mode != "none" else None}
     prior = open_prior(prior_mode, model, cache, warn, runners)
     return GuidedMatter({i: keyframes.at(i) for i in inside}, work=work, prior=prior, prior_mode=prior_mode,
-                        settings=settings, notify=notify, **options)
+                        settings=settings, notify=notify, warn=warn, **options)
 
 
 def open_prior(mode: str, model: str = "rvm-mobilenetv3", cache: str | None = None, warn=None, runners=None):
