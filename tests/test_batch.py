@@ -220,6 +220,27 @@ def test_guided_items_take_their_keyframes_from_the_manifest(tmp_path):
     assert len(alphas(tmp_path / "out" / "square" / "trimap")) == len(frames)
 
 
+def test_a_guided_item_whose_keyframes_disagree_says_where_in_its_row_and_record(tmp_path):
+    """Keyframe 5 marks a patch of background, not the square: the item is done, its row in the table says which
+    frames need a keyframe, and its record keeps the run's report."""
+    write_video(tmp_path / "square.mp4", moving_square_frames(6, 96, 64))
+    masks = {0: np.zeros((64, 96), np.uint8), 5: np.zeros((64, 96), np.uint8)}
+    masks[0][8:24, 0:16] = 255
+    masks[5][40:56, 66:86] = 255
+    for index, mask in masks.items():
+        cv2.imwrite(str(tmp_path / f"mask{index}.png"), mask)
+    (tmp_path / "jobs.jsonl").write_text(json.dumps({"input": "square.mp4", "keyframe": ["0:mask0.png", "5:mask5.png"]})
+                                         + "\n")
+    proc = batch("--manifest", tmp_path / "jobs.jsonl", "--mode", "guided", "--prior", "none", "--output-dir",
+                 tmp_path / "out", "--outputs", "alpha/", "--json")
+    assert summary_of(proc)["done"] == 1, proc.stderr
+    record = json.loads((tmp_path / "out" / "square" / ".vidmatte-batch.json").read_text())
+    (first, last), = record["details"]["contradicting_frames"]
+    assert first <= 1 and last >= 4, record
+    row = next(line for line in proc.stderr.splitlines() if line.startswith("square "))
+    assert row.endswith(f"keyframes disagree at frames {first}-{last}"), row
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--outputs", "matte.mp4"], "--outputs: 'matte.mp4' must be a kind"),
     (["--outputs", "alpha.mp4,alpha/"], "names one kind twice"),

@@ -71,6 +71,7 @@ class _ItemState:
     frames: int = 0
     seconds: float = 0.0
     error: str | None = None
+    details: dict = field(default_factory=dict)  # what a whole-item job reported (chunked items report nothing)
 
 
 class Coordinator:
@@ -200,6 +201,8 @@ class Coordinator:
         if task.kind != STITCH:
             state.frames += result.frames
             state.seconds += result.seconds
+        if task.kind == ITEM:
+            state.details = result.details
         if result.error:
             state.error = state.error or result.error
         if state.open_tasks:
@@ -213,9 +216,9 @@ class Coordinator:
     def _item_done(self, state: _ItemState) -> None:
         folder = Path(state.args.output_folder)
         records.write(folder, {**state.made_from, "status": "done", "frames": state.frames,
-                               "seconds": round(state.seconds, 3)})
+                               "seconds": round(state.seconds, 3), "details": state.details})
         self.summary.done += 1
-        self.summary.rows.append((state.item.name, "done", state.frames, state.seconds, ""))
+        self.summary.rows.append((state.item.name, "done", state.frames, state.seconds, _note(state.details)))
         if self.bar is not None:
             self.bar.item_finished(state.item.name)
 
@@ -257,6 +260,14 @@ def _result(future: Future) -> TaskResult:
         return future.result()
     except Exception as exc:  # the worker process or actor died under the task
         return TaskResult(-1, error=f"the worker stopped ({type(exc).__name__}: {exc})".strip())
+
+
+def _note(details: dict) -> str:
+    """What the table says of a finished item: where a guided item's keyframes disagree (a keyframe is needed)."""
+    spans = details.get("contradicting_frames") or []
+    if not spans:
+        return ""
+    return "keyframes disagree at frames " + ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in spans)
 
 
 def _expected(args: argparse.Namespace) -> int | None:

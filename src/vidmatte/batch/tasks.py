@@ -40,6 +40,7 @@ class TaskResult:
     error: str | None = None  # one line, as the CLI would print it
     cancelled: bool = False
     warning: str | None = None
+    details: dict = field(default_factory=dict)  # what the job reported of its run (ConvertResult.details)
     load_seconds: float = 0.0  # time spent loading weights for this task (0 once the worker has them)
 
 
@@ -82,7 +83,8 @@ class Worker:
 
                 result.frames = stitch(task, control)
             else:
-                result.frames, result.warning = self._matte(task, control)
+                outcome = self._matte(task, control)
+                result.frames, result.warning, result.details = outcome.frames, outcome.warning, outcome.details
         except Cancelled:
             result.cancelled, result.error = True, "cancelled"
         except VidmatteError as exc:
@@ -94,12 +96,11 @@ class Worker:
         result.seconds, result.load_seconds = time.monotonic() - started, self._loading
         return result
 
-    def _matte(self, task: Task, control: JobControl) -> tuple[int, str | None]:
+    def _matte(self, task: Task, control: JobControl):
         job, matter = MODES[task.mode].build_job(task.args, control, self.runner)
         if task.lead_in:
             matter.lead_in = task.lead_in
-        outcome = job.run(matter)
-        return outcome.frames, outcome.warning
+        return job.run(matter)
 
     def cancel(self) -> None:
         control = self.control
