@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -239,6 +240,26 @@ def test_a_guided_item_whose_keyframes_disagree_says_where_in_its_row_and_record
     assert first <= 1 and last >= 4, record
     row = next(line for line in proc.stderr.splitlines() if line.startswith("square "))
     assert row.endswith(f"keyframes disagree at frames {first}-{last}"), row
+
+
+def test_allow_partial_keeps_a_truncated_items_frames_and_says_so_in_its_row_and_record(tmp_path):
+    """A video cut short (index first, so the frames before the cut decode): with --allow-partial the item is done
+    with what decoded, and the reason the CLI would have printed is in the item's row and record, not lost."""
+    clip = write_video(tmp_path / "long.mp4", moving_square_frames(120, 160, 96), fps=24, faststart=True)
+    data = clip.read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) * 2 // 3])
+    mask = np.zeros((96, 160), np.uint8)
+    mask[8:24, 0:16] = 255
+    cv2.imwrite(str(tmp_path / "mask0.png"), mask)
+    (tmp_path / "jobs.jsonl").write_text(json.dumps({"input": "cut.mp4", "keyframe": ["0:mask0.png"]}) + "\n")
+    proc = batch("--manifest", tmp_path / "jobs.jsonl", "--mode", "guided", "--prior", "none", "--output-dir",
+                 tmp_path / "out", "--outputs", "alpha/", "--allow-partial", "--json")
+    assert summary_of(proc)["done"] == 1, proc.stderr
+    record = json.loads((tmp_path / "out" / "cut" / ".vidmatte-batch.json").read_text())
+    assert 0 < record["frames"] < 120 and len(alphas(tmp_path / "out" / "cut" / "alpha")) == record["frames"]
+    assert re.search(r"(ended at frame|broke at frame) \d+", record["warning"]), record
+    row = next(line for line in proc.stderr.splitlines() if line.startswith("cut "))
+    assert record["warning"] in row, row
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -72,6 +72,7 @@ class _ItemState:
     seconds: float = 0.0
     error: str | None = None
     details: dict = field(default_factory=dict)  # what a whole-item job reported (chunked items report nothing)
+    warning: str | None = None  # e.g. --allow-partial kept what a damaged input gave
 
 
 class Coordinator:
@@ -203,6 +204,8 @@ class Coordinator:
             state.seconds += result.seconds
         if task.kind == ITEM:
             state.details = result.details
+        if result.warning:
+            state.warning = state.warning or result.warning
         if result.error:
             state.error = state.error or result.error
         if state.open_tasks:
@@ -215,10 +218,12 @@ class Coordinator:
 
     def _item_done(self, state: _ItemState) -> None:
         folder = Path(state.args.output_folder)
+        warned = {"warning": state.warning} if state.warning else {}
         records.write(folder, {**state.made_from, "status": "done", "frames": state.frames,
-                               "seconds": round(state.seconds, 3), "details": state.details})
+                               "seconds": round(state.seconds, 3), "details": state.details, **warned})
         self.summary.done += 1
-        self.summary.rows.append((state.item.name, "done", state.frames, state.seconds, _note(state.details)))
+        note = "; ".join(filter(None, (state.warning, _note(state.details))))
+        self.summary.rows.append((state.item.name, "done", state.frames, state.seconds, note))
         if self.bar is not None:
             self.bar.item_finished(state.item.name)
 
