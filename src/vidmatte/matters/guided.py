@@ -224,12 +224,12 @@ class GuidedMatter:
         frames where the two directions' guidance contradicted each other (``contradicting_frames``: [first, last]
         pairs, among the frames solved this run), which are also logged as a warning: a keyframe there settles them."""
         runs = _bridged(_runs(sorted(self._lost_track)), REPORT_GAP)
+        decided = ("RVM's alpha decided between them" if self.alpha.uses_prior
+                   else "the nearer keyframe's guidance was used")
         for first, last in runs:
             where = f"frame {first}" if first == last else f"frames {first}-{last}"
-            self._warn(
-                f"{where}: the keyframes on either side are followed to different places (lost in one direction "
-                f"or both); the nearer keyframe's guidance was used. A keyframe near frame {(first + last) // 2} "
-                "would settle it")
+            self._warn(f"{where}: the keyframes on either side are followed to different places (lost in one "
+                       f"direction or both); {decided}. A keyframe near frame {(first + last) // 2} would settle it")
         return {"reused_frames": self.reused_frames, "rvm_prior": self.alpha.uses_prior,
                 "contradicting_frames": runs}
 
@@ -342,7 +342,7 @@ class GuidedMatter:
         fused = fuse(*found, doubts="contradictions" if self.alpha.uses_prior else "any")
         if fused.contradicted > LOST_TRACK_SHARE:
             self._lost_track.append(index)
-        return fused.trimap, fused.band, False, min(abs(index - key) for key in self.keyframes)
+        return fused.trimap, fused.band, False, fused.distance
 
     def _read(self, direction: str, index: int) -> Propagated | None:
         if self._token(direction, index) is None:  # no keyframe before it in this direction
@@ -388,7 +388,7 @@ def _runs(indices: list[int]) -> list[tuple[int, int]]:
 
 
 def _bridged(runs: list[tuple[int, int]], gap: int) -> list[list[int]]:
-    """[(start, stop), ...] of frames -> [[first, last], ...], runs less than ``gap`` frames apart joined (one piece of
+    """[(start, stop), ...] of frames -> [[first, last], ...], runs at most ``gap`` frames apart joined (one piece of
     advice for a stretch where the keyframes disagree on and off)."""
     joined: list[list[int]] = []
     for start, stop in runs:

@@ -255,8 +255,8 @@ function showAdvice(job) {
   if (box.hidden) { box.replaceChildren(); return; }
   const text = document.createElement("span");
   const runs = spans.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(", ");
-  text.textContent = `Frames ${runs}: the keyframes on either side were followed to different places, so the ` +
-    "nearer one was used. Mark the subject on a frame in the middle and run again (only that stretch is redone).";
+  text.textContent = `Frames ${runs}: the keyframes on either side were followed to different places. ` +
+    "Mark the subject on a frame in the middle and run again (only that stretch is redone).";
   const go = spans.map(([a, b]) => {
     const button = document.createElement("button");
     button.className = "go-to-frame";
