@@ -265,6 +265,43 @@ def test_a_keyframes_own_labels_are_not_reopened_by_rvm():
     assert (reopened_trimap[:, 14:28] == UNKNOWN).all() and reopened[:, 16:26].mean() < 0.5
 
 
+def test_where_rvm_is_sure_and_closed_form_leans_the_same_way_the_haze_is_settled():
+    """Closed form leaves a haze (0.93 on an opaque part, 0.04 on a clear one) that RVM, sure there, does not share:
+    those values go to 1 and 0, continuously (nothing jumps at a threshold). Where the two disagree, where RVM is
+    unsure, on known pixels and without the prior, the solved alpha stands."""
+    from vidmatte.matters.guided import AGREE_MARGIN, TrimapSolver
+
+    solved = np.tile(np.linspace(0, 1, 101, dtype=np.float32), (4, 1))  # every value, one per column
+    trimap = np.full(solved.shape, UNKNOWN, np.uint8)
+    trimap[3] = FG  # a known row keeps whatever the solver gave it
+    rvm = np.ones_like(solved)
+    rvm[:, :50] = 0.0  # sure: clear on the left half, opaque on the right
+    rvm[1] = 0.5  # unsure everywhere on row 1
+    rvm[3] = 1.0  # sure and agreeing with the known row (a contradicted label would be reopened, so unknown)
+    image = np.zeros((*solved.shape, 3), np.uint8)
+
+    def settled(mode):
+        solver = TrimapSolver(solver=lambda *args: solved.copy(), prior=_StillPrior(rvm), prior_mode=mode)
+        solver.begin_sequence()
+        return solver.solve(image, trimap)[0]
+
+    alpha = settled("rvm")
+    row = alpha[0]
+    edge = round(200 * AGREE_MARGIN)  # columns within 2 * AGREE_MARGIN of 0 or 1
+    assert (row[: edge // 2 + 1] == 0).all() and (row[-(edge // 2 + 1):] == 1).all(), row
+    assert (row[edge:-edge] == solved[0, edge:-edge]).all(), "away from 0 and 1 closed form stands"
+    assert (np.diff(row) >= 0).all() and np.abs(np.diff(row)).max() <= 0.02 + 1e-6, "continuous, no jump"
+    assert row[4] < solved[0, 4] and row[96] > solved[0, 96], "a haze of 0.04 / 0.96 is settled"
+    assert (alpha[1] == solved[1]).all(), "RVM unsure: closed form stands"
+    assert (alpha[3] == solved[3]).all(), "known pixels are not touched"
+    # RVM sure of the opposite (clear where closed form says 0.96): a disagreement, left alone
+    flipped = rvm.copy(); flipped[0] = 1 - rvm[0]
+    solver = TrimapSolver(solver=lambda *args: solved.copy(), prior=_StillPrior(flipped), prior_mode="rvm")
+    solver.begin_sequence()
+    assert (solver.solve(image, trimap)[0][0] == solved[0]).all()
+    assert (settled("none") == solved).all(), "without the prior nothing changes"
+
+
 def test_the_bands_prior_grows_with_the_distance_from_a_keyframe(tmp_path, clip):
     """Near a keyframe its band is trusted and RVM's pull on it is weak; farther away it is stronger; doubts keep
     their full weight. Checked on what the matter hands the solver, frame by frame, for keyframes 0 and 10."""
