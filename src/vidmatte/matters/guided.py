@@ -59,6 +59,18 @@ BAND_PRIOR_RAMP = 8
 RVM_SURE = 0.02
 AGREE_MARGIN = 0.05
 
+# RVM's pull on the band steadies a band that propagation misplaced, and costs where the band is right (the
+# non-rigid boy: closed form with the true trimap 6.54 MAD alone, 7.14 with the prior). So each frame is solved
+# twice, with and without the band's prior (the doubts keep theirs in both), and the band is trusted, the free
+# solve used, except near where the free solve shows it failing: alpha over `leak` on band pixels touching
+# background or under 1 - `leak` on those touching foreground (the edge lies beyond the band), or the two solves
+# more than `lost` apart (closed form lost what RVM sees: a subject that is nearly all band, the dandelion). "Near"
+# is within `radius` of the frame's longer side, blurred (sigma radius / 3) so that the two meet without a seam.
+# One keyframe: non-rigid boy 7.75 -> 7.13 (chosen there), `people` 7.11 -> 6.74 (all six clips better), fur 4.68
+# -> 3.97, plush toy 6.01 -> 6.11, dandelion unchanged (every third frame; docs/EVALUATION.md, sixth round).
+BAND_CHECK = {"leak": 0.05, "lost": 0.5, "radius": 0.047}
+BAND_CHECK_SIZE = 512
+
 # Runs of frames whose directions contradicted each other that are at most this many frames apart are reported as
 # one (sam2's dog with keyframes 0 and 119: frames 10, 13 and 24-118 -> 10-118).
 REPORT_GAP = 12
@@ -88,7 +100,6 @@ class TrimapSolver:
     def restart(self) -> None:
         """A new video: the decision of --prior auto is made again."""
         self.uses_prior = self.prior is not None and self.prior_mode == "rvm"
-        self.previous_alpha: np.ndarray | None = None
 
     @property
     def decides(self) -> bool:
@@ -118,15 +129,13 @@ class TrimapSolver:
         return self.uses_prior
 
     def begin_sequence(self) -> None:
-        self.previous_alpha = None
         if self.uses_prior:
             self.prior.reset()
 
     def follow(self, frame: np.ndarray, alpha: np.ndarray) -> None:
-        """A frame solved elsewhere (read from a cache): keep RVM's state and the previous alpha in step."""
+        """A frame solved elsewhere (read from a cache): keep RVM's state in step."""
         if self.uses_prior:
             self.prior.step(frame)
-        self.previous_alpha = alpha
 
     def solve(self, frame: np.ndarray, trimap: np.ndarray, band: np.ndarray | None = None, given: bool = False,
               distance: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -136,19 +145,19 @@ class TrimapSolver:
         reopened the keyframe's fur: frame 0 MAD 8.9, 5.9 when kept); distance: frames to the nearest keyframe
         (0 when given; None: unknown, the band gets the full prior weight). Foreground colours are the caller's to
         ask for (``foreground_colours``): only outputs that composite need them."""
-        prior, weight = None, 0.0
-        if self.uses_prior:
-            prior = self.prior.step(frame)[1]
-            opened = trimap if given else _open_where_rvm_disagrees(trimap, prior)
-            on_band, on_doubts = self.prior_weight
-            weight = _prior_weights(opened, trimap == UNKNOWN if band is None else band & (trimap == UNKNOWN),
-                                    (on_band * _band_trust_share(0 if given else distance), on_doubts))
-            trimap = opened
-        alpha = self.solve_frame(frame, trimap, self.previous_alpha, prior, weight)
-        if prior is not None:
-            alpha = _settled_where_rvm_agrees(alpha, prior, trimap == UNKNOWN)
-        self.previous_alpha = alpha
-        return alpha, trimap
+        if not self.uses_prior:
+            return self.solve_frame(frame, trimap, None, None, 0.0), trimap
+        prior = self.prior.step(frame)[1]
+        opened = trimap if given else _open_where_rvm_disagrees(trimap, prior)
+        on_band, on_doubts = self.prior_weight
+        weight = _prior_weights(opened, trimap == UNKNOWN if band is None else band & (trimap == UNKNOWN),
+                                (on_band * _band_trust_share(0 if given else distance), on_doubts))
+        anchored = self.solve_frame(frame, opened, None, prior, weight)
+        # the same frame with the band left to closed form (the doubts keep RVM), warm-started from the first
+        free = self.solve_frame(frame, opened, anchored, prior, np.where(weight >= on_doubts, weight, 0))
+        failing = _where_the_band_fails(free, anchored, opened)
+        alpha = failing * anchored + (1 - failing) * free
+        return _settled_where_rvm_agrees(alpha, prior, opened == UNKNOWN), opened
 
 
 class GuidedMatter:
@@ -250,6 +259,7 @@ class GuidedMatter:
                 "prior_weight": list(self.alpha.prior_weight), "prior_available": self.alpha.prior is not None,
                 # the rules that shape a solved alpha besides the weights: a folder solved under others is stale
                 "band_prior_ramp": [NEAR_KEYFRAME_SHARE, BAND_PRIOR_RAMP], "rvm_agreement": [RVM_SURE, AGREE_MARGIN],
+                "band_check": {**BAND_CHECK, "size": BAND_CHECK_SIZE},
                 "solver": _qualified_name(self.alpha.solve_frame),
                 "propagator_factory": _qualified_name(self._new_propagator)}
 
@@ -493,6 +503,31 @@ def _open_where_rvm_disagrees(trimap: np.ndarray, rvm: np.ndarray) -> np.ndarray
     return opened
 
 
+def _where_the_band_fails(free: np.ndarray, anchored: np.ndarray, trimap: np.ndarray) -> np.ndarray:
+    """float32 [H,W] 0..1: 1 where the band is not to be trusted (RVM's pull on it stays), 0 where it is (closed form
+    alone decides), smooth between (see BAND_CHECK). free/anchored: the frame solved without and with the band's
+    prior."""
+    unknown = trimap == UNKNOWN
+    touching = np.ones((3, 3), np.uint8)
+    next_to_bg = unknown & cv2.dilate((trimap == BG).astype(np.uint8), touching).astype(bool)
+    next_to_fg = unknown & cv2.dilate((trimap == FG).astype(np.uint8), touching).astype(bool)
+    leak, lost = BAND_CHECK["leak"], BAND_CHECK["lost"]
+    beyond = (next_to_bg & (free > leak)) | (next_to_fg & (free < 1 - leak))
+    failing = beyond | (unknown & (np.abs(free - anchored) > lost))
+    if not failing.any():
+        return np.zeros(trimap.shape, np.float32)
+    # Grown and blurred at about 512 px on the longer side, where it was measured: the same at any frame size, and
+    # at 1080p 5 ms instead of 140.
+    h, w = trimap.shape
+    scale = min(1.0, BAND_CHECK_SIZE / max(h, w))
+    small = (max(1, round(w * scale)), max(1, round(h * scale)))
+    near = cv2.resize(failing.astype(np.float32), small, interpolation=cv2.INTER_AREA) > 0
+    radius = max(1, round(BAND_CHECK["radius"] * max(small)))
+    near = cv2.dilate(near.astype(np.uint8), np.ones((2 * radius + 1, 2 * radius + 1), np.uint8))
+    near = cv2.GaussianBlur(near.astype(np.float32), (0, 0), radius / 3)
+    return np.clip(cv2.resize(near, (w, h), interpolation=cv2.INTER_LINEAR), 0, 1)
+
+
 def _settled_where_rvm_agrees(alpha: np.ndarray, rvm: np.ndarray, unknown: np.ndarray) -> np.ndarray:
     """Unknown pixels where RVM is sure and closed form leans the same way, stretched to 0 or 1 (see AGREE_MARGIN).
     Every other pixel keeps its value. float32 [H,W] 0..1."""
@@ -521,16 +556,18 @@ def _prior_weights(trimap: np.ndarray, band: np.ndarray, weights: tuple[float, f
     return np.where(band | (trimap != UNKNOWN), on_band, on_doubts).astype(np.float32)
 
 
-def _band_solve(frame: np.ndarray, trimap: np.ndarray, previous: np.ndarray | None, prior=None,
+def _band_solve(frame: np.ndarray, trimap: np.ndarray, start: np.ndarray | None, prior=None,
                 prior_weight: float | np.ndarray = 0.0) -> np.ndarray:
     """Closed-form alpha over the unknown band only (``solvers.trimap_alpha``): float32 [H,W] 0..1.
 
-    Cold start on purpose: the previous frame's alpha helps only where nothing moved (measured: no faster with a
-    1-2 px shift), and it would need carrying along the motion first.
+    start: another solve of the same frame to start from (None: coarse to fine from nothing). Never the previous
+    frame's alpha: it helps only where nothing moved (measured: no faster with a 1-2 px shift), and it would need
+    carrying along the motion first.
     """
     from ..solvers.trimap_alpha import solve_alpha
 
-    return solve_alpha(frame, trimap, prior=prior, prior_weight=prior_weight if prior is not None else 0.0)
+    return solve_alpha(frame, trimap, init=start, prior=prior,
+                       prior_weight=prior_weight if prior is not None else 0.0)
 
 
 def foreground_colours(frame: np.ndarray, alpha: np.ndarray) -> np.ndarray:
