@@ -152,9 +152,10 @@ class TrimapSolver:
         on_band, on_doubts = self.prior_weight
         weight = _prior_weights(opened, trimap == UNKNOWN if band is None else band & (trimap == UNKNOWN),
                                 (on_band * _band_trust_share(0 if given else distance), on_doubts))
-        anchored = self.solve_frame(frame, opened, None, prior, weight)
+        solve = _SharedBandSolve() if self.solve_frame is _band_solve else self.solve_frame
+        anchored = solve(frame, opened, None, prior, weight)
         # the same frame with the band left to closed form (the doubts keep RVM), warm-started from the first
-        free = self.solve_frame(frame, opened, anchored, prior, np.where(weight >= on_doubts, weight, 0))
+        free = solve(frame, opened, anchored, prior, np.where(weight >= on_doubts, weight, 0))
         failing = _where_the_band_fails(free, anchored, opened)
         alpha = failing * anchored + (1 - failing) * free
         return _settled_where_rvm_agrees(alpha, prior, opened == UNKNOWN), opened
@@ -568,6 +569,23 @@ def _band_solve(frame: np.ndarray, trimap: np.ndarray, start: np.ndarray | None,
 
     return solve_alpha(frame, trimap, init=start, prior=prior,
                        prior_weight=prior_weight if prior is not None else 0.0)
+
+
+class _SharedBandSolve:
+    """``_band_solve`` for the solves of one frame: the frame's systems are built on the first and reused."""
+
+    def __init__(self):
+        self.problem = None
+
+    def __call__(self, frame: np.ndarray, trimap: np.ndarray, start: np.ndarray | None, prior=None,
+                 prior_weight: float | np.ndarray = 0.0) -> np.ndarray:
+        from ..solvers.trimap_alpha import BandProblem
+
+        if self.problem is None:
+            self.problem = BandProblem(frame, trimap)
+        elif self.problem.image is not frame or self.problem.trimap is not trimap:
+            raise ValueError("a shared band solve is for one frame and one trimap")
+        return self.problem.solve(start, prior, prior_weight if prior is not None else 0.0)[0]
 
 
 def foreground_colours(frame: np.ndarray, alpha: np.ndarray) -> np.ndarray:
