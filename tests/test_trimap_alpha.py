@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from vidmatte.data.synthesis import trimap_from_alpha
-from vidmatte.solvers.trimap_alpha import foreground, solve_alpha, solve_alpha_info
+from vidmatte.solvers.trimap_alpha import BandProblem, foreground, solve_alpha, solve_alpha_info
 
 FG_COLOUR = np.array([210, 70, 40], np.float32)
 BG_COLOUR = np.array([30, 90, 220], np.float32)
@@ -101,6 +101,22 @@ def test_bad_inputs_raise_value_error(kwargs, message):
     args = dict(image=np.zeros((10, 12, 3), np.uint8), trimap=np.full((10, 12), 128, np.uint8)) | kwargs
     with pytest.raises(ValueError, match=message):
         solve_alpha(**args)
+
+
+def test_one_problem_solved_for_several_priors_answers_as_separate_solves():
+    """A BandProblem builds its systems once; each solve adds its own prior and leaves them as they were, so the
+    second and third solves answer exactly what separate solves would (a prior that leaked into the next would not)."""
+    image, trimap, truth = soft_disc(96, 128)
+    prior = np.clip(truth + 0.3, 0, 1).astype(np.float32)  # a prior that moves the answer
+    weights = [np.full(trimap.shape, 1.0, np.float32), np.zeros(trimap.shape, np.float32)]
+    problem = BandProblem(image, trimap)
+    shared = [problem.solve(None, prior, w)[0] for w in weights]
+    shared.append(problem.solve(shared[0], prior, weights[1])[0])  # warm-started from another solve
+    alone = [solve_alpha(image, trimap, prior=prior, prior_weight=w) for w in weights]
+    alone.append(solve_alpha(image, trimap, init=shared[0], prior=prior, prior_weight=weights[1]))
+    assert np.abs(shared[0] - shared[1]).max() > 0.05, "the two priors give different answers"
+    for a, b in zip(shared, alone):
+        assert np.array_equal(a, b)
 
 
 def test_foreground_recovers_colour_and_checks_shapes():

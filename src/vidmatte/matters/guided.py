@@ -53,9 +53,9 @@ BAND_PRIOR_RAMP = 8
 # Where RVM is sure of a pixel (alpha within RVM_SURE of 0 or 1) and closed form leans the same way (within
 # 2 * AGREE_MARGIN), the two agree: closed form's remaining haze there is its Laplacian smoothing across the band, not
 # the subject. Such values are stretched away from the middle, twice as far, so those within AGREE_MARGIN of 0 or 1
-# reach it and the mapping stays continuous (no flicker at a threshold). Only with the prior (people). `people`
-# set: MAD 7.15 -> 6.90, all six clips better, dtSSD 4.53 -> 4.58 (our harness's mean); margins of 0.05 and 0.1 do
-# about as well, 0.15 makes two clips worse. See docs/EVALUATION.md, sixth round.
+# reach it and the mapping stays continuous (no flicker at a threshold). Only with the prior (people, and objects
+# RVM sees). `people` set: MAD 7.15 -> 6.90, all six clips better, dtSSD 4.53 -> 4.58 (our harness's mean);
+# margins of 0.05 and 0.1 do about as well, 0.15 makes two clips worse. See docs/EVALUATION.md, sixth round.
 RVM_SURE = 0.02
 AGREE_MARGIN = 0.05
 
@@ -518,7 +518,7 @@ def _where_the_band_fails(free: np.ndarray, anchored: np.ndarray, trimap: np.nda
     if not failing.any():
         return np.zeros(trimap.shape, np.float32)
     # Grown and blurred at about 512 px on the longer side, where it was measured: the same at any frame size, and
-    # at 1080p 5 ms instead of 140.
+    # at 1080p 10 ms instead of 140.
     h, w = trimap.shape
     scale = min(1.0, BAND_CHECK_SIZE / max(h, w))
     small = (max(1, round(w * scale)), max(1, round(h * scale)))

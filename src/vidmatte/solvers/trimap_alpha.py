@@ -375,9 +375,10 @@ def solve_alpha(image: np.ndarray, trimap: np.ndarray, init: np.ndarray | None =
     image uint8 [H,W,3] RGB; trimap uint8 [H,W]: 0 background, 255 foreground, anything else unknown (128).
     init: float [H,W] 0..1, a warm start (e.g. the previous frame's alpha); only its unknown pixels are read.
     prior, prior_weight: float [H,W] 0..1 and a weight >= 0 (a number, or float [H,W] per pixel); adds
-    prior_weight * (alpha - prior)^2 per unknown pixel. The Laplacian's diagonal is about 3..7 in a band but its smooth directions are far weaker, so small
-    weights already act: on comp1k boy at 640x360 with the truth blurred by 3 px as prior, the band's mean distance
-    to the prior went 0.115 (weight 0) -> 0.072 (1e-3) -> 0.050 (1e-2) -> 0.012 (1).
+    prior_weight * (alpha - prior)^2 per unknown pixel. The Laplacian's diagonal is about 3..7 in a band but its
+    smooth directions are far weaker, so small weights already act: on comp1k boy at 640x360 with the truth blurred
+    by 3 px as prior, the band's mean distance to the prior went 0.115 (weight 0) -> 0.072 (1e-3) -> 0.050 (1e-2)
+    -> 0.012 (1).
     tol: relative residual at which CG stops; max_iter caps the iterations; eps: the Laplacian's regulariser;
     levels: how many halvings the coarse-to-fine start uses (0: start from init, or 0.5).
     Returns float32 [H,W] in 0..1; known pixels are exactly 0 or 1. Raises ValueError on bad shapes or dtypes."""
