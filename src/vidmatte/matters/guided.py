@@ -132,7 +132,7 @@ class TrimapSolver:
         if self.uses_prior:
             self.prior.reset()
 
-    def follow(self, frame: np.ndarray, alpha: np.ndarray) -> None:
+    def follow(self, frame: np.ndarray) -> None:
         """A frame solved elsewhere (read from a cache): keep RVM's state in step."""
         if self.uses_prior:
             self.prior.step(frame)
@@ -378,7 +378,7 @@ class GuidedMatter:
         if cached is not None:
             alpha, trimap = cached
             if index < self._last_stale:  # RVM's state must reach the frames still to solve as a full run's does
-                self.alpha.follow(frame, alpha)
+                self.alpha.follow(frame)
             return SolvedMatte(frame, alpha, foreground_colours, trimap)
         alpha, trimap = self.alpha.solve(frame, *guidance)
         if self._work_arg is not None:
