@@ -118,3 +118,50 @@ def test_ray_runs_a_network_method_with_its_checkpoint_as_the_local_pool_does(tm
         assert neural["weights"] == fingerprint(tmp_path / "bgm.pt")
         assert classical["options"]["method"] == "classical" and classical["options"]["checkpoint"] is None
         assert "weights" not in classical
+
+
+def test_ray_runs_guided_items_with_a_network_and_without_as_the_local_pool_does(tmp_path):
+    """Guided items from a manifest: one through FTP-VM (random weights in the official layout, written here, so its
+    matte varies over the frame), one through the classical solver. Ray and the local pool write the same mattes, and
+    the network item's record keeps the method and its weights' fingerprint."""
+    problem = _namespace_problem()
+    if problem:
+        pytest.skip(problem)
+    import torch
+    from guided_network_checks import keyframe_clip
+    from test_ftpvm import official_state
+
+    from vidmatte.batch.records import fingerprint, read
+
+    keyframe_clip(tmp_path, 5)  # clip.mp4 (a square over a texture) and key.png, its trimap on frame 1
+    torch.save(official_state(seed=3), tmp_path / "ftpvm.pth")
+    lines = [{"input": "clip.mp4", "keyframe": ["1:key.png"], "method": "ftpvm", "checkpoint": "ftpvm.pth",
+              "item": "ftpvm"},
+             {"input": "clip.mp4", "keyframe": ["1:key.png"], "item": "classical"}]
+    (tmp_path / "jobs.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    common = [sys.executable, "-m", "vidmatte", "batch", "--manifest", str(tmp_path / "jobs.jsonl"), "--mode",
+              "guided", "--prior", "none", "--workers", "2", "--outputs", "alpha/", "--json", "--quiet"]
+    ray_run = in_private_network(common + ["--output-dir", str(tmp_path / "ray"), "--ray"])
+    local_run = subprocess.run(common + ["--output-dir", str(tmp_path / "local")], capture_output=True, text=True,
+                               env={**os.environ, "PYTHONPATH": str(REPO / "src")}, timeout=300)
+    assert ray_run.returncode == local_run.returncode == 0, ray_run.stderr + local_run.stderr
+    for run in (ray_run, local_run):
+        summary = json.loads(run.stdout.strip().splitlines()[-1])
+        assert (summary["done"], summary["failed"]) == (2, 0), summary
+    key = cv2.imread(str(tmp_path / "key.png"), cv2.IMREAD_GRAYSCALE)
+    for item in ("ftpvm", "classical"):
+        ray_alpha, local_alpha = ([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)
+                                   for p in sorted((tmp_path / side / item / "alpha").glob("*.png"))]
+                                  for side in ("ray", "local"))
+        assert len(ray_alpha) == len(local_alpha) == 5
+        assert all(np.abs(a.astype(np.int16) - b).max() <= 1 for a, b in zip(ray_alpha, local_alpha)), item
+        keyed = ray_alpha[1]  # the keyframe's known pixels hold, whichever method filled the rest
+        assert (keyed[key == 255] == 255).all() and (keyed[key == 0] == 0).all()
+    network_matte = cv2.imread(str(tmp_path / "ray" / "ftpvm" / "alpha" / "00003.png"), cv2.IMREAD_GRAYSCALE)
+    classical_matte = cv2.imread(str(tmp_path / "ray" / "classical" / "alpha" / "00003.png"), cv2.IMREAD_GRAYSCALE)
+    assert network_matte.std() > 2 and np.abs(network_matte.astype(np.int16) - classical_matte).mean() > 5
+    for side in ("ray", "local"):
+        network, classical = read(tmp_path / side / "ftpvm"), read(tmp_path / side / "classical")
+        assert network["status"] == classical["status"] == "done"
+        assert network["options"]["method"] == "ftpvm" and network["weights"] == fingerprint(tmp_path / "ftpvm.pth")
+        assert classical["options"]["method"] == "classical" and "weights" not in classical
