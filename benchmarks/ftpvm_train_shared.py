@@ -13,7 +13,8 @@ trimap as the memory. The held-out loss is the training loss on a fixed set of h
 every evaluation). Nothing is copied into the repository: the layout is made of symbolic links in a temporary folder.
 
 The run stops after ``--minutes``, at ``--steps``, or one step after SIGTERM / Ctrl-C; ``<out>/last.pt`` is written
-every ``--save-every`` steps and at the end, and a later run with the same ``--out`` resumes from it exactly. ``<out>/history.jsonl`` holds one line per
+every ``--save-every`` steps and at the end, and a later run with the same ``--out`` resumes from it exactly.
+``<out>/history.jsonl`` holds one line per
 training step and one per held-out evaluation; ``--plot`` draws both curves from it.
 """
 

@@ -41,7 +41,8 @@ def run(command: list[str]) -> dict:
 
 
 def speed(frames: int, out: Path) -> None:
-    outputs = lambda name: ["--composition", str(out / f"{name}.mp4"), "--alpha", str(out / f"{name}_alpha.mp4")]  # noqa: E731
+    outputs = lambda name: ["--composition", str(out / f"{name}.mp4"),  # noqa: E731
+                            "--alpha", str(out / f"{name}_alpha.mp4")]
     commands = {
         "convert (RVM)": ["convert", str(VIDEO), "--end-frame", str(frames), *outputs("rvm")],
         "guided --prior auto": ["guided", str(VIDEO), "--keyframe", f"0:{MASK}", "--end-frame", str(frames),

@@ -63,7 +63,8 @@ def score(pred: Path, clips_root: Path) -> dict[str, dict[str, float]]:
     results = evaluate_pairs(match_clips(pred, clips_root, clips_root), METRICS, "full")
     table = {}
     for part, sl in (("first", slice(0, FIRST)), ("rest", slice(FIRST, None))):
-        table[part] = {m: float(np.mean([np.nanmean(r.per_frame[m][sl]) for r in results]))  # already in the tables' units
+        # already in the tables' units
+        table[part] = {m: float(np.mean([np.nanmean(r.per_frame[m][sl]) for r in results]))
                        for m in METRICS}
     return table
 

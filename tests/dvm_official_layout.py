@@ -79,7 +79,8 @@ def official_layout() -> dict[str, dict]:
     # Decoder: deconv0 = PsDeconvLayer(nf0, nf0, 4, ...), deconvK = PsDeconvLayer(nfK, nf(K-1), nf(K-1), ...)
     for i, (cin, cout, skip) in enumerate([(64, 64, 4), (256, 64, 64), (512, 256, 256), (1024, 512, 512),
                                            (2048, 1024, 1024)]):
-        lay.source = "models/networks.py PsDeconvLayer: rs = _ConvLayer(inc, ouc*4, 1), deconv = _ConvLayer(ouc+sc, ouc, 3)"
+        lay.source = ("models/networks.py PsDeconvLayer: rs = _ConvLayer(inc, ouc*4, 1), "
+                      "deconv = _ConvLayer(ouc+sc, ouc, 3)")
         lay.conv_layer(f"decoder.deconv{i}.rs", cin, cout * 4, 1)
         lay.conv_layer(f"decoder.deconv{i}.deconv", cout + skip, cout, 3)
     lay.source = "models/networks.py RN50 pred_head = Conv2d(64, 1, 3, 1, 1)"

@@ -281,7 +281,8 @@ def test_usage_errors_are_one_line_and_exit_2(clips, tmp_path, argv, message):
 def test_each_item_runs_its_modes_network_from_the_flag_or_its_columns(tmp_path):
     """--method neural for the batch's background items (a tiny BGMv2 made here: the alpha is the network's own,
     state carried); a guided item naming FTP-VM and its weights in its columns; methods a mode does not have are
-    refused line by line with nothing written; a line naming its own method takes none of the batch's weights; new weights under the same name redo the item."""
+    refused line by line with nothing written; a line naming its own method takes none of the batch's weights; new
+    weights under the same name redo the item."""
     from guided_network_checks import keyframe_clip
     from test_ftpvm import constant_checkpoint
     from test_plate_neural import direct_alphas, odd_sized_clip, tiny_network, training_checkpoint

@@ -55,7 +55,8 @@ def _definition(frames: int = 5) -> dict:
         "augment": {"noise_max": 0.03, "bg_blur_prob": 1.0, "bg_blur_max": 1.0},
         "clips": [
             {"name": "disc_video", "fg": {"image": "disc.png", "alpha": "disc_alpha.png"}, "bg": {"video": "bg.mp4"}},
-            {"name": "disc_still", "fg": {"image": "disc.png", "alpha": "disc_alpha.png"}, "bg": {"image": "still.png"}},
+            {"name": "disc_still", "fg": {"image": "disc.png", "alpha": "disc_alpha.png"},
+             "bg": {"image": "still.png"}},
         ],
     }
 
@@ -159,7 +160,8 @@ def test_cli_build_errors(source_root, tmp_path, capsys):
     # it than to the neighbouring frame
     error = np.abs(frames[1].astype(int) - png).mean()
     assert error < 8
-    assert error < np.abs(frames[1].astype(int) - _read(tmp_path / "r" / "clips" / "disc_video" / "com" / "00000.png")).mean()
+    neighbour = _read(tmp_path / "r" / "clips" / "disc_video" / "com" / "00000.png")
+    assert error < np.abs(frames[1].astype(int) - neighbour).mean()
     assert main(args) == 1 and "exists; pass --overwrite" in capsys.readouterr().err
     assert main(args + ["--overwrite", "--band", "0"]) == 0
     record = json.loads((tmp_path / "r" / "clips" / "benchmark.json").read_text())

@@ -73,7 +73,8 @@ def test_passes_follow_the_span():
     matter = RecurrentMatter.__new__(RecurrentMatter)
     matter.warmup = 8
     names = lambda ps: [(p.name, p.start, p.stop, p.reverse, p.writes) for p in ps]  # noqa: E731
-    assert names(matter.passes(Span(0, 100, True))) == [("warm-up", 1, 9, True, False), ("matting", 0, 100, False, True)]
+    assert names(matter.passes(Span(0, 100, True))) == [("warm-up", 1, 9, True, False),
+                                                        ("matting", 0, 100, False, True)]
     assert names(matter.passes(Span(10, 13, True))) == [("warm-up", 11, 13, True, False),
                                                        ("matting", 10, 13, False, True)]
     assert names(matter.passes(Span(0, 1, True))) == [("warm-up", 0, 1, False, False), ("matting", 0, 1, False, True)]

@@ -77,7 +77,8 @@ def test_conn_hand_case():
     #   leave at t=.1 -> round-down 0.
     # t=.4: pixel 1 leaves (pred .35 < .4) -> round-down .3. Pixel 0 stays to 1.0 -> round-down 1.
     # d = alpha - round-down: truth [0, .3, 0, .9], prediction [0, .05, 0, .9]
-    # phi = 1 - d*[d >= .15] (.05 is below .15): truth [1, .7, 1, .1], prediction [1, 1, 1, .1] -> sum |diff| = .3 -> / 1000
+    # phi = 1 - d*[d >= .15] (.05 is below .15): truth [1, .7, 1, .1], prediction [1, 1, 1, .1] -> sum |diff| = .3
+    #   -> / 1000
     true = np.array([[1.0, 0.6, 0.0, 0.9]])
     pred = np.array([[1.0, 0.35, 0.0, 0.9]])
     assert np.allclose(core.conn_round_down(pred, true), [[1.0, 0.3, 0.0, 0.0]])

@@ -1,4 +1,5 @@
-"""The fast ONNX path (graph cut before its full-resolution tail + vidmatte.models.rvm_tail) against the official graph."""
+"""The fast ONNX path (graph cut before its full-resolution tail + vidmatte.models.rvm_tail) against the official
+graph."""
 
 from __future__ import annotations
 

@@ -261,7 +261,8 @@ def test_a_rerun_after_a_fixed_keyframe_recomputes_only_its_span(tmp_path, clip)
         assert len(before) == 12
         bigger = np.zeros((64, 96), np.uint8)
         bigger[6:26, (11 * 5) % 80 - 2:(11 * 5) % 80 + 18] = 255  # the fix: a wider mask on frame 11
-        assert call(base, "PUT", f"/api/jobs/{job_id}/keyframes/11", cv2.imencode(".png", bigger)[1].tobytes())[0] == 200
+        assert call(base, "PUT", f"/api/jobs/{job_id}/keyframes/11",
+                    cv2.imencode(".png", bigger)[1].tobytes())[0] == 200
         assert _run(base, job_id, outputs=["alpha_png"])[0] == 202
         assert wait_for(base, job_id, ("done", "failed"))["state"] == "done"
         after = {p.name: p.stat().st_mtime_ns for p in solved.glob("*_alpha.npy.gz")}

@@ -85,7 +85,8 @@ def convert_video(model="rvm-mobilenetv3",
                               background=background, start_frame=start_frame, end_frame=end_frame,
                               overwrite=overwrite, allow_partial=allow_partial, control=control,
                               guidance=guidance, object=object, band=band, prior=prior, work=work,
-                              method=method, checkpoint=checkpoint, **({"model": model} if isinstance(model, str) else {}))
+                              method=method, checkpoint=checkpoint,
+                              **({"model": model} if isinstance(model, str) else {}))
     options = _convert_options(input_source, output_type, input_resize, progress, output_video_mbps, background,
                                start_frame, end_frame, overwrite, allow_partial,
                                [("composition", output_composition), ("alpha", output_alpha),

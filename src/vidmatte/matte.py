@@ -2,7 +2,8 @@
 
 A runner hands over either dense results (fgr and pha at full size, as the official graph or PyTorch make them) or,
 on the fast ONNX path, the frame plus the guided filter's low-resolution coefficients, from which the composition
-is made in one pass (``vidmatte.models.rvm_tail``). The writer asks for the pictures its outputs need; both kinds answer.
+is made in one pass (``vidmatte.models.rvm_tail``). The writer asks for the pictures its outputs need;
+both kinds answer.
 """
 
 from __future__ import annotations

@@ -190,7 +190,8 @@ def _speed(args) -> int:
     from ..errors import InputError
 
     sizes = [parse_size(s) for s in args.sizes.split(",")]
-    source = Path(args.source) if args.source else default_data_root() / "video_people" / "sam2" / "05_default_juggle.mp4"
+    source = (Path(args.source) if args.source
+              else default_data_root() / "video_people" / "sam2" / "05_default_juggle.mp4")
     if not source.exists():
         raise InputError(f"speed source video not found: {source} (give --source)")
     rows = run_speed(source, sizes, args.frames or 24)

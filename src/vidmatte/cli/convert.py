@@ -49,9 +49,11 @@ def add_output_arguments(p: argparse.ArgumentParser):
     """The outputs every mode writes, as ``convert`` reads them (other modes add their own kinds beside)."""
     out = p.add_argument_group("outputs (at least one)")
     out.add_argument("--composition", metavar="PATH", action=_Once, help="foreground composited over --background")
-    out.add_argument("--alpha", metavar="PATH", action=_Once, help="alpha matte (8-bit gray; 16-bit PNG with --bit-depth 16)")
+    out.add_argument("--alpha", metavar="PATH", action=_Once,
+                     help="alpha matte (8-bit gray; 16-bit PNG with --bit-depth 16)")
     out.add_argument("--foreground", metavar="PATH", action=_Once, help="predicted foreground colour")
-    out.add_argument("--rgba", metavar="PATH", action=_Once, help="foreground with alpha (.mov, .webm, .mkv or folder/)")
+    out.add_argument("--rgba", metavar="PATH", action=_Once,
+                     help="foreground with alpha (.mov, .webm, .mkv or folder/)")
     add_picture_arguments(out)
     return out
 
@@ -73,7 +75,8 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     model.add_argument("--device", default="auto", help="torch backend: auto|cpu|cuda|mps")
     model.add_argument("--downsample-ratio", default="auto",
                        help="auto (min(512 / max(h, w), 1), RVM's rule) or a number in (0, 1]")
-    model.add_argument("--seq-chunk", type=int, default=1, help="frames per network call (torch backend; ONNX goes frame by frame)")
+    model.add_argument("--seq-chunk", type=int, default=1,
+                       help="frames per network call (torch backend; ONNX goes frame by frame)")
     model.add_argument("--warmup", type=int, default=DEFAULT_WARMUP, metavar="N",
                        help=f"warm the recurrent state on N frames before writing frame 0 (default {DEFAULT_WARMUP}; "
                             "files and folders only, a live source starts cold; 0: off)")
@@ -91,7 +94,8 @@ def add_range_arguments(p: argparse.ArgumentParser) -> None:
     rng.add_argument("--crf", type=int, default=None, help="quality for H.264 (default 18) and VP9 (default 30)")
     rng.add_argument("--bitrate", default=None, help="target bitrate instead of CRF, e.g. 8M")
     rng.add_argument("--preset", default="superfast",
-                     help="x264 preset (ultrafast..veryslow, placebo); fast presets keep encoding off the critical path")
+                     help="x264 preset (ultrafast..veryslow, placebo); fast presets keep encoding off the "
+                          "critical path")
     rng.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     rng.add_argument("--allow-partial", action="store_true",
                      help="a truncated/corrupt input is not an error: keep what decodes and exit 0")

@@ -8,7 +8,8 @@ from ..backends.exporters import EXPORTABLE
 
 DESCRIPTION = (
     "Export a model to ONNX or TorchScript, both with the official RVM graph's inputs/outputs (src, r1i..r4i, "
-    "downsample_ratio -> fgr, pha, r1o..r4o) and dynamic batch/height/width/ratio. The export is run through ONNX Runtime / TorchScript and compared with PyTorch first; a file "
+    "downsample_ratio -> fgr, pha, r1o..r4o) and dynamic batch/height/width/ratio. The export is run through ONNX "
+    "Runtime / TorchScript and compared with PyTorch first; a file "
     "that disagrees is not written. MODEL is a registered name (e.g. rvm-mobilenetv3) or a checkpoint/.safetensors "
     "file from `vidmatte train`. A checkpoint of another network family (ours from training, or the official "
     "state dict) is recognised and exported to that family's ONNX graphs, checked the same way: "

@@ -158,7 +158,8 @@ def _check_sources(clip: dict, root: Path) -> None:
         if key not in clip:
             raise InputError(f"clip entry {clip} lacks {key!r}")
     known_fg = {"image", "alpha", "fg", "video", "alpha_video", "fg_video", "rgba"}
-    if not ({"image", "alpha"} <= set(clip["fg"]) or {"video", "alpha_video"} <= set(clip["fg"]) or "rgba" in clip["fg"]):
+    if not ({"image", "alpha"} <= set(clip["fg"]) or {"video", "alpha_video"} <= set(clip["fg"])
+            or "rgba" in clip["fg"]):
         raise InputError(f"clip {clip['name']}: fg needs image+alpha, video+alpha_video, or rgba")
     if set(clip["fg"]) - known_fg:
         raise InputError(f"clip {clip['name']}: unknown fg key {sorted(set(clip['fg']) - known_fg)[0]!r}")

@@ -120,7 +120,8 @@ def format_speed(rows: list[dict]) -> str:
              "|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['size']} | {r['model']['fps']:.2f} | {r['e2e']['fps']:.2f} | "
-                     f"{r['e2e_over_model_fps']:.2f} | {r['model']['peak_rss_mb']:.0f} | {r['e2e']['peak_rss_mb']:.0f} |")
+                     f"{r['e2e_over_model_fps']:.2f} | {r['model']['peak_rss_mb']:.0f} | "
+                     f"{r['e2e']['peak_rss_mb']:.0f} |")
     return "\n".join(lines)
 
 

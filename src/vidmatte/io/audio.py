@@ -46,7 +46,8 @@ class AudioTrack:
             codec = _REENCODE.get(ext, "aac")
             rate = 48000 if codec == "libopus" else self._in.codec_context.sample_rate
             self._out = output.add_stream(codec, rate=rate)
-            self._out.layout = self._in.codec_context.layout.name if self._in.codec_context.layout.nb_channels <= 2 else "stereo"
+            self._out.layout = (self._in.codec_context.layout.name if self._in.codec_context.layout.nb_channels <= 2
+                                else "stereo")
             self._resampler = av.AudioResampler(format=self._out.format.name, layout=self._out.layout.name, rate=rate)
         self._output = output
         return self

