@@ -1,9 +1,8 @@
 """Cutting the official RVM ONNX graph before its full-resolution tail.
 
-The graph ends with the deep guided filter applied at full resolution (see ``vidmatte.models.rvm_tail``).
-This module finds
-that tail by its structure, not by node names (exports from other tools name nodes differently), and builds the
-"coarse" graph: small frame in, guided-filter coefficients A and b (and the recurrent state) out.
+The graph ends with the deep guided filter applied at full resolution (see ``vidmatte.models.rvm_tail``). This
+module finds that tail by its structure, not by node names (exports from other tools name nodes differently), and
+builds the "coarse" graph: small frame in, guided-filter coefficients A and b (and the recurrent state) out.
 
     src --Resize(ratio)--> small --[encoder, decoder, refiner convs]--> A, b, r1o..r4o      (the coarse graph)
     A, b --Resize(H,W)--> * concat(src, mean(src)) + --> split --> fgr (+ src), pha --> clip  (the tail)
