@@ -28,8 +28,8 @@ the frame's size. The rules, and why:
   resized with nearest-neighbour (ids and levels survive) and a warning says so. A guidance image up to 15 rows or
   columns short of (or beyond) the frames (under 1%), with the other side equal, is codec padding (H.264 stores
   1080p as 1088 rows when the encoder sets no cropping: MatAnyone's kitten clip and its 1920x1080 mask; Cutie's
-  853-px-wide judo mask for 854-px frames): it is padded with background (or cropped) at the bottom or right, with a warning.
-  Anything else is refused.
+  853-px-wide judo mask for 854-px frames): it is padded with background (or cropped) at the bottom or right, with
+  a warning. Anything else is refused.
 """
 
 from __future__ import annotations
