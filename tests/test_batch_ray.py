@@ -45,6 +45,18 @@ def in_private_network(argv: list[str], timeout: int = 300) -> subprocess.Comple
                           timeout=timeout)
 
 
+def both_ways(tmp_path: Path, argv: list[str], done: int) -> None:
+    """Run the batch ``argv`` on Ray (into tmp_path/ray) and in the local pool (tmp_path/local): both finish
+    ``done`` items and fail none."""
+    ray_run = in_private_network(argv + ["--output-dir", str(tmp_path / "ray"), "--ray"])
+    local_run = subprocess.run(argv + ["--output-dir", str(tmp_path / "local")], capture_output=True, text=True,
+                               env={**os.environ, "PYTHONPATH": str(REPO / "src")}, timeout=300)
+    assert ray_run.returncode == local_run.returncode == 0, ray_run.stderr + local_run.stderr
+    for run in (ray_run, local_run):
+        summary = json.loads(run.stdout.strip().splitlines()[-1])
+        assert (summary["done"], summary["failed"]) == (done, 0), summary
+
+
 def test_ray_cluster_gives_the_local_pools_outputs(tmp_path, rvm_onnx_path):
     problem = _namespace_problem()
     if problem:
@@ -95,13 +107,7 @@ def test_ray_runs_a_network_method_with_its_checkpoint_as_the_local_pool_does(tm
     common = [sys.executable, "-m", "vidmatte", "batch", "--manifest", str(tmp_path / "jobs.jsonl"), "--mode",
               "background", "--no-align", "--prior", "none", "--workers", "2", "--outputs", "alpha/", "--json",
               "--quiet"]
-    ray_run = in_private_network(common + ["--output-dir", str(tmp_path / "ray"), "--ray"])
-    local_run = subprocess.run(common + ["--output-dir", str(tmp_path / "local")], capture_output=True, text=True,
-                               env={**os.environ, "PYTHONPATH": str(REPO / "src")}, timeout=300)
-    assert ray_run.returncode == local_run.returncode == 0, ray_run.stderr + local_run.stderr
-    for run in (ray_run, local_run):
-        summary = json.loads(run.stdout.strip().splitlines()[-1])
-        assert (summary["done"], summary["failed"]) == (2, 0), summary
+    both_ways(tmp_path, common, done=2)
     ray_alpha, local_alpha = ([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)
                                for p in sorted((tmp_path / side / "neural" / "alpha").glob("*.png"))]
                               for side in ("ray", "local"))
@@ -141,13 +147,7 @@ def test_ray_runs_guided_items_with_a_network_and_without_as_the_local_pool_does
     (tmp_path / "jobs.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
     common = [sys.executable, "-m", "vidmatte", "batch", "--manifest", str(tmp_path / "jobs.jsonl"), "--mode",
               "guided", "--prior", "none", "--workers", "2", "--outputs", "alpha/", "--json", "--quiet"]
-    ray_run = in_private_network(common + ["--output-dir", str(tmp_path / "ray"), "--ray"])
-    local_run = subprocess.run(common + ["--output-dir", str(tmp_path / "local")], capture_output=True, text=True,
-                               env={**os.environ, "PYTHONPATH": str(REPO / "src")}, timeout=300)
-    assert ray_run.returncode == local_run.returncode == 0, ray_run.stderr + local_run.stderr
-    for run in (ray_run, local_run):
-        summary = json.loads(run.stdout.strip().splitlines()[-1])
-        assert (summary["done"], summary["failed"]) == (2, 0), summary
+    both_ways(tmp_path, common, done=2)
     key = cv2.imread(str(tmp_path / "key.png"), cv2.IMREAD_GRAYSCALE)
     for item in ("ftpvm", "classical"):
         ray_alpha, local_alpha = ([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)
