@@ -57,7 +57,7 @@ def runs() -> list[Run]:
     sample0 = VIDEOS / "matanyone_test-sample0"
     people = [Run(f"interview_person{i}", sample0 / "test-sample0.mp4",
                   ["--keyframe", f"0:{sample0 / 'masks' / f'test-sample0_{i}.png'}"], False) for i in (1, 2)]
-    kitten = VIDEOS / "matanyone_test-sample2_cat"
+    kitten = VIDEOS / "matanyone_test-sample2_cat"  # named for a kitten; the clip and its mask show a man
     return judo + bike + [
         Run("dog", VIDEOS / "sam2" / "01_dog.mp4", ["--keyframe", f"0:{HERE / 'masks' / '01_dog_00000.png'}"], True,
             frames=120),

@@ -27,7 +27,7 @@ the frame's size. The rules, and why:
 - **Size.** The guidance must have the frame's size; if only the scale differs (aspect ratios within 1%) it is
   resized with nearest-neighbour (ids and levels survive) and a warning says so. A guidance image up to 15 rows or
   columns short of (or beyond) the frames (under 1%), with the other side equal, is codec padding (H.264 stores
-  1080p as 1088 rows when the encoder sets no cropping: MatAnyone's kitten clip and its 1920x1080 mask; Cutie's
+  1080p as 1088 rows when the encoder sets no cropping: MatAnyone's test-sample2 and its 1920x1080 mask; Cutie's
   853-px-wide judo mask for 854-px frames): it is padded with background (or cropped) at the bottom or right, with
   a warning. Anything else is refused.
 """
