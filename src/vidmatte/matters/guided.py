@@ -152,6 +152,7 @@ class TrimapSolver:
         on_band, on_doubts = self.prior_weight
         weight = _prior_weights(opened, trimap == UNKNOWN if band is None else band & (trimap == UNKNOWN),
                                 (on_band * _band_trust_share(0 if given else distance), on_doubts))
+        # the default solver builds the frame's systems once for both solves; a solver passed in is called as is
         solve = _SharedBandSolve() if self.solve_frame is _band_solve else self.solve_frame
         anchored = solve(frame, opened, None, prior, weight)
         # the same frame with the band left to closed form (the doubts keep RVM), warm-started from the first
