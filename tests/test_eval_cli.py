@@ -166,5 +166,5 @@ def test_missing_extra_gives_an_install_hint(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
     gt, pred = _gt_and_pred(tmp_path)
     assert main(["eval", "--pred", str(pred), "--gt", str(gt), "--report", str(tmp_path / "r.html")]) == 2
-    assert "pip install 'vidmatte[eval]'" in capsys.readouterr().err
+    assert "from the 'eval' extra: .venv/bin/pip install -e '.[eval]'" in capsys.readouterr().err
     assert not (tmp_path / "r.html").exists()

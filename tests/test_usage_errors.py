@@ -80,3 +80,21 @@ def test_api_says_overwrite_true(tmp_path, clip, rvm_onnx_path):
         vidmatte.convert_video(input_source=str(clip), output_alpha=str(target), progress=False)
     assert "overwrite=True" in str(info.value) and "--overwrite" not in str(info.value)
     assert target.read_bytes() == b"precious"
+
+
+def test_no_keyframe_in_range_names_the_last_frame_processed(tmp_path, capsys, monkeypatch):
+    """--end-frame is exclusive: frames 0..2 are processed for --end-frame 3, and the message says so."""
+    import cv2
+    import numpy as np
+
+    write_video(tmp_path / "clip.mp4", moving_square_frames(6, 32, 24), fps=24)
+    mask = np.zeros((24, 32), np.uint8)
+    mask[8:16, 8:16] = 255
+    cv2.imwrite(str(tmp_path / "mask.png"), mask)
+    monkeypatch.chdir(tmp_path)
+    before = listing(tmp_path)
+    code = exit_code(["guided", "clip.mp4", "--keyframe", "5:mask.png", "--alpha", "a/", "--end-frame", "3"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "frames to process (0..2)" in err, err
+    assert listing(tmp_path) == before

@@ -38,9 +38,9 @@ def open_runner(model: str = "rvm-mobilenetv3", backend: str = "onnxruntime", th
 
         return OnnxRunner.from_model(model, threads=threads, cache=cache)
     if backend == "torch":
-        try:
-            from .torch_runner import TorchRunner  # provided by the PyTorch models work (issue 4)
-        except ImportError as exc:
-            raise UsageError(f"--backend torch needs PyTorch: pip install 'vidmatte[torch]' ({exc})") from None
+        from ..extras import require
+        from .torch_runner import TorchRunner
+
+        require("torch", "--backend torch")
         return TorchRunner.from_model(model, device=device, threads=threads, cache=cache)
     raise UsageError(f"unknown backend {backend!r}; choose onnxruntime, onnxruntime-whole or torch")

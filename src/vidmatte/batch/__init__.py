@@ -84,6 +84,10 @@ def _check_arguments(args: argparse.Namespace) -> None:
     MODES[args.mode].check_method(args.method, args.checkpoint)
     parse_ratio(args.downsample_ratio)
     check_range(args.start_frame, args.end_frame)
+    if args.ray is not None:
+        from ..extras import require
+
+        require("ray", "--ray")  # before --output-dir is made
 
 
 def parse_output_names(text: str) -> list[str]:

@@ -83,7 +83,7 @@ def stitch(task: Task, control: JobControl) -> int:
     total = sum(piece.end_frame - piece.start_frame for piece in task.chunks)
     for piece in task.chunks:
         if not is_done(piece, kinds):
-            raise OutputError(f"chunk {piece.start_frame}..{piece.end_frame} is incomplete; run the batch again")
+            raise OutputError(f"chunk {piece.start_frame}..{piece.end_frame - 1} is incomplete; run the batch again")
     clock = PassClock(control, "stitching", 0, 1, total)
     outputs = job.open_outputs()
     try:

@@ -20,7 +20,6 @@ import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
 
-from ..errors import UsageError
 from .tasks import Task, TaskResult, Worker
 
 # --- local process pool -------------------------------------------------------------------------------------------
@@ -106,7 +105,10 @@ class RayPool:
             import ray
             from ray.util.queue import Empty, Queue
         except ImportError:
-            raise UsageError("--ray needs Ray: pip install 'vidmatte[ray]'") from None
+            from ..extras import require
+
+            require("ray", "--ray")
+            raise
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         self._ray, self._empty = ray, Empty
         if not ray.is_initialized():

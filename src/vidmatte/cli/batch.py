@@ -44,7 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                             "cluster's CPUs / 2)")
     scale.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
                        help="run on Ray: alone, start a local Ray; with ADDRESS (ray://host:10001 or auto), join "
-                            "an existing cluster. Needs pip install 'vidmatte[ray]' on every node")
+                            "an existing cluster. Needs the 'ray' extra on every node")
     scale.add_argument("--chunk-frames", type=int, default=None, metavar="N",
                        help="split videos longer than N frames into chunks of N run by different workers, each "
                             "warmed on the frames before it, then stitched (convert mode)")

@@ -27,12 +27,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def require_extra(module: str, purpose: str) -> None:
     """An install hint instead of an ImportError when the optional 'eval' extra is missing."""
-    import importlib.util
+    from ..extras import require
 
-    from ..errors import UsageError
-
-    if importlib.util.find_spec(module) is None:
-        raise UsageError(f"{purpose} needs {module}, from the 'eval' extra: pip install 'vidmatte[eval]'")
+    require("eval", purpose, module=module)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -43,10 +43,9 @@ def run(args: argparse.Namespace) -> int:
         raise OutputError(f"{args.output} exists; pass --force to replace it")
     if args.format == "onnx" and args.opset is not None and not args.opset >= 11:
         raise UsageError(f"--opset {args.opset} is too old: Resize with scales needs opset 11 or newer")
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        raise UsageError("export needs PyTorch: pip install 'vidmatte[torch]'") from None
+    from ..extras import require
+
+    require("torch", "export")
     from ..backends.exporters import recognise
 
     found = recognise(args.model)

@@ -39,11 +39,11 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import UsageError
     from ..web.storage import parse_size
 
-    try:
-        import fastapi  # noqa: F401
-        import uvicorn
-    except ImportError:
-        raise UsageError("the web page needs its extra: pip install 'vidmatte[web]'") from None
+    from ..extras import require
+
+    require("web", "the web page")
+    require("web", "the web page", module="uvicorn")
+    import uvicorn
     from ..web.app import Settings, create_app
 
     if args.queue < 1 or args.jobs < 1:

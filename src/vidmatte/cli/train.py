@@ -25,10 +25,9 @@ def run(args: argparse.Namespace) -> int:
 
     if not os.path.exists(args.config):
         raise UsageError(f"config file not found: {args.config}")
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        raise UsageError("training needs PyTorch: pip install 'vidmatte[train]'") from None
+    from ..extras import require
+
+    require("train", "training")
     from ..train.config import ConfigError, load_config
 
     try:

@@ -33,12 +33,9 @@ MAX_MEMORY = 6  # frames kept in memory, keyframes never forgotten
 
 def require_torch() -> None:
     """--finetune-steps trains heads with PyTorch, an optional dependency: say so in one line when it is missing."""
-    from ..errors import UsageError
+    from ..extras import require
 
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        raise UsageError("--finetune-steps needs PyTorch: pip install 'vidmatte[torch]' (or leave it at 0)") from None
+    require("torch", "--finetune-steps above 0")
 
 
 # --- keys -------------------------------------------------------------------------------------------------------

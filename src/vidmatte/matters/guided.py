@@ -32,6 +32,7 @@ from ..guidance.propagate import BG, FG, LOST_TRACK_SHARE, UNKNOWN, FlowPropagat
 from ..matte import SolvedMatte
 from .base import Pass, Span, as_rgb_u8, writing_pass
 from .guided_work import WorkFolder, keyframe_token
+from .keyframe_network import keyframes_in_span
 
 
 # How strongly RVM's alpha pulls the unknown pixels where the subject is a person (see TrimapSolver), as (on the
@@ -454,18 +455,13 @@ def guided_matter(job, keyframes, work: str | Path | None = None, prior_mode: st
     to ``GuidedMatter`` (e.g. ``propagator_factory``); ``runners`` opens the prior's weights as
     ``backends.open_runner`` does (a batch worker passes one that loads them once).
     """
-    from ..errors import UsageError
-
     span = job.span
-    inside = [i for i in keyframes.indices() if span.first <= i and (span.stop is None or i < span.stop)]
-    if not inside:
-        raise UsageError(f"no keyframe inside the frames to process ({span.first}..{span.stop}); "
-                         f"keyframes at {', '.join(map(str, keyframes.indices()))}")
+    inside = keyframes_in_span(span, keyframes)
     settings = {"input": job.source.fingerprint() if work is not None else None, "size": [job.width, job.height],
                 "guidance": guidance or {}, "propagator": propagator or {},
                 "prior_model": model if prior_mode != "none" else None}
     prior = open_prior(prior_mode, model, cache, warn, runners)
-    return GuidedMatter({i: keyframes.at(i) for i in inside}, work=work, prior=prior, prior_mode=prior_mode,
+    return GuidedMatter(inside, work=work, prior=prior, prior_mode=prior_mode,
                         settings=settings, notify=notify, warn=warn, **options)
 
 

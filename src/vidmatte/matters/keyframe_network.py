@@ -14,7 +14,8 @@ def keyframes_in_span(span: Span, keyframes) -> dict:
     """{index: trimap} of the keyframes inside the job's frame range; none there is a UsageError."""
     inside = [i for i in keyframes.indices() if span.first <= i and (span.stop is None or i < span.stop)]
     if not inside:
-        raise UsageError(f"no keyframe inside the frames to process ({span.first}..{span.stop}); "
+        last = "the end" if span.stop is None else span.stop - 1  # stop is exclusive; the message names the last
+        raise UsageError(f"no keyframe inside the frames to process ({span.first}..{last}); "
                          f"keyframes at {', '.join(map(str, keyframes.indices()))}")
     return {i: keyframes.at(i) for i in inside}
 

@@ -27,7 +27,10 @@ class GuidedNetwork:
     summary: str
 
     def matter(self, job, keyframes, checkpoint, *, cache, warn, options: dict):
+        from ..extras import require
+
         module, name = self.factory.split(":")
+        require("torch", f"--method {module.rsplit('.', 1)[-1]}")  # every network here is written in PyTorch
         factory = getattr(importlib.import_module(module), name)
         return factory(job, keyframes, checkpoint, cache=cache, warn=warn, options=options)
 

@@ -156,8 +156,12 @@ def plate_matter(job, plate: str | Path | np.ndarray, method: str = "classical",
 
     if method not in ("classical", "neural"):
         raise UsageError(f"--method {method}: the methods are classical and neural")
-    if method == "neural" and not checkpoint:
-        raise UsageError(plate_neural.NO_WEIGHTS)
+    if method == "neural":
+        from ..extras import require
+
+        if not checkpoint:
+            raise UsageError(plate_neural.NO_WEIGHTS)
+        require("torch", "--method neural (BackgroundMattingV2)")
     out = _check_plate_out(plate_out, overwrite)
     auto = isinstance(plate, (str, Path)) and str(plate) == "auto"
     image = None if auto else _given_plate(job, plate)  # a wrong plate is refused before the model loads...

@@ -87,7 +87,9 @@ def read_config_file(path: str | Path) -> dict:
         try:
             import yaml
         except ImportError:
-            raise ConfigError("YAML configs need PyYAML: pip install 'vidmatte[train]' (or use a .json config)") \
+            from ..extras import install_hint
+
+            raise ConfigError(f"YAML configs need PyYAML: {install_hint('train')} (or use a .json config)") \
                 from None
         try:
             loaded = yaml.safe_load(text)
