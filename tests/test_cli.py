@@ -164,7 +164,7 @@ def test_image_folder_and_single_image_inputs(tmp_path, rvm_onnx_path):
     assert len(list((tmp_path / "a").glob("*.png"))) == 3
     proc = run("convert", folder / "0.jpg", "--composition", f"{tmp_path}/one/")
     assert proc.returncode == 0, proc.stderr
-    assert [p.name for p in (tmp_path / "one").iterdir()] == ["00000.png"]
+    assert [p.name for p in (tmp_path / "one").glob("*.png")] == ["00000.png"]
 
 
 def test_single_image_in_single_image_out(tmp_path, rvm_onnx_path):

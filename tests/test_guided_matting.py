@@ -454,7 +454,7 @@ def test_guided_cli_reads_a_tcvom_workspace(tmp_path, clip):
     cv2.imwrite(str(workspace / "00000_trimap.png"), key_trimap(clip[0][1]))
     proc = _cli(workspace, "--alpha", f"{tmp_path}/pha/")
     assert proc.returncode == 0, proc.stderr
-    assert len(list((tmp_path / "pha").iterdir())) == 6
+    assert len(list((tmp_path / "pha").glob("*.png"))) == 6
 
 
 @pytest.mark.parametrize("case, fragment", [

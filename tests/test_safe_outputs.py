@@ -37,10 +37,17 @@ def tree(folder: Path) -> dict:
     return {str(p.relative_to(folder)): None if p.is_dir() else p.read_bytes() for p in sorted(folder.rglob("*"))}
 
 
-def frames_folder(folder: Path, count: int) -> Path:
+def users_frames(folder: Path, count: int) -> Path:
+    """Frames a user made, named as ours are (no record of ours in the folder)."""
     folder.mkdir()
     for i in range(count):
-        (folder / f"{i:05d}.png").write_bytes(b"old frame")
+        (folder / f"{i:05d}.png").write_bytes(b"user's frame")
+    return folder
+
+
+def frames_folder(folder: Path, count: int) -> Path:
+    """A folder of ``count`` frames written by a run of ours (its record lists them)."""
+    write_frames(f"{folder}/", count)
     return folder
 
 
@@ -155,23 +162,80 @@ def test_overwrite_replaces_only_our_frames(tmp_path, clip):
     temporary.write_bytes(b"ours")  # a killed run's temporary does not make the folder foreign, and goes too
     check_outputs([parse_output("alpha", str(folder))], clip, overwrite=True, frames=3)
     write_frames(str(folder), 3)
-    assert sorted(p.name for p in folder.iterdir()) == ["00000.png", "00001.png", "00002.png"]
+    assert sorted(p.name for p in folder.iterdir()) == [".vidmatte-frames.json", "00000.png", "00001.png",
+                                                        "00002.png"]
     assert [p for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_copy_of_our_folder_is_still_ours(tmp_path, clip):
+    import shutil
+
+    copy = Path(shutil.copytree(frames_folder(tmp_path / "out", 4), tmp_path / "copy"))  # no times kept
+    check_outputs([parse_output("alpha", f"{copy}/")], clip, overwrite=True, frames=3)
+    write_frames(f"{copy}/", 2)
+    assert sorted(p.name for p in copy.glob("*.png")) == ["00000.png", "00001.png"]
+
+
+@pytest.mark.parametrize("how", ["the user's frames", "a frame added", "a frame replaced", "an old vidmatte's"])
+def test_a_folder_of_frames_we_did_not_write_is_refused_whole(tmp_path, clip, how):
+    """Issue 21: 100 frames a user made, named 00000.png..., were cut to the 30 a run wrote by --overwrite."""
+    if how == "the user's frames":
+        folder = users_frames(tmp_path / "out", 100)
+    else:
+        folder = frames_folder(tmp_path / "out", 3)
+        if how == "a frame added":
+            (folder / "00003.png").write_bytes(b"user's frame")
+        elif how == "a frame replaced":
+            (folder / "00001.png").write_bytes(b"the user's retouched frame")
+        else:
+            (folder / ".vidmatte-frames.json").unlink()
+    before = tree(tmp_path)
+    with pytest.raises(UsageError) as info:
+        check_outputs([parse_output("alpha", f"{folder}/")], clip, overwrite=True, frames=3)
+    message = str(info.value)
+    assert "left untouched" in message and "\n" not in message
+    if how in ("the user's frames", "an old vidmatte's"):
+        assert "older vidmatte" in message and "choose a new folder" in message
+    else:
+        assert ("00003.png" if how == "a frame added" else "00001.png") in message
+    assert tree(tmp_path) == before
+
+
+@pytest.mark.weights
+@pytest.mark.parametrize("kind", ["alpha", "foreground", "composition", "rgba"])
+def test_cli_overwrite_keeps_every_folder_output_of_the_users_frames(tmp_path, clip, kind, rvm_onnx_path):
+    folder = users_frames(tmp_path / "frames", 100)
+    before = tree(tmp_path)
+    proc = run("convert", clip, f"--{kind}", f"{folder}/", "--overwrite", "--quiet")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("vidmatte convert: error: ") and len(proc.stderr.splitlines()) == 1
+    assert tree(tmp_path) == before
 
 
 def test_foreign_file_arriving_during_the_run_keeps_the_old_folder(tmp_path):
     folder = frames_folder(tmp_path / "out", 2)
+    old = tree(folder)
     writer = open_writer(parse_output("alpha", f"{folder}/"), 8, 6, None, 24)
     writer.write(np.zeros((6, 8), np.uint8))
     (folder / "notes.txt").write_text("arrived meanwhile")
     with pytest.raises(OutputError, match="did not write") as info:
         writer.close()
     writer.abort()  # what the pipeline does after a failed close: must not remove the kept frames
-    assert sorted(p.name for p in folder.iterdir()) == ["00000.png", "00001.png", "notes.txt"]
-    assert (folder / "00000.png").read_bytes() == b"old frame"
+    assert tree(folder) == {**old, "notes.txt": b"arrived meanwhile"}
     kept = Path(str(info.value).rsplit(" ", 1)[-1])
     assert kept.parent == tmp_path and not kept.name.startswith(".")
-    assert sorted(p.name for p in kept.iterdir()) == ["00000.png"]
+    assert sorted(p.name for p in kept.iterdir()) == [".vidmatte-frames.json", "00000.png"]
+
+
+def test_a_users_frame_arriving_during_the_run_keeps_the_old_folder(tmp_path):
+    folder = frames_folder(tmp_path / "out", 2)
+    writer = open_writer(parse_output("alpha", f"{folder}/"), 8, 6, None, 24)
+    writer.write(np.zeros((6, 8), np.uint8))
+    (folder / "00002.png").write_bytes(b"user's frame")
+    with pytest.raises(OutputError, match="did not write"):
+        writer.close()
+    writer.abort()
+    assert (folder / "00002.png").read_bytes() == b"user's frame" and (folder / "00000.png").exists()
 
 
 def test_symlinked_output_folder_stays_a_symlink(tmp_path):
@@ -179,7 +243,7 @@ def test_symlinked_output_folder_stays_a_symlink(tmp_path):
     link = tmp_path / "link"
     link.symlink_to(real)
     write_frames(f"{link}/", 2)
-    assert link.is_symlink() and sorted(p.name for p in real.iterdir()) == ["00000.png", "00001.png"]
+    assert link.is_symlink() and sorted(p.name for p in real.glob("*.png")) == ["00000.png", "00001.png"]
 
 
 # --- temporary names and stale leftovers ------------------------------------------------------------------------
@@ -192,8 +256,9 @@ def test_stale_temporaries_of_dead_processes_only_and_of_that_output_only(tmp_pa
     dead, alive = dead_pid(), os.getppid()
     stale_file = tmp_path / f".a.vidmatte-{dead}-0a1b2c.part.mp4"
     stale_old_style = tmp_path / f".a.vidmatte-{dead}.part.mp4"
-    stale_folder = frames_folder(tmp_path / f".pha.vidmatte-{dead}-0a1b2c.part", 2)
-    stale_trash = frames_folder(tmp_path / f".pha.vidmatte-{dead}.old", 1)
+    stale_folder = users_frames(tmp_path / f".pha.vidmatte-{dead}-0a1b2c.part", 2)
+    (stale_folder / ".vidmatte-frames.json").write_text("{}")  # a killed run's, sealed before its rename
+    stale_trash = users_frames(tmp_path / f".pha.vidmatte-{dead}.old", 1)
     live = tmp_path / f".a.vidmatte-{alive}-0a1b2c.part.mp4"
     other_output = tmp_path / f".b.vidmatte-{dead}-0a1b2c.part.mp4"
     not_ours = tmp_path / f".a.vidmatte-{dead}-0a1b2c.part.mp4.bak"

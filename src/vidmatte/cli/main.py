@@ -14,7 +14,7 @@ COMMANDS = {
     "convert": ("vidmatte.cli.convert", "matte a video, image folder or image"),
     "guided": ("vidmatte.cli.guided", "matte any object marked on keyframes (trimaps or masks)"),
     "background": ("vidmatte.cli.background", "matte whatever differs from a clean plate of the scene"),
-    "serve": ("vidmatte.cli.serve", "the web page: upload, mark the subject, run, download (vidmatte[web])"),
+    "serve": ("vidmatte.cli.serve", "the web page: upload, mark the subject, run, download (the 'web' extra)"),
     "batch": ("vidmatte.cli.batch", "matte many videos, or one long one, on a process pool or a Ray cluster"),
     "probe": ("vidmatte.cli.probe", "print what the reader sees in an input"),
     "demo": ("vidmatte.cli.demo", "matte a built-in clip into ./demo-output/"),

@@ -9,7 +9,7 @@ DESCRIPTION = ("Serve the web page: upload a video (or a zip of images), mark th
                "(RVM), guided or plate matting (the networks of --checkpoints DIR among their methods) with "
                "progress and cancel, preview and download the results. Binds "
                "127.0.0.1 by default; any other address requires a token on every request (--token, or one is "
-               "generated and printed once). Needs the extra vidmatte[web].")
+               "generated and printed once). Needs the 'web' extra.")
 DEFAULT_WORK = "~/.cache/vidmatte/web"
 
 

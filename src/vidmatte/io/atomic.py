@@ -1,8 +1,12 @@
 """Write under a temporary name in the final folder, rename when complete.
 
 A crash, Ctrl-C or full disk never leaves a half-written file under the final name, and an existing output is only
-replaced (with ``overwrite``) once the new one is complete. An existing output *folder* only ever loses the frame
-files a previous run of ours wrote there (``NNNNN.png``): anything else in it stops the replacement.
+replaced (with ``overwrite``) once the new one is complete. An existing output *folder* is replaced only when it
+holds nothing but frames a run of ours wrote there: every folder of frames we write carries a small record,
+``.vidmatte-frames.json``, listing its frames and their sizes, written into the folder before it is renamed into
+place (so it appears with the frames, and travels with a copy of the folder). A frame's name proves nothing (users
+number their own frames ``00000.png`` too): a folder without the record, with anything it does not list, or with a
+listed frame of another size is refused whole, and nothing in it is touched.
 
 Temporary names carry the writing process's pid and a per-job token, ``.{stem}.vidmatte-{pid}-{token}.part{ext}``:
 two jobs of one process never share one, and a later run can tell the leftovers of a killed process (SIGKILL,
@@ -11,17 +15,22 @@ power loss) from those of a run still in progress.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
 from pathlib import Path
 
+from .. import __version__
 from ..errors import OutputError
 
 # What PngSequenceWriter writes: five digits (more once a sequence passes 99999 frames, as "%05d" does).
 FRAME_NAME = re.compile(r"\d{5,}\.png")
 # Any temporary of ours, whatever output it belongs to (older versions had no token, and left ".old" folders).
 TEMPORARY_NAME = re.compile(r"\..*\.vidmatte-\d+(-[0-9a-f]+)?\.(part.*|old)")
+# In every folder of frames we write: which frames it holds and their sizes (what a later run may replace).
+MARKER = ".vidmatte-frames.json"
+MARKER_WRITER = "vidmatte"
 
 
 def temporary_sibling(final: Path, token: str | None = None) -> Path:
@@ -66,20 +75,75 @@ def frame_files(folder: Path) -> list[Path]:
     return [p for p in folder.iterdir() if FRAME_NAME.fullmatch(p.name) and p.is_file() and not p.is_symlink()]
 
 
-def foreign_entries(folder: Path) -> list[Path]:
-    """Entries of ``folder`` that vidmatte did not write: anything but frame files and our temporaries."""
-    ours = set(frame_files(folder))
-    return sorted(p for p in folder.iterdir() if p not in ours and not TEMPORARY_NAME.fullmatch(p.name))
+def write_marker(folder: Path) -> None:
+    """Record the frames of ``folder`` (a temporary of ours, about to be renamed into place) as ours."""
+    frames = {p.name: p.stat().st_size for p in sorted(frame_files(folder))}
+    record = {"written_by": MARKER_WRITER, "version": __version__, "frames": frames}
+    (folder / MARKER).write_text(json.dumps(record, separators=(",", ":")) + "\n")
+
+
+def _written_frames(folder: Path) -> dict[str, int] | None:
+    """{frame name: size} from the folder's record; None without a readable record of ours."""
+    path = folder / MARKER
+    if path.is_symlink() or not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    frames = record.get("frames") if isinstance(record, dict) and record.get("written_by") == MARKER_WRITER else None
+    if not isinstance(frames, dict) or not all(isinstance(size, int) for size in frames.values()):
+        return None
+    return frames
+
+
+def _listed(path: Path, written: dict[str, int]) -> bool:
+    """``path`` is a frame the record lists, unchanged in size since (not replaced by a file of the user's)."""
+    if path.name not in written or path.is_symlink() or not path.is_file():
+        return False
+    try:
+        return path.stat().st_size == written[path.name]
+    except OSError:
+        return False
+
+
+def why_not_ours(folder: Path) -> str | None:
+    """Why the existing ``folder`` may not be replaced by a new run's frames, or None when it may: it is empty, or
+    its record lists every entry in it (our temporaries aside). The reason completes "output folder X ..."."""
+    entries = sorted(p for p in folder.iterdir() if not TEMPORARY_NAME.fullmatch(p.name))
+    if not entries:
+        return None
+    written = _written_frames(folder)
+    if written is None:
+        if all(FRAME_NAME.fullmatch(p.name) for p in entries):
+            return ("holds frames (00000.png...) but no record that vidmatte wrote them (a folder written by an "
+                    f"older vidmatte has none, nor frames made elsewhere; {MARKER} is the record): it was left "
+                    "untouched; choose a new folder, or delete this one yourself if it is an old output")
+        return f"holds {_names(entries)}, which vidmatte did not write; choose a new or empty folder"
+    foreign = [p for p in entries if p.name != MARKER and not _listed(p, written)]
+    if not foreign:
+        return None
+    changed = [p for p in foreign if p.name in written]
+    why = "changed since vidmatte wrote them" if len(changed) == len(foreign) else "which vidmatte did not write"
+    return (f"holds {_names(foreign)}, {why}; it was left untouched: choose a new folder, or move those files out "
+            "first")
+
+
+def _names(paths: list[Path]) -> str:
+    names = ", ".join(p.name + ("/" if p.is_dir() else "") for p in paths[:3])
+    return names + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
 
 
 def _remove_ours(path: Path) -> None:
-    """Remove a temporary of ours: a file, or a folder's frame files and then the folder if nothing else is left."""
+    """Remove a temporary of ours: a file, or a folder's frame files (and record), then the folder if nothing else is
+    left."""
     try:
         if path.is_symlink() or not path.is_dir():
             path.unlink()
             return
         for frame in frame_files(path):
             frame.unlink()
+        (path / MARKER).unlink(missing_ok=True)
         path.rmdir()  # fails, keeping the folder, if someone put something else in it
     except OSError:
         pass
@@ -102,6 +166,8 @@ class AtomicOutput:
 
     def commit(self) -> None:
         try:
+            if self.is_dir:
+                write_marker(self.temp)  # before the rename: the folder never appears without its record
             if self.is_dir and os.path.lexists(self.final):
                 self._clear_old_folder()
             os.replace(self.temp, self.final)
@@ -115,11 +181,14 @@ class AtomicOutput:
         """
         if not self.final.is_dir() or self.final.is_symlink():
             self._refuse("is no longer a folder")
-        foreign = foreign_entries(self.final)
-        if foreign:
-            self._refuse(f"now holds {', '.join(p.name for p in foreign[:3])}, which vidmatte did not write")
+        why = why_not_ours(self.final)
+        if why is not None:
+            self._refuse(why.split(";")[0])
+        written = _written_frames(self.final) or {}
         for frame in frame_files(self.final):
-            frame.unlink()
+            if _listed(frame, written):
+                frame.unlink()
+        (self.final / MARKER).unlink(missing_ok=True)
         for leftover in self.final.iterdir():  # only our temporaries are left: those of killed runs go too
             match = re.search(r"\.vidmatte-(\d+)", leftover.name)
             if match and not process_alive(int(match.group(1))):

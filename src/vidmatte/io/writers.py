@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import OutputError, UsageError
-from .atomic import AtomicOutput, foreign_entries
+from .atomic import AtomicOutput, why_not_ours
 from .probe import LARGE_FRAME_PIXELS, is_pattern, list_images
 
 KINDS = ("composition", "alpha", "foreground", "rgba", "trimap")  # trimap: guided mode's propagated guidance
@@ -155,7 +155,8 @@ def _check_not_input(spec: OutputSpec, inputs: list[Path]) -> None:
 
 
 def _check_target(spec: OutputSpec) -> None:
-    """A file output must not name a folder; a sequence folder may only hold frames an earlier run wrote."""
+    """A file output must not name a folder; a sequence folder may only hold frames an earlier run wrote (its record
+    says which)."""
     path = spec.path
     if not spec.is_sequence:
         if path.is_dir():
@@ -165,12 +166,9 @@ def _check_target(spec: OutputSpec) -> None:
         return
     if not path.is_dir():
         raise UsageError(f"{path} exists and is not a folder; a PNG sequence needs a folder (it was left untouched)")
-    foreign = foreign_entries(path)
-    if foreign:
-        names = ", ".join(p.name + ("/" if p.is_dir() else "") for p in foreign[:3])
-        more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
-        raise UsageError(f"output folder {path} holds {names}{more}, which vidmatte did not write; only a folder of "
-                         "frames (00000.png...) is ever replaced: choose a new or empty folder")
+    why = why_not_ours(path)
+    if why is not None:
+        raise UsageError(f"output folder {path} {why}")
 
 
 def _check_not_nested(specs: list[OutputSpec]) -> None:

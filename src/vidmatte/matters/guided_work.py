@@ -63,6 +63,7 @@ class WorkFolder:
     # --- opening -------------------------------------------------------------------------------------------
     def open(self) -> str | None:
         """Read the manifest. Returns why nothing can be reused (None: the folder is new, or some may be)."""
+        self._check_ours()
         for kind in KINDS:
             (self.folder / kind).mkdir(parents=True, exist_ok=True)
             self._remove_dead_temporaries(self.folder / kind)
@@ -76,6 +77,18 @@ class WorkFolder:
             self.prior_decision = data.get("prior")
         self.save()  # under the new settings at once: files of the old ones are never claimed by them
         return why
+
+    def _check_ours(self) -> None:
+        """A folder without our manifest is used only if it is empty (or holds the empty kind folders a run killed
+        before its first save left): files in it would be written over, and they are not ours."""
+        if not self.folder.is_dir() or (self.folder / MANIFEST).exists():
+            return
+        foreign = sorted(p.name for p in self.folder.iterdir()
+                         if not (p.name in KINDS and p.is_dir() and not p.is_symlink() and not any(p.iterdir())))
+        if foreign:
+            raise UsageError(f"work folder {self.folder} holds {', '.join(foreign[:3])}"
+                             f"{f' and {len(foreign) - 3} more' if len(foreign) > 3 else ''}, and no {MANIFEST} of "
+                             "vidmatte guided: it was left untouched; give a new or empty folder")
 
     def _read_manifest(self) -> dict | None:
         path = self.folder / MANIFEST

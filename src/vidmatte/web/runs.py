@@ -163,7 +163,7 @@ def _zip_folder(source: Path, target: Path) -> None:
     the folder is removed after."""
     partial = target.with_name(f".{target.name}.part")
     with zipfile.ZipFile(partial, "w", zipfile.ZIP_STORED) as zf:
-        for path in sorted(source.iterdir()):
+        for path in sorted(source.glob("[0-9]*.png")):  # the frames, not the folder's record of them
             zf.write(path, f"alpha/{path.name}")
     os.replace(partial, target)
     shutil.rmtree(source, ignore_errors=True)
