@@ -163,16 +163,18 @@ def test_manifest_errors_are_reported_per_line_and_nothing_is_written(clips, tmp
                         f"{tmp_path / 'nowhere.mp4'},gone,,\n"
                         f"{good},odd,sideways,\n"
                         f"{good},bad-option,convert,-3\n"
-                        f",no-input,convert,\n")
+                        f",no-input,convert,\n"
+                        f"{good},surplus,convert,0.5,0.25\n")  # a field no column names: refused, not dropped
     out = tmp_path / "out"
     proc = batch("--manifest", manifest, "--output-dir", out, "--json", "--outputs", "alpha/")
     assert proc.returncode == 1, proc.stderr
     failures = summary_of(proc)["failures"]
-    assert set(failures) == {"gone", "odd", "bad-option", "no-input"}
+    assert set(failures) == {"gone", "odd", "bad-option", "no-input", "jobs.csv-line-7"}
     assert failures["gone"].startswith("jobs.csv line 3: input not found")
     assert failures["odd"].startswith("jobs.csv line 4: unknown mode 'sideways'")
     assert failures["bad-option"].startswith("jobs.csv line 5:")
     assert failures["no-input"] == "jobs.csv line 6: missing column 'input'"
+    assert failures["jobs.csv-line-7"] == "jobs.csv line 7: 5 fields where the header names 4 columns (extra: '0.25')"
     assert sorted(p.name for p in out.iterdir()) == ["ok"]  # nothing for the rejected lines
     jsonl = tmp_path / "jobs.jsonl"
     jsonl.write_text(json.dumps({"item": "x", "start_frame": 1}) + "\n" + "{not json\n"
