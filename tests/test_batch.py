@@ -123,6 +123,37 @@ def test_interrupted_batch_resumes_without_redoing_finished_items(tmp_path, rvm_
     assert all(len(alphas(out / p.stem / "alpha")) == 40 for p in inputs)
 
 
+def test_an_interrupted_force_run_leaves_the_items_it_never_started_finished(tmp_path, rvm_onnx_path):
+    """--force redoes every item; Ctrl-C after the first: the items no worker reached keep their "done" record (they
+    were never touched), so the next run skips them and redoes only the one cut off (at most one: one worker)."""
+    inputs = [write_video(tmp_path / f"take{i}.mp4", subject_frames(40, size=192)) for i in range(5)]
+    out = tmp_path / "out"
+    common = ["--output-dir", str(out), "--workers", "1", "--outputs", "alpha/", "--downsample-ratio", "1", "--json"]
+    assert summary_of(batch(*inputs, *common))["done"] == 5
+    before = {p: p.stat().st_mtime_ns for p in out.glob("*/.vidmatte-batch.json")}
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    proc = subprocess.Popen([sys.executable, "-m", "vidmatte", "batch", *map(str, inputs), *common, "--force"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not _redone(out, before):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    redone = _redone(out, before)
+    assert 1 <= len(redone) < 5
+    statuses = {p.parent.name: json.loads(p.read_text())["status"] for p in out.glob("*/.vidmatte-batch.json")}
+    assert list(statuses.values()).count("started") <= 1, statuses  # the one cut off, if the signal caught it
+    resumed = summary_of(batch(*inputs, *common))
+    assert resumed["skipped"] >= 4 and resumed["done"] <= 1, (resumed, statuses)
+
+
+def _redone(out: Path, before: dict) -> list[str]:
+    """Items whose record was rewritten as done since ``before`` (record path -> mtime)."""
+    return [p.parent.name for p in out.glob("*/.vidmatte-batch.json")
+            if p.stat().st_mtime_ns != before.get(p) and p.parent.name in _done_items(out)]
+
+
 def _done_items(out: Path) -> list[str]:
     done = []
     for record in out.glob("*/.vidmatte-batch.json"):

@@ -126,7 +126,6 @@ class Coordinator:
             return None
         args.overwrite = args.overwrite or self.plan.force or records.is_ours(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        records.write(folder, {**made_from, "status": "started"})
         state = self.states[item.name] = _ItemState(item, args, made_from)
         try:
             pieces = self._chunk(item, args, folder, mode)
@@ -178,6 +177,7 @@ class Coordinator:
         return len(self.tasks)
 
     def _submit(self, task: Task) -> None:
+        task.started = {**self.states[task.item].made_from, "status": "started"}  # the worker writes it (tasks.py)
         self.tasks[task.id] = task
         self.states[task.item].open_tasks += 1
         if self.bar is not None:
