@@ -272,7 +272,9 @@ def test_a_guided_item_whose_keyframes_disagree_says_where_in_its_row_and_record
     (first, last), = record["details"]["contradicting_frames"]
     assert first <= 1 and last >= 4, record
     row = next(line for line in proc.stderr.splitlines() if line.startswith("square "))
-    assert row.endswith(f"keyframes disagree at frames {first}-{last}"), row
+    assert f"keyframes disagree at frames {first}-{last}" in row, row
+    (first, last), = record["details"]["jumping_frames"]  # the matte leaps to the patch near keyframe 5
+    assert row.endswith(f"subject jumps at frames {first}-{last}"), row
 
 
 def test_allow_partial_keeps_a_truncated_items_frames_and_says_so_in_its_row_and_record(tmp_path):

@@ -268,11 +268,12 @@ def _result(future: Future) -> TaskResult:
 
 
 def _note(details: dict) -> str:
-    """What the table says of a finished item: where a guided item's keyframes disagree (a keyframe is needed)."""
-    spans = details.get("contradicting_frames") or []
-    if not spans:
-        return ""
-    return "keyframes disagree at frames " + ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in spans)
+    """What the table says of a finished item: where a guided item's keyframes disagree, or its matted subject jumps
+    (lost, or a real jump: a keyframe may be needed)."""
+    notes = [f"{what} at frames " + ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in details[key])
+             for key, what in (("contradicting_frames", "keyframes disagree"), ("jumping_frames", "subject jumps"))
+             if details.get(key)]
+    return "; ".join(notes)
 
 
 def _expected(args: argparse.Namespace) -> int | None:
