@@ -123,6 +123,37 @@ def test_interrupted_batch_resumes_without_redoing_finished_items(tmp_path, rvm_
     assert all(len(alphas(out / p.stem / "alpha")) == 40 for p in inputs)
 
 
+def test_an_interrupted_force_run_leaves_the_items_it_never_started_finished(tmp_path, rvm_onnx_path):
+    """--force redoes every item; Ctrl-C after the first: the items no worker reached keep their "done" record (they
+    were never touched), so the next run skips them and redoes only the one cut off (at most one: one worker)."""
+    inputs = [write_video(tmp_path / f"take{i}.mp4", subject_frames(40, size=192)) for i in range(5)]
+    out = tmp_path / "out"
+    common = ["--output-dir", str(out), "--workers", "1", "--outputs", "alpha/", "--downsample-ratio", "1", "--json"]
+    assert summary_of(batch(*inputs, *common))["done"] == 5
+    before = {p: p.stat().st_mtime_ns for p in out.glob("*/.vidmatte-batch.json")}
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    proc = subprocess.Popen([sys.executable, "-m", "vidmatte", "batch", *map(str, inputs), *common, "--force"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not _redone(out, before):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    redone = _redone(out, before)
+    assert 1 <= len(redone) < 5
+    statuses = {p.parent.name: json.loads(p.read_text())["status"] for p in out.glob("*/.vidmatte-batch.json")}
+    assert list(statuses.values()).count("started") <= 1, statuses  # the one cut off, if the signal caught it
+    resumed = summary_of(batch(*inputs, *common))
+    assert resumed["skipped"] >= 4 and resumed["done"] <= 1, (resumed, statuses)
+
+
+def _redone(out: Path, before: dict) -> list[str]:
+    """Items whose record was rewritten as done since ``before`` (record path -> mtime)."""
+    return [p.parent.name for p in out.glob("*/.vidmatte-batch.json")
+            if p.stat().st_mtime_ns != before.get(p) and p.parent.name in _done_items(out)]
+
+
 def _done_items(out: Path) -> list[str]:
     done = []
     for record in out.glob("*/.vidmatte-batch.json"):
@@ -163,16 +194,18 @@ def test_manifest_errors_are_reported_per_line_and_nothing_is_written(clips, tmp
                         f"{tmp_path / 'nowhere.mp4'},gone,,\n"
                         f"{good},odd,sideways,\n"
                         f"{good},bad-option,convert,-3\n"
-                        f",no-input,convert,\n")
+                        f",no-input,convert,\n"
+                        f"{good},surplus,convert,0.5,0.25\n")  # a field no column names: refused, not dropped
     out = tmp_path / "out"
     proc = batch("--manifest", manifest, "--output-dir", out, "--json", "--outputs", "alpha/")
     assert proc.returncode == 1, proc.stderr
     failures = summary_of(proc)["failures"]
-    assert set(failures) == {"gone", "odd", "bad-option", "no-input"}
+    assert set(failures) == {"gone", "odd", "bad-option", "no-input", "jobs.csv-line-7"}
     assert failures["gone"].startswith("jobs.csv line 3: input not found")
     assert failures["odd"].startswith("jobs.csv line 4: unknown mode 'sideways'")
     assert failures["bad-option"].startswith("jobs.csv line 5:")
     assert failures["no-input"] == "jobs.csv line 6: missing column 'input'"
+    assert failures["jobs.csv-line-7"] == "jobs.csv line 7: 5 fields where the header names 4 columns (extra: '0.25')"
     assert sorted(p.name for p in out.iterdir()) == ["ok"]  # nothing for the rejected lines
     jsonl = tmp_path / "jobs.jsonl"
     jsonl.write_text(json.dumps({"item": "x", "start_frame": 1}) + "\n" + "{not json\n"
@@ -239,7 +272,9 @@ def test_a_guided_item_whose_keyframes_disagree_says_where_in_its_row_and_record
     (first, last), = record["details"]["contradicting_frames"]
     assert first <= 1 and last >= 4, record
     row = next(line for line in proc.stderr.splitlines() if line.startswith("square "))
-    assert row.endswith(f"keyframes disagree at frames {first}-{last}"), row
+    assert f"keyframes disagree at frames {first}-{last}" in row, row
+    (first, last), = record["details"]["jumping_frames"]  # the matte leaps to the patch near keyframe 5
+    assert row.endswith(f"subject jumps at frames {first}-{last}"), row
 
 
 def test_allow_partial_keeps_a_truncated_items_frames_and_says_so_in_its_row_and_record(tmp_path):

@@ -31,7 +31,7 @@ def test_convert_guided_equals_the_cli(tmp_path, frames, clip):
                                      output_alpha=str(tmp_path / "api"), output_trimaps=str(tmp_path / "api_tri"),
                                      band=4, prior="none", progress=False)
     assert result.frames == FRAMES and result.details == {"reused_frames": 0, "rvm_prior": False,
-                                                          "contradicting_frames": []}
+                                                          "contradicting_frames": [], "jumping_frames": []}
     assert alphas(tmp_path / "api") == alphas(tmp_path / "cli")
     assert alphas(tmp_path / "api_tri") == alphas(tmp_path / "cli_tri")
     got = cv2.imread(str(tmp_path / "api" / "00011.png"), cv2.IMREAD_GRAYSCALE) / 255.0

@@ -70,6 +70,31 @@ def test_a_changed_keyframe_recomputes_only_between_its_neighbours(tmp_path, fra
         assert before[16] != after[16], "the correction must change its own frame"
 
 
+def test_a_correction_run_reports_the_whole_clips_contradictions_and_jumps(tmp_path, frames, clip):
+    """Keyframe 8 marks a patch of background, not the subject: the frames on either side of it are reported. A
+    correction elsewhere (keyframe 23 changed: frames 17..23 redone) reports them still, as a fresh run with the same
+    keyframes does: the report is the clip's, not only that of the frames the correction solved."""
+    keys = marks(tmp_path / "v1", clip)
+    wrong = np.zeros(clip[8][1].shape, np.uint8)
+    wrong[10:40, 190:240] = 255
+    cv2.imwrite(str(keys / "00008.png"), wrong)
+    work = tmp_path / "work"
+    first, _ = run(frames, keys, tmp_path / "a", work)
+    assert first["contradicting_frames"] and first["contradicting_frames"][0][1] < 17, first
+    assert first["jumping_frames"] and first["jumping_frames"][0][1] < 17, first  # the matte leaps to the patch
+
+    corrected = marks(tmp_path / "v2", clip, wide=(23,))
+    cv2.imwrite(str(corrected / "00008.png"), wrong)
+    second, said = run(frames, corrected, tmp_path / "b", work)
+    assert second["reused_frames"] == FRAMES - 7, said  # only 17..23 solved again
+    fresh, _ = run(frames, corrected, tmp_path / "c")
+    for key in ("contradicting_frames", "jumping_frames"):
+        assert second[key] == fresh[key], (key, second, fresh)
+    assert second["contradicting_frames"] == first["contradicting_frames"]
+    assert second["jumping_frames"] == first["jumping_frames"]
+    assert f"frames {first['contradicting_frames'][0][0]}-" in said  # and the warning says so
+
+
 def _matte(frames, clip, tmp_path, name, keys=KEYS, work=None, control=None, **options):
     keyframes = {k: key_trimap(clip[k][1]) for k in keys}
     return vidmatte.convert_guided(str(frames), keyframes, output_type="png_sequence",

@@ -449,6 +449,49 @@ def test_guided_cli_names_the_frames_whose_keyframes_disagree(tmp_path, frames_f
             f"places") in proc.stderr and f"A keyframe near frame {(first + last) // 2}" in proc.stderr
 
 
+def test_guided_cli_names_the_frames_where_the_matted_subject_jumps(tmp_path):
+    """A fast red disc that leaves the scene (frame 5 on: the plate alone), one keyframe: propagation loses the disc
+    and the matte collapses within a few frames. The keyframes never disagree (there is one), so only the jump says
+    so: --json's jumping_frames span the collapse, found here from the alpha files themselves, and a warning names
+    them."""
+    import json
+
+    from media import disc_over_plate
+
+    plate, pictures, truths = disc_over_plate(3, frames=10)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i, picture in enumerate(pictures):
+        cv2.imwrite(str(folder / f"{i:05d}.png"), cv2.cvtColor(picture if i < 5 else plate, cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(tmp_path / "key0.png"), key_trimap(truths[0]))
+    proc = _cli(folder, "--keyframe", f"0:{tmp_path / 'key0.png'}", "--alpha", f"{tmp_path}/pha/", "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["contradicting_frames"] == []
+    areas = [int((cv2.imread(str(tmp_path / "pha" / f"{i:05d}.png"), cv2.IMREAD_GRAYSCALE) >= 128).sum())
+             for i in range(10)]
+    collapse = next(i for i, area in enumerate(areas) if area < areas[0] / 3)  # the first frame with a third left
+    (first, last), = report["jumping_frames"]
+    assert first <= collapse <= last, (areas, report)
+    assert (f"vidmatte: warning: frames {first}-{last}: the matted subject jumps in size or place against the "
+            f"frames around it") in proc.stderr
+
+
+def test_jumping_frames_let_steady_motion_and_growth_pass_and_name_a_lost_or_moved_subject():
+    """The measure alone, on made-up subjects: moving steadily and growing 10% a frame is no jump; one frame where
+    the subject is gone, a collapse over two frames, and a jump of its whole size sideways are."""
+    from vidmatte.matters.guided import jumping_frames
+
+    steady = {i: (0.05 * 1.1 ** i, 0.2 + 0.02 * i, 0.5) for i in range(20)}
+    assert jumping_frames(steady) == []
+    gone = {**steady, 7: (0.0, 0.0, 0.0)}
+    assert 7 in jumping_frames(gone)
+    collapsing = {i: (0.05 if i < 10 else 0.025 if i == 10 else 0.004, 0.5, 0.5) for i in range(20)}
+    assert set(jumping_frames(collapsing)) & {10, 11}
+    moved = {**steady, 12: (steady[12][0], steady[12][1] + 2 * np.sqrt(steady[12][0]), 0.5)}
+    assert jumping_frames(moved) == [12]
+
+
 def test_guided_cli_reads_a_tcvom_workspace(tmp_path, clip):
     workspace = write_frames(tmp_path / "ws", clip, 6, "{:05d}_rgb.png")
     cv2.imwrite(str(workspace / "00000_trimap.png"), key_trimap(clip[0][1]))

@@ -126,7 +126,6 @@ class Coordinator:
             return None
         args.overwrite = args.overwrite or self.plan.force or records.is_ours(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        records.write(folder, {**made_from, "status": "started"})
         state = self.states[item.name] = _ItemState(item, args, made_from)
         try:
             pieces = self._chunk(item, args, folder, mode)
@@ -178,6 +177,7 @@ class Coordinator:
         return len(self.tasks)
 
     def _submit(self, task: Task) -> None:
+        task.started = {**self.states[task.item].made_from, "status": "started"}  # the worker writes it (tasks.py)
         self.tasks[task.id] = task
         self.states[task.item].open_tasks += 1
         if self.bar is not None:
@@ -268,11 +268,12 @@ def _result(future: Future) -> TaskResult:
 
 
 def _note(details: dict) -> str:
-    """What the table says of a finished item: where a guided item's keyframes disagree (a keyframe is needed)."""
-    spans = details.get("contradicting_frames") or []
-    if not spans:
-        return ""
-    return "keyframes disagree at frames " + ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in spans)
+    """What the table says of a finished item: where a guided item's keyframes disagree, or its matted subject jumps
+    (lost, or a real jump: a keyframe may be needed)."""
+    notes = [f"{what} at frames " + ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in details[key])
+             for key, what in (("contradicting_frames", "keyframes disagree"), ("jumping_frames", "subject jumps"))
+             if details.get(key)]
+    return "; ".join(notes)
 
 
 def _expected(args: argparse.Namespace) -> int | None:

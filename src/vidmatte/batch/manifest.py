@@ -1,8 +1,8 @@
 """What a batch is made of: items from command-line inputs (files, folders, globs) or a manifest (CSV or JSON Lines).
 
 Every problem with one line (a missing column, an unknown mode, an input that is not there, an option the mode does
-not have) rejects that line alone, with its line number; the other items go on. Relative paths in a manifest are
-read from the manifest's folder, so a manifest travels with its footage.
+not have, a CSV field beyond the header's columns) rejects that line alone, with its line number; the other items go
+on. Relative paths in a manifest are read from the manifest's folder, so a manifest travels with its footage.
 """
 
 from __future__ import annotations
@@ -100,9 +100,15 @@ def read_manifest(path: str, mode: str, modes: set[str], coerce: Coerce) -> tupl
 def _csv_rows(text: str, name: str):
     reader = csv.DictReader(text.splitlines())
     for row in reader:
-        cells = {(k or "").strip(): (v or "").strip() for k, v in row.items() if k is not None}
-        if any(cells.values()):  # blank lines are not items
-            yield f"{name} line {reader.line_num}", {k: v for k, v in cells.items() if v}
+        where = f"{name} line {reader.line_num}"
+        extra = [v.strip() for v in row.pop(None, [])]  # fields beyond the header's columns (DictReader's restkey)
+        cells = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
+        if any(extra):
+            # No column names them: a shifted or mistyped line, refused as a JSON line's unknown key is.
+            yield where, ValueError(f"{len(cells) + len(extra)} fields where the header names {len(cells)} "
+                                    f"columns (extra: {', '.join(map(repr, filter(None, extra)))})")
+        elif any(cells.values()):  # blank lines are not items
+            yield where, {k: v for k, v in cells.items() if v}
 
 
 def _jsonl_rows(text: str, name: str):

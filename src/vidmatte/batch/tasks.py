@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 from ..errors import Cancelled, VidmatteError
 from ..job import JobControl, ProgressEvent
+from . import records
 from .modes import MODES
 
 ITEM, CHUNK, STITCH = "item", "chunk", "stitch"
@@ -30,6 +32,7 @@ class Task:
     frames: int | None = None  # frames it will write, when known (the batch bar's total)
     lead_in: int = 0  # CHUNK: frames before the chunk that warm the recurrent state
     chunks: list = field(default_factory=list)  # STITCH: the chunks' arguments, in order
+    started: dict | None = None  # the item's record to leave (status "started") once this task's work begins
 
 
 @dataclass
@@ -52,6 +55,7 @@ class Worker:
         self._runners: dict = {}
         self._loading = 0.0
         self.control: JobControl | None = None
+        self.stopping = False  # the batch was cancelled: a task handed over after that does not start
         if preload:  # the batch's model, loaded when the worker starts rather than in its first item
             try:
                 self.runner(**preload)
@@ -78,6 +82,12 @@ class Worker:
         started = time.monotonic()
         result = TaskResult(task.id)
         try:
+            if self.stopping:
+                raise Cancelled("the batch was cancelled before this task started")
+            if task.started is not None:
+                # Only now, not when the batch was planned: an item a cancelled --force run never reached keeps
+                # its "done" record, and the next run skips it instead of redoing it.
+                records.write(Path(task.args.output_folder), task.started)
             if task.kind == STITCH:
                 from .chunks import stitch
 
@@ -103,6 +113,7 @@ class Worker:
         return job.run(matter)
 
     def cancel(self) -> None:
+        self.stopping = True
         control = self.control
         if control is not None:
             control.cancel()

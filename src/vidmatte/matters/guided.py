@@ -76,6 +76,19 @@ BAND_CHECK_SIZE = 512
 # one (sam2's dog with keyframes 0 and 119: frames 10, 13 and 24-118 -> 10-118).
 REPORT_GAP = 12
 
+# A frame whose matted subject (alpha >= 0.5) jumps against its neighbours is reported (``jumping_frames``): where the
+# keyframes agree but propagation lost the subject, this is the only sign of it. A frame jumps if its area is more than
+# `spike` times, or less than 1 / `spike` times, the median of the `window` frames on either side (one odd frame); if
+# the median area of the `step_window` frames from it on is `step` times that of the `step_window` frames before it,
+# or 1 / `step` times (the subject collapsing or spreading within a few frames, which a median across the change does
+# not see); or if its centroid is more than `shift` times the subject's size (the square root of its area) from the
+# median centroid of the `window` frames on either side. Chosen on the true masks of the 18 DAVIS-2016 development
+# clips, where it must stay quiet: 4 of 1271 frames fire, all where the soccer ball passes behind a leg (its true area
+# drops 4x in 2 frames); a `shift` of 0.5 fired on the mallard's flapping wings, a `step` of 2.5 on more of the ball.
+# On clips guided loses it fires where they are lost (docs/EVALUATION.md, "Jumping frames").
+JUMP = {"window": 2, "spike": 2.0, "step_window": 3, "step": 3.0, "shift": 0.75}
+JUMP_FLOOR = 1e-4  # share of the frame: an area below it is no subject (an empty frame beside empty ones is no jump)
+
 # --prior auto uses RVM's alpha when RVM's mean alpha over the keyframe's marked subject is at least this share of
 # what the trimap implies (TrimapSolver.decide).
 SEEN_BY_RVM = 0.8
@@ -205,7 +218,8 @@ class GuidedMatter:
         self._propagator = None
         self._stale: dict[str, set[int]] = {}  # per pass kind: the frames this run computes (the rest is reused)
         self.reused_frames = 0
-        self._lost_track: list[int] = []  # frames whose two directions contradicted each other (propagate.fuse)
+        self._lost_track: set[int] = set()  # frames whose two directions contradicted each other (propagate.fuse)
+        self._subject: dict[int, tuple[float, float, float]] = {}  # frame -> its matte's (area, x, y): JUMP
         self.alpha.restart()
 
     def passes(self, span: Span) -> list[Pass]:
@@ -243,18 +257,25 @@ class GuidedMatter:
 
     def summary(self) -> dict:
         """What the job's result reports beside its frames (called once, at its end): how many of them came from the
-        work folder, whether RVM's alpha was a prior (--prior auto decides at the first keyframe), and the runs of
-        frames where the two directions' guidance contradicted each other (``contradicting_frames``: [first, last]
-        pairs, among the frames solved this run), which are also logged as a warning: a keyframe there settles them."""
+        work folder, whether RVM's alpha was a prior (--prior auto decides at the first keyframe), the runs of frames
+        where the two directions' guidance contradicted each other (``contradicting_frames``: [first, last] pairs)
+        and those where the matted subject jumps in size or place against its neighbours (``jumping_frames``, see
+        JUMP: lost, or a real jump). Both cover every frame of the run, those read back from the work folder too, and
+        are also logged as warnings: a keyframe there settles them."""
         runs = _bridged(_runs(sorted(self._lost_track)), REPORT_GAP)
         decided = ("RVM's alpha decided between them" if self.alpha.uses_prior
                    else "the nearer keyframe's guidance was used")
         for first, last in runs:
-            where = f"frame {first}" if first == last else f"frames {first}-{last}"
-            self._warn(f"{where}: the keyframes on either side are followed to different places (lost in one "
-                       f"direction or both); {decided}. A keyframe near frame {(first + last) // 2} would settle it")
+            self._warn(f"{_where(first, last)}: the keyframes on either side are followed to different places (lost "
+                       f"in one direction or both); {decided}. A keyframe near frame {(first + last) // 2} would "
+                       "settle it")
+        jumps = _bridged(_runs(jumping_frames(self._subject)), REPORT_GAP)
+        for first, last in jumps:
+            self._warn(f"{_where(first, last)}: the matted subject jumps in size or place against the frames around "
+                       f"it (the subject lost, or a real jump): look there; a keyframe near frame "
+                       f"{(first + last) // 2} would hold it")
         return {"reused_frames": self.reused_frames, "rvm_prior": self.alpha.uses_prior,
-                "contradicting_frames": runs}
+                "contradicting_frames": runs, "jumping_frames": jumps}
 
     # --- what this run recomputes --------------------------------------------------------------------------
     def _own_settings(self, span: Span) -> dict:
@@ -367,7 +388,7 @@ class GuidedMatter:
             raise ValueError(f"frame {index} was reached by no keyframe")
         fused = fuse(*found, doubts="contradictions" if self.alpha.uses_prior else "any")
         if fused.contradicted > LOST_TRACK_SHARE:
-            self._lost_track.append(index)
+            self._lost_track.add(index)
         return fused.trimap, fused.band, False, fused.distance
 
     def _read(self, direction: str, index: int) -> Propagated | None:
@@ -381,13 +402,65 @@ class GuidedMatter:
             alpha, trimap = cached
             if index < self._last_stale:  # RVM's state must reach the frames still to solve as a full run's does
                 self.alpha.follow(frame)
+            if index in self.store.contradicted:  # found when it was solved: the report covers the whole clip
+                self._lost_track.add(index)
+            self._subject[index] = subject_measure(alpha)
             return SolvedMatte(frame, alpha, foreground_colours, trimap)
         alpha, trimap = self.alpha.solve(frame, *guidance)
+        self._subject[index] = subject_measure(alpha)
         if self._work_arg is not None:
             self.store.write_solved(index, alpha, trimap)
-            self.store.record("solved", index, self._token("solved", index))
+            self.store.record("solved", index, self._token("solved", index), contradicted=index in self._lost_track)
         # Colours are estimated on the writer's thread, if an output needs them, while this thread solves on.
         return SolvedMatte(frame, alpha, foreground_colours, trimap)
+
+def subject_measure(alpha: np.ndarray) -> tuple[float, float, float]:
+    """(area, centroid x, y) of the matte's subject (alpha >= 0.5), in units of the square root of the frame's pixel
+    count (the area as a share of the frame), so that frame size does not matter; all 0 without a subject."""
+    moments = cv2.moments((alpha >= 0.5).astype(np.uint8), binaryImage=True)
+    area = moments["m00"]
+    if area == 0:
+        return 0.0, 0.0, 0.0
+    unit = float(np.sqrt(alpha.size))
+    return area / alpha.size, moments["m10"] / area / unit, moments["m01"] / area / unit
+
+
+def jumping_frames(subject: dict[int, tuple[float, float, float]], window: int = JUMP["window"],
+                   spike: float = JUMP["spike"], step_window: int = JUMP["step_window"], step: float = JUMP["step"],
+                   shift: float = JUMP["shift"]) -> list[int]:
+    """The frames whose subject (``subject_measure`` of consecutive frames, by index) jumps in size or place against
+    the frames around it (JUMP)."""
+    indices = sorted(subject)
+    measured = np.array([subject[i] for i in indices], np.float64).reshape(-1, 3)
+    areas, centroids = measured[:, 0], measured[:, 1:]
+
+    def changed(now: float, before: float, factor: float) -> bool:
+        ratio = (now + JUMP_FLOOR) / (before + JUMP_FLOOR)
+        return ratio > factor or ratio < 1 / factor
+
+    jumping = []
+    for k, index in enumerate(indices):
+        around = [j for j in range(max(0, k - window), min(len(indices), k + window + 1)) if j != k]
+        if not around:
+            continue
+        typical = float(np.median(areas[around]))
+        if changed(areas[k], typical, spike) or (k > 0 and changed(float(np.median(areas[k:k + step_window])),
+                                                                    float(np.median(areas[max(0, k - step_window):k])),
+                                                                    step)):
+            jumping.append(index)
+            continue
+        present = [j for j in around if areas[j] >= JUMP_FLOOR]
+        if areas[k] < JUMP_FLOOR or not present:
+            continue  # no subject here or around, and the areas agree: no place to compare
+        moved = float(np.hypot(*(centroids[k] - np.median(centroids[present], axis=0))))
+        if moved > shift * np.sqrt(max(areas[k], typical)):
+            jumping.append(index)
+    return jumping
+
+
+def _where(first: int, last: int) -> str:
+    return f"frame {first}" if first == last else f"frames {first}-{last}"
+
 
 def _qualified_name(factory) -> str:
     """A function's or class's name, stable across runs (a partial's options belong in the caller's settings)."""

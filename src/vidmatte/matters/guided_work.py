@@ -8,6 +8,10 @@ Layout (``--work DIR``)::
     solved/NNNNN_alpha.npy.gz     the writing pass's alpha (float32, exact) and NNNNN_trimap.png (the trimap
                                   solved from); foreground colours are remade from the frame and this alpha
 
+Beside the solved frames' tokens the manifest lists those whose two directions contradicted each other
+(``contradicted``): the fused trimaps are not kept, and a correction run reports the whole clip's contradictions,
+not only those of the frames it solved.
+
 Every file records its *provenance*, a token naming the keyframes it was made from: a forward trimap depends only
 on the last keyframe at or before its frame (index and content), a backward one on the next keyframe at or after
 it, a solved frame on both plus whether RVM's prior was used. A later run recomputes exactly the frames whose token
@@ -39,7 +43,7 @@ from ..errors import UsageError
 from ..io.atomic import process_alive
 
 MANIFEST = "manifest.json"
-FORMAT = 2  # 2: propagated trimaps keep their band (guidance.propagate.Propagated.band)
+FORMAT = 3  # 2: propagated trimaps keep their band (guidance.propagate.Propagated.band); 3: "contradicted"
 WRITER = "vidmatte guided"
 KINDS = ("forward", "backward", "solved")
 _TEMPORARY = re.compile(r"\..+\.vidmatte-(\d+)-[0-9a-f]+\.part")
@@ -59,6 +63,7 @@ class WorkFolder:
         self.settings = json.loads(json.dumps(settings, sort_keys=True))  # as it reads back from the manifest
         self.valid: dict[str, dict[int, str]] = {kind: {} for kind in KINDS}
         self.prior_decision: dict | None = None  # {"keyframe": token, "uses": bool}: --prior auto's last decision
+        self.contradicted: set[int] = set()  # valid solved frames whose two directions contradicted each other
 
     # --- opening -------------------------------------------------------------------------------------------
     def open(self) -> str | None:
@@ -75,6 +80,7 @@ class WorkFolder:
         if why is None:
             self.valid = {kind: _expand(data.get(kind, [])) for kind in KINDS}
             self.prior_decision = data.get("prior")
+            self.contradicted = set(_expand([[*run, True] for run in data.get("contradicted", [])]))
         self.save()  # under the new settings at once: files of the old ones are never claimed by them
         return why
 
@@ -132,12 +138,17 @@ class WorkFolder:
     def forget(self, kind: str, indices) -> None:
         """No longer claim these frames' files (before they are overwritten)."""
         gone = [i for i in indices if self.valid[kind].pop(i, None) is not None]
+        if kind == "solved":
+            self.contradicted.difference_update(gone)
         if gone:
             self.save()
 
-    def record(self, kind: str, index: int, token: str) -> None:
-        """Frame ``index``'s files of ``kind`` are complete and were made from ``token``."""
+    def record(self, kind: str, index: int, token: str, contradicted: bool = False) -> None:
+        """Frame ``index``'s files of ``kind`` are complete and were made from ``token``; ``contradicted`` (solved
+        frames): its two directions' guidance contradicted each other."""
         self.valid[kind][index] = token
+        if kind == "solved":
+            (self.contradicted.add if contradicted else self.contradicted.discard)(index)
         self.save()
 
     def decide_prior(self, keyframe: str, uses: bool) -> None:
@@ -147,6 +158,7 @@ class WorkFolder:
     def save(self) -> None:
         data = {"written_by": WRITER, "format": FORMAT, "settings": self.settings, "prior": self.prior_decision}
         data.update({kind: _runs(self.valid[kind]) for kind in KINDS})
+        data["contradicted"] = [run[:2] for run in _runs(dict.fromkeys(self.contradicted, True))]
         write_atomic(self.folder / MANIFEST, json.dumps(data, indent=1).encode())
 
     # --- frame files ---------------------------------------------------------------------------------------
