@@ -291,6 +291,48 @@ def test_frames_whose_keyframes_disagree_are_reported_with_the_job(tmp_path, cli
         assert alpha[9][48, 76] > 200 and alpha[9][16, 9 * 5 + 8] < 30  # keyframe 11's patch
 
 
+def test_a_refused_rerun_in_another_mode_keeps_the_last_runs_outputs(tmp_path, clip):
+    """A done guided job re-run in plate mode with a plate of the wrong size: the run is refused, and the guided
+    run's downloads and previews are still offered, saying which run they came from."""
+    with serving(tmp_path / "work") as (base, _):
+        job_id = _guided_job(base, clip)
+        assert _run(base, job_id, outputs=["composition", "alpha_png"])[0] == 202
+        assert wait_for(base, job_id, ("done", "failed"))["state"] == "done"
+        small = cv2.imencode(".png", np.zeros((32, 32, 3), np.uint8))[1].tobytes()
+        assert call(base, "PUT", f"/api/jobs/{job_id}/plate", small)[0] == 200
+        assert _run(base, job_id, mode="plate", plate="image", outputs=["alpha"])[0] == 202
+        job = wait_for(base, job_id, ("done", "failed"))
+        assert job["state"] == "failed" and "32x32" in job["error"], job["error"]
+        assert set(job["downloads"]) == {"composition", "alpha_png"}
+        assert job["downloads_from"]["run"] == 1 and job["runs"] == 2 and not job["downloads_from"]["latest"]
+        assert job["downloads_from"]["mode"] == "guided"
+        status, data = call(base, "GET", f"/api/jobs/{job_id}/download/composition")
+        assert status == 200 and data == (tmp_path / "work" / "jobs" / job_id / "composition.mp4").read_bytes()
+        assert call(base, "GET", f"/api/jobs/{job_id}/download/alpha")[0] == 404  # the refused run's: never made
+        assert job["previews"] and job["preview_frames"] == 12
+        assert call(base, "GET", f"/api/jobs/{job_id}/frames/5/alpha.jpg")[0] == 200
+
+
+def test_settings_are_kept_per_job_before_any_run_and_survive_a_restart(tmp_path, clip):
+    work = tmp_path / "work"
+    chosen = {"mode": "guided", "prior": "none", "background": "#102030", "outputs": ["alpha_png", "alpha"]}
+    with serving(work) as (base, _):
+        job_id = _guided_job(base, clip)
+        status, job = call(base, "PUT", f"/api/jobs/{job_id}/settings", json.dumps(chosen),
+                           {"Content-Type": "application/json"})
+        assert status == 200, job
+        status, body = call(base, "PUT", f"/api/jobs/{job_id}/settings", json.dumps({"mode": "sideways"}))
+        assert status == 400 and body["error"] == "mode must be one of auto, guided, plate"
+        # a draft may name an image not uploaded yet: the run checks it
+        status, job = call(base, "PUT", f"/api/jobs/{job_id}/settings", json.dumps({**chosen, "plate": "image"}))
+        assert status == 200, job
+    with serving(work) as (base, _):
+        job = call(base, "GET", f"/api/jobs/{job_id}")[1]
+        assert job["state"] == "ready" and job["keyframes"] == [0]
+        assert {k: job["settings"][k] for k in chosen} == {**chosen, "outputs": ["alpha", "alpha_png"]}
+        assert job["settings"]["plate"] == "image"
+
+
 def test_a_database_from_before_jobs_kept_their_report_opens_and_gains_it(tmp_path):
     import sqlite3
 
