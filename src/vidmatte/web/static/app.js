@@ -444,7 +444,10 @@ async function proposeFirstMask(method, query, options = {}) {
                            Object.assign({ method: "POST" }, options));
     return trimapLabels(URL.createObjectURL(blob));
   });
-  if (!proposed || state.frame !== frame) { $("tool-help").textContent = `${GESTURE[method]} proposed no mask.`; return; }
+  if (!proposed || state.frame !== frame) {
+    $("tool-help").textContent = `${GESTURE[method]} proposed no mask.`;
+    return;
+  }
   const share = Math.round(100 * proposed.filter((l) => l !== LABEL.none).length / proposed.length);
   state.proposal = { labels: proposed, method };
   const text = `${GESTURE[method]} proposed the region in magenta (${share}% of the frame). ` +
@@ -463,7 +466,8 @@ function acceptProposal() {
   state.proposal = null;
   $("proposal").hidden = true;
   selectTool("fg");
-  $("tool-help").textContent = `Accepted the mask of ${GESTURE[method]}: refine it with the brushes, then Set keyframe.`;
+  $("tool-help").textContent =
+    `Accepted the mask of ${GESTURE[method]}: refine it with the brushes, then Set keyframe.`;
   drawLabels();
 }
 
@@ -555,7 +559,8 @@ async function removeKeyframe() {
 async function previewPropagation() {
   await attempt(async () => {
     $("tool-help").textContent = "propagating...";
-    const { frames, keyframe } = await api(`api/jobs/${state.job.id}/propagate?frame=${state.frame}`, { method: "POST" });
+    const { frames, keyframe } = await api(`api/jobs/${state.job.id}/propagate?frame=${state.frame}`,
+                                           { method: "POST" });
     state.job.guide_preview = { keyframe, frames };
     state.guideFrames = new Set(frames.filter((f) => !state.job.keyframes.includes(f)));
     state.runStamp = Date.now();
@@ -568,10 +573,11 @@ async function previewPropagation() {
 function showGuideNote() {
   const shown = state.job.guide_preview;
   const last = state.job.info.frames - 1;
-  $("guide-note").textContent = !shown ? "" :
-    `Preview: keyframe ${shown.keyframe} propagated over frames ${shown.frames[0]}..${shown.frames[shown.frames.length - 1]}` +
-    ` of 0..${last} (the preview carries a keyframe ${shown.frames.length - 1} frames on; a run covers the whole clip).` +
-    " Step through them to check.";
+  if (!shown) { $("guide-note").textContent = ""; return; }
+  const [first, end] = [shown.frames[0], shown.frames[shown.frames.length - 1]];
+  $("guide-note").textContent = `Preview: keyframe ${shown.keyframe} propagated over frames ${first}..${end} ` +
+    `of 0..${last} (the preview carries a keyframe ${end - first} frames on; a run covers the whole clip). ` +
+    "Step through them to check.";
 }
 
 function forgetGuidePreview(index) {  // the server dropped it: that keyframe changed
@@ -676,7 +682,8 @@ function describeDownloads(job) {
   const from = job.downloads_from;
   if (!from || !links(job)) return "";
   const method = from.method && from.method !== "classical" ? ` ${from.method}` : "";
-  const made = `From run ${from.run} (${from.mode}${method}), finished ${new Date(from.finished * 1000).toLocaleString()}.`;
+  const finished = new Date(from.finished * 1000).toLocaleString();
+  const made = `From run ${from.run} (${from.mode}${method}), finished ${finished}.`;
   if (from.latest) return made;
   if (["queued", "running"].includes(job.state)) return `${made} Run ${job.runs} replaces them when it completes.`;
   return `${made} The latest run (${job.runs}) ${job.state}: it replaced nothing.`;
@@ -735,7 +742,9 @@ async function start() {
   $("method").onchange = () => { showMethods(); saveSettings(); };
   $("bg-kind").onchange = () => { showSwatch(); saveSettings(); };
   $("bg-colour").oninput = () => { $("bg-kind").value = "colour"; };  // picking a colour chooses it
-  for (const control of ["bg-colour", "prior", "plate-kind", "checkpoint", "outputs"]) $(control).onchange = saveSettings;
+  for (const control of ["bg-colour", "prior", "plate-kind", "checkpoint", "outputs"]) {
+    $(control).onchange = saveSettings;
+  }
   $("accept-mask").onclick = acceptProposal;
   $("reject-mask").onclick = () => rejectProposal();
   $("cancel").onclick = cancel;
