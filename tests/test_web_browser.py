@@ -91,6 +91,7 @@ def test_paint_a_keyframe_run_guided_and_download_what_the_cli_writes(page, tmp_
         job_id = _open_upload(page, base, clip)
         page.wait_for_selector("text=frame 0 / 23")
         _shot(page, tmp_path, "1_uploaded")
+        page.check("input[name=mode][value=guided]")  # the subject tools are guided mode's
         page.click("[data-tool=fg]")
         page.fill("#brush-size", "20")
         _paint(page, [(3, 16), (8, 15), (13, 17)], (width, height))  # over the yellow square (x 0..16, y 8..24)
@@ -247,3 +248,102 @@ def test_pick_a_network_for_plate_matting_run_it_and_see_it_after_a_restart(page
     assert len(page_alpha) == len(cli_alpha) == 4 and page_alpha[-1].std() > 1  # not a constant matte
     for ours, theirs in zip(page_alpha, cli_alpha):
         assert np.array_equal(ours, theirs)
+
+
+def _canvas_pixels(page) -> np.ndarray:
+    """The painting canvas as RGBA [H,W,4] (what the user sees over the frame)."""
+    data = page.evaluate("() => { const c = document.getElementById('overlay');"
+                         " return [c.width, c.height, Array.from(c.getContext('2d')"
+                         ".getImageData(0, 0, c.width, c.height).data)]; }")
+    return np.array(data[2], np.uint8).reshape(data[1], data[0], 4)
+
+
+def test_each_mode_shows_its_own_controls_and_the_swatch_the_chosen_colour(page, tmp_path):
+    clip = write_video(tmp_path / "square.mp4", moving_square_frames(4, 96, 64))
+    truncated = tmp_path / "trunc.mp4"
+    truncated.write_bytes(clip.read_bytes()[:400])
+    with serving(tmp_path / "work") as (base, _):
+        page.goto(base + "/")
+        page.wait_for_selector("body[data-ready]")
+        page.set_input_files("#upload", str(truncated))
+        page.wait_for_selector("#message.error:not([hidden])")
+        message = page.text_content("#message")
+        assert message.count("trunc.mp4") == 1, message  # the reader's message names the file; said once
+        _open_upload(page, base, clip)
+        shown = {"auto": set(), "guided": {"#guidance", "#prior", "#method"}, "plate": {"#plate-kind", "#method"}}
+        for mode in ("guided", "plate", "auto"):
+            page.check(f"input[name=mode][value={mode}]")
+            visible = {c for c in ("#guidance", "#prior", "#plate-kind", "#method") if page.is_visible(c)}
+            assert visible == shown[mode], (mode, visible)
+        green = page.evaluate("state.config.colours.green")
+        assert green == "#78ff9b"  # RVM's green, (120, 255, 155)
+        assert page.input_value("#bg-kind") == "green" and page.input_value("#bg-colour") == green
+        page.select_option("#bg-kind", "black")
+        assert page.input_value("#bg-colour") == "#000000"
+        page.select_option("#bg-kind", "image")
+        assert not page.is_visible("#bg-colour")
+
+
+def test_a_box_proposes_a_mask_shown_for_accept_or_undo(page, tmp_path):
+    width, height = 192, 128
+    clip = write_video(tmp_path / "big.mp4", moving_square_frames(3, width, height))
+    with serving(tmp_path / "work") as (base, _):
+        _open_upload(page, base, clip)
+        page.check("input[name=mode][value=guided]")
+        for attempt in ("undo", "accept"):
+            page.click("[data-tool=box]")
+            _paint(page, [(1, 2), (20, 20), (40, 34)], (width, height))  # around the square (x 0..16, y 8..24)
+            page.wait_for_selector("#proposal:not([hidden])")
+            help_text = page.text_content("#tool-help")
+            assert help_text.startswith("GrabCut from the box proposed the region in magenta"), help_text
+            pixels = _canvas_pixels(page)
+            magenta = np.abs(pixels[..., :3].astype(int) - (255, 0, 200)).max(-1) <= 3  # the canvas rounds colours
+            sx, sy = pixels.shape[1] / width, pixels.shape[0] / height
+            assert magenta[int(16 * sy), int(8 * sx)] and not magenta[int(100 * sy), int(150 * sx)]
+            assert page.evaluate("state.labels.every((l) => l === 0)")  # proposed, not yet taken
+            if attempt == "undo":
+                page.click("#reject-mask")
+                assert "undone" in page.text_content("#tool-help")
+                assert _canvas_pixels(page)[..., 3].max() == 0  # nothing drawn: the marks are as they were
+        _shot(page, tmp_path, "8_box_proposed")
+        page.click("#accept-mask")
+        assert page.is_hidden("#proposal")
+        assert page.text_content("#tool-help").startswith("Accepted the mask of GrabCut from the box")
+        pixels = _canvas_pixels(page)
+        assert np.abs(pixels[int(16 * sy), int(8 * sx)].astype(int) - (0, 220, 90, 120)).max() <= 3  # foreground now
+
+
+def test_no_missing_picture_is_asked_for_and_a_reload_keeps_settings_and_preview(page, tmp_path):
+    """A keyframe, a propagation preview, a reload (guided mode and the preview are still there), then a run: no
+    request of the page's is answered 404 (pictures not written yet, the favicon)."""
+    width, height = 160, 96
+    clip = write_video(tmp_path / "square.mp4", moving_square_frames(24, width, height))
+    mask = np.zeros((height, width), np.uint8)
+    mask[8:24, 0:16] = 255
+    cv2.imwrite(str(tmp_path / "mask.png"), mask)
+    missing = []
+    page.on("response", lambda response: missing.append(response.url) if response.status == 404 else None)
+    with serving(tmp_path / "work") as (base, _):
+        _open_upload(page, base, clip)
+        page.set_input_files("#mask-upload", str(tmp_path / "mask.png"))
+        page.wait_for_selector("text=frame 0 is a keyframe")
+        page.click("#preview-propagation")
+        page.wait_for_selector("text=propagated over frames 0..12 of 0..23")
+        page.reload()
+        page.wait_for_selector("body[data-ready]")
+        page.wait_for_selector("text=frame 0 / 23")
+        assert page.is_checked("input[name=mode][value=guided]")  # kept with the job, though it never ran
+        assert "propagated over frames 0..12 of 0..23" in page.text_content("#guide-note")
+        page.fill("#frame", "6")
+        page.dispatch_event("#frame", "input")
+        page.wait_for_function("document.getElementById('overlay').getContext('2d')"
+                               ".getImageData(0, 0, 160, 96).data.some((v, i) => i % 4 === 3 && v > 0)")
+        page.select_option("#prior", "none")
+        for output in ("composition", "alpha", "rgba_mov"):
+            page.uncheck(f"#outputs input[value={output}]")
+        page.click("#run")
+        page.wait_for_selector("#progress-text.done", timeout=WAIT_MS)
+        page.wait_for_function("document.getElementById('view-alpha').naturalWidth > 0")
+        assert page.locator("a[data-output=alpha_png]").count() == 1
+        assert "From run 1 (guided)" in page.text_content("#downloads-from")
+    assert missing == []

@@ -27,13 +27,17 @@ from fastapi.staticfiles import StaticFiles
 from ..errors import GuidanceError, InputError, UsageError, VidmatteError
 from . import guide, runs
 from .jobs import ACTIVE, JobQueue, JobStore, QueueFull
-from .previews import preview_size, write_input_previews
+from .previews import count_pictures, preview_size, write_input_previews
 from .storage import NoRoom, Storage, TooLarge, human
 from .weights import read_catalogue
 
 STATIC = Path(__file__).parent / "static"
 SMALL_UPLOAD = 64 << 20  # keyframe images and backgrounds
-PREVIEW_KINDS = {"input": "jpg", "alpha": "jpg", "composition": "jpg", "guide": "png"}
+# picture kind -> (extension, folder under preview/): the completed run's alpha and composition, the running run's
+# (run_alpha, run_composition: shown as they are written), the input, the propagation preview (guide)
+PREVIEW_KINDS = {"input": ("jpg", "input"), "alpha": ("jpg", "alpha"), "composition": ("jpg", "composition"),
+                 "run_alpha": ("jpg", "run/alpha"), "run_composition": ("jpg", "run/composition"),
+                 "guide": ("png", "guide")}
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
 
@@ -114,12 +118,16 @@ def create_app(settings: Settings) -> FastAPI:
     def index():
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
 
+    @app.get("/favicon.ico")
+    def favicon():  # the page links static/favicon.svg; this answers browsers and tools that ask the old way
+        return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
+
     @app.get("/api/config")
     def config():
         return {"max_upload": settings.max_upload, "max_upload_text": human(settings.max_upload),
                 "modes": {mode: True for mode in runs.MODES}, "outputs": list(runs.OUTPUTS),
                 "defaults": runs.DEFAULT_SETTINGS, "methods": runs.mode_methods(),
-                "checkpoints": server.weights.public()}
+                "checkpoints": server.weights.public(), "colours": runs.named_colours()}
 
     return app
 
@@ -167,8 +175,20 @@ def _public(server: Server, job: dict) -> dict:
                                  "error", "outputs", "details")}
     shown["progress"] = live or job.get("progress")
     shown["queue_position"] = server.queue.position(job["id"])
-    shown["previews"] = (server.storage.folder(job["id"]) / "preview" / "alpha").is_dir()
-    shown["downloads"] = {name: runs.DOWNLOADS[name] for name in job["outputs"]} if job["state"] == "done" else {}
+    preview = server.storage.folder(job["id"]) / "preview"
+    shown["previews"] = (preview / "alpha").is_dir()  # the last completed run's
+    shown["preview_frames"] = count_pictures(preview / "composition")
+    # The running run's pictures so far (frames 0..n-1): the page asks for no picture that is not there yet.
+    shown["run_preview_frames"] = count_pictures(preview / "run" / "composition") if job["state"] in ACTIVE else 0
+    # The last completed run's outputs, offered until another run completes (a failed or refused one hides none);
+    # downloads_from says which run they came from.
+    shown["downloads"] = {name: runs.DOWNLOADS[name] for name in job["outputs"]}
+    result = job.get("result")
+    shown["downloads_from"] = None if result is None or not job["outputs"] else {
+        "run": result["run"], "finished": result["finished"], "mode": result["settings"]["mode"],
+        "method": result["settings"].get("method", "classical"), "latest": result["run"] == job["runs"]}
+    shown["runs"] = job["runs"]
+    shown["guide_preview"] = job.get("guide_preview")
     return shown
 
 
@@ -215,9 +235,9 @@ def _add_job_routes(app: FastAPI, server: Server) -> None:
     @app.get("/api/jobs/{job_id}/frames/{index}/{kind}")
     def frame_picture(job_id: str, index: int, kind: str):
         stem, _, ext = kind.partition(".")
-        if PREVIEW_KINDS.get(stem) != ext or index < 0:
+        if stem not in PREVIEW_KINDS or PREVIEW_KINDS[stem][0] != ext or index < 0:
             return _error(404, "no such picture")
-        path = server.folder(job_id) / "preview" / stem / f"{index:05d}.{ext}"
+        path = server.folder(job_id) / "preview" / PREVIEW_KINDS[stem][1] / f"{index:05d}.{ext}"
         if not path.is_file():
             return _error(404, "no such picture")
         return FileResponse(path, headers={"Cache-Control": "no-cache"})
@@ -330,6 +350,7 @@ def _add_guidance_routes(app: FastAPI, server: Server) -> None:
             body.unlink(missing_ok=True)
         keyframes = sorted(set(job["keyframes"]) | {index})
         server.store.update(job_id, keyframes=keyframes)
+        _drop_guide_preview(server, job, index)
         return {"keyframes": keyframes}
 
     @app.get("/api/jobs/{job_id}/keyframes/{index}")
@@ -345,6 +366,7 @@ def _add_guidance_routes(app: FastAPI, server: Server) -> None:
         guide.keyframe_path(server.storage.folder(job_id), index).unlink(missing_ok=True)
         keyframes = [i for i in job["keyframes"] if i != index]
         server.store.update(job_id, keyframes=keyframes)
+        _drop_guide_preview(server, job, index)
         return {"keyframes": keyframes}
 
     @app.post("/api/jobs/{job_id}/propagate")
@@ -362,7 +384,17 @@ def _add_guidance_routes(app: FastAPI, server: Server) -> None:
         shutil.rmtree(out, ignore_errors=True)
         frames = guide.propagation_preview(open_source(runs.input_path(folder)), trimap, frame,
                                            guide.PROPAGATION_PREVIEW_FRAMES, out, tuple(job["info"]["preview"]))
-        return {"frames": frames}
+        # Kept with the job, so a reload shows it again and the page can say how far it went.
+        server.store.update(job_id, guide_preview={"keyframe": frame, "frames": frames})
+        return {"frames": frames, "keyframe": frame, "last_frame": job["info"]["frames"] - 1}
+
+
+def _drop_guide_preview(server: Server, job: dict, index: int) -> None:
+    """The propagation preview of keyframe ``index`` no longer shows what a run would do once it changes."""
+    shown = job.get("guide_preview")
+    if shown and shown["keyframe"] == index:
+        shutil.rmtree(server.storage.folder(job["id"]) / "preview" / "guide", ignore_errors=True)
+        server.store.update(job["id"], guide_preview=None)
 
 
 def _first_mask(server: Server, image: np.ndarray, method: str, box, labels_path: Path | None) -> np.ndarray:
@@ -396,6 +428,18 @@ def _add_run_routes(app: FastAPI, server: Server) -> None:
         await _keep_image(server, job_id, request, "plate")
         return {"plate": "image"}
 
+    @app.put("/api/jobs/{job_id}/settings")
+    async def save_settings(job_id: str, request: Request):
+        """The page's choices, saved as they change (every value checked; the uploads a run needs are checked
+        when it runs), so reopening the job shows them."""
+        _check_editable(server, job_id)
+        given = await request.json() if await request.body() else {}
+        if not isinstance(given, dict):
+            raise UsageError("the settings must be a JSON object")
+        settings = runs.check_settings(given, draft=True)
+        server.store.update(job_id, settings=settings)
+        return _public(server, server.job(job_id))
+
     @app.post("/api/jobs/{job_id}/run", status_code=202)
     async def run(job_id: str, request: Request):
         job = _check_editable(server, job_id)
@@ -420,10 +464,10 @@ def _add_run_routes(app: FastAPI, server: Server) -> None:
 
     @app.get("/api/jobs/{job_id}/download/{name}")
     def download(job_id: str, name: str):
-        job = server.job(job_id)
-        if job["state"] != "done" or name not in job["outputs"]:
+        job = server.job(job_id)  # the last completed run's outputs, whatever the state of a later run
+        path = server.storage.folder(job_id) / runs.DOWNLOADS.get(name, ".none")
+        if name not in job["outputs"] or not path.is_file():
             return _error(404, "no such download (the job has not written it)")
-        path = server.storage.folder(job_id) / runs.DOWNLOADS[name]
         stem = os.path.splitext(job["name"])[0] or "vidmatte"
         return FileResponse(path, filename=f"{stem}_{runs.DOWNLOADS[name]}")
 

@@ -85,6 +85,9 @@ def grabcut_scribbles(frame: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 def _grabcut(image: np.ndarray, mask: np.ndarray, rect, mode: int) -> None:
     background, foreground = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    # GrabCut seeds its colour models with k-means from OpenCV's thread RNG: seeded, the same gesture on the same
+    # frame proposes the same mask (otherwise it depends on whatever ran before on that thread).
+    cv2.setRNGSeed(0)
     try:
         cv2.grabCut(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), mask, rect, background, foreground,
                     GRABCUT_ITERATIONS, mode)

@@ -1,7 +1,11 @@
 """The server's jobs: a SQLite store (stdlib, in the work folder) and a bounded queue run by a few worker threads.
 
-A job is one uploaded clip, its guidance and settings, and its latest run. States:
+A job is one uploaded clip, its guidance and settings (saved as the page changes them, not only when it runs), its
+latest run, and the last run that completed (``result``). States:
   ready -> queued -> running -> done | failed | cancelled      (a finished job may be run again)
+A run that fails, is refused or is cancelled leaves the last completed run's outputs offered (``outputs`` and
+``result`` change only when a run completes): they are still on disk, since every output is renamed into place
+only when complete.
 A restart keeps every job: finished ones as they were, queued or running ones become ``interrupted`` (their
 outputs were never renamed into place, so nothing half-written is offered for download).
 """
@@ -35,10 +39,18 @@ CREATE TABLE IF NOT EXISTS jobs (
     progress TEXT,
     error TEXT,
     outputs TEXT NOT NULL DEFAULT '[]',
-    details TEXT NOT NULL DEFAULT '{}'
+    details TEXT NOT NULL DEFAULT '{}',
+    runs INTEGER NOT NULL DEFAULT 0,
+    result TEXT,
+    guide_preview TEXT
 )
 """
-_JSON_FIELDS = ("info", "settings", "keyframes", "progress", "outputs", "details")
+# Columns added after the first release, with their definitions: an older database gains them when opened.
+_ADDED = {"details": "TEXT NOT NULL DEFAULT '{}'",  # what the run reported
+          "runs": "INTEGER NOT NULL DEFAULT 0",  # runs started: numbers each run, so the page says which one
+          "result": "TEXT",  # the last completed run: its number, end time and settings (what its outputs are)
+          "guide_preview": "TEXT"}  # the propagation preview on disk: from which keyframe, which frames
+_JSON_FIELDS = ("info", "settings", "keyframes", "progress", "outputs", "details", "result", "guide_preview")
 
 
 class QueueFull(VidmatteError):
@@ -55,8 +67,9 @@ class JobStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(_SCHEMA)
             columns = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
-            if "details" not in columns:  # a database made before jobs kept what their run reported
-                self._db.execute("ALTER TABLE jobs ADD COLUMN details TEXT NOT NULL DEFAULT '{}'")
+            for name, definition in _ADDED.items():
+                if name not in columns:  # a database made before the job kept this
+                    self._db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {definition}")
 
     def mark_interrupted(self) -> int:
         """At start-up: jobs the last server left queued or running were interrupted by its end."""
@@ -78,6 +91,10 @@ class JobStore:
         values = [json.dumps(v) if name in _JSON_FIELDS and v is not None else v for name, v in fields.items()]
         with self._lock:
             self._db.execute(f"UPDATE jobs SET {columns}, updated=? WHERE id=?", (*values, time.time(), job_id))
+
+    def count_run(self, job_id: str) -> None:
+        with self._lock:
+            self._db.execute("UPDATE jobs SET runs=runs+1 WHERE id=?", (job_id,))
 
     def get(self, job_id: str) -> dict | None:
         with self._lock:
@@ -149,7 +166,9 @@ class JobQueue:
                 raise QueueFull("this job is already queued or running")
             if len(self._waiting) >= self.capacity:
                 raise QueueFull(f"the queue is full ({self.capacity} jobs waiting); try again when one finishes")
-            self.store.update(job_id, state="queued", error=None, progress=None, outputs=[])
+            # The last completed run's outputs stay offered until this run completes (a failed run replaces none).
+            self.store.update(job_id, state="queued", error=None, progress=None)
+            self.store.count_run(job_id)
             self._waiting.append(job_id)
             self._cond.notify()
 
@@ -220,7 +239,9 @@ class JobQueue:
             self.store.update(job_id, state="failed", error=f"{type(exc).__name__}: {exc}",
                               progress=self._live.pop(job_id, None))
         else:
-            self.store.update(job_id, state="done", outputs=outputs, details=details,
+            job = self.store.get(job_id)
+            result = {"run": job["runs"], "finished": time.time(), "settings": job["settings"]}
+            self.store.update(job_id, state="done", outputs=outputs, details=details, result=result,
                               progress=self._live.pop(job_id, None))
 
     def _reporter(self, job_id: str) -> Callable[[ProgressEvent], None]:

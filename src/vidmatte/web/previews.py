@@ -7,6 +7,7 @@ the server (nearest neighbour, so labels survive).
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -36,7 +37,18 @@ def write_jpeg(path: Path, rgb_or_grey: np.ndarray) -> None:
     ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:
         raise OSError(f"cannot encode {path.name}")
-    path.write_bytes(data.tobytes())
+    # A temporary name first: the page is told how many pictures exist, and must never read half of one.
+    partial = path.with_name(f".{path.name}.part")
+    partial.write_bytes(data.tobytes())
+    partial.replace(path)
+
+
+def count_pictures(folder: Path) -> int:
+    """The complete pictures in a preview folder (temporary names start with a dot); 0 if there is none."""
+    try:
+        return sum(1 for entry in os.scandir(folder) if not entry.name.startswith("."))
+    except FileNotFoundError:
+        return 0
 
 
 def write_png(path: Path, image: np.ndarray) -> None:
@@ -61,11 +73,12 @@ def write_input_previews(source, folder: Path, size: tuple[int, int]) -> int:
 
 def run_preview_sink(folder: Path, size: tuple[int, int]) -> CallbackSink:
     """A sink writing each frame's alpha and composition as ``folder/{alpha,composition}/NNNNN.jpg`` at ``size``
-    (the previous run's previews are removed first)."""
+    (what an earlier run left in ``folder`` is removed first)."""
     folders = {kind: folder / kind for kind in ("alpha", "composition")}
     for path in folders.values():
         shutil.rmtree(path, ignore_errors=True)
         path.mkdir(parents=True)
+    # Frames are written in order, composition after alpha: the composition pictures count the frames shown.
 
     def write(index: int, pictures) -> None:
         write_jpeg(folders["alpha"] / f"{index:05d}.jpg", shrink(pictures.alpha_u8, size))

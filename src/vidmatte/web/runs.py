@@ -3,7 +3,8 @@
 The outputs have fixed names in the job's folder and are written like the CLI's (temporary names, renamed when
 complete): ``composition.mp4``, ``alpha.mp4``, ``alpha.zip`` (the CLI's ``--alpha alpha/`` PNGs, zipped),
 ``rgba.mov`` (ProRes 4444) or ``rgba.webm`` (VP9 with alpha). Previews of alpha and composition go to
-``preview/`` through a ``CallbackSink`` as frames are written.
+``preview/run/`` through a ``CallbackSink`` as frames are written, and replace the completed run's ``preview/alpha``
+and ``preview/composition`` only when this run completes: a run that fails hides nothing of the last one.
 """
 
 from __future__ import annotations
@@ -45,18 +46,29 @@ def mode_methods() -> dict[str, tuple[str, ...]]:
     return {"auto": ("classical",), "guided": GUIDED_METHODS, "plate": PLATE_METHODS}
 
 
-def check_settings(given: dict, has_background_image: bool, has_plate_image: bool = False,
-                   weights: Catalogue | None = None) -> dict:
+def named_colours() -> dict[str, str]:
+    """The backgrounds named on the page, as #RRGGBB (the swatch shows the colour a run would use)."""
+    from ..compose import NAMED_COLOURS
+
+    return {name: "#%02x%02x%02x" % rgb for name, rgb in NAMED_COLOURS.items()}
+
+
+def check_settings(given: dict, has_background_image: bool = False, has_plate_image: bool = False,
+                   weights: Catalogue | None = None, draft: bool = False) -> dict:
     """The settings of a run, every value checked against what the page may choose (UsageError otherwise);
-    ``weights``: the server's --checkpoints folder, where a network method's file must be."""
+    ``weights``: the server's --checkpoints folder, where a network method's file must be. ``draft``: settings the
+    page saves as they change, before a run: the same values, but the images and weights a run needs are checked
+    when it runs (a user picks "image" before uploading it)."""
     from ..compose import parse_colour
 
     settings = {**DEFAULT_SETTINGS, **{k: v for k, v in given.items() if k in DEFAULT_SETTINGS}}
     if settings["mode"] not in MODES:
         raise UsageError(f"mode must be one of {', '.join(MODES)}")
-    _check_method(settings, weights or Catalogue())
+    _check_method(settings, weights or Catalogue(), draft)
     if settings["plate"] not in PLATES:
         raise UsageError(f"plate must be one of {', '.join(PLATES)}")
+    if draft:
+        has_background_image = has_plate_image = True
     if settings["mode"] == "plate" and settings["plate"] == "image" and not has_plate_image:
         raise UsageError("upload a plate image first (the empty scene), or let the plate be estimated (auto)")
     if settings["prior"] not in PRIORS:
@@ -74,13 +86,17 @@ def check_settings(given: dict, has_background_image: bool, has_plate_image: boo
     return settings
 
 
-def _check_method(settings: dict, weights: Catalogue) -> None:
+def _check_method(settings: dict, weights: Catalogue, draft: bool = False) -> None:
     methods = mode_methods()[settings["mode"]]
     if settings["method"] not in methods:
         raise UsageError(f"{settings['mode']} mode's method must be one of {', '.join(methods)}")
     if settings["method"] == "classical":
         if settings["checkpoint"] is not None:
             raise UsageError("weights are for a network method, not the classical one")
+        return
+    if draft:  # a file's name, looked up in the folder when the job runs
+        if not isinstance(settings["checkpoint"], (str, type(None))):
+            raise UsageError("checkpoint must be the name of a file in the server's --checkpoints folder")
         return
     weights.find(settings["checkpoint"], settings["mode"], settings["method"])
 
@@ -107,14 +123,22 @@ def execute(job: dict, folder: Path, control: JobControl, model: str = "rvm-mobi
     background = str(folder / "background.png") if settings["background"] == "image" else settings["background"]
     # f-string, not "/": a PNG sequence is named by its trailing slash, which Path would drop
     outputs = [parse_output(OUTPUTS[name][0], f"{folder}/{OUTPUTS[name][1]}") for name in settings["outputs"]]
-    preview = run_preview_sink(folder / "preview", preview_size(info["width"], info["height"]))
+    preview = run_preview_sink(folder / "preview" / "run", preview_size(info["width"], info["height"]))
     options = ConvertOptions(outputs=outputs, background=background, overwrite=True, progress=False,
                              sinks=[preview])
     pipeline_job = Job(str(input_path(folder)), options, control)
     result = pipeline_job.run(_matter(job, folder, pipeline_job, model, cache, _weights_path(settings, weights)))
     if "alpha_png" in settings["outputs"]:
         _zip_folder(folder / "alpha", folder / "alpha.zip")
+    _keep_run_previews(folder / "preview")
     return list(settings["outputs"]), result.details
+
+
+def _keep_run_previews(preview: Path) -> None:
+    """The completed run's previews (``preview/run/<kind>``) become the job's (``preview/<kind>``)."""
+    for kind in ("alpha", "composition"):
+        shutil.rmtree(preview / kind, ignore_errors=True)
+        os.replace(preview / "run" / kind, preview / kind)
 
 
 def _weights_path(settings: dict, weights: Catalogue | None) -> str | None:

@@ -7,11 +7,12 @@ const TOKEN = new URLSearchParams(location.search).get("token");
 const LABEL = { none: 0, bg: 1, unknown: 2, fg: 3 };
 const GREY_OF_LABEL = [0, 0, 128, 255];  // what a keyframe image holds: unpainted counts as background
 const COLOURS = [null, [40, 90, 255, 90], [255, 200, 0, 140], [0, 220, 90, 120]];
+const PROPOSED = [null, null, [255, 200, 0, 140], [255, 0, 200, 120]];  // a proposed first mask: magenta
 const UNDO_DEPTH = 30;
 
 const state = {
   config: null, job: null, frame: 0, tool: "fg", labels: null, drafts: new Map(), undo: [],
-  guideFrames: new Set(), playing: null, poll: null, runStamp: Date.now(),
+  guideFrames: new Set(), playing: null, poll: null, runStamp: Date.now(), proposal: null, liveShown: null,
 };
 
 // --- talking to the server --------------------------------------------------------------------------------
@@ -66,7 +67,11 @@ async function upload(file) {
     $("upload-status").textContent = "";
     let body = {};
     try { body = JSON.parse(request.responseText); } catch (e) { body = { error: request.statusText }; }
-    if (request.status >= 400) { say(`${file.name}: ${body.error}`); return; }
+    if (request.status >= 400) {  // the reader's messages name the file already; the size checks do not
+      const error = body.error || `HTTP ${request.status}`;
+      say(error.includes(file.name) ? error : `${file.name}: ${error}`);
+      return;
+    }
     if (location.hash === "#" + body.id) openJob(body.id); else location.hash = body.id;
   };
   request.onerror = () => { $("upload-status").textContent = ""; say("the upload failed (connection lost)"); };
@@ -114,6 +119,11 @@ async function openJob(id) {
     $("job-title").textContent = `${job.name} — ${job.info.width}×${job.info.height}, ${job.info.frames} frames, ${job.info.fps} fps`;
     applySettings(job.settings);
     state.frame = Math.min(job.keyframes.length ? job.keyframes[0] : 0, job.info.frames - 1);
+    state.proposal = null;
+    $("proposal").hidden = true;
+    const shown = job.guide_preview;
+    state.guideFrames = new Set(shown ? shown.frames.filter((f) => !job.keyframes.includes(f)) : []);
+    showGuideNote();
   }
   $("editor").hidden = false;
   showJob();
@@ -129,8 +139,35 @@ function applySettings(settings) {
   const named = ["green", "black", "white", "image"].includes(settings.background);
   $("bg-kind").value = named ? settings.background : "colour";
   if (!named) $("bg-colour").value = settings.background;
+  showSwatch();
   for (const box of $("outputs").querySelectorAll("input")) box.checked = settings.outputs.includes(box.value);
   showMethods(settings);
+}
+
+// The swatch shows the colour a run would use: a named background's own colour, none for an image.
+function showSwatch() {
+  const kind = $("bg-kind").value;
+  const named = state.config && state.config.colours[kind];
+  if (named) $("bg-colour").value = named;
+  $("bg-colour").hidden = kind === "image";
+}
+
+// Each mode's controls only: the subject tools and the prior in guided mode, the plate in plate mode.
+function showModeControls(mode) {
+  for (const element of document.querySelectorAll("[data-modes]")) {
+    element.hidden = !element.dataset.modes.split(" ").includes(mode);
+  }
+}
+
+// The page's choices are the job's: saved as they change, so reopening the job shows them (not the defaults).
+async function saveSettings() {
+  if (!state.job || ["queued", "running"].includes(state.job.state)) return;  // a run is using them
+  await attempt(async () => {
+    const job = await api(`api/jobs/${state.job.id}/settings`, {
+      method: "PUT", body: JSON.stringify(runSettings()), headers: { "Content-Type": "application/json" },
+    });
+    state.job.settings = job.settings;
+  });
 }
 
 // --- methods: the classical one, and the networks whose weights are in the server's --checkpoints folder ---------
@@ -150,6 +187,7 @@ function addOption(select, value, text) {
 function showMethods(chosen = null) {
   if (!state.config) return;  // start() calls it again once the server's config is in
   const mode = document.querySelector("input[name=mode]:checked").value;
+  showModeControls(mode);
   const catalogue = state.config.checkpoints;
   const files = catalogue.weights.filter((w) => w.mode === mode);
   const offered = state.config.methods[mode].filter((m) => m === "classical" || files.some((w) => w.method === m));
@@ -201,12 +239,19 @@ function showFrame(index) {
   const key = job.keyframes.includes(index);
   $("frame-label").textContent = `frame ${index} / ${job.info.frames - 1}` + (key ? " · keyframe" : "");
   $("view-input").src = frameUrl("input", index);
+  // Only pictures the server says exist are asked for: the running run's as they are written, else the last
+  // completed run's (which a failed run leaves in place).
+  const active = ["queued", "running"].includes(job.state);
+  const live = active && index < (job.run_preview_frames || 0);
+  const kept = !active && job.previews && index < job.preview_frames;
+  state.liveShown = live ? index : null;
   for (const kind of ["alpha", "composition"]) {
     const img = $("view-" + kind);
     img.classList.remove("missing");
     img.onerror = () => img.classList.add("missing");
-    if (job.previews) img.src = frameUrl(kind, index); else img.classList.add("missing");
+    if (live || kept) img.src = frameUrl(live ? "run_" + kind : kind, index); else img.classList.add("missing");
   }
+  if (state.proposal) rejectProposal("the frame changed: the proposed mask was dropped.");
   state.undo = [];
   state.labels = state.drafts.get(index) || new Uint8Array($("overlay").width * $("overlay").height);
   drawLabels();
@@ -281,9 +326,9 @@ function drawLabels() {
   const canvas = $("overlay");
   const context = canvas.getContext("2d");
   const image = context.createImageData(canvas.width, canvas.height);
-  const labels = state.labels;
+  const [labels, colours] = state.proposal ? [state.proposal.labels, PROPOSED] : [state.labels, COLOURS];
   for (let i = 0; i < labels.length; i++) {
-    const colour = COLOURS[labels[i]];
+    const colour = colours[labels[i]];
     if (colour) image.data.set(colour, 4 * i);
   }
   context.putImageData(image, 0, 0);
@@ -324,6 +369,7 @@ function setupPainting() {
   canvas.addEventListener("pointerdown", (event) => {
     canvas.setPointerCapture(event.pointerId);
     const point = canvasPoint(event);
+    if (state.proposal) { $("tool-help").textContent = "Accept or Undo the proposed mask first."; return; }
     if (state.tool === "person") { firstMask("person", point); return; }
     if (state.tool === "box") { boxStart = point; return; }
     pushUndo();
@@ -375,34 +421,77 @@ function toFrame(point) {
   return [point[0] * state.job.info.width / w, point[1] * state.job.info.height / h];
 }
 
+const GESTURE = { person: "RVM under the click", box: "GrabCut from the box", scribble: "GrabCut from the scribbles" };
+
 async function firstMask(method, a, b = [0, 0]) {
-  await attempt(async () => {
-    const [x0, y0] = toFrame(a), [x1, y1] = toFrame(b);
-    const query = `frame=${state.frame}&method=${method}&x0=${x0}&y0=${y0}&x1=${x1}&y1=${y1}`;
-    $("tool-help").textContent = method === "person" ? "finding the person..." : "GrabCut...";
-    const blob = await api(`api/jobs/${state.job.id}/first-mask?${query}`, { method: "POST" });
-    await loadTrimap(URL.createObjectURL(blob), true);
-    selectTool("fg");
-  });
-  drawLabels();
+  const [x0, y0] = toFrame(a), [x1, y1] = toFrame(b);
+  await proposeFirstMask(method, `x0=${x0}&y0=${y0}&x1=${x1}&y1=${y1}`);
 }
 
 async function grabcutScribbles() {
-  await attempt(async () => {
-    const scribbles = await labelsPng((label) => (label === LABEL.fg ? 255 : label === LABEL.bg ? 0 : 128));
-    const blob = await api(`api/jobs/${state.job.id}/first-mask?frame=${state.frame}&method=scribble`,
-                           { method: "POST", body: scribbles, headers: { "Content-Type": "image/png" } });
-    await loadTrimap(URL.createObjectURL(blob), true);
+  if (state.proposal) { $("tool-help").textContent = "Accept or Undo the proposed mask first."; return; }
+  const scribbles = await labelsPng((label) => (label === LABEL.fg ? 255 : label === LABEL.bg ? 0 : 128));
+  await proposeFirstMask("scribble", "", { body: scribbles, headers: { "Content-Type": "image/png" } });
+}
+
+// A one-gesture mask is only proposed: drawn in magenta over the frame until the user accepts or undoes it (a box
+// or scribbles can catch the wrong region, and painting over a wrong mask costs more than a second gesture).
+async function proposeFirstMask(method, query, options = {}) {
+  const frame = state.frame;
+  $("tool-help").textContent = method === "person" ? "finding the person..." : "GrabCut...";
+  const proposed = await attempt(async () => {
+    const blob = await api(`api/jobs/${state.job.id}/first-mask?frame=${frame}&method=${method}&${query}`,
+                           Object.assign({ method: "POST" }, options));
+    return trimapLabels(URL.createObjectURL(blob));
   });
+  if (!proposed || state.frame !== frame) {
+    $("tool-help").textContent = `${GESTURE[method]} proposed no mask.`;
+    return;
+  }
+  const share = Math.round(100 * proposed.filter((l) => l !== LABEL.none).length / proposed.length);
+  state.proposal = { labels: proposed, method };
+  const text = `${GESTURE[method]} proposed the region in magenta (${share}% of the frame). ` +
+    "Accept it, or Undo to keep the marks you had.";
+  $("proposal-text").textContent = `Proposed mask (magenta, ${share}% of the frame):`;
+  $("tool-help").textContent = text;
+  $("proposal").hidden = false;
+  drawLabels();
+}
+
+function acceptProposal() {
+  if (!state.proposal) return;
+  pushUndo();  // Undo (the brushes' button) brings back what was there before the accepted mask
+  const method = state.proposal.method;
+  state.labels = state.proposal.labels;
+  state.proposal = null;
+  $("proposal").hidden = true;
+  selectTool("fg");
+  $("tool-help").textContent =
+    `Accepted the mask of ${GESTURE[method]}: refine it with the brushes, then Set keyframe.`;
+  drawLabels();
+}
+
+function rejectProposal(why = "undone: the frame's marks are as they were. Try a tighter box or more scribbles.") {
+  state.proposal = null;
+  $("proposal").hidden = true;
+  $("tool-help").textContent = `The proposed mask was ${why}`;
+  drawLabels();
 }
 
 // A trimap image (any size) -> the labels of this frame, read pixel by pixel without smoothing.
-function loadTrimap(source, undoable) {
+async function loadTrimap(source, undoable) {
   const frame = state.frame;
+  const labels = await trimapLabels(source);
+  if (state.frame !== frame) return;
+  if (undoable) pushUndo();
+  state.labels = labels;
+  drawLabels();
+}
+
+function trimapLabels(source) {
   return new Promise((resolve, reject) => {
     const image = new Image();
     image.onload = () => {
-      if (state.frame !== frame) { resolve(); return; }
       const canvas = document.createElement("canvas");
       canvas.width = $("overlay").width;
       canvas.height = $("overlay").height;
@@ -410,15 +499,12 @@ function loadTrimap(source, undoable) {
       context.imageSmoothingEnabled = false;
       context.drawImage(image, 0, 0, canvas.width, canvas.height);
       const pixels = context.getImageData(0, 0, canvas.width, canvas.height).data;
-      if (undoable) pushUndo();
       const labels = new Uint8Array(canvas.width * canvas.height);
       for (let i = 0; i < labels.length; i++) {
         const grey = pixels[4 * i];
         labels[i] = grey >= 230 ? LABEL.fg : grey <= 25 ? LABEL.none : LABEL.unknown;
       }
-      state.labels = labels;
-      drawLabels();
-      resolve();
+      resolve(labels);
     };
     image.onerror = () => reject(new Error("the guidance image could not be loaded"));
     image.src = source;
@@ -440,6 +526,7 @@ function labelsPng(greyOf) {
 }
 
 async function setKeyframe(body) {
+  if (state.proposal && !body) { say("Accept or Undo the proposed mask first."); return; }
   await attempt(async () => {
     const png = body || await labelsPng((label) => GREY_OF_LABEL[label]);
     const { keyframes } = await api(`api/jobs/${state.job.id}/keyframes/${state.frame}`,
@@ -447,9 +534,11 @@ async function setKeyframe(body) {
     state.job.keyframes = keyframes;
     state.drafts.delete(state.frame);
     state.undo = [];
+    forgetGuidePreview(state.frame);
     if (!document.querySelector("input[name=mode][value=guided]").checked) {
       document.querySelector("input[name=mode][value=guided]").checked = true;
       showMethods();
+      await saveSettings();
     }
     showKeymarks();
     showFrame(state.frame);
@@ -461,6 +550,7 @@ async function removeKeyframe() {
   await attempt(async () => {
     const { keyframes } = await api(`api/jobs/${state.job.id}/keyframes/${state.frame}`, { method: "DELETE" });
     state.job.keyframes = keyframes;
+    forgetGuidePreview(state.frame);
     showKeymarks();
     showFrame(state.frame);
   });
@@ -469,11 +559,32 @@ async function removeKeyframe() {
 async function previewPropagation() {
   await attempt(async () => {
     $("tool-help").textContent = "propagating...";
-    const { frames } = await api(`api/jobs/${state.job.id}/propagate?frame=${state.frame}`, { method: "POST" });
+    const { frames, keyframe } = await api(`api/jobs/${state.job.id}/propagate?frame=${state.frame}`,
+                                           { method: "POST" });
+    state.job.guide_preview = { keyframe, frames };
     state.guideFrames = new Set(frames.filter((f) => !state.job.keyframes.includes(f)));
     state.runStamp = Date.now();
-    $("tool-help").textContent = `propagated over frames ${frames[0]}..${frames[frames.length - 1]}: step through them to check`;
+    $("tool-help").textContent = "";
+    showGuideNote();
   });
+}
+
+// The propagation preview is kept with the job (a reload shows it): say how far it went.
+function showGuideNote() {
+  const shown = state.job.guide_preview;
+  const last = state.job.info.frames - 1;
+  if (!shown) { $("guide-note").textContent = ""; return; }
+  const [first, end] = [shown.frames[0], shown.frames[shown.frames.length - 1]];
+  $("guide-note").textContent = `Preview: keyframe ${shown.keyframe} propagated over frames ${first}..${end} ` +
+    `of 0..${last} (the preview carries a keyframe ${end - first} frames on; a run covers the whole clip). ` +
+    "Step through them to check.";
+}
+
+function forgetGuidePreview(index) {  // the server dropped it: that keyframe changed
+  if (!state.job.guide_preview || state.job.guide_preview.keyframe !== index) return;
+  state.job.guide_preview = null;
+  state.guideFrames.clear();
+  showGuideNote();
 }
 
 // --- run ----------------------------------------------------------------------------------------------------------
@@ -497,6 +608,7 @@ async function run() {
     });
     state.runStamp = Date.now();
     showJob();
+    showFrame(state.frame);  // the last run's pictures give way to this run's as they are written
     refreshJobs();  // the list shows the job queued or running, not the state it had before
     startPolling();
   });
@@ -515,17 +627,17 @@ function startPolling() {
       state.runStamp = Date.now();
       showFrame(state.frame);
       refreshJobs();
-    } else if (state.frame <= (state.job.progress || {}).done) {
-      showPreviewsOnly();
+    } else if (state.frame < state.job.run_preview_frames && state.liveShown !== state.frame) {
+      showPreviewsOnly();  // this frame's pictures were just written (only those that exist are asked for)
     }
   }, 500);
 }
 
 function showPreviewsOnly() {
-  state.runStamp = Date.now();
+  state.liveShown = state.frame;
   for (const kind of ["alpha", "composition"]) {
     $("view-" + kind).classList.remove("missing");
-    $("view-" + kind).src = frameUrl(kind, state.frame);
+    $("view-" + kind).src = frameUrl("run_" + kind, state.frame);
   }
 }
 
@@ -561,8 +673,23 @@ function showJob() {
     return link;
   });
   $("downloads").replaceChildren(...links);
+  $("downloads-from").textContent = describeDownloads(job);
   showKeymarks();
 }
+
+// Which run the downloads came from: a failed, refused or cancelled run leaves the last completed run's.
+function describeDownloads(job) {
+  const from = job.downloads_from;
+  if (!from || !links(job)) return "";
+  const method = from.method && from.method !== "classical" ? ` ${from.method}` : "";
+  const finished = new Date(from.finished * 1000).toLocaleString();
+  const made = `From run ${from.run} (${from.mode}${method}), finished ${finished}.`;
+  if (from.latest) return made;
+  if (["queued", "running"].includes(job.state)) return `${made} Run ${job.runs} replaces them when it completes.`;
+  return `${made} The latest run (${job.runs}) ${job.state}: it replaced nothing.`;
+}
+
+function links(job) { return Object.keys(job.downloads || {}).length; }
 
 async function cancel() {
   await attempt(async () => { await api(`api/jobs/${state.job.id}/cancel`, { method: "POST" }); });
@@ -574,6 +701,7 @@ async function uploadPlate(file) {
     $("plate-kind").value = "image";
     document.querySelector("input[name=mode][value=plate]").checked = true;
     showMethods();
+    await saveSettings();
     say("plate image set", false);
   });
 }
@@ -582,6 +710,8 @@ async function uploadBackground(file) {
   await attempt(async () => {
     await api(`api/jobs/${state.job.id}/background`, { method: "PUT", body: file });
     $("bg-kind").value = "image";
+    showSwatch();
+    await saveSettings();
     say("background image set", false);
   });
 }
@@ -606,8 +736,17 @@ async function start() {
   $("remove-keyframe").onclick = removeKeyframe;
   $("preview-propagation").onclick = previewPropagation;
   $("run").onclick = run;
-  for (const radio of document.querySelectorAll("input[name=mode]")) radio.onchange = () => showMethods();
-  $("method").onchange = () => showMethods();
+  for (const radio of document.querySelectorAll("input[name=mode]")) {
+    radio.onchange = () => { showMethods(); saveSettings(); };
+  }
+  $("method").onchange = () => { showMethods(); saveSettings(); };
+  $("bg-kind").onchange = () => { showSwatch(); saveSettings(); };
+  $("bg-colour").oninput = () => { $("bg-kind").value = "colour"; };  // picking a colour chooses it
+  for (const control of ["bg-colour", "prior", "plate-kind", "checkpoint", "outputs"]) {
+    $(control).onchange = saveSettings;
+  }
+  $("accept-mask").onclick = acceptProposal;
+  $("reject-mask").onclick = () => rejectProposal();
   $("cancel").onclick = cancel;
   document.addEventListener("keydown", (e) => {
     if (e.target.tagName === "INPUT" || !state.job) return;
@@ -619,6 +758,7 @@ async function start() {
   setupPainting();
   selectTool("fg");
   state.config = await state.configReady;
+  showSwatch();
   showMethods();
   await refreshJobs();
   if (location.hash.length > 1) await attempt(() => openJob(location.hash.slice(1)));
