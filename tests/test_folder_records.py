@@ -110,3 +110,27 @@ def test_the_pages_alpha_zip_holds_the_frames_only(tmp_path):
     _zip_folder(tmp_path / "alpha", tmp_path / "alpha.zip")
     with zipfile.ZipFile(tmp_path / "alpha.zip") as zf:
         assert zf.namelist() == [f"alpha/{i:05d}.png" for i in range(3)]
+
+
+def test_the_demo_writes_only_into_a_new_folder_or_its_own(tmp_path):
+    """`vidmatte demo --output-dir ~/Videos` would have written over the user's input.mp4 there."""
+    from vidmatte.cli.demo import DEMO_FILES, DEMO_RECORD, _check_output_dir
+    from vidmatte.errors import UsageError
+
+    users = tmp_path / "Videos"
+    users.mkdir()
+    (users / "input.mp4").write_bytes(b"the user's film")
+    before = tree(tmp_path)
+    proc = cli("demo", "--output-dir", users, "--quiet", cwd=tmp_path)
+    assert proc.returncode == 2 and "the demo did not write" in proc.stderr, proc.stderr
+    assert len(proc.stderr.splitlines()) == 1 and tree(tmp_path) == before
+    # an earlier demo's folder (its record and its own names) is the demo's to replace
+    earlier = tmp_path / "demo-output"
+    earlier.mkdir()
+    (earlier / DEMO_RECORD).write_text("{}")
+    for name in DEMO_FILES:
+        (earlier / name).write_bytes(b"")
+    _check_output_dir(earlier)
+    (earlier / "notes.txt").write_text("mine")
+    with pytest.raises(UsageError, match="notes.txt"):
+        _check_output_dir(earlier)

@@ -8,8 +8,13 @@ import sys
 from pathlib import Path
 
 DESCRIPTION = ("Synthesise a short clip from a public-domain photo of a person that a dependency ships, matte it "
-               "with the pretrained RVM model, and write input.mp4, composition.mp4, alpha.mp4, rgba.mov and "
-               "side_by_side.png into the output folder.")
+               "with the pretrained RVM model, and write input.mp4, background.png, composition.mp4, alpha.mp4, "
+               "alpha/, rgba.mov and side_by_side.png into the output folder (a new one, or one an earlier demo "
+               "wrote).")
+# What the demo writes into its folder, and the record that says the folder is the demo's: a later demo replaces
+# these, and refuses a folder holding anything else (or these names without the record: a user's input.mp4).
+DEMO_FILES = ("input.mp4", "background.png", "composition.mp4", "alpha.mp4", "rgba.mov", "alpha", "side_by_side.png")
+DEMO_RECORD = ".vidmatte-demo.json"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -29,7 +34,9 @@ def run(args: argparse.Namespace) -> int:
     from ..pipeline import ConvertOptions, convert
 
     out = Path(args.output_dir)
+    _check_output_dir(out)
     out.mkdir(parents=True, exist_ok=True)
+    (out / DEMO_RECORD).write_text(json.dumps({"written_by": "vidmatte demo", "files": list(DEMO_FILES)}) + "\n")
     photo = cv2.cvtColor(cv2.imread(str(demo.find_sample_photo())), cv2.COLOR_BGR2RGB)
     frames = demo.synthesise_frames(photo)
     clip = out / "input.mp4"
@@ -56,6 +63,23 @@ def run(args: argparse.Namespace) -> int:
         print(f"vidmatte demo: {result.frames} frames matted at {result.fps:.1f} fps; open {picture} "
               f"(input | alpha | composition) and the videos in {out}/", file=sys.stderr)
     return 0
+
+
+def _check_output_dir(out: Path) -> None:
+    """The demo writes a few fixed names: only into a new or empty folder, or one an earlier demo wrote."""
+    from ..errors import UsageError
+    from ..io.atomic import TEMPORARY_NAME
+
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise UsageError(f"--output-dir {out} exists and is not a folder")
+    entries = sorted(p.name for p in out.iterdir() if not TEMPORARY_NAME.fullmatch(p.name))
+    ours = (out / DEMO_RECORD).is_file() and set(entries) <= {*DEMO_FILES, DEMO_RECORD}
+    if entries and not ours:
+        raise UsageError(f"--output-dir {out} holds {', '.join(entries[:3])}{' and more' if len(entries) > 3 else ''}"
+                         ", which the demo did not write (or an older demo, which left no record): it was left "
+                         "untouched; give another --output-dir, or delete it yourself if it is an old demo's")
 
 
 def _side_by_side(frames, alpha_dir: Path, composition: Path, target: Path) -> None:
