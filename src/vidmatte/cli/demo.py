@@ -75,8 +75,9 @@ def _check_output_dir(out: Path) -> None:
     if not out.is_dir():
         raise UsageError(f"--output-dir {out} exists and is not a folder")
     entries = sorted(p.name for p in out.iterdir() if not TEMPORARY_NAME.fullmatch(p.name))
-    ours = (out / DEMO_RECORD).is_file() and set(entries) <= {*DEMO_FILES, DEMO_RECORD}
-    if entries and not ours:
+    if (out / DEMO_RECORD).is_file():
+        entries = [name for name in entries if name not in (*DEMO_FILES, DEMO_RECORD)]
+    if entries:
         raise UsageError(f"--output-dir {out} holds {', '.join(entries[:3])}{' and more' if len(entries) > 3 else ''}"
                          ", which the demo did not write (or an older demo, which left no record): it was left "
                          "untouched; give another --output-dir, or delete it yourself if it is an old demo's")
