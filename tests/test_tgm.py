@@ -357,9 +357,20 @@ def test_online_finetuning_lowers_the_loss_on_the_keyframes():
     frame = np.clip(colour, 0, 255).astype(np.uint8)
     bn_before = net.Encoder_Q.bn1.weight.clone()
     before = keyframe_loss(net, [frame], [trimap], side=48)
-    losses = online_finetune(net, [frame], [trimap], steps=6, lr=1e-3, side=48)
+    # The shipped step size (FINETUNE_LR), not a large one: at lr 1e-3 Adam moves every conv weight by about lr a
+    # step whatever its gradient, and with BatchNorm frozen nothing re-normalises the drift through ResNet-50 (one
+    # step at a time, the encoder's output scale swung between 0.08x and 2.6x its start); the per-step losses jumped
+    # (5.6 at step 5) and the outcome hung on the CPU's float kernels: 1.74 -> 1.83 on an Intel AVX-512 Xeon.
+    losses = online_finetune(net, [frame], [trimap], steps=12, side=48)
     after = keyframe_loss(net, [frame], [trimap], side=48)
-    assert len(losses) == 6 and after < 0.9 * before, (before, after, losses)
+    # The promise, measured twice: the loss on fixed keyframe clips (the same before and after) and the mean loss of
+    # the last 4 training steps against the first 4. Observed over ATEN_CPU_CAPABILITY=default/avx2/avx512 (and
+    # ONEDNN_MAX_CPU_ISA=AVX2), 1 and 2 threads, seeds 0..2 (0..4 at avx512): after/before 0.40..0.46, last/first
+    # 0.64..0.66, so the bounds leave over 20% of headroom. With lr 0 (or no optimiser step) the ratios are 1.0 and
+    # 0.97: it fails.
+    assert len(losses) == 12 and all(np.isfinite(losses))
+    assert after < 0.6 * before, (before, after, losses)
+    assert np.mean(losses[-4:]) < 0.8 * np.mean(losses[:4]), losses
     assert torch.equal(net.Encoder_Q.bn1.weight, bn_before) and not net.training  # BatchNorm is left alone
     assert all("bn" not in name for name, p in net.named_parameters()
                if any(p is q for q in finetune_parameters(net)))

@@ -40,12 +40,22 @@ def tiny_config(tmp_path, steps=30, seed=0, **train):
 
 
 def test_thirty_steps_on_generated_data_lower_the_loss(tmp_path):
-    history = Trainer(tiny_config(tmp_path)).run()
+    from guided_network_checks import fixed_batch_loss
+
+    trainer = Trainer(tiny_config(tmp_path))
+    before = fixed_batch_loss(trainer, range(10))
+    history = trainer.run()
+    after = fixed_batch_loss(trainer, range(10))
     losses = [h["loss"] for h in history]
     assert len(losses) == 30 and all(np.isfinite(losses))
     first, last = np.mean(losses[:10]), np.mean(losses[-10:])
-    print(f"\n30 CPU steps: mean loss of steps 1-10 {first:.3f}, of steps 21-30 {last:.3f}")
-    assert last < 0.85 * first
+    print(f"\n30 CPU steps: loss on the first 10 batches {before:.3f} before, {after:.3f} after; "
+          f"mean loss of steps 1-10 {first:.3f}, of steps 21-30 {last:.3f}")
+    # The same 10 batches before and after (1.0 exactly if nothing is learnt), and the step means. Observed over
+    # ATEN_CPU_CAPABILITY=default/avx2/avx512 (one thread, the fixture's): after/before 0.34..0.36, last/first 0.67
+    # (config seeds 0..4: 0.29..0.48 and 0.51..0.70); with learning rate 0: 1.0 and 0.96..1.09.
+    assert after < 0.7 * before, (before, after)
+    assert last < 0.85 * first, losses
     assert sum("seg/bce" in h for h in history) == 10  # a segmentation step after every 3rd matting step
 
 
