@@ -95,7 +95,8 @@ def direct_modulated_deform_conv(x, offset, mask, weight, bias, stride, padding,
 
 def test_zero_offsets_and_unit_masks_make_an_ordinary_convolution():
     gen = torch.Generator().manual_seed(0)
-    x, weight, bias = torch.randn(2, 8, 9, 11, generator=gen), torch.randn(5, 8, 3, 3, generator=gen), torch.randn(5, generator=gen)
+    x, weight = torch.randn(2, 8, 9, 11, generator=gen), torch.randn(5, 8, 3, 3, generator=gen)
+    bias = torch.randn(5, generator=gen)
     for stride, padding, dilation in ((1, 1, 1), (2, 1, 1), (1, 2, 2)):
         expected = F.conv2d(x, weight, bias, stride, padding, dilation)
         ho, wo = expected.shape[-2:]
