@@ -39,8 +39,9 @@ def open_runner(model: str = "rvm-mobilenetv3", backend: str = "onnxruntime", th
         return OnnxRunner.from_model(model, threads=threads, cache=cache)
     if backend == "torch":
         from ..extras import require
-        from .torch_runner import TorchRunner
 
         require("torch", "--backend torch")
+        from .torch_runner import TorchRunner
+
         return TorchRunner.from_model(model, device=device, threads=threads, cache=cache)
     raise UsageError(f"unknown backend {backend!r}; choose onnxruntime, onnxruntime-whole or torch")

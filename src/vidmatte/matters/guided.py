@@ -414,6 +414,7 @@ class GuidedMatter:
         # Colours are estimated on the writer's thread, if an output needs them, while this thread solves on.
         return SolvedMatte(frame, alpha, foreground_colours, trimap)
 
+
 def subject_measure(alpha: np.ndarray) -> tuple[float, float, float]:
     """(area, centroid x, y) of the matte's subject (alpha >= 0.5), in units of the square root of the frame's pixel
     count (the area as a share of the frame), so that frame size does not matter; all 0 without a subject."""
