@@ -96,8 +96,7 @@ def pipeline_run(runner, clip, frames, ratio, out: Path, preset: str = "superfas
     from vidmatte.matters import RecurrentMatter
     from vidmatte.pipeline import ConvertOptions, convert
 
-    options = ConvertOptions([parse_output("composition", str(out))], end_frame=frames, overwrite=True,
-                             progress=False, preset=preset)
+    options = ConvertOptions([parse_output("composition", str(out))], end_frame=frames, overwrite=True, preset=preset)
     start = time.perf_counter()
     result = convert(clip, RecurrentMatter(runner, ratio, warmup=warmup), options)
     return result.frames / (time.perf_counter() - start)

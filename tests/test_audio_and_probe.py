@@ -60,7 +60,7 @@ def test_audio_reaches_rgba_and_foreground_but_not_alpha(tmp_path, rvm_onnx_path
     clip = write_video(tmp_path / "talk.mp4", person_frames(24, 64, 48), fps=24, audio_seconds=1.0)
     outputs = {"rgba": ["x.mov", "x.webm", "x.mkv"], "foreground": ["f.mp4"], "alpha": ["a.mp4", "a.webm"]}
     specs = [parse_output(kind, str(tmp_path / name)) for kind, names in outputs.items() for name in names]
-    convert(clip, vidmatte.load(rvm_onnx_path), ConvertOptions(specs, progress=False))
+    convert(clip, vidmatte.load(rvm_onnx_path), ConvertOptions(specs))
     for kind, names in outputs.items():
         for name in names:
             seconds = audio_seconds(tmp_path / name)

@@ -298,16 +298,17 @@ def test_mem_every_adds_the_networks_own_frames_and_max_memory_bounds_them(model
 
 def guided_job(short_clip, tmp_path, *flags):
     """The (job, matter) ``vidmatte guided`` builds from these flags, with a checkpoint in the official layout."""
-    from vidmatte.cli import guided as guided_cli
     from vidmatte.cli.main import build_parser
     from vidmatte.job import JobControl
+    from vidmatte.modes import MODES
 
     ckpt = tmp_path / "official.pth"
     torch.save(official_state(), ckpt)
     args = build_parser().parse_args(["guided", str(short_clip / "clip.mp4"), "--keyframe",
                                       f"0:{short_clip / 'key.png'}", "--alpha", f"{tmp_path}/a/", "--checkpoint",
                                       str(ckpt), *flags])
-    return guided_cli.build_job(args, JobControl())
+    mode = MODES["guided"]
+    return mode.build(mode.settings_from(vars(args)), JobControl())
 
 
 @pytest.mark.parametrize("flags, memory_every, bank_size", [

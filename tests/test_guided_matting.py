@@ -176,7 +176,7 @@ def test_a_span_where_the_keyframes_disagree_is_matted_and_reported(tmp_path, cl
     wrong[6:44, 186:244][wrong[6:44, 186:244] == 0] = UNKNOWN
     keyframes = {0: key_trimap(short[0][1]), 10: wrong}
     matter = GuidedMatter(keyframes, prior_mode="none")
-    result = convert(frames_dir, matter, ConvertOptions([parse_output("alpha", f"{tmp_path}/pha/")], progress=False))
+    result = convert(frames_dir, matter, ConvertOptions([parse_output("alpha", f"{tmp_path}/pha/")]))
     got = cv2.imread(str(tmp_path / "pha" / "00003.png"), cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255
     assert float(np.abs(got - short[3][1]).mean()) < 0.02, "frame 3 is matted from keyframe 0"
     (first, last), = result.details["contradicting_frames"]
@@ -347,7 +347,7 @@ def test_the_bands_prior_grows_with_the_distance_from_a_keyframe(tmp_path, clip)
     rvm = _StillPrior(short[0][1])  # any alpha: only the weights it is given are read here
     keyframes = {0: key_trimap(short[0][1]), 10: key_trimap(short[10][1])}
     matter = GuidedMatter(keyframes, solver=solver, prior=rvm, prior_mode="rvm")
-    convert(frames_dir, matter, ConvertOptions([parse_output("alpha", f"{tmp_path}/pha/")], progress=False))
+    convert(frames_dir, matter, ConvertOptions([parse_output("alpha", f"{tmp_path}/pha/")]))
     assert len(band_weights) == 11 and free_starts == [(0.0, True)] * 11, "each frame solved twice"
     near, far = band_weights[0], band_weights[5]
     assert band_weights[10] == near and band_weights[1] == band_weights[9], "symmetric in the nearest keyframe"
@@ -361,7 +361,7 @@ def test_guided_matter_on_the_pipeline_mattes_a_non_person(tmp_path, clip):
     frames_dir = write_frames(tmp_path / "in", short, 13)
     keyframes = {0: key_trimap(short[0][1]), 12: key_trimap(short[12][1])}
     matter = GuidedMatter(keyframes, work=tmp_path / "work")
-    result = convert(frames_dir, matter, ConvertOptions([parse_output("alpha", f"{tmp_path}/pha/")], progress=False))
+    result = convert(frames_dir, matter, ConvertOptions([parse_output("alpha", f"{tmp_path}/pha/")]))
     assert result.frames == 13
     errors = []
     for i, (_, alpha) in enumerate(short):

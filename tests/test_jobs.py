@@ -62,7 +62,7 @@ def vidmatte_threads() -> list[str]:
 
 def test_warm_up_reads_backward_then_writes_forward(tmp_path, clip, runner):
     spy = IndexSpy()
-    options = ConvertOptions(outputs=[parse_output("alpha", f"{tmp_path}/a/")], guidance=spy, progress=False)
+    options = ConvertOptions(outputs=[parse_output("alpha", f"{tmp_path}/a/")], guidance=spy)
     result = convert(clip, RecurrentMatter(runner, 0.5, warmup=4), options)
     assert result.frames == 12
     assert spy.order == [4, 3, 2, 1] + list(range(12))
@@ -100,8 +100,7 @@ def test_warm_up_changes_the_first_frame_only_through_the_state(tmp_path, clip, 
     for warmup in (0, 4):
         seen = {}
         sink = CallbackSink(lambda i, pictures: seen.__setitem__(i, pictures.alpha.copy()), kinds=("alpha",))
-        convert(clip, RecurrentMatter(runner, 0.5, warmup=warmup), ConvertOptions(outputs=[], sinks=[sink],
-                                                                                   progress=False))
+        convert(clip, RecurrentMatter(runner, 0.5, warmup=warmup), ConvertOptions(outputs=[], sinks=[sink]))
         got[warmup] = [seen[i] for i in range(len(frames))]
     assert 0.05 < float(np.mean(by_hand[0] > 0.5)) < 0.95, "the subject must be found for this test to mean anything"
     for ours, theirs in zip(got[0], by_hand):
@@ -128,7 +127,7 @@ def test_two_jobs_in_one_process_run_and_cancel_independently(tmp_path, clip, rv
     cancelling.on_progress = lambda e: cancelling.cancel() if e.pass_name == "matting" and e.done == 2 else None
 
     def job(name, control):
-        options = ConvertOptions(outputs=[parse_output("alpha", str(tmp_path / f"{name}.mp4"))], progress=False)
+        options = ConvertOptions(outputs=[parse_output("alpha", str(tmp_path / f"{name}.mp4"))])
         matter = RecurrentMatter(open_runner(str(rvm_onnx_path), threads=1), 0.5)
         try:
             results[name] = convert(clip, matter, options, control)
@@ -151,7 +150,7 @@ def test_preview_sink_sees_what_the_files_get(tmp_path, clip, runner):
 
     previews = {}
     sink = CallbackSink(lambda i, p: previews.__setitem__(i, p.composition.copy()), kinds=("composition",))
-    options = ConvertOptions(outputs=[parse_output("composition", f"{tmp_path}/c/")], sinks=[sink], progress=False)
+    options = ConvertOptions(outputs=[parse_output("composition", f"{tmp_path}/c/")], sinks=[sink])
     convert(clip, RecurrentMatter(runner, 0.5), options)
     assert sorted(previews) == list(range(12))
     on_disk = cv2.cvtColor(cv2.imread(str(tmp_path / "c" / "00005.png")), cv2.COLOR_BGR2RGB)

@@ -28,7 +28,7 @@ def test_pipeline_alpha_equals_direct_onnx_runtime(tmp_path, rvm_onnx_path, widt
     clip = write_video(tmp_path / "person.mp4", person_frames(10, width, height), fps=24)
     out = tmp_path / "alpha/"
     matter = vidmatte.load("rvm-mobilenetv3", downsample_ratio=ratio)
-    result = convert(clip, matter, ConvertOptions([parse_output("alpha", str(out) + "/")], progress=False))
+    result = convert(clip, matter, ConvertOptions([parse_output("alpha", str(out) + "/")]))
     assert result.frames == 10
     frames = decode_all(clip)
     # The default warm-up runs the state over frames 8..1 (backward) before the writing pass starts at frame 0.
@@ -63,7 +63,7 @@ def test_all_outputs_and_frame_range(tmp_path, matter):
     clip = write_video(tmp_path / "in.mp4", moving_square_frames(12, 64, 48), fps=24)
     outputs = [parse_output("composition", str(tmp_path / "c.mp4")), parse_output("alpha", str(tmp_path / "a") + "/"),
                parse_output("foreground", str(tmp_path / "f.mkv")), parse_output("rgba", str(tmp_path / "r.mov"))]
-    result = convert(clip, matter, ConvertOptions(outputs, start_frame=3, end_frame=9, progress=False,
+    result = convert(clip, matter, ConvertOptions(outputs, start_frame=3, end_frame=9,
                                                   background="#FF0000"))
     assert result.frames == 6
     for name in ("c.mp4", "f.mkv", "r.mov"):
@@ -79,7 +79,7 @@ def test_composition_over_image_background_is_the_alpha_blend(tmp_path, matter):
     cv2.imwrite(str(tmp_path / "bg.png"), background)  # BGR on disk: a red background
     outputs = [parse_output("composition", str(tmp_path / "c") + "/"), parse_output("alpha", str(tmp_path / "a") + "/"),
                parse_output("foreground", str(tmp_path / "f") + "/")]
-    convert(clip, matter, ConvertOptions(outputs, background=str(tmp_path / "bg.png"), progress=False))
+    convert(clip, matter, ConvertOptions(outputs, background=str(tmp_path / "bg.png")))
     comp = cv2.imread(str(tmp_path / "c/00001.png")).astype(np.float32)
     fgr = cv2.imread(str(tmp_path / "f/00001.png")).astype(np.float32)
     alpha = cv2.imread(str(tmp_path / "a/00001.png"), cv2.IMREAD_GRAYSCALE).astype(np.float32)[..., None] / 255
@@ -103,10 +103,10 @@ def test_truncated_input_keeps_what_decodes(tmp_path, matter):
     out = tmp_path / "a.mp4"
     # Depending on where the cut falls in the last packet FFmpeg reports an error or just stops: both are named.
     with pytest.raises(PartialInputError, match=r"(ended at frame \d+ of 120|broke at frame \d+)") as info:
-        convert(cut, matter, ConvertOptions([parse_output("alpha", str(out))], progress=False))
+        convert(cut, matter, ConvertOptions([parse_output("alpha", str(out))]))
     assert 0 < info.value.frames_ok < 120
     assert len(decode_all(out)) == info.value.frames_ok  # kept what decoded, under the final name
-    result = convert(cut, matter, ConvertOptions([parse_output("alpha", str(tmp_path / "b.mp4"))], progress=False,
+    result = convert(cut, matter, ConvertOptions([parse_output("alpha", str(tmp_path / "b.mp4"))],
                                                  allow_partial=True))
     assert result.warning and result.frames == info.value.frames_ok
 
@@ -143,14 +143,12 @@ def test_corrupt_data_mid_stream_is_reported(tmp_path, matter):
     damaged, flagged = damaged_copy(clip, tmp_path)
     out = tmp_path / "a.mp4"
     with pytest.raises(PartialInputError, match=rf"corrupt data in frames? {flagged[0]}\b") as info:
-        convert(damaged, matter, ConvertOptions([parse_output("alpha", str(out))], progress=False))
+        convert(damaged, matter, ConvertOptions([parse_output("alpha", str(out))]))
     assert info.value.frames_ok == 48 and len(decode_all(out)) == 48
-    result = convert(damaged, matter, ConvertOptions([parse_output("alpha", str(tmp_path / "b.mp4"))],
-                                                     progress=False, allow_partial=True))
+    result = convert(damaged, matter, ConvertOptions([parse_output("alpha", str(tmp_path / "b.mp4"))], allow_partial=True))
     assert result.frames == 48 and "corrupt data" in result.warning
     # The clean original passes without a word.
-    assert convert(clip, matter, ConvertOptions([parse_output("alpha", str(tmp_path / "c.mp4"))],
-                                                progress=False)).warning is None
+    assert convert(clip, matter, ConvertOptions([parse_output("alpha", str(tmp_path / "c.mp4"))])).warning is None
 
 
 def test_truncated_input_without_index_is_a_clear_error(tmp_path, matter):
@@ -159,7 +157,7 @@ def test_truncated_input_without_index_is_a_clear_error(tmp_path, matter):
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(clip.read_bytes()[:-2000])
     with pytest.raises(InputError, match="not a readable video"):
-        convert(cut, matter, ConvertOptions([parse_output("alpha", str(tmp_path / "a.mp4"))], progress=False))
+        convert(cut, matter, ConvertOptions([parse_output("alpha", str(tmp_path / "a.mp4"))]))
     assert not (tmp_path / "a.mp4").exists()
 
 
@@ -168,6 +166,5 @@ def test_no_outputs_and_start_past_end(tmp_path, matter):
     with pytest.raises(UsageError):
         convert(clip, matter, ConvertOptions([]))
     with pytest.raises(InputError, match="past the end"):
-        convert(clip, matter, ConvertOptions([parse_output("alpha", str(tmp_path / "a.mp4"))], start_frame=10,
-                                             progress=False))
+        convert(clip, matter, ConvertOptions([parse_output("alpha", str(tmp_path / "a.mp4"))], start_frame=10))
     assert not (tmp_path / "a.mp4").exists()

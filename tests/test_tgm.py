@@ -227,8 +227,7 @@ def test_both_directions_from_every_keyframe_are_ensembled_by_distance(tmp_path)
     write_video(tmp_path / "clip.mp4", moving_square_frames(12, 48, 32))
     left, right = left_and_right_keys()
     matter = TgmMatter(StartingKeyframe(), {2: left, 8: right}, mem_every=2, max_memory=2)
-    result = convert(tmp_path / "clip.mp4", matter, ConvertOptions([parse_output("trimap", f"{tmp_path}/tri/")],
-                                                                    progress=False))
+    result = convert(tmp_path / "clip.mp4", matter, ConvertOptions([parse_output("trimap", f"{tmp_path}/tri/")]))
     assert result.frames == 12
     trimaps = [cv2.imread(str(tmp_path / "tri" / f"{i:05d}.png"), cv2.IMREAD_GRAYSCALE) for i in range(12)]
     expected = [left] * 5 + [right] * 7

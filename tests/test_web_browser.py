@@ -199,7 +199,7 @@ def test_frames_whose_keyframes_disagree_are_marked_and_one_click_away(page, tmp
 
 def test_pick_a_network_for_plate_matting_run_it_and_see_it_after_a_restart(page, tmp_path):
     """The --checkpoints folder holds a tiny BackgroundMattingV2 made here and a file that is not weights: the page
-    offers the network under plate mode, says which file it could not use, runs it, and a restarted server shows
+    offers the network under background mode, says which file it could not use, runs it, and a restarted server shows
     the job's method; the alpha is what `vidmatte background --method neural` writes from the same weights."""
     from media import disc_over_plate
     from test_plate_neural import tiny_network, training_checkpoint
@@ -214,10 +214,10 @@ def test_pick_a_network_for_plate_matting_run_it_and_see_it_after_a_restart(page
     (weights / "junk.pth").write_bytes(b"not weights")
     with serving(tmp_path / "work", checkpoints=weights) as (base, _):
         job_id = _open_upload(page, base, clip)
-        assert page.input_value("#method") == "classical" and page.is_disabled("#method")  # auto: RVM alone
+        assert page.input_value("#method") == "classical" and page.is_disabled("#method")  # convert: RVM alone
         page.set_input_files("#plate-image", str(plate_png))
         page.wait_for_selector("text=plate image set")
-        assert page.is_checked("input[name=mode][value=plate]")
+        assert page.is_checked("input[name=mode][value=background]")
         page.select_option("#method", "neural")
         assert page.input_value("#checkpoint") == "bgm.pt" and page.is_visible("#checkpoint")
         note = page.text_content("#methods-note")
@@ -227,7 +227,7 @@ def test_pick_a_network_for_plate_matting_run_it_and_see_it_after_a_restart(page
             page.uncheck(f"#outputs input[value={output}]")
         page.click("#run")
         page.wait_for_selector("#progress-text.done", timeout=WAIT_MS)
-        page.wait_for_selector("text=plate neural (bgm.pt)")  # the jobs list
+        page.wait_for_selector("text=background neural (bgm.pt)")  # the jobs list
         with page.expect_download() as download:
             page.click("a[data-output=alpha_png]")
         downloaded = tmp_path / "alpha.zip"
@@ -235,7 +235,7 @@ def test_pick_a_network_for_plate_matting_run_it_and_see_it_after_a_restart(page
     with serving(tmp_path / "work") as (base, _):  # restarted without the folder: the record still says
         page.goto(f"{base}/#{job_id}")
         page.wait_for_selector("body[data-ready]")
-        page.wait_for_selector("text=plate neural (bgm.pt)")
+        page.wait_for_selector("text=background neural (bgm.pt)")
         assert page.input_value("#method") == "neural" and page.input_value("#checkpoint") == "bgm.pt"
         assert "without --checkpoints" in page.text_content("#methods-note")
     cli = subprocess.run([sys.executable, "-m", "vidmatte", "background", str(clip), "--plate", str(plate_png),
@@ -270,8 +270,9 @@ def test_each_mode_shows_its_own_controls_and_the_swatch_the_chosen_colour(page,
         message = page.text_content("#message")
         assert message.count("trunc.mp4") == 1, message  # the reader's message names the file; said once
         _open_upload(page, base, clip)
-        shown = {"auto": set(), "guided": {"#guidance", "#prior", "#method"}, "plate": {"#plate-kind", "#method"}}
-        for mode in ("guided", "plate", "auto"):
+        shown = {"convert": set(), "guided": {"#guidance", "#prior", "#method"},
+                 "background": {"#plate-kind", "#method"}}
+        for mode in ("guided", "background", "convert"):
             page.check(f"input[name=mode][value={mode}]")
             visible = {c for c in ("#guidance", "#prior", "#plate-kind", "#method") if page.is_visible(c)}
             assert visible == shown[mode], (mode, visible)

@@ -322,7 +322,7 @@ def test_settings_are_kept_per_job_before_any_run_and_survive_a_restart(tmp_path
                            {"Content-Type": "application/json"})
         assert status == 200, job
         status, body = call(base, "PUT", f"/api/jobs/{job_id}/settings", json.dumps({"mode": "sideways"}))
-        assert status == 400 and body["error"] == "mode must be one of auto, guided, plate"
+        assert status == 400 and body["error"] == "mode must be one of convert, guided, background"
         # a draft may name an image not uploaded yet: the run checks it
         status, job = call(base, "PUT", f"/api/jobs/{job_id}/settings", json.dumps({**chosen, "plate": "image"}))
         assert status == 200, job

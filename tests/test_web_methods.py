@@ -56,15 +56,15 @@ def test_the_folder_is_read_once_and_each_file_offered_where_its_family_fits(tmp
     assert status == 200
     catalogue = config["checkpoints"]
     assert catalogue["folder"] is True and catalogue["note"] == ""
-    assert catalogue["weights"] == [{"name": "bgm.pt", "mode": "plate", "method": "neural"},
+    assert catalogue["weights"] == [{"name": "bgm.pt", "mode": "background", "method": "neural"},
                                     {"name": "quarter.pth", "mode": "guided", "method": "ftpvm"}]
     refused = {r["name"]: r["reason"] for r in catalogue["refused"]}
     assert set(refused) == {"junk.pth", "notes.txt", "other.pth"}  # hidden files are not looked at
     assert refused["junk.pth"].startswith("cannot read junk.pth as a PyTorch weights file")
     assert str(weights) not in json.dumps(config)  # the server's paths stay on the server
     assert "not a weights file" in refused["notes.txt"] and "not weights of a network" in refused["other.pth"]
-    assert config["methods"] == {"auto": ["classical"], "guided": ["classical", "ftpvm", "dvm", "tgm"],
-                                 "plate": ["classical", "neural"]}
+    assert config["methods"] == {"convert": ["classical"], "guided": ["classical", "ftpvm", "dvm", "tgm"],
+                                 "background": ["classical", "neural"]}
 
 
 def test_a_guided_network_runs_from_the_folder_and_a_restart_shows_its_method(tmp_path, weights):
@@ -92,12 +92,14 @@ def test_a_guided_network_runs_from_the_folder_and_a_restart_shows_its_method(tm
 
 @pytest.mark.parametrize("settings, fragment", [
     ({"mode": "guided", "method": "neural", "checkpoint": "bgm.pt"}, "guided mode's method must be one of classical"),
-    ({"mode": "plate", "method": "neural", "checkpoint": "quarter.pth"}, "quarter.pth holds ftpvm weights"),
+    ({"mode": "background", "method": "neural", "checkpoint": "quarter.pth"}, "quarter.pth holds ftpvm weights"),
     ({"mode": "plate", "method": "neural", "checkpoint": "junk.pth"}, "'junk.pth' is not a usable file"),
-    ({"mode": "plate", "method": "neural"}, "choose the weights of neural"),
+    ({"mode": "background", "method": "neural"}, "choose the weights of neural"),
     ({"mode": "plate", "method": "neural", "checkpoint": "../quarter.pth"}, "is not a usable file"),
     ({"mode": "plate", "checkpoint": "bgm.pt"}, "weights are for a network method"),
-    ({"mode": "auto", "method": "neural"}, "auto mode's method must be one of classical"),
+    ({"mode": "convert", "method": "neural"}, "convert mode's method must be one of classical"),
+    # the page's former names for two modes are still accepted (saved jobs, scripts): plate above, auto here
+    ({"mode": "auto", "method": "neural"}, "convert mode's method must be one of classical"),
 ])
 def test_a_method_or_weights_the_mode_cannot_use_are_refused_in_one_line(tmp_path, weights, settings, fragment):
     clip = keyframe_clip(tmp_path, 3)

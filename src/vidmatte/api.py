@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+
 from .matters.recurrent import DEFAULT_WARMUP, RecurrentMatter
 from .models.registry import ModelSpec
 from .models.registry import list_models as _list_specs
@@ -75,7 +78,9 @@ def convert_video(model="rvm-mobilenetv3",
     (see there; ``model`` is then the RVM weights of its prior).
     """
     from .errors import UsageError
-    from .pipeline import Job, controlled
+    from .modes import MODES
+    from .modes.base import job_options
+    from .pipeline import Job
 
     if keyframes is None and (method != "classical" or checkpoint is not None):
         raise UsageError(f"method={method!r} and checkpoint= are for guided matting: give keyframes= too")
@@ -87,13 +92,21 @@ def convert_video(model="rvm-mobilenetv3",
                               guidance=guidance, object=object, band=band, prior=prior, work=work,
                               method=method, checkpoint=checkpoint,
                               **({"model": model} if isinstance(model, str) else {}))
-    options = _convert_options(input_source, output_type, input_resize, progress, output_video_mbps, background,
-                               start_frame, end_frame, overwrite, allow_partial,
-                               [("composition", output_composition), ("alpha", output_alpha),
-                                ("foreground", output_foreground), ("rgba", output_rgba)])
-    with controlled(control, progress) as control:
-        job = Job(input_source, options, control)  # the input and outputs checked before a model is loaded
-        return job.run(_matter_for(model, backend, downsample_ratio, seq_chunk, device, warmup))
+    run = _run_settings(input_source, output_type, input_resize, output_video_mbps, background, start_frame,
+                        end_frame, overwrite, allow_partial,
+                        [("composition", output_composition), ("alpha", output_alpha),
+                         ("foreground", output_foreground), ("rgba", output_rgba)])
+    mode = MODES["convert"]
+    with _controlled(control, progress) as control:
+        if isinstance(model, (str, os.PathLike)):
+            settings = mode.settings(**run, model=str(model), backend=backend, device=device or "auto",
+                                     downsample_ratio=downsample_ratio, seq_chunk=seq_chunk,
+                                     warmup=DEFAULT_WARMUP if warmup is None else max(0, int(warmup)))
+            job, matter = mode.build(settings, control)
+        else:  # a matter from ``load`` or a torch MattingNetwork: the caller's own weights, already loaded
+            job = Job(run["input"], job_options(mode.settings(**run), mode.kinds, control.warn), control)
+            matter = _matter_for(model, downsample_ratio, seq_chunk, device, warmup)
+        return job.run(matter)
 
 
 def convert_guided(input_source: str = None,
@@ -140,55 +153,17 @@ def convert_guided(input_source: str = None,
     ``prior`` are for the classical method.
     Errors are ``UsageError``/``GuidanceError`` (one line) before anything is written.
     """
-    from .errors import UsageError
-    from .guidance import detect_tcvom, read_keyframes
-    from .matters.guided import guided_matter
-    from .pipeline import Job, controlled
+    from .modes import MODES
 
-    if input_source is None:
-        raise UsageError("convert_guided needs input_source")
-    if prior not in ("auto", "rvm", "none"):
-        raise UsageError(f"prior must be 'auto', 'rvm' or 'none', not {prior!r}")
-    network = _guided_network(method, work, mem_every, max_memory)
-    workspace = detect_tcvom(input_source) if keyframes is None else None
-    if workspace is not None:
-        input_source, keyframes = workspace.frames, dict(workspace.keyframes)
-    options = _convert_options(input_source, output_type, input_resize, progress, output_video_mbps, background,
-                               start_frame, end_frame, overwrite, allow_partial,
-                               [("composition", output_composition), ("alpha", output_alpha),
-                                ("foreground", output_foreground), ("rgba", output_rgba),
-                                ("trimap", output_trimaps)])
-    with controlled(control, progress) as control:
-        job = Job(input_source, options, control)
-        found, warnings = read_keyframes(keyframes, job.source.expected_frames(), (job.width, job.height), guidance,
-                                         object, band)
-        for message in warnings:
-            control.log.warning(message)
-        if network is not None:
-            options = {"mem_every": mem_every, "max_memory": max_memory, "finetune_steps": 0}
-            return job.run(network.matter(job, found, checkpoint, cache=cache, warn=control.log.warning,
-                                          options=options))
-        matter = guided_matter(job, found, work=work, prior_mode=prior, model=model, cache=cache,
-                               warn=control.log.warning, guidance={"kind": guidance, "object": object, "band": band},
-                               propagator={"name": "flow"})
-        return job.run(matter)
-
-
-def _guided_network(method: str, work: str | None, mem_every: int | None, max_memory: int | None):
-    """The ``GUIDED_NETWORKS`` row for ``method`` (None: the classical method), or a one-line UsageError."""
-    from .errors import UsageError
-    from .matters.networks import GUIDED_NETWORKS
-
-    if method == "classical":
-        if mem_every is not None or max_memory is not None:
-            raise UsageError("mem_every= and max_memory= are for a network method (the classical method here "
-                             "propagates by optical flow, without a memory)")
-        return None
-    if method not in GUIDED_NETWORKS:
-        raise UsageError(f"method must be one of {', '.join(['classical', *GUIDED_NETWORKS])}, not {method!r}")
-    if work is not None:
-        raise UsageError("work= (kept work folder, corrections) is for method='classical' only")
-    return GUIDED_NETWORKS[method]
+    run = _run_settings(input_source, output_type, input_resize, output_video_mbps, background, start_frame,
+                        end_frame, overwrite, allow_partial,
+                        [("composition", output_composition), ("alpha", output_alpha),
+                         ("foreground", output_foreground), ("rgba", output_rgba), ("trimap", output_trimaps)])
+    mode = MODES["guided"]
+    settings = mode.settings(**run, marks=keyframes, guidance=guidance, object=object, band=band, prior=prior,
+                             model=model, cache_dir=cache, work=work, method=method, checkpoint=checkpoint,
+                             mem_every=mem_every, max_memory=max_memory)
+    return _run(mode, settings, control, progress)
 
 
 def convert_background(input_source: str = None, plate=None, *, method: str = "classical", align: bool = True,
@@ -207,29 +182,51 @@ def convert_background(input_source: str = None, plate=None, *, method: str = "c
     ``plate_residual``) and ``person_share``. Errors are ``UsageError`` (one line) before anything is written.
     """
     from .errors import UsageError
-    from .matters.plate import plate_matter
-    from .pipeline import Job, controlled
+    from .modes import MODES
 
     if input_source is None or plate is None:
         raise UsageError("convert_background needs input_source and plate")
-    options = _output_options(input_source, **outputs)
-    with controlled(control, options.progress) as control:
-        job = Job(input_source, options, control)
-        matter = plate_matter(job, plate, method=method, checkpoint=checkpoint, align=align, model=model,
-                              cache=cache, plate_out=plate_out, overwrite=options.overwrite, warn=control.log.warning,
-                              notify=control.log.info)
+    progress = outputs.pop("progress", True)
+    mode = MODES["background"]
+    settings = mode.settings(**_output_options(input_source, **outputs), plate=plate, method=method, align=align,
+                             plate_out=plate_out, model=model, cache_dir=cache, checkpoint=checkpoint)
+    return _run(mode, settings, control, progress)
+
+
+def _run(mode, settings, control, progress: bool):
+    """Build the mode's job from ``settings`` and run it, as the command would (the API's words in its errors)."""
+    with _controlled(control, progress) as control:
+        job, matter = mode.build(settings, control)
         return job.run(matter)
 
 
+@contextlib.contextmanager
+def _controlled(control, progress: bool):
+    """The caller's control, or one that draws a progress bar on a terminal (closed when the job ends); an output
+    that exists is refused in the API's words."""
+    from .errors import OutputExists
+    from .job import JobControl
+    from .progress import ProgressBar
+
+    bar = ProgressBar(enabled=progress and control is None)
+    try:
+        yield control or JobControl(on_progress=bar.update)
+    except OutputExists as exc:
+        exc.allow = "overwrite=True"
+        raise
+    finally:
+        bar.close()
+
+
 def _output_options(input_source, input_resize=None, output_type: str = "video", output_composition=None,
-                    output_alpha=None, output_foreground=None, output_video_mbps=None, progress: bool = True,
-                    output_rgba=None, background: str = "green", start_frame: int = 0, end_frame=None,
-                    overwrite: bool = False, allow_partial: bool = False):
-    """The pipeline options from ``convert_video``'s output parameters, by name (a misspelt one is a TypeError)."""
-    return _convert_options(input_source, output_type, input_resize, progress, output_video_mbps, background,
-                            start_frame, end_frame, overwrite, allow_partial,
-                            [("composition", output_composition), ("alpha", output_alpha),
-                             ("foreground", output_foreground), ("rgba", output_rgba)])
+                    output_alpha=None, output_foreground=None, output_video_mbps=None, output_rgba=None,
+                    background: str = "green", start_frame: int = 0, end_frame=None, overwrite: bool = False,
+                    allow_partial: bool = False) -> dict:
+    """The run settings from ``convert_video``'s output parameters, by name (a misspelt one is a TypeError)."""
+    return _run_settings(input_source, output_type, input_resize, output_video_mbps, background, start_frame,
+                         end_frame, overwrite, allow_partial,
+                         [("composition", output_composition), ("alpha", output_alpha),
+                          ("foreground", output_foreground), ("rgba", output_rgba)])
 
 
 def load_guided(keyframe=None, guidance: str = "auto", object: int | None = None, band: int | None = None,
@@ -245,8 +242,9 @@ def load_guided(keyframe=None, guidance: str = "auto", object: int | None = None
     from .guidance import read_guidance
     from .matters.guided import TrimapSolver, open_prior
     from .matters.guided_stream import GuidedStream
+    from .modes.guided import PRIORS
 
-    if prior not in ("auto", "rvm", "none"):
+    if prior not in PRIORS:
         raise UsageError(f"prior must be 'auto', 'rvm' or 'none', not {prior!r}")
 
     def read_keyframe(given, frame_size):
@@ -265,31 +263,38 @@ def _log():
     return logging.getLogger("vidmatte")
 
 
-def _convert_options(input_source, output_type: str, input_resize, progress: bool, output_video_mbps, background,
-                     start_frame, end_frame, overwrite, allow_partial, outputs: list[tuple[str, object]]):
-    """The pipeline options of convert_video and convert_guided; ``outputs``: (kind, path or None) pairs."""
+def _run_settings(input_source, output_type: str, input_resize, output_video_mbps, background, start_frame,
+                  end_frame, overwrite, allow_partial, outputs: list[tuple[str, object]]) -> dict:
+    """The ``RunSettings`` of convert_video, convert_guided and convert_background by field; ``outputs``: (kind,
+    path or None) pairs."""
     from .errors import UsageError
-    from .io.writers import parse_output
-    from .pipeline import ConvertOptions
 
     if input_source is None:
         raise UsageError("convert_video needs input_source")
     if output_type not in ("video", "png_sequence"):
         raise UsageError(f"output_type must be 'video' or 'png_sequence', not {output_type!r}")
     sequence = output_type == "png_sequence"
-    specs = [parse_output("rgba" if sequence and kind == "composition" else kind,  # RVM's RGBA PNG composition
-                          str(path).rstrip("/") + "/" if sequence else str(path))
-             for kind, path in outputs if path is not None]
-    return ConvertOptions(
-        outputs=specs, background=background, start_frame=start_frame, end_frame=end_frame,
-        input_resize=tuple(input_resize) if input_resize else None,
-        bitrate=f"{output_video_mbps}M" if output_video_mbps else None, overwrite=overwrite,
-        overwrite_hint="overwrite=True", allow_partial=allow_partial, progress=progress)
+    paths = {}
+    for kind, path in outputs:
+        if path is None:
+            continue
+        kind = "rgba" if sequence and kind == "composition" else kind  # RVM's RGBA PNG composition
+        if kind in paths:
+            raise UsageError("with output_type='png_sequence' the composition is RGBA: give output_composition or "
+                             "output_rgba, not both")
+        paths[kind] = str(path).rstrip("/") + "/" if sequence else str(path)
+    return {"input": str(input_source), "outputs": paths, "background": background, "start_frame": start_frame,
+            "end_frame": end_frame, "input_resize": tuple(input_resize) if input_resize else None,
+            "bitrate": f"{output_video_mbps}M" if output_video_mbps else None, "overwrite": overwrite,
+            "allow_partial": allow_partial}
 
 
-def _matter_for(model, backend: str, downsample_ratio: float | None, seq_chunk: int, device: str | None,
+def _matter_for(model, downsample_ratio: float | None, seq_chunk: int, device: str | None,
                 warmup: int | None) -> RecurrentMatter:
-    """convert_video's ``model``: a matter from ``load``, a torch MattingNetwork, a registered name or a path."""
+    """convert_video's ``model`` when it is not a name or a path: a matter from ``load``, or a torch
+    MattingNetwork."""
+    from .errors import UsageError
+
     if isinstance(model, RecurrentMatter):
         matter = model
     elif hasattr(model, "parameters") and callable(model):  # a torch MattingNetwork, as RVM's own scripts pass
@@ -297,8 +302,8 @@ def _matter_for(model, backend: str, downsample_ratio: float | None, seq_chunk: 
 
         matter = RecurrentMatter(TorchRunner(model, device=device or "auto"), downsample_ratio, seq_chunk)
     else:
-        matter = load(str(model), backend=backend, downsample_ratio=downsample_ratio, device=device or "auto")
-        matter.seq_chunk = seq_chunk
+        raise UsageError(f"model must be a registered name, an .onnx path, a matter from vidmatte.load or a "
+                         f"MattingNetwork, not {type(model).__name__}")
     if downsample_ratio is not None:
         matter.downsample_ratio = downsample_ratio
     if warmup is not None:

@@ -23,6 +23,18 @@ class OutputError(VidmatteError):
     """An output cannot be written (exists, unwritable folder, disk full...) (exit 1)."""
 
 
+class OutputExists(UsageError):
+    """An output's target exists and replacing it was not allowed; ``allow`` is how the user allows it, in the
+    words of their front end (the command line's ``--overwrite``, the API's ``overwrite=True``)."""
+
+    def __init__(self, target, allow: str = "--overwrite"):
+        super().__init__(target, allow)
+        self.target, self.allow = target, allow
+
+    def __str__(self) -> str:
+        return f"{self.target} exists; pass {self.allow} to replace it (it was left untouched)"
+
+
 class ModelError(VidmatteError):
     """Weights are missing, fail verification or cannot be fetched (exit 1)."""
 

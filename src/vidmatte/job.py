@@ -43,9 +43,17 @@ class ProgressEvent:
 
 @dataclass
 class JobControl:
-    """Progress out, cancel and stop in, a logger, and the CPUs the job may use."""
+    """Progress out, cancel and stop in, the job's messages out, and the CPUs the job may use.
+
+    A job's warnings (``warn``: something the user should know about the result) and notes (``note``: what it
+    decided along the way, e.g. how much of an estimated plate was never seen empty) have one channel each: the
+    front end renders them (the CLI as ``vidmatte: warning:`` lines, the page in the job's row, batch in the item's
+    record); without a handler they go to the "vidmatte" logger.
+    """
 
     on_progress: Callable[[ProgressEvent], None] | None = None
+    on_warning: Callable[[str], None] | None = None
+    on_note: Callable[[str], None] | None = None
     cpus: int | None = None  # the job's CPU allotment; None: the whole machine
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("vidmatte"))
     _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -66,6 +74,12 @@ class JobControl:
     @property
     def input_stopped(self) -> bool:
         return self._stop_input.is_set()
+
+    def warn(self, message: str) -> None:
+        (self.on_warning or self.log.warning)(message)
+
+    def note(self, message: str) -> None:
+        (self.on_note or self.log.info)(message)
 
     def raise_if_cancelled(self) -> None:
         if self._cancel.is_set():

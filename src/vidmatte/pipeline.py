@@ -1,18 +1,17 @@
 """The only frame loop: read -> matte -> write, for every mode, the CLI, the API, a page and the batch runner.
 
-A job is a ``Matter`` (the mode: RVM's recurrent matter, later guided and plate matters) run over a re-readable
-source in the passes the matter asks for (e.g. a warm-up, then the writing pass; docs/ARCHITECTURE.md). Within a
+A job is a ``Matter`` (what a mode built: RVM's recurrent matter, the guided or the plate matter; ``vidmatte.modes``)
+run over a re-readable source in the passes the matter asks for (e.g. a warm-up, then the writing pass; docs/ARCHITECTURE.md). Within a
 pass three stages overlap in threads joined by bounded hand-overs, so memory stays flat for any length of video:
   decoder thread:  source -> upright RGB uint8 (+ the frame's guidance) -> ``matter.prepare`` (cheap, per frame)
   caller's thread: ``matter.matte`` (ONNX Runtime / PyTorch release the GIL while they compute)
   writer thread:   ``Matte`` -> pictures -> every sink of the ``OutputSet`` (files, previews); writing pass only
-The caller steers the job through a ``JobControl`` (progress, cancel, stop-input, CPU allotment); nothing here is
-process-wide, so several jobs can run in one process.
+The caller steers the job through a ``JobControl`` (progress, cancel, stop-input, CPU allotment, warnings): the loop
+draws nothing and prints nothing, and nothing here is process-wide, so several jobs can run in one process.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import queue
 import sys
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import Cancelled, InputError, PartialInputError, UsageError
+from .errors import InputError, PartialInputError, UsageError
 from .io.probe import LARGE_FRAME_PIXELS
 from .io.source import open_source
 from .io.writers import OutputSpec, check_outputs
@@ -104,9 +103,7 @@ class ConvertOptions:
     preset: str = "superfast"
     encoder_threads: int | None = None  # None: side_threads() up to 1440p; 0: the encoder's own choice
     overwrite: bool = False
-    overwrite_hint: str = "--overwrite"  # how the caller's user allows replacing (the API: "overwrite=True")
     allow_partial: bool = False
-    progress: bool = True  # for callers without a JobControl: a progress bar on stderr (a terminal only)
     guidance: object | None = None  # io.source.GuidanceSource: per-frame guidance handed to matter.prepare
     sinks: list = field(default_factory=list)  # more sinks beside the files, e.g. outputs.CallbackSink previews
 
@@ -132,26 +129,10 @@ def convert(source: str | os.PathLike, matter: Matter, options: ConvertOptions,
             control: JobControl | None = None) -> ConvertResult:
     """Matte every frame of ``source`` and write the requested outputs (all or nothing under final names).
 
-    ``control`` follows and steers the job (progress, cancel, stop-input, CPUs); without one, a progress bar is
-    drawn on a terminal when ``options.progress``. Raises ``Cancelled`` when cancelled.
+    ``control`` follows and steers the job (progress, cancel, stop-input, CPUs, warnings). Raises ``Cancelled``
+    when cancelled.
     """
-    with controlled(control, options.progress) as control:
-        return Job(source, options, control).run(matter)
-
-
-@contextlib.contextmanager
-def controlled(control: JobControl | None, progress: bool):
-    """The caller's control, or one that draws a progress bar on a terminal (closed when the job ends)."""
-    if control is not None:
-        yield control
-        return
-    from .progress import ProgressBar
-
-    bar = ProgressBar(enabled=progress)
-    try:
-        yield JobControl(on_progress=bar.update)
-    finally:
-        bar.close()
+    return Job(source, options, control or JobControl()).run(matter)
 
 
 class Job:
@@ -160,8 +141,7 @@ class Job:
 
     def __init__(self, source, options: ConvertOptions, control: JobControl):
         if not options.outputs and not options.sinks:
-            raise UsageError("no output requested; give at least one of --composition, --alpha, --foreground, "
-                             "--rgba")
+            raise UsageError("no output requested")
         self.options, self.control = options, control
         self.source = open_source(source, options.sequence_fps, options.input_format, options.input_options)
         info = self.source.info
@@ -169,9 +149,9 @@ class Job:
             raise UsageError(f"empty frame range: start {options.start_frame}, end {options.end_frame}")
         expected = self.source.expected_frames(options.start_frame, options.end_frame)
         if expected == 0 and options.start_frame:
-            raise InputError(f"--start-frame {options.start_frame} is past the end of the input "
+            raise InputError(f"the start frame ({options.start_frame}) is past the end of the input "
                              f"({self.source.expected_frames()} frames)")
-        check_outputs(options.outputs, Path(source), options.overwrite, expected, options.overwrite_hint)
+        check_outputs(options.outputs, Path(source), options.overwrite, expected)
         self.width, self.height = options.input_resize or (info.width, info.height)
         self.large_frames = self.width * self.height > LARGE_FRAME_PIXELS
         if self.large_frames:
@@ -219,7 +199,7 @@ class Job:
             raise input_error
         if self.frames_written == 0:
             if input_error is None and self.options.start_frame:
-                raise InputError(f"--start-frame {self.options.start_frame} is past the end of the input")
+                raise InputError(f"the start frame ({self.options.start_frame}) is past the end of the input")
             raise input_error or InputError("no frames to process")
         outputs.close()
         result = ConvertResult(self.frames_written, seconds, {s.spec.kind: str(s.spec.path)
@@ -230,7 +210,7 @@ class Job:
         if input_error is not None:
             if not self.options.allow_partial:
                 raise PartialInputError(f"{input_error}; the outputs keep them all ({self.frames_written} frames; "
-                                        "--allow-partial accepts this)", self.frames_written)
+                                        "allowing a partial input accepts this)", self.frames_written)
             result.warning = str(input_error)
         return result
 
@@ -407,6 +387,3 @@ class _PassRun:
                 continue
         return None
 
-
-def warn(message: str) -> None:
-    print(f"vidmatte: warning: {message}", file=sys.stderr)

@@ -1,51 +1,72 @@
 """``vidmatte batch``: many videos, or one long one, over a local process pool or a Ray cluster (docs/BATCH.md).
 
 manifest.py (items) -> coordinator.py (plan, records, summary) -> executors.py (pool / Ray) -> tasks.py (a worker
-runs ``pipeline.Job``) -> chunks.py (one long video in pieces, stitched); modes.py lists what an item can run as.
+builds the item's mode from its settings, ``vidmatte.modes``, and runs the job) -> chunks.py (one long video in
+pieces, stitched).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import signal
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UsageError
+from ..modes import MODES
 from .coordinator import Coordinator, Plan, Summary, output_kind
-from .modes import MODES
 
-__all__ = ["run_batch", "Summary"]
+__all__ = ["BatchRequest", "run_batch", "Summary"]
 
 
-def run_batch(args: argparse.Namespace, coerce) -> Summary:
-    """Check the command line, gather the items, run them on the chosen executor and return the summary."""
-    from ..cli.batch import BATCH_DESTS
+@dataclass
+class BatchRequest:
+    """What a batch is asked to do: its items (inputs or a manifest), where they go, how it scales out, and the
+    options of the mode every item gets unless its manifest line overrides one (by the mode command's option
+    names, e.g. ``{"downsample_ratio": "auto", "method": None}``)."""
+
+    output_dir: str
+    inputs: list[str] = field(default_factory=list)
+    manifest: str | None = None
+    outputs: str = "composition.mp4,alpha/"
+    mode: str = "convert"
+    workers: int | None = None
+    ray: str | None = None  # None: a local process pool; "local": start a local Ray; else a cluster's address
+    chunk_frames: int | None = None
+    lead_in: int | None = None
+    force: bool = False
+    quiet: bool = False
+    options: dict = field(default_factory=dict)
+
+
+def run_batch(request: BatchRequest, coerce) -> Summary:
+    """Check the request, gather the items, run them on the chosen executor and return the summary.
+
+    ``coerce(column, text) -> (option name, value)`` types a manifest column as the mode's command line would."""
     from ..job import JobControl
     from ..progress import BatchBar
     from . import chunks, manifest
 
-    _check_arguments(args)
-    outputs = parse_output_names(args.outputs)
-    if args.manifest:
-        items, rejected = manifest.read_manifest(args.manifest, args.mode, set(MODES), coerce)
+    _check_request(request)
+    outputs = parse_output_names(request.outputs)
+    if request.manifest:
+        items, rejected = manifest.read_manifest(request.manifest, request.mode, coerce)
     else:
-        items, rejected = manifest.from_inputs(args.inputs, args.mode)
+        items, rejected = manifest.from_inputs(request.inputs, request.mode)
     manifest.name_items(items, rejected)
-    output_dir = Path(args.output_dir)
+    output_dir = Path(request.output_dir)
     if not output_dir.parent.is_dir():
         raise UsageError(f"the folder of --output-dir does not exist: {output_dir.parent}")
     output_dir.mkdir(exist_ok=True)
-    plan = Plan(output_dir, outputs, args.chunk_frames,
-                chunks.DEFAULT_LEAD_IN if args.lead_in is None else args.lead_in, args.force)
-    base = {k: v for k, v in vars(args).items() if k not in BATCH_DESTS}
+    plan = Plan(output_dir, outputs, request.chunk_frames,
+                chunks.DEFAULT_LEAD_IN if request.lead_in is None else request.lead_in, request.force)
     machine = JobControl().machine_cpus()
-    executor = open_executor(args, machine, _preload(args, items))
+    executor = open_executor(request, machine, _preload(request.options, items))
     try:
-        bar = BatchBar(len(items) + len(rejected), enabled=not args.quiet)
+        bar = BatchBar(len(items) + len(rejected), enabled=not request.quiet)
         with _interruptible():
-            return Coordinator(plan, base, executor, bar).run(items, rejected)
+            return Coordinator(plan, request.options, executor, bar).run(items, rejected)
     finally:
         executor.close()
 
@@ -69,22 +90,24 @@ def _interruptible():
             signal.signal(s, handler)
 
 
-def _check_arguments(args: argparse.Namespace) -> None:
-    from ..cli.convert import check_model_options, check_range, parse_ratio
+def _check_request(request: BatchRequest) -> None:
+    from ..modes import mode
+    from ..modes.base import check_counts, check_range, parse_ratio
 
-    if bool(args.inputs) == bool(args.manifest):
+    if bool(request.inputs) == bool(request.manifest):
         raise UsageError("give INPUTS or --manifest FILE (one of them)")
     for name in ("workers", "chunk_frames"):
-        value = getattr(args, name)
+        value = getattr(request, name)
         if value is not None and value < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1, not {value}")
-    if args.lead_in is not None and args.lead_in < 0:
-        raise UsageError(f"--lead-in must be 0 or more, not {args.lead_in}")
-    check_model_options(args)
-    MODES[args.mode].check_method(args.method, args.checkpoint)
-    parse_ratio(args.downsample_ratio)
-    check_range(args.start_frame, args.end_frame)
-    if args.ray is not None:
+    if request.lead_in is not None and request.lead_in < 0:
+        raise UsageError(f"--lead-in must be 0 or more, not {request.lead_in}")
+    options = request.options
+    check_counts(options.get("threads"), options.get("seq_chunk", 1), options.get("warmup", 0))
+    mode(request.mode).check_method(options.get("method"), options.get("checkpoint"))
+    parse_ratio(options.get("downsample_ratio", "auto"))
+    check_range(options.get("start_frame", 0), options.get("end_frame"))
+    if request.ray is not None:
         from ..extras import require
 
         require("ray", "--ray")  # before --output-dir is made
@@ -109,17 +132,19 @@ def parse_output_names(text: str) -> list[str]:
     return names
 
 
-def _preload(args: argparse.Namespace, items) -> dict | None:
+def _preload(options: dict, items) -> dict | None:
     """The weights every worker loads when it starts (RVM for convert, and for guided's prior)."""
-    if not any(item.mode == "convert" or (item.mode == "guided" and args.prior != "none") for item in items):
+    if not any(item.mode == "convert" or (item.mode == "guided" and options.get("prior") != "none")
+               for item in items):
         return None
-    return {"model": args.model, "backend": args.backend, "device": args.device, "cache": args.cache_dir}
+    return {"model": options.get("model", "rvm-mobilenetv3"), "backend": options.get("backend", "onnxruntime"),
+            "device": options.get("device", "auto"), "cache": options.get("cache_dir")}
 
 
-def open_executor(args: argparse.Namespace, machine_cpus: int, preload: dict | None):
+def open_executor(request: BatchRequest, machine_cpus: int, preload: dict | None):
     from .executors import LocalPool, RayPool
 
-    if args.ray is None:
-        workers = args.workers or max(1, machine_cpus // 2)
+    if request.ray is None:
+        workers = request.workers or max(1, machine_cpus // 2)
         return LocalPool(workers, max(1, machine_cpus // workers), preload)
-    return RayPool(args.workers, preload, None if args.ray == "local" else args.ray)
+    return RayPool(request.workers, preload, None if request.ray == "local" else request.ray)

@@ -13,8 +13,7 @@ A finished chunk (its folders are renamed into place only when complete) is not 
 
 from __future__ import annotations
 
-import argparse
-import copy
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import numpy as np
 
 from ..errors import OutputError
 from ..job import JobControl, PassClock
-from .tasks import Task
+from ..modes import RunSettings
 
 WORK_NAME = ".vidmatte-chunks"
 # Frames run before a chunk to warm RVM's recurrent state (measured in benchmarks/batch.py, docs/BATCH.md).
@@ -35,75 +34,66 @@ def frame_pts(source) -> list[int] | None:
     return None if index is None else index.pts
 
 
-def plan(args: argparse.Namespace, kinds: tuple[str, ...], chunk_frames: int, lead_in: int,
-         work: Path) -> list[tuple[argparse.Namespace, int, int]] | None:
-    """The chunks' (arguments, lead-in, frames), or None when the item runs whole (short, or not a video file)."""
+def plan(settings: RunSettings, chunk_frames: int, lead_in: int,
+         work: Path) -> list[tuple[RunSettings, int, int]] | None:
+    """The chunks' (settings, lead-in, frames), or None when the item runs whole (short, or not a video file)."""
     from ..io.source import open_source
 
-    pts = frame_pts(open_source(args.input, args.fps))
+    pts = frame_pts(open_source(settings.input, settings.fps))
     if pts is None:
         return None
-    first = args.start_frame
-    stop = len(pts) if args.end_frame is None else min(args.end_frame, len(pts))
+    first = settings.start_frame
+    stop = len(pts) if settings.end_frame is None else min(settings.end_frame, len(pts))
     if stop - first <= chunk_frames:
         return None
     chunks = []
     for k, a in enumerate(range(first, stop, chunk_frames)):
         b = min(a + chunk_frames, stop)
-        piece = copy.copy(args)
-        piece.start_frame, piece.end_frame, piece.overwrite = a, b, True
-        for kind in kinds:
-            if getattr(args, kind, None):
-                setattr(piece, kind, f"{work / f'{kind}-{k:04d}'}/")
+        outputs = {kind: f"{work / f'{kind}-{k:04d}'}/" for kind in settings.outputs}
+        piece = dataclasses.replace(settings, start_frame=a, end_frame=b, overwrite=True, outputs=outputs)
         chunks.append((piece, min(lead_in, a - first), b - a))
     return chunks
 
 
-def is_done(piece: argparse.Namespace, kinds: tuple[str, ...]) -> bool:
+def is_done(piece: RunSettings) -> bool:
     """Every PNG folder of a chunk is in place (folders appear only once complete) with all its frames."""
     frames = piece.end_frame - piece.start_frame
-    folders = [Path(getattr(piece, kind)) for kind in kinds if getattr(piece, kind, None)]
-    return all(folder.is_dir() and _count_frames(folder) == frames for folder in folders)
+    return all(Path(folder).is_dir() and _count_frames(Path(folder)) == frames for folder in piece.outputs.values())
 
 
 def _count_frames(folder: Path) -> int:
     return sum(1 for _ in folder.glob("[0-9][0-9][0-9][0-9][0-9]*.png"))
 
 
-def stitch(task: Task, control: JobControl) -> int:
-    """Write the item's outputs from its chunks' frames, frame-exact; returns the frames written."""
-    from ..cli.convert import build_options
+def stitch(settings: RunSettings, pieces: list[RunSettings], kinds: tuple[str, ...], output_folder: str,
+           control: JobControl) -> int:
+    """Write the item's outputs (``settings``) from its chunks' frames, frame-exact; returns the frames written."""
+    from ..modes.base import job_options
     from ..pipeline import Job
-    from .modes import MODES
 
-    kinds = MODES[task.mode].kinds
-    job = Job(task.args.input, build_options(task.args, kinds), control)
+    job = Job(settings.input, job_options(settings, kinds, control.warn), control)
     pts = frame_pts(job.source)
-    first = task.args.start_frame
-    total = sum(piece.end_frame - piece.start_frame for piece in task.chunks)
-    for piece in task.chunks:
-        if not is_done(piece, kinds):
+    first = settings.start_frame
+    total = sum(piece.end_frame - piece.start_frame for piece in pieces)
+    for piece in pieces:
+        if not is_done(piece):
             raise OutputError(f"chunk {piece.start_frame}..{piece.end_frame - 1} is incomplete; run the batch again")
     clock = PassClock(control, "stitching", 0, 1, total)
     outputs = job.open_outputs()
     try:
-        for piece in task.chunks:
+        for piece in pieces:
             for i in range(piece.start_frame, piece.end_frame):
                 control.raise_if_cancelled()
                 for sink in outputs.sinks:
-                    image = _read_png(Path(getattr(piece, sink.spec.kind)) / f"{i - piece.start_frame:05d}.png")
+                    image = _read_png(Path(piece.outputs[sink.spec.kind]) / f"{i - piece.start_frame:05d}.png")
                     sink.writer.write(image, pts[i] - pts[first])
                 clock.advance()
         outputs.close()
     except BaseException:
         outputs.abort()
         raise
-    shutil.rmtree(work_folder(task.args), ignore_errors=True)
+    shutil.rmtree(Path(output_folder) / WORK_NAME, ignore_errors=True)
     return total
-
-
-def work_folder(args: argparse.Namespace) -> Path:
-    return Path(args.output_folder) / WORK_NAME
 
 
 def _read_png(path: Path) -> np.ndarray:

@@ -9,16 +9,15 @@ Every frame is matted by ``pipeline.Job`` inside a worker; the coordinator reads
 
 from __future__ import annotations
 
-import argparse
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import VidmatteError
+from ..modes import MODES
 from . import chunks, records
 from .manifest import Item, Rejected
-from .modes import MODES
 from .tasks import CHUNK, ITEM, STITCH, Task, TaskResult
 
 # Not part of what makes an item's outputs: they change how, not what.
@@ -64,9 +63,10 @@ def output_kind(name: str) -> str:
 @dataclass
 class _ItemState:
     item: Item
-    args: argparse.Namespace
+    folder: Path  # DIR/<item>/
     made_from: dict
-    pieces: list = field(default_factory=list)  # chunk arguments, in order (chunked items)
+    settings: object = None  # the item's mode settings (vidmatte.modes)
+    pieces: list = field(default_factory=list)  # the chunks' settings, in order (chunked items)
     open_tasks: int = 0
     frames: int = 0
     seconds: float = 0.0
@@ -76,8 +76,9 @@ class _ItemState:
 
 
 class Coordinator:
-    def __init__(self, plan: Plan, base_args: dict, executor, bar=None):
-        self.plan, self.base_args, self.executor, self.bar = plan, base_args, executor, bar
+    def __init__(self, plan: Plan, base_options: dict, executor, bar=None):
+        """``base_options``: the mode's options for every item, by its command's option names."""
+        self.plan, self.base_options, self.executor, self.bar = plan, base_options, executor, bar
         self.summary = Summary()
         self.states: dict[str, _ItemState] = {}
         self.tasks: dict[int, Task] = {}
@@ -112,64 +113,63 @@ class Coordinator:
         wrong = [n for n in self.plan.outputs if output_kind(n) not in mode.kinds]
         if wrong:
             return self.summary.fail(item.name, f"{item.mode} mode makes no {', '.join(map(output_kind, wrong))}")
-        args = self._item_args(item, folder)
+        options = self._item_options(item, folder)
         try:
-            mode.check_method(args.method, args.checkpoint)
+            mode.check_method(options.get("method"), options.get("checkpoint"))
         except VidmatteError as exc:
             return self.summary.fail(item.name, f"{item.where}: {exc}")
-        args.method = args.method or "classical"  # each mode's default, as records before --method meant it
-        made_from = records.describe(item, self._recorded_options(args, mode.kinds))
+        options["method"] = options.get("method") or "classical"  # each mode's default, as records before --method
+        made_from = records.describe(item, self._recorded_options(options, mode.kinds))
         finals = [folder / name for name in self.plan.outputs]
         if not self.plan.force and records.is_finished(folder, made_from, finals):
             self.summary.skipped += 1
             self.summary.rows.append((item.name, "skipped", None, None, "finished earlier"))
             return None
-        args.overwrite = args.overwrite or self.plan.force or records.is_ours(folder)
+        options["overwrite"] = options.get("overwrite") or self.plan.force or records.is_ours(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        state = self.states[item.name] = _ItemState(item, args, made_from)
+        state = self.states[item.name] = _ItemState(item, folder, made_from)
         try:
-            pieces = self._chunk(item, args, folder, mode)
+            state.settings = mode.settings_from(options)
+            pieces = self._chunk(state.settings, folder, mode)
         except VidmatteError as exc:
             return self._item_failed(state, str(exc))
         if pieces is None:
-            return self._submit(Task(self._next_id(), item.name, ITEM, item.mode, args, _expected(args)))
+            return self._submit(Task(self._next_id(), item.name, ITEM, item.mode, state.settings, str(folder),
+                                     _expected(state.settings)))
         state.pieces = [piece for piece, _, _ in pieces]
         for piece, lead_in, frames in pieces:
-            if not chunks.is_done(piece, mode.kinds):  # a resumed batch keeps the chunks it finished
-                self._submit(Task(self._next_id(), item.name, CHUNK, item.mode, piece, frames, lead_in))
+            if not chunks.is_done(piece):  # a resumed batch keeps the chunks it finished
+                self._submit(Task(self._next_id(), item.name, CHUNK, item.mode, piece, str(folder), frames,
+                                  lead_in))
         if state.open_tasks == 0:
             self._submit_stitch(state)
         return None
 
-    def _chunk(self, item: Item, args, folder: Path, mode):
+    def _chunk(self, settings, folder: Path, mode):
         if not self.plan.chunk_frames or not mode.chunkable:
             return None
         work = folder / chunks.WORK_NAME
-        pieces = chunks.plan(args, mode.kinds, self.plan.chunk_frames, self.plan.lead_in, work)
+        pieces = chunks.plan(settings, self.plan.chunk_frames, self.plan.lead_in, work)
         if pieces is not None:
             work.mkdir(exist_ok=True)
         return pieces
 
-    def _item_args(self, item: Item, folder: Path) -> argparse.Namespace:
-        """The mode's arguments for this item: the batch's options, the item's overrides, its paths."""
-        args = argparse.Namespace(**self.base_args)
+    def _item_options(self, item: Item, folder: Path) -> dict:
+        """The mode's options for this item, by its command's names: the batch's, the item's overrides, its paths."""
+        options = dict(self.base_options)
         if "method" in item.overrides:  # the batch's --checkpoint goes with the batch's --method, not the item's
-            args.checkpoint = None
-        for dest, value in item.overrides.items():
-            setattr(args, dest, value)
-        args.input, args.keyframe, args.keyframes, args.plate = item.input, list(item.keyframe), item.keyframes, \
-            item.plate
-        args.input_format, args.input_option, args.work, args.quiet, args.json = None, [], None, True, False
-        for kind in MODES[item.mode].kinds:
-            setattr(args, kind, None)
+            options["checkpoint"] = None
+        options.update(item.overrides)
+        options.update(input=item.input, keyframe=list(item.keyframe), keyframes=item.keyframes, plate=item.plate,
+                       input_format=None, input_option=[], work=None)
+        options.update({kind: None for kind in MODES[item.mode].kinds})
         for name in self.plan.outputs:
-            setattr(args, output_kind(name), str(folder / name) + ("/" if name.endswith("/") else ""))
-        args.output_folder = str(folder)
-        return args
+            options[output_kind(name)] = str(folder / name) + ("/" if name.endswith("/") else "")
+        return options
 
-    def _recorded_options(self, args: argparse.Namespace, kinds: tuple[str, ...]) -> dict:
+    def _recorded_options(self, options: dict, kinds: tuple[str, ...]) -> dict:
         """What the outputs depend on, with outputs by name (a moved --output-dir still matches)."""
-        options = {k: v for k, v in sorted(vars(args).items()) if k not in _NOT_RECORDED and k not in kinds}
+        options = {k: v for k, v in sorted(options.items()) if k not in _NOT_RECORDED and k not in kinds}
         return {**options, "outputs": list(self.plan.outputs)}
 
     # --- running ----------------------------------------------------------------------------------------------
@@ -185,8 +185,8 @@ class Coordinator:
         self.futures[self.executor.submit(task)] = task.id
 
     def _submit_stitch(self, state: _ItemState) -> None:
-        self._submit(Task(self._next_id(), state.item.name, STITCH, state.item.mode, state.args,
-                          chunks=state.pieces))
+        self._submit(Task(self._next_id(), state.item.name, STITCH, state.item.mode, state.settings,
+                          str(state.folder), chunks=state.pieces))
 
     def _follow(self) -> None:
         while self.futures:
@@ -217,7 +217,7 @@ class Coordinator:
         self._item_done(state)
 
     def _item_done(self, state: _ItemState) -> None:
-        folder = Path(state.args.output_folder)
+        folder = state.folder
         warned = {"warning": state.warning} if state.warning else {}
         records.write(folder, {**state.made_from, "status": "done", "frames": state.frames,
                                "seconds": round(state.seconds, 3), "details": state.details, **warned})
@@ -230,7 +230,7 @@ class Coordinator:
     def _item_failed(self, state: _ItemState, reason: str) -> None:
         if reason == "cancelled":
             return  # an interrupted batch: the item is neither done nor failed; a re-run resumes it
-        records.write(Path(state.args.output_folder), {**state.made_from, "status": "failed", "reason": reason})
+        records.write(state.folder, {**state.made_from, "status": "failed", "reason": reason})
         self.summary.fail(state.item.name, reason)
         if self.bar is not None:
             self.bar.item_finished(state.item.name)
@@ -276,12 +276,12 @@ def _note(details: dict) -> str:
     return "; ".join(notes)
 
 
-def _expected(args: argparse.Namespace) -> int | None:
+def _expected(settings) -> int | None:
     """Frames an item will write, for the bar (the container's count; None when it cannot be known cheaply)."""
     from ..io.source import open_source
 
     try:
-        return open_source(args.input, args.fps).expected_frames(args.start_frame, args.end_frame)
+        return open_source(settings.input, settings.fps).expected_frames(settings.start_frame, settings.end_frame)
     except (VidmatteError, OSError, ValueError):
         return None
 

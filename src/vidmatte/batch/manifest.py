@@ -17,6 +17,7 @@ from typing import Callable
 
 from ..errors import UsageError
 from ..io.probe import IMAGE_EXTENSIONS, is_pattern, list_images
+from ..modes import ALIASES, MODES
 
 # Columns with a meaning of their own; any other column is a per-item override of one of the mode's options.
 INPUT, NAME, MODE, KEYFRAMES, KEYFRAME, PLATE = "input", "item", "mode", "keyframes", "keyframe", "plate"
@@ -77,7 +78,7 @@ def _videos_in(folder: Path) -> list[Path]:
                   if p.is_file() and not p.name.startswith(".") and p.suffix.lower() not in IMAGE_EXTENSIONS)
 
 
-def read_manifest(path: str, mode: str, modes: set[str], coerce: Coerce) -> tuple[list[Item], list[Rejected]]:
+def read_manifest(path: str, mode: str, coerce: Coerce) -> tuple[list[Item], list[Rejected]]:
     """Items from a CSV (header row) or JSON Lines manifest; every bad line is rejected on its own."""
     manifest = Path(path)
     if not manifest.is_file():
@@ -91,7 +92,7 @@ def read_manifest(path: str, mode: str, modes: set[str], coerce: Coerce) -> tupl
     items, rejected = [], []
     for where, row in rows:
         try:
-            items.append(_item(row, where, manifest.parent, mode, modes, coerce))
+            items.append(_item(row, where, manifest.parent, mode, coerce))
         except ValueError as exc:
             rejected.append(Rejected(_row_name(row, where), f"{where}: {exc}"))
     return items, rejected
@@ -124,14 +125,15 @@ def _jsonl_rows(text: str, name: str):
         yield where, row if isinstance(row, dict) else ValueError("not a JSON object")
 
 
-def _item(row, where: str, base: Path, mode: str, modes: set[str], coerce: Coerce) -> Item:
+def _item(row, where: str, base: Path, mode: str, coerce: Coerce) -> Item:
     if isinstance(row, ValueError):
         raise row
     if not row.get(INPUT):
         raise ValueError(f"missing column {INPUT!r}")
     item_mode = str(row.get(MODE) or mode)
-    if item_mode not in modes:
-        raise ValueError(f"unknown mode {item_mode!r}; choose {', '.join(sorted(modes))}")
+    item_mode = ALIASES.get(item_mode, item_mode)  # the page's names for two modes: auto, plate
+    if item_mode not in MODES:
+        raise ValueError(f"unknown mode {item_mode!r}; choose {', '.join(sorted(MODES))}")
     source = _resolve(base, str(row[INPUT]))
     if not is_pattern(source) and not Path(source).exists():
         raise ValueError(f"input not found: {source}")

@@ -7,7 +7,6 @@ Workers live in a local process pool or in Ray actors (executors.py); both hand 
 
 from __future__ import annotations
 
-import argparse
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,8 +14,8 @@ from typing import Callable
 
 from ..errors import Cancelled, VidmatteError
 from ..job import JobControl, ProgressEvent
+from ..modes import MODES, RunSettings
 from . import records
-from .modes import MODES
 
 ITEM, CHUNK, STITCH = "item", "chunk", "stitch"
 REPORT_EVERY = 0.5  # seconds between a task's progress messages (and one at each pass's end)
@@ -28,10 +27,11 @@ class Task:
     item: str  # the item's name (its folder under --output-dir)
     kind: str  # ITEM, CHUNK or STITCH
     mode: str
-    args: argparse.Namespace  # the mode's arguments for this job: input, output paths, range, options
+    settings: RunSettings  # the mode's settings for this job (vidmatte.modes): input, outputs, range, options
+    output_folder: str  # the item's folder, DIR/<item>/
     frames: int | None = None  # frames it will write, when known (the batch bar's total)
     lead_in: int = 0  # CHUNK: frames before the chunk that warm the recurrent state
-    chunks: list = field(default_factory=list)  # STITCH: the chunks' arguments, in order
+    chunks: list = field(default_factory=list)  # STITCH: the chunks' settings, in order
     started: dict | None = None  # the item's record to leave (status "started") once this task's work begins
 
 
@@ -42,7 +42,7 @@ class TaskResult:
     seconds: float = 0.0
     error: str | None = None  # one line, as the CLI would print it
     cancelled: bool = False
-    warning: str | None = None
+    warning: str | None = None  # what the job warned of (joined), e.g. --allow-partial kept a damaged input's frames
     details: dict = field(default_factory=dict)  # what the job reported of its run (ConvertResult.details)
     load_seconds: float = 0.0  # time spent loading weights for this task (0 once the worker has them)
 
@@ -77,7 +77,9 @@ class Worker:
         return self._runners[key]
 
     def run(self, task: Task) -> TaskResult:
-        self.control = control = JobControl(cpus=self.cpus, on_progress=self._reporter(task))
+        warnings: list[str] = []  # the job's warning channel: they go to the item's record and row
+        self.control = control = JobControl(cpus=self.cpus, on_progress=self._reporter(task),
+                                            on_warning=warnings.append)
         self._loading = 0.0
         started = time.monotonic()
         result = TaskResult(task.id)
@@ -87,14 +89,17 @@ class Worker:
             if task.started is not None:
                 # Only now, not when the batch was planned: an item a cancelled --force run never reached keeps
                 # its "done" record, and the next run skips it instead of redoing it.
-                records.write(Path(task.args.output_folder), task.started)
+                records.write(Path(task.output_folder), task.started)
             if task.kind == STITCH:
                 from .chunks import stitch
 
-                result.frames = stitch(task, control)
+                result.frames = stitch(task.settings, task.chunks, MODES[task.mode].kinds, task.output_folder,
+                                       control)
             else:
                 outcome = self._matte(task, control)
-                result.frames, result.warning, result.details = outcome.frames, outcome.warning, outcome.details
+                result.frames, result.details = outcome.frames, outcome.details
+                if outcome.warning:
+                    warnings.insert(0, outcome.warning)
         except Cancelled:
             result.cancelled, result.error = True, "cancelled"
         except VidmatteError as exc:
@@ -103,11 +108,12 @@ class Worker:
             result.error = f"{type(exc).__name__}: {exc}"
         finally:
             self.control = None
+        result.warning = "; ".join(dict.fromkeys(warnings)) or None
         result.seconds, result.load_seconds = time.monotonic() - started, self._loading
         return result
 
     def _matte(self, task: Task, control: JobControl):
-        job, matter = MODES[task.mode].build_job(task.args, control, self.runner)
+        job, matter = MODES[task.mode].build(task.settings, control, self.runner)
         if task.lead_in:
             matter.lead_in = task.lead_in
         return job.run(matter)

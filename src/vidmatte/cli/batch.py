@@ -7,13 +7,15 @@ import argparse
 import json
 import sys
 
-from . import convert as convert_cli
+from ..modes import MODES
+from ..modes import background as background_mode
+from ..modes import guided as guided_mode
 from . import background as background_cli
+from . import convert as convert_cli
 from . import guided as guided_cli
 
 DEFAULT_OUTPUTS = "composition.mp4,alpha/"
-MODE_NAMES = ("convert", "guided", "background")  # kept in step with vidmatte.batch.modes.MODES (no numpy here)
-METHOD_CHOICES = tuple(dict.fromkeys([*guided_cli.GUIDED_METHODS, *background_cli.PLATE_METHODS]))
+METHOD_CHOICES = tuple(dict.fromkeys(method for mode in MODES.values() for method in mode.methods))
 DESCRIPTION = ("Matte many videos: each input (files, folders of videos, glob patterns, or the lines of a CSV or "
                "JSON Lines --manifest) gets a folder DIR/<item>/ holding --outputs. Finished items are recorded and "
                "skipped by a re-run (--force redoes them), an interrupted batch resumes, a failing item fails alone. "
@@ -36,7 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="what each item gets, comma-separated names in DIR/<item>/: the stem is the kind "
                         "(composition, alpha, foreground, rgba; guided: trimap), the extension or a trailing '/' "
                         f"the format, as the mode's command reads a path (default {DEFAULT_OUTPUTS})")
-    p.add_argument("--mode", choices=MODE_NAMES, default="convert",
+    p.add_argument("--mode", choices=list(MODES), default="convert",
                    help="convert (RVM), guided (keyframes from the manifest), background (a plate from the manifest)")
     scale = p.add_argument_group("scale-out")
     scale.add_argument("--workers", type=int, default=None, metavar="N",
@@ -68,20 +70,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_method_arguments(group) -> None:
-    """--method names the mode's method (kept in step with each row's methods in vidmatte.batch.modes.MODES);
-    unset, each mode runs its default. A method the mode does not have is refused before anything runs."""
+    """--method names the mode's method (each mode's methods in vidmatte.modes.MODES); unset, each mode runs its
+    default. A method the mode does not have is refused before anything runs."""
     group.add_argument("--method", choices=METHOD_CHOICES, default=None,
-                       help="guided: " + guided_cli.METHOD_HELP + ". background: " + background_cli.METHOD_HELP
+                       help="guided: " + guided_mode.METHOD_HELP + ". background: " + background_mode.METHOD_HELP
                             + ". convert has none. No trained weights for these networks ship with vidmatte")
     group.add_argument("--checkpoint", metavar="PATH",
-                       help="the weights of a network method: guided " + guided_cli.CHECKPOINT_HELP
-                            + "; background " + background_cli.CHECKPOINT_HELP)
+                       help="the weights of a network method: guided " + guided_mode.CHECKPOINT_HELP
+                            + "; background " + background_mode.CHECKPOINT_HELP)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..batch import run_batch
+    from ..batch import BatchRequest, run_batch
 
-    summary = run_batch(args, _coercer(args))
+    request = BatchRequest(args.output_dir, args.inputs, args.manifest, args.outputs, args.mode, args.workers,
+                           args.ray, args.chunk_frames, args.lead_in, args.force, args.quiet,
+                           options={k: v for k, v in vars(args).items() if k not in BATCH_DESTS})
+    summary = run_batch(request, _coercer())
     if not args.quiet:
         print_table(summary)
     if args.json:
@@ -92,11 +97,12 @@ def run(args: argparse.Namespace) -> int:
     return 1 if summary.failed else 0
 
 
-def _coercer(args: argparse.Namespace):
+def _coercer():
     """(manifest column, text) -> (option dest, value), typed and checked as the command line would do it."""
     from ..errors import UsageError
+    from ..modes.base import parse_ratio, parse_size
 
-    checks = {"downsample_ratio": convert_cli.parse_ratio, "input_resize": convert_cli.parse_size}
+    checks = {"downsample_ratio": parse_ratio, "input_resize": parse_size}
     parser = argparse.ArgumentParser(add_help=False)
     add_arguments(parser)
     actions = {a.dest: a for a in parser._actions if a.dest not in BATCH_DESTS and a.option_strings}

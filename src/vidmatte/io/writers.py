@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import OutputError, UsageError
+from ..errors import OutputError, OutputExists, UsageError
 from .atomic import AtomicOutput, why_not_ours
 from .probe import LARGE_FRAME_PIXELS, is_pattern, list_images
 
@@ -98,12 +98,8 @@ def parse_output(kind: str, path: str, bit_depth: int = 8) -> OutputSpec:
     return OutputSpec(kind, p, is_sequence, bit_depth)
 
 
-def check_outputs(specs: list[OutputSpec], source: str | os.PathLike, overwrite: bool, frames: int | None,
-                  overwrite_hint: str = "--overwrite") -> None:
-    """Every refusal that can be made before any work starts (UsageError/OutputError; nothing is touched).
-
-    ``overwrite_hint`` is how the caller's user allows replacing: ``--overwrite`` (CLI) or ``overwrite=True`` (API).
-    """
+def check_outputs(specs: list[OutputSpec], source: str | os.PathLike, overwrite: bool, frames: int | None) -> None:
+    """Every refusal that can be made before any work starts (UsageError/OutputError; nothing is touched)."""
     inputs = _input_paths(Path(source))
     seen = set()
     for spec in specs:
@@ -116,7 +112,7 @@ def check_outputs(specs: list[OutputSpec], source: str | os.PathLike, overwrite:
             raise UsageError(f"{spec.path} is requested twice")
         seen.add(resolved)
         _check_target(spec)
-        check_writable(spec, overwrite, overwrite_hint)
+        check_writable(spec, overwrite)
     _check_not_nested(specs)
 
 
@@ -179,12 +175,13 @@ def _check_not_nested(specs: list[OutputSpec]) -> None:
                 raise UsageError(f"{other.path} is inside the PNG-sequence folder {folder.path}; write it elsewhere")
 
 
-def check_writable(spec: OutputSpec, overwrite: bool, overwrite_hint: str = "--overwrite") -> None:
-    """Refuse before doing any work: an existing output without --overwrite, or a folder we cannot write to."""
+def check_writable(spec: OutputSpec, overwrite: bool) -> None:
+    """Refuse before doing any work: an existing output without --overwrite (``OutputExists``), or a folder we cannot
+    write to."""
     target = spec.path
     exists = target.exists() and not (target.is_dir() and not any(target.iterdir()))
     if exists and not overwrite:
-        raise UsageError(f"{target} exists; pass {overwrite_hint} to replace it (it was left untouched)")
+        raise OutputExists(target)
     # The temporary goes beside the real folder (AtomicOutput follows a symlinked folder; "./" has no name).
     if not target.name or (spec.is_sequence and target.is_dir()):
         target = Path(os.path.realpath(target))

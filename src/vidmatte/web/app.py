@@ -173,6 +173,8 @@ def _public(server: Server, job: dict) -> dict:
     live = server.queue.progress(job["id"])
     shown = {k: job[k] for k in ("id", "created", "updated", "name", "state", "info", "settings", "keyframes",
                                  "error", "outputs", "details")}
+    mode = shown["settings"].get("mode")  # a job saved when the page said auto and plate: the modes' names now
+    shown["settings"] = {**shown["settings"], "mode": runs.ALIASES.get(mode, mode)}
     shown["progress"] = live or job.get("progress")
     shown["queue_position"] = server.queue.position(job["id"])
     preview = server.storage.folder(job["id"]) / "preview"
@@ -185,7 +187,8 @@ def _public(server: Server, job: dict) -> dict:
     shown["downloads"] = {name: runs.DOWNLOADS[name] for name in job["outputs"]}
     result = job.get("result")
     shown["downloads_from"] = None if result is None or not job["outputs"] else {
-        "run": result["run"], "finished": result["finished"], "mode": result["settings"]["mode"],
+        "run": result["run"], "finished": result["finished"],
+        "mode": runs.ALIASES.get(result["settings"]["mode"], result["settings"]["mode"]),
         "method": result["settings"].get("method", "classical"), "latest": result["run"] == job["runs"]}
     shown["runs"] = job["runs"]
     shown["guide_preview"] = job.get("guide_preview")

@@ -1,4 +1,5 @@
-"""One run of a web job through the pipeline, as ``vidmatte convert`` (auto) or ``vidmatte guided`` would run it.
+"""One run of a web job through the pipeline: the page's settings become a mode's settings (``vidmatte.modes``), built
+and run as the mode's command would run them.
 
 The outputs have fixed names in the job's folder and are written like the CLI's (temporary names, renamed when
 complete): ``composition.mp4``, ``alpha.mp4``, ``alpha.zip`` (the CLI's ``--alpha alpha/`` PNGs, zipped),
@@ -16,13 +17,16 @@ from pathlib import Path
 
 from ..errors import GuidanceError, UsageError
 from ..job import JobControl
-from .guide import read_keyframes
+from .guide import keyframe_path
 from .previews import preview_size, run_preview_sink
 from .weights import Catalogue
 
-MODES = ("auto", "guided", "plate")
-PLATES = ("auto", "image")  # plate mode: estimated from the clip (a static camera), or the uploaded plate.png
-PRIORS = ("auto", "rvm", "none")
+from ..modes import ALIASES
+from ..modes import MODES as MODE_ROWS
+from ..modes.guided import PRIORS
+
+MODES = tuple(MODE_ROWS)  # convert, guided, background (a saved job's auto and plate are read as their new names)
+PLATES = ("auto", "image")  # background mode: estimated from the clip (a static camera), or the uploaded plate.png
 OUTPUTS = {  # what the page may ask for -> (output kind, fixed path in the job's folder)
     "composition": ("composition", "composition.mp4"),
     "alpha": ("alpha", "alpha.mp4"),
@@ -33,17 +37,14 @@ OUTPUTS = {  # what the page may ask for -> (output kind, fixed path in the job'
 DOWNLOADS = {"composition": "composition.mp4", "alpha": "alpha.mp4", "alpha_png": "alpha.zip",
              "rgba_mov": "rgba.mov", "rgba_webm": "rgba.webm"}
 NO_KEYFRAME = GuidanceError("guided mode needs a keyframe: mark the subject on a frame and press 'Set keyframe'")
-DEFAULT_SETTINGS = {"mode": "auto", "prior": "auto", "background": "green", "plate": "auto",
+DEFAULT_SETTINGS = {"mode": "convert", "prior": "auto", "background": "green", "plate": "auto",
                     "outputs": ["composition", "alpha", "alpha_png", "rgba_mov"], "method": "classical",
                     "checkpoint": None}
 
 
 def mode_methods() -> dict[str, tuple[str, ...]]:
-    """The methods of each page mode, as the commands name them (auto: RVM alone)."""
-    from ..cli.background import PLATE_METHODS
-    from ..cli.guided import GUIDED_METHODS
-
-    return {"auto": ("classical",), "guided": GUIDED_METHODS, "plate": PLATE_METHODS}
+    """The methods of each mode, as the commands name them (convert has one: RVM alone, shown as classical)."""
+    return {name: mode.methods or ("classical",) for name, mode in MODE_ROWS.items()}
 
 
 def named_colours() -> dict[str, str]:
@@ -62,6 +63,8 @@ def check_settings(given: dict, has_background_image: bool = False, has_plate_im
     from ..compose import parse_colour
 
     settings = {**DEFAULT_SETTINGS, **{k: v for k, v in given.items() if k in DEFAULT_SETTINGS}}
+    settings["mode"] = ALIASES.get(settings["mode"], settings["mode"]) if isinstance(settings["mode"], str) \
+        else settings["mode"]
     if settings["mode"] not in MODES:
         raise UsageError(f"mode must be one of {', '.join(MODES)}")
     _check_method(settings, weights or Catalogue(), draft)
@@ -69,7 +72,7 @@ def check_settings(given: dict, has_background_image: bool = False, has_plate_im
         raise UsageError(f"plate must be one of {', '.join(PLATES)}")
     if draft:
         has_background_image = has_plate_image = True
-    if settings["mode"] == "plate" and settings["plate"] == "image" and not has_plate_image:
+    if settings["mode"] == "background" and settings["plate"] == "image" and not has_plate_image:
         raise UsageError("upload a plate image first (the empty scene), or let the plate be estimated (auto)")
     if settings["prior"] not in PRIORS:
         raise UsageError(f"prior must be one of {', '.join(PRIORS)}")
@@ -113,25 +116,44 @@ def input_path(folder: Path) -> Path:
 
 def execute(job: dict, folder: Path, control: JobControl, model: str = "rvm-mobilenetv3",
             cache: str | None = None, weights: Catalogue | None = None) -> tuple[list[str], dict]:
-    """Run ``job`` (a row of the store) through the pipeline; returns the names of the downloads made and what the
-    run reported (``ConvertResult.details``). ``weights``: where a network method's file is (the server's
-    --checkpoints folder)."""
-    from ..io.writers import parse_output
-    from ..pipeline import ConvertOptions, Job
-
+    """Run ``job`` (a row of the store) through its mode; returns the names of the downloads made and what the run
+    reported (``ConvertResult.details``, with the run's ``warnings`` when it had any). ``weights``: where a network
+    method's file is (the server's --checkpoints folder)."""
     settings, info = job["settings"], job["info"]
-    background = str(folder / "background.png") if settings["background"] == "image" else settings["background"]
-    # f-string, not "/": a PNG sequence is named by its trailing slash, which Path would drop
-    outputs = [parse_output(OUTPUTS[name][0], f"{folder}/{OUTPUTS[name][1]}") for name in settings["outputs"]]
+    mode = MODE_ROWS[ALIASES.get(settings["mode"], settings["mode"])]  # jobs saved before the names were one set
+    warnings: list[str] = []
+    control.on_warning = warnings.append  # shown in the job's row
     preview = run_preview_sink(folder / "preview" / "run", preview_size(info["width"], info["height"]))
-    options = ConvertOptions(outputs=outputs, background=background, overwrite=True, progress=False,
-                             sinks=[preview])
-    pipeline_job = Job(str(input_path(folder)), options, control)
-    result = pipeline_job.run(_matter(job, folder, pipeline_job, model, cache, _weights_path(settings, weights)))
+    pipeline_job, matter = mode.build(mode.settings(**_mode_settings(job, mode.name, folder, model, cache, weights)),
+                                      control, sinks=(preview,))
+    result = pipeline_job.run(matter)
     if "alpha_png" in settings["outputs"]:
         _zip_folder(folder / "alpha", folder / "alpha.zip")
     _keep_run_previews(folder / "preview")
-    return list(settings["outputs"]), result.details
+    return list(settings["outputs"]), {**result.details, **({"warnings": warnings} if warnings else {})}
+
+
+def _mode_settings(job: dict, mode: str, folder: Path, model: str, cache: str | None,
+                   weights: Catalogue | None) -> dict:
+    """The mode's settings for the page's ``job``: its outputs under fixed names in its folder, replaced by each run."""
+    settings = job["settings"]
+    background = str(folder / "background.png") if settings["background"] == "image" else settings["background"]
+    # f-string, not "/": a PNG sequence is named by its trailing slash, which Path would drop
+    outputs = {OUTPUTS[name][0]: f"{folder}/{OUTPUTS[name][1]}" for name in settings["outputs"]}
+    run = {"input": str(input_path(folder)), "outputs": outputs, "background": background, "overwrite": True,
+           "model": model, "cache_dir": cache}
+    if mode == "convert":
+        return run
+    method = settings.get("method", "classical")  # jobs recorded before the page had methods: classical
+    run.update(method=method, checkpoint=_weights_path(settings, weights))
+    if mode == "background":
+        return {**run, "plate": str(folder / "plate.png") if settings["plate"] == "image" else "auto"}
+    if not job["keyframes"]:
+        raise NO_KEYFRAME
+    # One work folder per job, kept between its runs: after a keyframe is fixed or added on the page, a re-run
+    # propagates and solves only the frames between that keyframe's neighbours (the CLI's --work corrections).
+    return {**run, "keyframe": [f"{index}:{keyframe_path(folder, index)}" for index in job["keyframes"]],
+            "prior": settings["prior"], "work": str(folder / "work") if method == "classical" else None}
 
 
 def _keep_run_previews(preview: Path) -> None:
@@ -143,44 +165,12 @@ def _keep_run_previews(preview: Path) -> None:
 
 def _weights_path(settings: dict, weights: Catalogue | None) -> str | None:
     """The file of a network method's run (checked again: the folder may have changed since the job was set)."""
-    method = settings.get("method", "classical")  # jobs recorded before the page had methods: classical
+    method = settings.get("method", "classical")
     if method == "classical":
         return None
-    return str((weights or Catalogue()).find(settings.get("checkpoint"), settings["mode"], method).path)
+    mode = ALIASES.get(settings["mode"], settings["mode"])
+    return str((weights or Catalogue()).find(settings.get("checkpoint"), mode, method).path)
 
-
-def _matter(job: dict, folder: Path, pipeline_job, model: str, cache: str | None, checkpoint: str | None):
-    """The mode's matter, built as its command builds it (the same factories, the same checks)."""
-    settings = job["settings"]
-    method = settings.get("method", "classical")
-    if settings["mode"] == "auto":
-        from ..backends import open_runner
-        from ..matters.recurrent import RecurrentMatter
-
-        return RecurrentMatter(open_runner(model, cache=cache))
-    if settings["mode"] == "plate":
-        from ..matters.plate import plate_matter
-
-        plate = folder / "plate.png" if settings["plate"] == "image" else "auto"
-        return plate_matter(pipeline_job, plate, method=method, checkpoint=checkpoint, model=model, cache=cache,
-                            overwrite=True)
-    from ..matters.guided import guided_matter
-
-    if not job["keyframes"]:
-        raise NO_KEYFRAME
-    keyframes = read_keyframes(folder, job["keyframes"], (pipeline_job.width, pipeline_job.height),
-                               pipeline_job.source.expected_frames())
-    if method != "classical":
-        from ..matters.networks import GUIDED_NETWORKS
-
-        options = {"mem_every": None, "max_memory": None, "finetune_steps": 0, "prior": settings["prior"],
-                   "model": model}
-        return GUIDED_NETWORKS[method].matter(pipeline_job, keyframes, checkpoint, cache=cache,
-                                              warn=pipeline_job.control.log.warning, options=options)
-    # One work folder per job, kept between its runs: after a keyframe is fixed or added on the page, a re-run
-    # propagates and solves only the frames between that keyframe's neighbours (the CLI's --work corrections).
-    return guided_matter(pipeline_job, keyframes, work=folder / "work", prior_mode=settings["prior"], model=model,
-                         cache=cache)
 
 def _zip_folder(source: Path, target: Path) -> None:
     """``source``'s PNGs into ``target`` (stored: PNGs are compressed already), renamed into place when complete;

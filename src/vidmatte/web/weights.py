@@ -23,14 +23,14 @@ def page_methods() -> dict[str, tuple[str, str]]:
     """Network family (``backends.exporters.EXPORTABLE`` row) -> (page mode, method) it runs as."""
     from ..matters.networks import GUIDED_NETWORKS
 
-    return {"bgmv2": ("plate", "neural"), **{name: ("guided", name) for name in GUIDED_NETWORKS}}
+    return {"bgmv2": ("background", "neural"), **{name: ("guided", name) for name in GUIDED_NETWORKS}}
 
 
 @dataclass(frozen=True)
 class Weights:
     name: str  # the file's name in the folder: what the page shows and a job records
     path: Path
-    mode: str  # the page mode it serves: guided or plate
+    mode: str  # the mode it serves: guided or background
     method: str  # that mode's method: a GUIDED_NETWORKS name, or neural
 
     def public(self) -> dict:

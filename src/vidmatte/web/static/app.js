@@ -152,7 +152,7 @@ function showSwatch() {
   $("bg-colour").hidden = kind === "image";
 }
 
-// Each mode's controls only: the subject tools and the prior in guided mode, the plate in plate mode.
+// Each mode's controls only: the subject tools and the prior in guided mode, the plate in background mode.
 function showModeControls(mode) {
   for (const element of document.querySelectorAll("[data-modes]")) {
     element.hidden = !element.dataset.modes.split(" ").includes(mode);
@@ -206,13 +206,13 @@ function showMethods(chosen = null) {
   }
   if (current) $("checkpoint").value = current;
   $("checkpoint").hidden = $("checkpoint-label").hidden = method === "classical";
-  $("method").disabled = mode === "auto";
+  $("method").disabled = mode === "convert";
   $("methods-note").textContent = methodsNote(mode, offered);
 }
 
 function methodsNote(mode, offered) {
   const catalogue = state.config.checkpoints;
-  if (mode === "auto") return "";
+  if (mode === "convert") return "";
   if (!catalogue.folder) return catalogue.note;
   const parts = ["No trained weights ship with vidmatte: the networks run the files the server's admin provided."];
   const missing = state.config.methods[mode].filter((m) => !offered.includes(m));
@@ -661,7 +661,8 @@ function showJob() {
   $("progress").value = percent;
   const text = job.state === "done" ? "done: 100%" : job.state === "running" ? `${Math.floor(percent)}% · ${describeProgress(job)}`
     : job.state === "queued" ? describeProgress(job) : job.error ? `${job.state}: ${job.error}` : job.state;
-  $("progress-text").textContent = text;
+  const warned = job.state === "done" ? (job.details || {}).warnings || [] : [];  // the run's warning channel
+  $("progress-text").textContent = warned.length ? `${text} · warning: ${warned.join("; ")}` : text;
   $("progress-text").className = job.state;
   const links = Object.entries(job.downloads || {}).map(([name, file]) => {
     const link = document.createElement("a");
@@ -699,7 +700,7 @@ async function uploadPlate(file) {
   await attempt(async () => {
     await api(`api/jobs/${state.job.id}/plate`, { method: "PUT", body: file });
     $("plate-kind").value = "image";
-    document.querySelector("input[name=mode][value=plate]").checked = true;
+    document.querySelector("input[name=mode][value=background]").checked = true;
     showMethods();
     await saveSettings();
     say("plate image set", false);

@@ -1,0 +1,43 @@
+"""The background mode: whatever differs from a clean plate of the scene (``vidmatte background``, the page's
+"plate")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .base import DEFAULT_MODEL, PICTURE_KINDS, RunSettings, job_options
+
+METHODS = ("classical", "neural")
+KINDS = PICTURE_KINDS
+METHOD_HELP = ("classical: the compositing equation with the plate, solved with the matting Laplacian (no trained "
+               "weights beyond RVM's person prior); neural: BackgroundMattingV2 (with ConvLSTMs when the checkpoint "
+               "has them) on frame and aligned plate, needs --checkpoint")
+CHECKPOINT_HELP = ("weights of the neural method: an official BackgroundMattingV2 .pth state dict or a `vidmatte "
+                   "train` checkpoint (model.kind bgmv2); none are bundled")
+
+
+@dataclass(kw_only=True)
+class BackgroundSettings(RunSettings):
+    plate: object = None  # an image or plate video (path), "auto" (estimated from the footage), or an RGB array
+    plate_out: str | None = None  # where to write the plate used (e.g. the auto estimate)
+    align: bool = True  # False: a locked-off camera, the plate used as it is
+    method: str = "classical"
+    checkpoint: str | None = None  # the neural method's weights
+    model: str = DEFAULT_MODEL  # RVM's weights: the classical method's person prior
+
+
+def build(settings: BackgroundSettings, control, runners=None, sinks: tuple = ()):
+    from ..errors import UsageError
+    from ..matters.plate import plate_matter
+    from ..pipeline import Job
+
+    if settings.checkpoint and settings.method != "neural":
+        raise UsageError("--checkpoint is for --method neural")
+    if settings.plate is None or (isinstance(settings.plate, str) and not settings.plate):
+        raise UsageError("background mode needs a plate: --plate, or a plate column in the batch manifest")
+    job = Job(settings.input, job_options(settings, KINDS, control.warn, sinks), control)
+    matter = plate_matter(job, settings.plate, method=settings.method, checkpoint=settings.checkpoint,
+                          align=settings.align, model=settings.model, cache=settings.cache_dir,
+                          plate_out=settings.plate_out, overwrite=settings.overwrite, warn=control.warn,
+                          notify=control.note, runners=runners)
+    return job, matter
