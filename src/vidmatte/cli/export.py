@@ -83,7 +83,7 @@ def _export_family(args: argparse.Namespace, name: str, row) -> int:
     import sys
 
     from ..errors import OutputError, UsageError
-    from .convert import parse_size
+    from ..modes.base import parse_size
 
     if args.format != "onnx" or args.precision != "fp32" or args.check_video:
         raise UsageError(f"{args.model} is a {name} checkpoint: it exports to fp32 ONNX only, checked on generated "

@@ -18,7 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..io.probe import probe
-    from .convert import parse_input_options
+    from ..modes.base import parse_input_options
 
     info = probe(args.input, input_format=args.input_format,
                  input_options=parse_input_options(args.input_option)).to_dict()
