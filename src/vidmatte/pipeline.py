@@ -3,7 +3,7 @@
 A job is a ``Matter`` (the mode: RVM's recurrent matter, later guided and plate matters) run over a re-readable
 source in the passes the matter asks for (e.g. a warm-up, then the writing pass; docs/ARCHITECTURE.md). Within a
 pass three stages overlap in threads joined by bounded hand-overs, so memory stays flat for any length of video:
-  decoder thread:  source -> upright RGB uint8 (+ the frame's guidance) -> ``matter.prepare`` (cheap, per frame)
+  decoder thread:  source -> upright RGB uint8 -> ``matter.prepare`` (cheap, per frame)
   caller's thread: ``matter.matte`` (ONNX Runtime / PyTorch release the GIL while they compute)
   writer thread:   ``Matte`` -> pictures -> every sink of the ``OutputSet`` (files, previews); writing pass only
 The caller steers the job through a ``JobControl`` (progress, cancel, stop-input, CPU allotment); nothing here is
@@ -107,7 +107,6 @@ class ConvertOptions:
     overwrite_hint: str = "--overwrite"  # how the caller's user allows replacing (the API: "overwrite=True")
     allow_partial: bool = False
     progress: bool = True  # for callers without a JobControl: a progress bar on stderr (a terminal only)
-    guidance: object | None = None  # io.source.GuidanceSource: per-frame guidance handed to matter.prepare
     sinks: list = field(default_factory=list)  # more sinks beside the files, e.g. outputs.CallbackSink previews
 
 
@@ -315,14 +314,12 @@ class _PassRun:
     def _decode(self) -> None:
         job, p = self.job, self.p
         frames = job.source.frames(p.start, p.stop, reverse=p.reverse, decoder_threads=max(2, side_threads(job.cpus)))
-        guidance = job.options.guidance
         try:
             for frame in frames:
                 if not self._acquire(self.input_slots, live_stop=True):
                     break
                 image = job.resize(frame.image)
-                hint = guidance.at(frame.index) if guidance is not None else None
-                self.decoded.put((_Stamp(frame.index, frame.pts), self.matter.prepare(image, hint, frame.index)))
+                self.decoded.put((_Stamp(frame.index, frame.pts), self.matter.prepare(image, frame.index)))
         except BaseException as exc:  # forwarded to the caller's thread, which decides what it means
             self.decoded.put(exc)
             return
