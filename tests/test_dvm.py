@@ -324,7 +324,7 @@ def test_the_matter_feeds_the_two_frames_before_each_target_to_the_matting_netwo
         for p in passes:
             matter.begin_pass(p)
             for i in range(p.start, p.stop):
-                result = matter.matte([matter.prepare(clip[i], None, i)])[0]
+                result = matter.matte([matter.prepare(clip[i], i)])[0]
                 if p.writes:
                     out[i] = result.pha
         return out

@@ -267,7 +267,7 @@ def drive(matter, frames: list[np.ndarray]) -> list[np.ndarray]:
     for p in matter.passes(Span(0, len(frames), True)):
         matter.begin_pass(p)
         for index in range(p.start, p.stop):
-            mattes = matter.matte([matter.prepare(frames[index], None, index)])
+            mattes = matter.matte([matter.prepare(frames[index], index)])
             alphas += [m.pha for m in mattes] if p.writes else []
     return alphas
 

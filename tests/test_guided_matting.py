@@ -549,6 +549,6 @@ def test_the_rvm_prior_is_used_for_a_person_and_not_for_an_object(rvm_onnx_path,
         matter = GuidedMatter({0: trimap}, prior=rvm, prior_mode="auto")
         matter.passes(Span(0, 1, seekable=True))
         matter.begin_pass(Pass("propagate forward", 0, 1))
-        matter.matte([matter.prepare(frame, None, 0)])
+        matter.matte([matter.prepare(frame, 0)])
         decided[name] = matter.summary()["rvm_prior"]
     assert decided == {"person": True, "object": False, "band": True}

@@ -45,15 +45,16 @@ def runner(rvm_onnx_path):
     return open_runner(str(rvm_onnx_path), threads=1)
 
 
-class IndexSpy:
-    """Guidance that records the order in which the pipeline reads frames (guidance is looked up per frame)."""
+class IndexSpy(RecurrentMatter):
+    """RVM's matter that records the order in which the pipeline hands it frames."""
 
-    def __init__(self):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         self.order: list[int] = []
 
-    def at(self, index: int):
+    def prepare(self, frame: np.ndarray, index: int | None = None) -> object:
         self.order.append(index)
-        return None
+        return super().prepare(frame, index)
 
 
 def vidmatte_threads() -> list[str]:
@@ -61,9 +62,9 @@ def vidmatte_threads() -> list[str]:
 
 
 def test_warm_up_reads_backward_then_writes_forward(tmp_path, clip, runner):
-    spy = IndexSpy()
-    options = ConvertOptions(outputs=[parse_output("alpha", f"{tmp_path}/a/")], guidance=spy)
-    result = convert(clip, RecurrentMatter(runner, 0.5, warmup=4), options)
+    spy = IndexSpy(runner, 0.5, warmup=4)
+    options = ConvertOptions(outputs=[parse_output("alpha", f"{tmp_path}/a/")])
+    result = convert(clip, spy, options)
     assert result.frames == 12
     assert spy.order == [4, 3, 2, 1] + list(range(12))
     assert len(list((tmp_path / "a").glob("*.png"))) == 12

@@ -16,7 +16,7 @@ import pytest
 from media import moving_square_frames, write_video
 from vidmatte.errors import UsageError
 from vidmatte.io.readers import open_reader, to_frame
-from vidmatte.io.source import FileGuidance, open_source, with_guidance
+from vidmatte.io.source import open_source
 
 
 def h264_clip(path: Path, count: int, keyint: int, width: int = 96, height: int = 64) -> Path:
@@ -185,24 +185,6 @@ def test_segment_size_follows_the_memory_budget(tmp_path):
     assert source.segment_frames() == 64  # small frames: the frame cap
     source.info.width, source.info.height = 3840, 2160
     assert source.segment_frames() == 256 * 2 ** 20 // (3840 * 2160 * 3) == 10
-
-
-def test_guidance_by_frame_index(tmp_path):
-    folder = tmp_path / "trimaps"
-    folder.mkdir()
-    cv2.imwrite(str(folder / "00002.png"), np.full((8, 6), 128, np.uint8))
-    cv2.imwrite(str(folder / "4.png"), np.dstack([np.full((8, 6), v, np.uint8) for v in (3, 2, 1)]))  # BGR
-    (folder / "notes.txt").write_text("ignored")
-    guidance = FileGuidance(folder)
-    assert guidance.indices() == [2, 4]
-    assert guidance.at(2).shape == (8, 6) and guidance.at(2).dtype == np.uint8
-    assert guidance.at(4)[0, 0].tolist() == [1, 2, 3]  # RGB
-    assert guidance.at(3) is None
-    for i in range(6):
-        cv2.imwrite(str(tmp_path / f"f{i}.png"), np.zeros((8, 6, 3), np.uint8))
-    pairs = list(with_guidance(open_source(tmp_path).frames(reverse=True), guidance))
-    assert [(f.index, g is not None) for f, g in pairs] == [(5, False), (4, True), (3, False), (2, True),
-                                                           (1, False), (0, False)]
 
 
 def test_real_clip_backward_matches_forward(shared_data):

@@ -1,9 +1,9 @@
 """The only frame loop: read -> matte -> write, for every mode, the CLI, the API, a page and the batch runner.
 
 A job is a ``Matter`` (what a mode built: RVM's recurrent matter, the guided or the plate matter; ``vidmatte.modes``)
-run over a re-readable source in the passes the matter asks for (e.g. a warm-up, then the writing pass; docs/ARCHITECTURE.md). Within a
-pass three stages overlap in threads joined by bounded hand-overs, so memory stays flat for any length of video:
-  decoder thread:  source -> upright RGB uint8 (+ the frame's guidance) -> ``matter.prepare`` (cheap, per frame)
+run over a re-readable source in the passes the matter asks for (e.g. a warm-up, then the writing pass;
+docs/ARCHITECTURE.md). Within a pass three stages overlap in threads joined by bounded hand-overs, so memory stays flat for any length of video:
+  decoder thread:  source -> upright RGB uint8 -> ``matter.prepare`` (cheap, per frame)
   caller's thread: ``matter.matte`` (ONNX Runtime / PyTorch release the GIL while they compute)
   writer thread:   ``Matte`` -> pictures -> every sink of the ``OutputSet`` (files, previews); writing pass only
 The caller steers the job through a ``JobControl`` (progress, cancel, stop-input, CPU allotment, warnings): the loop
@@ -104,7 +104,6 @@ class ConvertOptions:
     encoder_threads: int | None = None  # None: side_threads() up to 1440p; 0: the encoder's own choice
     overwrite: bool = False
     allow_partial: bool = False
-    guidance: object | None = None  # io.source.GuidanceSource: per-frame guidance handed to matter.prepare
     sinks: list = field(default_factory=list)  # more sinks beside the files, e.g. outputs.CallbackSink previews
 
 
@@ -295,14 +294,12 @@ class _PassRun:
     def _decode(self) -> None:
         job, p = self.job, self.p
         frames = job.source.frames(p.start, p.stop, reverse=p.reverse, decoder_threads=max(2, side_threads(job.cpus)))
-        guidance = job.options.guidance
         try:
             for frame in frames:
                 if not self._acquire(self.input_slots, live_stop=True):
                     break
                 image = job.resize(frame.image)
-                hint = guidance.at(frame.index) if guidance is not None else None
-                self.decoded.put((_Stamp(frame.index, frame.pts), self.matter.prepare(image, hint, frame.index)))
+                self.decoded.put((_Stamp(frame.index, frame.pts), self.matter.prepare(image, frame.index)))
         except BaseException as exc:  # forwarded to the caller's thread, which decides what it means
             self.decoded.put(exc)
             return

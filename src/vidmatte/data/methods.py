@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError
+from ..guidance.formats import read_trimap
 from ..matte import DenseMatte
 from ..matters.base import Pass, Span, writing_pass
 from ..metrics.layout import find_track
@@ -34,20 +36,13 @@ METHODS = {
 }
 
 
-class TrueTrimaps:
-    """Guidance for the oracle: the clip's ground-truth trimap of each frame (uint8 [H,W], 0/128/255)."""
-
-    def __init__(self, clip_dir: Path):
-        self.track = find_track(clip_dir, "trimap")
-
-    def at(self, index: int) -> np.ndarray:
-        return self.track.load(index, 1)
-
-
 class OracleMatter:
     """Closed-form alpha from the true trimap, frame by frame: what a perfect trimap propagation would reach."""
 
     seq_chunk = 1
+
+    def __init__(self, trimaps: list[Path]):
+        self.trimaps = trimaps  # frame i's true trimap, read when the frame is
 
     def reset(self) -> None:
         pass
@@ -58,10 +53,10 @@ class OracleMatter:
     def begin_pass(self, p: Pass) -> None:
         pass
 
-    def prepare(self, frame: np.ndarray, guidance: object | None = None, index: int | None = None) -> tuple:
-        if guidance is None:
-            raise ValueError("the oracle needs the true trimap of every frame")
-        return frame, guidance
+    def prepare(self, frame: np.ndarray, index: int | None = None) -> tuple:
+        if index is None:
+            raise ValueError("the oracle needs each frame's index to find its true trimap")
+        return frame, read_trimap(self.trimaps[index])
 
     def matte(self, prepared: list) -> list[DenseMatte]:
         from ..solvers import closed_form_alpha, estimate_foreground
@@ -93,6 +88,14 @@ def _rvm_matter(state: dict | None, warmup: int | None):
 
 
 NEEDS_CHECKPOINT = {"ftpvm"}  # methods whose weights ``bench run --checkpoint`` names
+
+
+def _true_trimaps(clip_dir: Path) -> list[Path]:
+    """The clip's ``trimap/`` images, frame i's at position i (as its ``com/`` frames are numbered)."""
+    track = find_track(clip_dir, "trimap")
+    if track is None or track.files is None:
+        raise InputError(f"{clip_dir} has no trimap/ folder: the oracle needs the true trimap of every frame")
+    return track.files
 
 
 def _keyframes(clip_dir: Path) -> dict[int, np.ndarray]:
@@ -157,7 +160,6 @@ def run_method(method: str, clip_dir: Path, out_dir: Path, progress=None, state:
     from ..job import JobControl
     from ..pipeline import ConvertOptions, convert
 
-    guidance = None
     if method in ("rvm", "rvm-cold"):
         matter = _rvm_matter(state, 0 if method == "rvm-cold" else None)
     elif method in ("guided", "guided-first"):
@@ -175,13 +177,13 @@ def run_method(method: str, clip_dir: Path, out_dir: Path, progress=None, state:
     elif method == "ftpvm":
         matter = _ftpvm_matter(clip_dir, state, checkpoint)
     elif method == "oracle":
-        matter, guidance = OracleMatter(), TrueTrimaps(clip_dir)
+        matter = OracleMatter(_true_trimaps(clip_dir))
     else:
         raise ValueError(f"unknown method {method!r} (known: {', '.join(METHODS)})")
     out_dir.mkdir(parents=True, exist_ok=True)
     options = ConvertOptions(outputs=[parse_output("alpha", f"{out_dir / 'pha'}/"),
                                       parse_output("foreground", f"{out_dir / 'fgr'}/")],
-                             guidance=guidance, sequence_fps=25)
+                             sequence_fps=25)
     convert(find_track(clip_dir, "com").files[0].parent, matter, options, JobControl(on_progress=_writing(progress)))
 
 

@@ -94,6 +94,16 @@ def read_guidance(path: str | os.PathLike | np.ndarray, frame_size: tuple[int, i
     return trimap, warnings
 
 
+def read_trimap(path: str | os.PathLike) -> np.ndarray:
+    """A grey trimap image at its own size -> uint8 [H,W] {0,128,255}, its levels read as ``read_guidance`` reads
+    them, but neither fitted to a frame nor refused for lacking foreground or background: a true trimap (a
+    benchmark's, for the oracle) may lack either on some frames. A palette or colour image is refused."""
+    path = Path(path)
+    storage, values = read_values(path)
+    resolve_kind(storage, values, "trimap", None, path)
+    return trimap_from_grey(values)
+
+
 def read_values(path: Path) -> tuple[str, np.ndarray]:
     """(storage, values): GREY uint8 [H,W] 0..255, PALETTE uint8 [H,W] indices, or COLOUR uint8 [H,W,3] RGB."""
     from PIL import Image, UnidentifiedImageError

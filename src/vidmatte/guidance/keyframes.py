@@ -1,5 +1,6 @@
 """Keyframe guidance from the command line: ``INDEX:PATH`` specs, a folder of images named by frame index, or a
-TCVOM workspace; read once into trimaps (keyframes are few) and served by frame index as a ``GuidanceSource``.
+TCVOM workspace; read once into trimaps (keyframes are few) and served by frame index (``Keyframes``), which a
+guided matter takes when it is made.
 
 A TCVOM workspace is a folder holding every frame as ``NNNNN_rgb.png`` and, beside the keyframes, their trimaps as
 ``NNNNN_trimap.png`` (``data/benchmark.py`` writes one under ``<clip>/tcvom/``). Its frames are read as the image
@@ -18,9 +19,8 @@ from typing import Iterable
 
 import numpy as np
 
-from ..errors import GuidanceError, InputError
-from ..io.probe import list_images
-from ..io.source import FileGuidance
+from ..errors import GuidanceError
+from ..io.probe import IMAGE_EXTENSIONS, list_images
 from .formats import MissingObject, read_guidance
 
 TCVOM_FRAME = re.compile(r"(\d+)_rgb\.png", re.IGNORECASE)
@@ -28,7 +28,7 @@ TCVOM_TRIMAP = re.compile(r"(\d+)_trimap\.png", re.IGNORECASE)
 
 
 class Keyframes:
-    """Trimaps at a few frame indices (a ``GuidanceSource``): ``at(i)`` is uint8 [H,W] {0,128,255} or None.
+    """Trimaps at a few frame indices: ``at(i)`` is uint8 [H,W] {0,128,255} or None.
 
     The arrays are read-only and shared: copy one before changing it.
     """
@@ -105,10 +105,25 @@ def folder_keyframes(folder: str | os.PathLike) -> tuple[dict[int, Path], list[s
     workspace = detect_tcvom(folder)
     if workspace is not None:
         return dict(workspace.keyframes), list(workspace.warnings)
-    try:
-        return dict(FileGuidance(folder).files), []
-    except InputError as exc:  # the user named this folder: a usage error here
-        raise GuidanceError(str(exc)) from None
+    return _numbered_images(Path(folder)), []
+
+
+def _numbered_images(folder: Path) -> dict[int, Path]:
+    """Frame index -> image of a folder whose images are named by frame index (00012.png or 12.png); other files
+    are ignored."""
+    if not folder.is_dir():
+        raise GuidanceError(f"guidance folder not found: {folder}")
+    files: dict[int, Path] = {}
+    for path in folder.iterdir():
+        if path.suffix.lower() not in IMAGE_EXTENSIONS or not re.fullmatch(r"\d+", path.stem):
+            continue
+        index = int(path.stem)
+        if index in files:
+            raise GuidanceError(f"two guidance images for frame {index}: {files[index].name} and {path.name}")
+        files[index] = path
+    if not files:
+        raise GuidanceError(f"no images named by frame number (00012.png or 12.png) in {folder}")
+    return files
 
 
 def collect_keyframes(specs: Iterable[str], folder: str | os.PathLike | None) -> tuple[dict[int, Path], list[str]]:

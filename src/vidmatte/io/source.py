@@ -12,15 +12,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Protocol
-
-import numpy as np
+from typing import Iterator
 
 from ..errors import InputError, PartialInputError, UsageError
-from .probe import IMAGE_EXTENSIONS, SourceInfo, open_container, probe
+from .probe import SourceInfo, open_container, probe
 from .readers import (Frame, broken_stream, check_complete, check_intact, decode_video, image_files,
                       open_video_stream, read_image, sequence_time_base, to_frame)
 
@@ -361,63 +358,3 @@ class VideoFileSource(FrameSource):
         finally:
             container.close()
         return count
-
-
-# --- guidance (trimaps, masks, plates) zipped with frames by index ---
-
-class GuidanceSource(Protocol):
-    """Per-frame guidance (a trimap, a mask, a clean plate...) by frame index; None where there is none."""
-
-    def at(self, index: int) -> object | None: ...
-
-
-def with_guidance(frames: Iterable[Frame], guidance: GuidanceSource | None) -> Iterator[tuple[Frame, object | None]]:
-    """Each frame with the guidance for its index (None where there is none, or no guidance at all)."""
-    for frame in frames:
-        yield frame, (guidance.at(frame.index) if guidance is not None else None)
-
-
-class FileGuidance:
-    """A folder of per-frame images named by frame index (``00012.png`` or ``12.png``), read as uint8 arrays:
-    [H,W] for grey images (and palette images with a grey palette), [H,W,3] RGB otherwise (alpha dropped)."""
-
-    def __init__(self, folder: str | os.PathLike):
-        self.folder = Path(folder)
-        if not self.folder.is_dir():
-            raise InputError(f"guidance folder not found: {self.folder}")
-        self.files: dict[int, Path] = {}
-        for path in self.folder.iterdir():
-            if path.suffix.lower() not in IMAGE_EXTENSIONS or not re.fullmatch(r"\d+", path.stem):
-                continue
-            index = int(path.stem)
-            if index in self.files:
-                raise InputError(f"two guidance images for frame {index}: {self.files[index].name} and {path.name}")
-            self.files[index] = path
-        if not self.files:
-            raise InputError(f"no images named by frame number (00012.png or 12.png) in {self.folder}")
-
-    def indices(self) -> list[int]:
-        return sorted(self.files)
-
-    def at(self, index: int) -> np.ndarray | None:
-        path = self.files.get(index)
-        return None if path is None else read_guidance_image(path)
-
-
-def read_guidance_image(path: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            if im.mode == "P":  # palette: its colours, grey when the palette is
-                im = im.convert("RGB")
-                rgb = np.asarray(im)
-                if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all():
-                    return np.ascontiguousarray(rgb[..., 0])
-                return np.ascontiguousarray(rgb)
-            if im.mode in ("I;16", "I;16B", "I"):  # 16-bit grey: keep the top 8 bits
-                return (np.asarray(im, dtype=np.uint32) >> 8).clip(0, 255).astype(np.uint8)
-            grey = im.mode in ("1", "L", "LA")
-            return np.ascontiguousarray(np.asarray(im.convert("L" if grey else "RGB")))
-    except (UnidentifiedImageError, OSError) as exc:
-        raise InputError(f"cannot read guidance image {path}: {exc}") from None

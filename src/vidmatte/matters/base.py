@@ -1,17 +1,18 @@
 """What the frame loop needs of a matting mode: the ``Matter`` protocol, its passes, and frame checks.
 
-A matter is one video's worth of state (RVM's recurrent state; later a guided mode's memory of keyframes, or a plate
-mode's aligned plate). The pipeline owns everything else: reading, threads, outputs, progress, cancel and safety.
-A mode therefore plugs in as a matter plus, where it needs them, analysis passes over the source before the one
-pass that writes the outputs::
+A matter is one video's worth of state (RVM's recurrent state, a guided mode's keyframes and propagated trimaps, a
+plate mode's aligned plate); what guides it (keyframes, a plate, the oracle's trimaps) it is given when it is made.
+The pipeline owns everything else: reading, threads, outputs, progress, cancel and safety. A mode therefore plugs
+in as a matter plus, where it needs them, analysis passes over the source before the one pass that writes the
+outputs::
 
     matter.reset()
     for each p in matter.passes(span):           # e.g. [warm-up (no outputs), write]
         matter.begin_pass(p)
         for frames of p (forward or backward):   # read by the pipeline's decoder thread
-            prepared = matter.prepare(frame, guidance, index)   # decoder thread: cheap per-frame work
-            mattes = matter.matte([prepared, ...])        # caller's thread: the model
-            if p.writes: outputs <- mattes               # writer thread: pictures, encoding
+            prepared = matter.prepare(frame, index)   # decoder thread: cheap per-frame work
+            mattes = matter.matte([prepared, ...])    # caller's thread: the model
+            if p.writes: outputs <- mattes            # writer thread: pictures, encoding
 """
 
 from __future__ import annotations
@@ -75,9 +76,8 @@ class Matter(Protocol):
     def begin_pass(self, p: Pass) -> None:
         """Called before the first frame of each pass (e.g. to restart recurrent state, or keep it)."""
 
-    def prepare(self, frame: np.ndarray, guidance: object | None = None, index: int | None = None) -> object:
-        """uint8 [H,W,3] RGB (upright, at the job's size), this frame's guidance (if any) and its index in the
-        source -> what ``matte`` takes."""
+    def prepare(self, frame: np.ndarray, index: int | None = None) -> object:
+        """uint8 [H,W,3] RGB (upright, at the job's size) and its index in the source -> what ``matte`` takes."""
 
     def matte(self, prepared: list) -> list[Matte | None]:
         """Prepared consecutive frames -> one ``Matte`` each, in order (analysis passes may give None each)."""

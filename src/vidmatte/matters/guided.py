@@ -240,7 +240,7 @@ class GuidedMatter:
             self._plan_writing()
             self.alpha.begin_sequence()
 
-    def prepare(self, frame: np.ndarray, guidance: object | None = None, index: int | None = None) -> tuple:
+    def prepare(self, frame: np.ndarray, index: int | None = None) -> tuple:
         frame = as_rgb_u8(frame)
         if self._pass is None or not self._pass.writes:
             return index, frame, None, None

@@ -44,7 +44,7 @@ class KeyframeNetworkMatter:
                              "re-read")
         return [Pass(f"{self.keyframe_pass} {i}", i, i + 1) for i in self.keyframes] + [writing_pass(span)]
 
-    def prepare(self, frame: np.ndarray, guidance: object | None = None, index: int | None = None) -> tuple:
+    def prepare(self, frame: np.ndarray, index: int | None = None) -> tuple:
         frame = as_rgb_u8(frame)
         return index, frame, self._tensor(frame)
 

@@ -53,7 +53,7 @@ class PlateMatter:
     def begin_pass(self, p: Pass) -> None:
         self._pass = p
 
-    def prepare(self, frame: np.ndarray, guidance: object | None = None, index: int | None = None) -> tuple:
+    def prepare(self, frame: np.ndarray, index: int | None = None) -> tuple:
         frame = as_rgb_u8(frame)
         if frame.shape != self.plate.shape:
             raise UsageError(f"the plate is {self.plate.shape[1]}x{self.plate.shape[0]} but the frames are "

@@ -88,7 +88,7 @@ class RecurrentMatter:
     def begin_pass(self, p: Pass) -> None:
         """The state carries over from the warm-up into the writing pass: that is the point of warming up."""
 
-    def prepare(self, frame: np.ndarray, guidance: object | None = None, index: int | None = None) -> object:
+    def prepare(self, frame: np.ndarray, index: int | None = None) -> object:
         """uint8 [H,W,3] -> what ``matte`` takes; may run in another thread than ``matte`` (a decoder's).
 
         Fast-path runners get (frame, small float input), a few hundred KB made without a full-size float copy.

@@ -241,7 +241,7 @@ class TgmMatter:
         if p.writes:
             self.solver.begin_sequence()
 
-    def prepare(self, frame: np.ndarray, guidance: object | None = None, index: int | None = None) -> tuple:
+    def prepare(self, frame: np.ndarray, index: int | None = None) -> tuple:
         frame = as_rgb_u8(frame)
         if self._pass is not None and self._pass.writes:
             return index, frame, self._trimap(index, frame)

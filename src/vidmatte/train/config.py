@@ -1,10 +1,15 @@
-"""Training configuration: a YAML (or JSON) file, defaults filled in, ``key.sub=value`` overrides applied."""
+"""Training configuration: a YAML (or JSON) file, defaults filled in, ``key.sub=value`` overrides applied.
+
+OmegaConf merges the three: ``DEFAULTS`` is a struct config, so a key it does not name is refused (except inside
+``OPEN_SECTIONS``, whose keys are the user's), then ``validate`` checks the values."""
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 DEFAULTS: dict = {
     "name": "rvm",
@@ -61,18 +66,7 @@ class ConfigError(ValueError):
     pass
 
 
-def _merge(base: dict, update: dict, where: str = "") -> dict:
-    out = copy.deepcopy(base)
-    for key, value in update.items():
-        if key not in out:
-            raise ConfigError(f"unknown config key {where}{key}")
-        if isinstance(out[key], dict) and isinstance(value, dict) and key not in ("augmentation", "lr", "temporal"):
-            out[key] = _merge(out[key], value, f"{where}{key}.")
-        elif isinstance(out[key], dict) and isinstance(value, dict):
-            out[key] = {**out[key], **value}
-        else:
-            out[key] = value
-    return out
+OPEN_SECTIONS = ("data.augmentation", "data.temporal", "train.lr")  # train.lr's keys are checked in validate
 
 
 def read_config_file(path: str | Path) -> dict:
@@ -113,29 +107,34 @@ def parse_value(text: str):
             return text
 
 
-def apply_overrides(config: dict, overrides: list[str]) -> dict:
-    config = copy.deepcopy(config)
-    for item in overrides:
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None, base: dict | None = None) -> dict:
+    """DEFAULTS <- file (or ``base``) <- overrides, then validated."""
+    config = OmegaConf.create(DEFAULTS)
+    OmegaConf.set_struct(config, True)
+    for section in OPEN_SECTIONS:
+        OmegaConf.set_struct(OmegaConf.select(config, section), False)
+    try:
+        config = OmegaConf.merge(config, read_config_file(path) if path else (base or {}))
+    except OmegaConfBaseException as exc:
+        raise _refusal(exc, exc.full_key) from None
+    for item in overrides or []:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"override {item!r} is not key=value (e.g. train.steps=100)")
-        node, parts = config, key.split(".")
-        for part in parts[:-1]:
-            if not isinstance(node.get(part), dict):
-                raise ConfigError(f"unknown config key {key}")
-            node = node[part]
-        if parts[-1] not in node and not (node is not config and parts[-2] in ("lr", "augmentation", "temporal")):
-            raise ConfigError(f"unknown config key {key}")
-        node[parts[-1]] = parse_value(raw)
-    return config
-
-
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None, base: dict | None = None) -> dict:
-    """DEFAULTS <- file (or ``base``) <- overrides, then validated."""
-    config = _merge(DEFAULTS, read_config_file(path) if path else (base or {}))
-    config = apply_overrides(config, overrides or [])
+        try:
+            OmegaConf.update(config, key, parse_value(raw), merge=False)
+        except OmegaConfBaseException as exc:
+            raise _refusal(exc, key) from None
+    config = OmegaConf.to_container(config)  # not resolved: a "${...}" in a value is kept as written
     validate(config)
     return config
+
+
+def _refusal(exc: Exception, key: str) -> ConfigError:
+    """OmegaConf's error as one line naming the key: not one the config has, or a value it cannot hold (a date)."""
+    if isinstance(exc, (KeyError, AttributeError, IndexError)):  # ConfigKeyError, ConfigAttributeError...
+        return ConfigError(f"unknown config key {key}")
+    return ConfigError(f"config key {key}: {str(exc).splitlines()[0]}")
 
 
 def validate(config: dict) -> None:

@@ -332,36 +332,11 @@ class CocoPanopticPersonSource:
 
 def decode_rle(rle: dict) -> np.ndarray:
     """COCO run-length encoding (``counts`` as a list or as the compressed string) -> uint8 mask [H,W]."""
-    h, w = rle["size"]
-    counts = rle["counts"]
-    if isinstance(counts, str):
-        counts = _decode_rle_string(counts)
-    flat = np.zeros(h * w, np.uint8)
-    pos, value = 0, 0
-    for run in counts:
-        flat[pos:pos + run] = value
-        pos += run
-        value = 1 - value
-    return flat.reshape(w, h).T  # runs go down columns (Fortran order)
+    from pycocotools import mask as coco_mask
 
-
-def _decode_rle_string(text: str) -> list[int]:
-    """COCO's compressed counts: 5-bit groups with a continuation bit, sign-extended, delta-coded after index 2."""
-    counts, pos = [], 0
-    while pos < len(text):
-        value, shift, more = 0, 0, True
-        while more:
-            c = ord(text[pos]) - 48
-            value |= (c & 0x1F) << (5 * shift)
-            more = bool(c & 0x20)
-            pos += 1
-            shift += 1
-            if not more and (c & 0x10):
-                value |= -1 << (5 * shift)
-        if len(counts) > 2:
-            value += counts[-2]
-        counts.append(value)
-    return counts
+    if isinstance(rle["counts"], list):  # uncompressed: pycocotools decodes the compressed form only
+        rle = coco_mask.frPyObjects(rle, *rle["size"])
+    return coco_mask.decode(rle)
 
 
 class YouTubeVISPersonSource:
