@@ -20,7 +20,8 @@ from typing import Iterable, Iterator, Protocol
 import numpy as np
 
 from ..errors import InputError, PartialInputError, UsageError
-from .probe import IMAGE_EXTENSIONS, SourceInfo, open_container, probe
+from .images import IMAGE_EXTENSIONS
+from .probe import SourceInfo, open_container, probe
 from .readers import (Frame, broken_stream, check_complete, check_intact, decode_video, image_files,
                       open_video_stream, read_image, sequence_time_base, to_frame)
 
