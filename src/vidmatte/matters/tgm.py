@@ -32,10 +32,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..errors import InputError, ModelError, UsageError
+from ..errors import ModelError, UsageError
 from ..guidance.propagate import BG, FG, UNKNOWN
 from ..guidance.memory import memory_settings
-from ..io.images import read_unchanged
 from ..matte import SolvedMatte
 from .base import Pass, Span, as_rgb_u8, writing_pass
 from .guided import TrimapSolver, foreground_colours, open_prior
@@ -330,11 +329,8 @@ class TgmMatter:
         if index in self.keyframes:
             return self.keyframes[index]
         found = [self._confidence(index, d) for d in ("forward", "backward")]
-        try:
-            parts = [(read_unchanged(path), c) for path, c in filter(None, found)]
-        except InputError:
-            parts = []
-        if not parts:
+        parts = [(cv2.imread(str(path), cv2.IMREAD_UNCHANGED), c) for path, c in filter(None, found)]
+        if not parts or any(image is None for image, _ in parts):
             raise ValueError(f"frame {index} has no propagated trimap")
         return ensemble(parts, (frame.shape[1], frame.shape[0]))
 
