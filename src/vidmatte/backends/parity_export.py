@@ -18,6 +18,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from ..errors import ModelError, OutputError, UsageError
+from ..io.atomic import temporary_sibling
 
 
 class ParityReport(Protocol):
@@ -101,7 +102,7 @@ def temp_path(output: Path) -> Path:
         raise OutputError(f"{output} is a directory")
     if not output.parent.exists():
         raise OutputError(f"output folder {output.parent} does not exist")
-    return output.with_name(f".{output.name}.{os.getpid()}.tmp")
+    return temporary_sibling(output)
 
 
 class StagedFiles:

@@ -98,11 +98,6 @@ def stitch(settings: RunSettings, pieces: list[RunSettings], kinds: tuple[str, .
 
 def _read_png(path: Path) -> np.ndarray:
     """A chunk's frame as the writers take it: gray (8 or 16 bit), RGB or RGBA."""
-    import cv2
+    from ..io.images import read_unchanged
 
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise OutputError(f"cannot read the chunk frame {path}")
-    if image.ndim == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA if image.shape[2] == 4 else cv2.COLOR_BGR2RGB)
-    return image
+    return read_unchanged(path, "the chunk frame", OutputError)

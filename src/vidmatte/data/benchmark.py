@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError, OutputError, UsageError
+from ..io.atomic import atomic_path
 from .synthesis import compose_clip, load_foreground, read_background_frames, trimap_from_alpha
 
 DEFORM_STREAM = 1  # the deformation's random numbers: default_rng([seed, clip, DEFORM_STREAM]), apart from the rest
@@ -101,16 +102,15 @@ def build(definition: dict, data_root: Path, out: Path, seed: int | None = None,
     clips = definition_clips(definition, data_root, seed)
     if out.exists() and not overwrite:
         raise OutputError(f"{out} exists; pass --overwrite to replace it")
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     record = {"definition": definition.get("name", Path(definition["_path"]).stem), "seed": seed, "mp4": mp4,
               "size": [width, height], "frames": n_frames, "trimap_band": band, "keyframes": keyframes,
               "data_root": str(data_root), "clips": {}}
     if float(deform.get("amplitude", 0)):  # only then, so that a rigid build's benchmark.json is as before
         record["deform"] = deform
     started = time.monotonic()
-    try:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
         for index, clip in enumerate(clips):
             rng = np.random.default_rng([seed, index])
             _check_sources(clip, data_root)
@@ -129,10 +129,6 @@ def build(definition: dict, data_root: Path, out: Path, seed: int | None = None,
         (tmp / "benchmark.json").write_text(json.dumps(record, indent=2) + "\n")
         if out.exists():
             shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return record
 
 

@@ -20,8 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-
-IMAGE_EXTS = (".png", ".jpg", ".jpeg")
+from ..io.images import IMAGE_EXTENSIONS
 
 
 def image_foregrounds(root: Path, split: str) -> list[str]:
@@ -30,7 +29,7 @@ def image_foregrounds(root: Path, split: str) -> list[str]:
     if not (base / "fg").is_dir():
         return []
     return sorted(p.name for p in (base / "fg").iterdir()
-                  if p.suffix.lower() in IMAGE_EXTS and (base / "alpha" / p.name).is_file())
+                  if p.suffix.lower() in IMAGE_EXTENSIONS and (base / "alpha" / p.name).is_file())
 
 
 def video_foregrounds(root: Path, split: str) -> list[str]:

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..guidance.formats import read_trimap
+from ..io.images import read_gray, read_rgb
 from ..matte import DenseMatte
 from ..matters.base import Pass, Span, writing_pass
 from ..metrics.layout import find_track
@@ -100,10 +101,8 @@ def _true_trimaps(clip_dir: Path) -> list[Path]:
 
 def _keyframes(clip_dir: Path) -> dict[int, np.ndarray]:
     """The keyframes a user of the benchmark's TCVOM layout would give: its ``NNNNN_trimap.png`` files."""
-    import cv2
-
     files = sorted((clip_dir / "tcvom").glob("*_trimap.png"))
-    return {int(f.name.split("_")[0]): cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in files}
+    return {int(f.name.split("_")[0]): read_gray(f) for f in files}
 
 
 def _guided_matter(clip_dir: Path, first_only: bool, prior, propagators=None):
@@ -132,11 +131,9 @@ def _ftpvm_matter(clip_dir: Path, state: dict | None, checkpoint: str | None):
 
 def _plate_matter(clip_dir: Path, prior):
     """The plate a user would have shot: the clip's ``plate.png``."""
-    import cv2
-
     from ..matters.plate import PlateMatter
 
-    plate = cv2.cvtColor(cv2.imread(str(clip_dir / "plate.png"), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    plate = read_rgb(clip_dir / "plate.png")
     return PlateMatter(plate, prior=prior)
 
 

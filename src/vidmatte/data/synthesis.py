@@ -19,6 +19,7 @@ import numpy as np
 from scipy.interpolate import CubicSpline
 
 from ..errors import InputError
+from ..io.images import read_rgb, read_unchanged
 
 
 @dataclass
@@ -39,20 +40,11 @@ class Source:
         return self.alphas[i], self.fgs[i]
 
 
-def read_rgb(path: Path) -> np.ndarray:
-    """uint8 [H,W,3] RGB from any image OpenCV reads (alpha channel dropped)."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise InputError(f"cannot read image {path}")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-def read_gray(path: Path) -> np.ndarray:
-    """uint8 [H,W] from any image (an RGB GT alpha uses its first channel, all three are equal)."""
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise InputError(f"cannot read image {path}")
-    return image if image.ndim == 2 else image[..., 0]
+def read_alpha(path: Path) -> np.ndarray:
+    """uint8 [H,W] from any image: an RGB GT alpha uses blue, the channel OpenCV stores first (all three are
+    equal)."""
+    image = read_unchanged(path)
+    return image if image.ndim == 2 else image[..., 2]
 
 
 def read_rgba_frames(path: Path, count: int) -> list[np.ndarray]:
@@ -62,10 +54,13 @@ def read_rgba_frames(path: Path, count: int) -> list[np.ndarray]:
 
         frames = []
         for file in list_images(path)[:count]:
-            image = cv2.imread(str(file), cv2.IMREAD_UNCHANGED)
+            try:
+                image = read_unchanged(file)
+            except InputError:
+                image = None
             if image is None or image.ndim != 3 or image.shape[2] != 4:
                 raise InputError(f"{file} is not an RGBA image")
-            frames.append(cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA))
+            frames.append(image)
         if not frames:
             raise InputError(f"{path} holds no images")
         return frames
@@ -139,7 +134,7 @@ def load_foreground(spec: dict, root: Path, max_side: int, frames: int = 1) -> S
         layers = [_layer(i, a, f, spec["video"]) for i, a, f in zip(images, alphas, fgs)]
         return Source(Path(spec["alpha_video"]).stem, [a for a, _ in layers], [f for _, f in layers],
                       not spec.get("fg_video"))
-    image, alpha = read_rgb(root / spec["image"]), read_gray(root / spec["alpha"])
+    image, alpha = read_rgb(root / spec["image"]), read_alpha(root / spec["alpha"])
     fg = read_rgb(root / spec["fg"]) if spec.get("fg") else None
     if image.shape[:2] != alpha.shape:  # checked before shrinking, so the message gives the files' own sizes
         _layer(image, alpha, fg, spec["image"])

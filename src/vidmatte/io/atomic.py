@@ -11,6 +11,9 @@ listed frame of another size is refused whole, and nothing in it is touched.
 Temporary names carry the writing process's pid and a per-job token, ``.{stem}.vidmatte-{pid}-{token}.part{ext}``:
 two jobs of one process never share one, and a later run can tell the leftovers of a killed process (SIGKILL,
 power loss) from those of a run still in progress.
+
+Every file vidmatte writes goes through here: ``AtomicOutput`` for the outputs of a run (video files and folders of
+frames), ``atomic_path`` and ``write_atomic`` for everything else (plates, checkpoints, weights, uploads...).
 """
 
 from __future__ import annotations
@@ -19,15 +22,19 @@ import json
 import os
 import re
 import secrets
+import shutil
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from .. import __version__
 from ..errors import OutputError
 
 # What PngSequenceWriter writes: five digits (more once a sequence passes 99999 frames, as "%05d" does).
 FRAME_NAME = re.compile(r"\d{5,}\.png")
-# Any temporary of ours, whatever output it belongs to (older versions had no token, and left ".old" folders).
-TEMPORARY_NAME = re.compile(r"\..*\.vidmatte-\d+(-[0-9a-f]+)?\.(part.*|old)")
+# Any temporary of ours, whatever output it belongs to (older versions had no token, and left ".old" folders); the
+# writing process's pid in group 1.
+TEMPORARY_NAME = re.compile(r"\..*\.vidmatte-(\d+)(?:-[0-9a-f]+)?\.(?:part.*|old)")
 # In every folder of frames we write: which frames it holds and their sizes (what a later run may replace).
 MARKER = ".vidmatte-frames.json"
 MARKER_WRITER = "vidmatte"
@@ -37,6 +44,33 @@ def temporary_sibling(final: Path, token: str | None = None) -> Path:
     """A hidden name beside ``final`` that keeps its extension (muxers pick formats by extension)."""
     token = token or secrets.token_hex(3)
     return final.with_name(f".{final.stem}.vidmatte-{os.getpid()}-{token}.part{final.suffix}")
+
+
+@contextmanager
+def atomic_path(final: Path) -> Iterator[Path]:
+    """A temporary name beside ``final`` to write to: renamed to ``final`` when the block completes, removed (file
+    or folder) when it raises, so ``final`` never holds a partial file. Whether ``final`` may be replaced is the
+    caller's to check first."""
+    final = Path(final)
+    temp = temporary_sibling(final)
+    try:
+        yield temp
+        os.replace(temp, final)
+    except BaseException:
+        if temp.is_dir() and not temp.is_symlink():
+            shutil.rmtree(temp, ignore_errors=True)
+        else:
+            temp.unlink(missing_ok=True)
+        raise
+
+
+def write_atomic(final: Path, data: bytes | str) -> None:
+    """``data`` (text in the locale's encoding, as ``Path.write_text`` writes it) under ``final``, atomically."""
+    with atomic_path(final) as temp:
+        if isinstance(data, bytes):
+            temp.write_bytes(data)
+        else:
+            temp.write_text(data)
 
 
 def _temporaries_of(final: Path) -> re.Pattern:

@@ -8,6 +8,7 @@ import numpy as np
 
 from ..compose import parse_colour
 from ..errors import InputError, UsageError
+from .images import IMAGE_EXTENSIONS, read_rgb
 
 
 def check_background(spec: str) -> None:
@@ -38,8 +39,8 @@ class Background:
         if colour is not None:
             self._still = np.empty((height, width, 3), np.uint8)
             self._still[:] = colour
-        elif Path(spec).suffix.lower() in {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}:
-            self._still = self._cover(_read_image(spec))
+        elif Path(spec).suffix.lower() in IMAGE_EXTENSIONS:
+            self._still = self._cover(read_rgb(spec, "background image"))
         elif Path(spec).exists():
             self._still = None
             self._video = _BackgroundVideo(spec, self._cover)
@@ -70,20 +71,6 @@ class Background:
     def close(self) -> None:
         if self._video is not None:
             self._video.close()
-
-
-def _read_image(path: str) -> np.ndarray:
-    import cv2
-
-    # Read the bytes ourselves: cv2.imread prints its own warning on stderr for files it cannot open.
-    try:
-        data = np.fromfile(path, np.uint8)
-    except OSError as exc:
-        raise InputError(f"cannot read background image {path} ({exc.strerror or exc})") from None
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None:
-        raise InputError(f"cannot read background image {path}")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 class _BackgroundVideo:

@@ -17,8 +17,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from ..errors import InputError, UsageError
-
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}
+from .images import IMAGE_EXTENSIONS
 DEFAULT_SEQUENCE_FPS = 30.0
 LARGE_FRAME_PIXELS = 2560 * 1440  # above this, readers and writers favour memory over a few percent of speed/size
 

@@ -15,6 +15,7 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import InputError, PartialInputError
+from .images import read_rgb
 from .probe import LARGE_FRAME_PIXELS, SourceInfo, list_images, open_container, probe
 
 
@@ -167,15 +168,11 @@ def sequence_time_base(info: SourceInfo) -> Fraction:
 
 def read_image(info: SourceInfo, file: Path) -> np.ndarray:
     """One image of a sequence as uint8 RGB, checked against the sequence's size."""
-    import cv2
-
-    image = cv2.imread(str(file), cv2.IMREAD_COLOR)  # 8-bit BGR, EXIF orientation applied
-    if image is None:
-        raise InputError(f"cannot read image {file}")
+    image = read_rgb(file)
     if (image.shape[1], image.shape[0]) != (info.width, info.height):
         raise InputError(f"{file} is {image.shape[1]}x{image.shape[0]} but the sequence is "
                          f"{info.width}x{info.height}; all images must have one size")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return image
 
 
 def iter_rgba(path: str | os.PathLike) -> Iterator[np.ndarray]:

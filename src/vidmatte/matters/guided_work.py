@@ -32,21 +32,19 @@ import hashlib
 import io
 import json
 import os
-import re
-import secrets
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from ..errors import UsageError
-from ..io.atomic import process_alive
+from ..io.atomic import TEMPORARY_NAME, process_alive, write_atomic
+from ..io.images import read_gray
 
 MANIFEST = "manifest.json"
 FORMAT = 3  # 2: propagated trimaps keep their band (guidance.propagate.Propagated.band); 3: "contradicted"
 WRITER = "vidmatte guided"
 KINDS = ("forward", "backward", "solved")
-_TEMPORARY = re.compile(r"\..+\.vidmatte-(\d+)-[0-9a-f]+\.part")
 
 
 def keyframe_token(index: int, trimap: np.ndarray) -> str:
@@ -120,7 +118,7 @@ class WorkFolder:
     def _remove_dead_temporaries(folder: Path) -> None:
         """Half-written files of a killed run (ours by name, their process gone)."""
         for path in folder.iterdir():
-            match = _TEMPORARY.fullmatch(path.name)
+            match = TEMPORARY_NAME.fullmatch(path.name)
             if match and path.is_file() and not process_alive(int(match.group(1))):
                 path.unlink(missing_ok=True)
 
@@ -170,9 +168,9 @@ class WorkFolder:
 
     def read_trimap(self, kind: str, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(trimap uint8 [H,W], confidence float32 [H,W] 0..1, band bool [H,W]: see ``Propagated``)."""
-        trimap = _read_png(self.path(kind, index), cv2.IMREAD_GRAYSCALE)
-        confidence = _read_png(self.path(kind, index, "confidence"), cv2.IMREAD_GRAYSCALE)
-        band = _read_png(self.path(kind, index, "band"), cv2.IMREAD_GRAYSCALE) > 127
+        trimap = read_gray(self.path(kind, index), what="", error=OSError)
+        confidence = read_gray(self.path(kind, index, "confidence"), what="", error=OSError)
+        band = read_gray(self.path(kind, index, "band"), what="", error=OSError) > 127
         return trimap, confidence.astype(np.float32) / 255, band
 
     def write_solved(self, index: int, alpha: np.ndarray, trimap: np.ndarray) -> None:
@@ -185,18 +183,7 @@ class WorkFolder:
         """(alpha float32 [H,W], trimap uint8 [H,W]) exactly as written."""
         with gzip.open(self.path("solved", index), "rb") as f:
             alpha = np.load(io.BytesIO(f.read()))
-        return alpha, _read_png(self.path("solved", index, "trimap"), cv2.IMREAD_GRAYSCALE)
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """``data`` under ``path``, which never holds a partial file: written beside it, then renamed."""
-    temporary = path.with_name(f".{path.name}.vidmatte-{os.getpid()}-{secrets.token_hex(3)}.part")
-    try:
-        temporary.write_bytes(data)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
+        return alpha, read_gray(self.path("solved", index, "trimap"), what="", error=OSError)
 
 def _png(image: np.ndarray) -> bytes:
     # Level 1: these are read back once or twice; at 1080p level 3 (the default) takes twice as long to write.
@@ -204,13 +191,6 @@ def _png(image: np.ndarray) -> bytes:
     if not ok:
         raise OSError(f"cannot encode a {image.shape} image as PNG")
     return encoded.tobytes()
-
-
-def _read_png(path: Path, flags: int) -> np.ndarray:
-    image = cv2.imread(str(path), flags)
-    if image is None:
-        raise OSError(f"cannot read {path}")
-    return image
 
 
 def _runs(tokens: dict[int, str]) -> list[list]:

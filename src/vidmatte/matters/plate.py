@@ -250,17 +250,11 @@ def _check_plate_out(path, overwrite: bool) -> Path | None:
 
 def _write_plate(image: np.ndarray, out: Path) -> None:
     """Under a temporary name in the same folder, renamed when complete."""
-    import os
-    import secrets
-
     import cv2
 
     from ..errors import OutputError
+    from ..io.atomic import atomic_path
 
-    temporary = out.with_name(f".{out.stem}.{os.getpid()}-{secrets.token_hex(4)}{out.suffix}")
-    try:
+    with atomic_path(out) as temporary:
         if not cv2.imwrite(str(temporary), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
             raise OutputError(f"cannot write {out}")
-        os.replace(temporary, out)
-    finally:
-        temporary.unlink(missing_ok=True)

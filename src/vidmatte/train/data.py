@@ -26,10 +26,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..io.images import IMAGE_EXTENSIONS
 from .augment import augment_clip, choice, sample_frame_indices, uniform
 
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
-VIDEO_EXTS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
+VIDEO_EXTS = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"}
 
 
 # ----------------------------------------------------------------------------------------------------- reading
@@ -50,7 +50,7 @@ class FrameSequence:
         self.path = Path(path)
         self.channels = channels
         if self.path.is_dir():
-            self.frames = sorted(p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+            self.frames = sorted(p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
             if not self.frames:
                 raise ValueError(f"no image frames in {self.path}")
             self._length = len(self.frames)
@@ -96,7 +96,7 @@ def _clip_entries(folder: Path) -> dict[str, Path]:
     return entries
 
 
-def _files(folder: Path, exts: tuple[str, ...]) -> list[Path]:
+def _files(folder: Path, exts: set[str]) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in exts)
 
 
@@ -138,8 +138,8 @@ class ImageMatteSource:
 
     def __init__(self, root: str | os.PathLike):
         root = Path(root)
-        fg = {p.stem: p for p in _files(root / "fg", IMAGE_EXTS)}
-        alpha = {p.stem: p for p in _files(root / "alpha", IMAGE_EXTS)}
+        fg = {p.stem: p for p in _files(root / "fg", IMAGE_EXTENSIONS)}
+        alpha = {p.stem: p for p in _files(root / "alpha", IMAGE_EXTENSIONS)}
         self.items = [(fg[n], alpha[n]) for n in sorted(set(fg) & set(alpha))]
         if not self.items:
             raise ValueError(f"no matching fg/ and alpha/ images under {root}")
@@ -230,7 +230,7 @@ class BackgroundSource:
     def __init__(self, roots: list[str | os.PathLike]):
         self.items: list[Path] = []
         for root in roots:
-            self.items += _files(Path(root), IMAGE_EXTS + VIDEO_EXTS)
+            self.items += _files(Path(root), IMAGE_EXTENSIONS | VIDEO_EXTS)
         if not self.items:
             raise ValueError(f"no background images or videos under {', '.join(map(str, roots))}")
 
@@ -239,7 +239,7 @@ class BackgroundSource:
 
     def load(self, index: int, length: int, gen: torch.Generator, temporal: dict) -> Tensor:
         path = self.items[index]
-        if path.suffix.lower() in IMAGE_EXTS:
+        if path.suffix.lower() in IMAGE_EXTENSIONS:
             return read_image(path, 3)[None].expand(length, -1, -1, -1)
         seq = FrameSequence(path, 3)
         return seq.read(sample_frame_indices(len(seq), length, gen, temporal.get("max_speed", 1.0),
@@ -284,8 +284,8 @@ class SegmentationPairsSource:
 
     def __init__(self, root: str | os.PathLike, image_dir: str = "img", mask_dir: str = "seg"):
         root = Path(root)
-        images = {p.stem: p for p in _files(root / image_dir, IMAGE_EXTS)}
-        masks = {p.stem: p for p in _files(root / mask_dir, IMAGE_EXTS)}
+        images = {p.stem: p for p in _files(root / image_dir, IMAGE_EXTENSIONS)}
+        masks = {p.stem: p for p in _files(root / mask_dir, IMAGE_EXTENSIONS)}
         self.items = [(images[n], masks[n]) for n in sorted(set(images) & set(masks))]
         if not self.items:
             raise ValueError(f"no matching {image_dir}/ and {mask_dir}/ files under {root}")

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..io.atomic import atomic_path
 from .config import load_config
 from .data import ClipComposer, build_source
 from . import kinds
@@ -224,9 +225,8 @@ class Trainer:
         """Write atomically (temp name, then rename); the file alone is enough to resume or to run inference."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        part = path.with_name(path.name + ".tmp")
-        torch.save(self.checkpoint(), part)
-        os.replace(part, path)
+        with atomic_path(path) as part:
+            torch.save(self.checkpoint(), part)
         return path
 
     def load_checkpoint(self, path: str | os.PathLike) -> None:

@@ -25,6 +25,8 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from ..errors import GuidanceError, InputError, UsageError, VidmatteError
+from ..io.atomic import atomic_path
+from ..io.images import read_gray
 from . import guide, runs
 from .jobs import ACTIVE, JobQueue, JobStore, QueueFull
 from .previews import count_pictures, preview_size, write_input_previews
@@ -407,10 +409,12 @@ def _first_mask(server: Server, image: np.ndarray, method: str, box, labels_path
         return server.person.mask_at(image, int(box[0]), int(box[1]))
     import cv2
 
-    labels = cv2.imread(str(labels_path), cv2.IMREAD_GRAYSCALE)
-    labels_path.unlink(missing_ok=True)
-    if labels is None:
-        raise GuidanceError("the scribbles could not be read as an image")
+    try:
+        labels = read_gray(labels_path)
+    except InputError:
+        raise GuidanceError("the scribbles could not be read as an image") from None
+    finally:
+        labels_path.unlink(missing_ok=True)
     h, w = image.shape[:2]
     labels = cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST)
     return guide.grabcut_scribbles(image, labels)
@@ -496,7 +500,6 @@ def _save_image(upload: Path, target: Path, what: str) -> None:
             rgb = im.convert("RGB")
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise InputError(f"the {what} is not a readable image ({exc})") from None
-    partial = target.with_name(f".{target.stem}.part.png")
-    rgb.save(partial)
-    os.replace(partial, target)
+    with atomic_path(target) as partial:
+        rgb.save(partial)
 

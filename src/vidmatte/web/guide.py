@@ -20,6 +20,7 @@ import numpy as np
 from ..errors import GuidanceError, InputError
 from ..guidance.formats import default_band, read_guidance, trimap_from_mask
 from ..guidance.keyframes import Keyframes, load_keyframes
+from ..io.atomic import atomic_path
 from .previews import write_png
 
 GRABCUT_ITERATIONS = 5
@@ -39,9 +40,8 @@ def save_keyframe(folder: Path, index: int, image_path: Path, frame_size: tuple[
     trimap, _ = read_guidance(image_path, frame_size)
     target = keyframe_path(folder, index)
     target.parent.mkdir(exist_ok=True)
-    partial = target.with_name(f".{target.name}.part.png")
-    write_png(partial, trimap)
-    partial.replace(target)
+    with atomic_path(target) as partial:
+        write_png(partial, trimap)
     return trimap
 
 

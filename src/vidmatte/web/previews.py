@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..io.atomic import write_atomic
 from ..outputs import CallbackSink
 
 PREVIEW_SIDE = 640  # the longer side of the timeline's pictures
@@ -38,9 +39,7 @@ def write_jpeg(path: Path, rgb_or_grey: np.ndarray) -> None:
     if not ok:
         raise OSError(f"cannot encode {path.name}")
     # A temporary name first: the page is told how many pictures exist, and must never read half of one.
-    partial = path.with_name(f".{path.name}.part")
-    partial.write_bytes(data.tobytes())
-    partial.replace(path)
+    write_atomic(path, data.tobytes())
 
 
 def count_pictures(folder: Path) -> int:

@@ -175,9 +175,9 @@ def _weights_path(settings: dict, weights: Catalogue | None) -> str | None:
 def _zip_folder(source: Path, target: Path) -> None:
     """``source``'s PNGs into ``target`` (stored: PNGs are compressed already), renamed into place when complete;
     the folder is removed after."""
-    partial = target.with_name(f".{target.name}.part")
-    with zipfile.ZipFile(partial, "w", zipfile.ZIP_STORED) as zf:
+    from ..io.atomic import atomic_path
+
+    with atomic_path(target) as partial, zipfile.ZipFile(partial, "w", zipfile.ZIP_STORED) as zf:
         for path in sorted(source.glob("[0-9]*.png")):  # the frames, not the folder's record of them
             zf.write(path, f"alpha/{path.name}")
-    os.replace(partial, target)
     shutil.rmtree(source, ignore_errors=True)

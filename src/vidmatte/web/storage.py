@@ -18,7 +18,9 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from ..errors import InputError, UsageError
-from ..io.probe import IMAGE_EXTENSIONS, natural_key
+from ..io.atomic import atomic_path
+from ..io.images import IMAGE_EXTENSIONS
+from ..io.probe import natural_key
 
 JOB_ID = re.compile(r"[0-9a-f]{32}")
 UNITS = {"": 1, "B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}
@@ -96,9 +98,8 @@ class Storage:
 
         Past the cap, or on any failure, the partial file is removed and nothing is kept."""
         cap = cap or self.max_upload
-        partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
         size = 0
-        try:
+        with atomic_path(target) as partial:
             with open(partial, "wb") as out:
                 async for chunk in chunks:
                     size += len(chunk)
@@ -108,9 +109,6 @@ class Storage:
                     out.write(chunk)
             if size == 0:
                 raise InputError("the upload is empty")
-            os.replace(partial, target)
-        finally:
-            partial.unlink(missing_ok=True)
         return size
 
     @staticmethod
