@@ -62,10 +62,10 @@ def read(folder: Path) -> dict | None:
 
 def write(folder: Path, record: dict) -> None:
     """Replace the record atomically: a reader sees the old one or the new one, never half of one."""
+    from ..io.atomic import write_atomic
+
     folder.mkdir(parents=True, exist_ok=True)
-    temp = folder / f".{RECORD_NAME}.{os.getpid()}.part"
-    temp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
-    os.replace(temp, record_path(folder))
+    write_atomic(record_path(folder), json.dumps(record, indent=1, sort_keys=True) + "\n")
 
 
 def is_finished(folder: Path, made_from: dict, outputs: list[Path]) -> bool:

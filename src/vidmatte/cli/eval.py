@@ -84,12 +84,14 @@ def run(args: argparse.Namespace) -> int:
 
 def write_csv(path, rows, metrics, header: str) -> None:
     import csv
+    import io
 
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as f:
-        f.write(f"# {header}\n")
-        w = csv.writer(f)
-        w.writerow(["clip", *metrics])
-        for label, values in rows:
-            w.writerow([label, *(f"{values[m]:.6f}" if m in values else "" for m in metrics)])
-    tmp.replace(path)
+    from ..io.atomic import write_atomic
+
+    text = io.StringIO(newline="")
+    text.write(f"# {header}\n")
+    w = csv.writer(text)
+    w.writerow(["clip", *metrics])
+    for label, values in rows:
+        w.writerow([label, *(f"{values[m]:.6f}" if m in values else "" for m in metrics)])
+    write_atomic(path, text.getvalue())
