@@ -108,8 +108,6 @@ class Coordinator:
     def _plan_item(self, item: Item) -> None:
         mode = MODES[item.mode]
         folder = self.plan.output_dir / item.name
-        if mode.unavailable:
-            return self.summary.fail(item.name, mode.unavailable)
         wrong = [n for n in self.plan.outputs if output_kind(n) not in mode.kinds]
         if wrong:
             return self.summary.fail(item.name, f"{item.mode} mode makes no {', '.join(map(output_kind, wrong))}")
