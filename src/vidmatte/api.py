@@ -243,8 +243,9 @@ def load_guided(keyframe=None, guidance: str = "auto", object: int | None = None
     """
     from .errors import UsageError
     from .guidance import read_guidance
-    from .matters.guided import TrimapSolver, open_prior
     from .matters.guided_stream import GuidedStream
+    from .matters.recurrent import open_prior
+    from .solvers.trimap_solver import TrimapSolver
 
     if prior not in ("auto", "rvm", "none"):
         raise UsageError(f"prior must be 'auto', 'rvm' or 'none', not {prior!r}")

@@ -26,8 +26,8 @@ import numpy as np
 from ..errors import ModelError, UsageError
 from ..guidance.propagate import BG, FG, UNKNOWN
 from ..matte import SolvedMatte
+from ..solvers.trimap_solver import foreground_colours
 from .base import Pass
-from .guided import foreground_colours
 from .keyframe_network import KeyframeNetworkMatter, checked_trimap, keyframes_in_span
 from .networks import read_weights
 

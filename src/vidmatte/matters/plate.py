@@ -152,7 +152,7 @@ def plate_matter(job, plate: str | Path | np.ndarray, method: str = "classical",
     (a batch worker passes one that loads them once).
     """
     from . import plate_neural  # it builds on PlateMatter: imported here, not at the top
-    from .guided import open_prior
+    from .recurrent import open_prior
 
     if method not in ("classical", "neural"):
         raise UsageError(f"--method {method}: the methods are classical and neural")

@@ -1,5 +1,5 @@
 """``vidmatte guided --method tgm``: TCVOM's trimap generation module gives every frame's trimap, the classical
-solver (``guided.TrimapSolver``, as ``--method classical``) its alpha.
+solver (``solvers.trimap_solver.TrimapSolver``, as ``--method classical``) its alpha.
 
 The official workflow (yunkezhang/TCVOM-TGM), on the pipeline's passes:
   1. "keyframe K" (one frame each): the keyframes are read at the processing size. With ``finetune_steps`` N > 0
@@ -36,9 +36,10 @@ from ..errors import ModelError, UsageError
 from ..guidance.propagate import BG, FG, UNKNOWN
 from ..guidance.memory import memory_settings
 from ..matte import SolvedMatte
+from ..solvers.trimap_solver import TrimapSolver, foreground_colours
 from .base import Pass, Span, as_rgb_u8, writing_pass
-from .guided import TrimapSolver, foreground_colours, open_prior
 from .keyframe_network import keyframes_in_span
+from .recurrent import open_prior
 from .networks import read_weights
 
 TARGET_SIZE = 512  # longer side the generator runs at (the official finetuning crops 512; inference is full size)
