@@ -13,7 +13,7 @@ import torch
 from test_plate import scene, texture
 from vidmatte.api import convert_background
 from vidmatte.cli.main import main
-from vidmatte.matters.plate_neural import args_from_keys, load_bgmv2
+from vidmatte.models.loaders import args_from_keys, load_bgmv2
 from vidmatte.models.bgmv2 import MattingRefine
 
 

@@ -151,6 +151,7 @@ def plate_matter(job, plate: str | Path | np.ndarray, method: str = "classical",
     much of the frame an estimate never saw empty; runners: opens RVM's weights as ``backends.open_runner`` does
     (a batch worker passes one that loads them once).
     """
+    from ..models.loaders import NO_WEIGHTS, load_bgmv2
     from . import plate_neural  # it builds on PlateMatter: imported here, not at the top
     from .recurrent import open_prior
 
@@ -160,7 +161,7 @@ def plate_matter(job, plate: str | Path | np.ndarray, method: str = "classical",
         from ..extras import require
 
         if not checkpoint:
-            raise UsageError(plate_neural.NO_WEIGHTS)
+            raise UsageError(NO_WEIGHTS)
         require("torch", "--method neural (BackgroundMattingV2)")
     out = _check_plate_out(plate_out, overwrite)
     auto = isinstance(plate, (str, Path)) and str(plate) == "auto"
@@ -169,7 +170,7 @@ def plate_matter(job, plate: str | Path | np.ndarray, method: str = "classical",
         _check_matches_first_frame(job, image)  # ...and so is a plate of another scene
     if auto:
         _check_auto(job)
-    network = plate_neural.load_bgmv2(checkpoint) if method == "neural" else None
+    network = load_bgmv2(checkpoint) if method == "neural" else None
     prior = open_prior("auto", model, cache, warn, runners) if network is None or auto else None
     if auto:
         image = _estimated(job, prior, notify)

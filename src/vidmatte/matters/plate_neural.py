@@ -14,64 +14,10 @@ its keys) or a training checkpoint of ours ({"model", "model_args"}). No weights
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
-from ..errors import ModelError, UsageError
 from ..matte import DenseMatte
 from .plate import PlateMatter
-
-NO_WEIGHTS = ("--method neural needs --checkpoint PATH: no BackgroundMattingV2 weights are bundled (an official "
-              "pytorch_*.pth state dict, or a checkpoint of `vidmatte train` with model.kind bgmv2)")
-
-
-def args_from_keys(state: dict) -> dict:
-    """The constructor arguments an official state dict implies: backbone, base or refine, ConvLSTMs."""
-    keys = set(state)
-    if "backbone.features.0.0.weight" in keys:
-        backbone = "mobilenetv2"
-    elif "backbone.layer3.22.conv1.weight" in keys:
-        backbone = "resnet101"
-    else:
-        backbone = "resnet50"
-    return {"backbone": backbone, "convlstm": any(".convLSTM" in k for k in keys),
-            "refine": "refiner.conv1.weight" in keys}
-
-
-def build_bgmv2(args: dict):
-    """A network from checkpoint arguments ({"refine": False} or no backbone_scale: the base alone)."""
-    from ..models.bgmv2 import MattingBase, MattingRefine
-
-    args = dict(args)
-    refine = args.pop("refine", "backbone_scale" in args)
-    return MattingRefine(**args) if refine else MattingBase(args["backbone"], args.get("convlstm", False))
-
-
-def load_bgmv2(checkpoint: str | None, convlstm: bool = False):
-    """The network in eval mode. convlstm: give an official BGMv2 checkpoint the ConvLSTM modules, freshly
-    initialised (a start for training; its mattes are not BGMv2's until trained)."""
-    from ..backends.torch_runner import read_weights_file
-    from ..models.bgmv2 import load_bgmv2_state
-
-    if not checkpoint:
-        raise UsageError(NO_WEIGHTS)
-    if not os.path.isfile(checkpoint):
-        raise UsageError(f"checkpoint not found: {checkpoint}")
-    state, args = read_weights_file(checkpoint)
-    if args is not None:
-        args["refine"] = "refiner.conv1.weight" in state
-    else:
-        args = args_from_keys(state)
-        args["convlstm"] = args["convlstm"] or convlstm
-    model = build_bgmv2(args)
-    try:
-        load_bgmv2_state(model, state)
-    except RuntimeError as exc:
-        raise ModelError(f"{checkpoint} is not a BackgroundMattingV2 checkpoint: {str(exc).splitlines()[0]}") \
-            from None
-    return model.eval()
-
 
 def pad_to_4(x, multiple: int = 4):
     """[N,C,H,W] -> padded with its edge pixels at the bottom and right to a multiple of 4."""
