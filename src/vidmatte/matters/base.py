@@ -1,7 +1,8 @@
 """What the frame loop needs of a matting mode: the ``Matter`` protocol, its passes, and frame checks.
 
-A matter is one video's worth of state (RVM's recurrent state; later a guided mode's memory of keyframes, or a plate
-mode's aligned plate). The pipeline owns everything else: reading, threads, outputs, progress, cancel and safety.
+A matter is one video's worth of state (RVM's recurrent state, a guided matter's keyframes and what it propagated
+from them, the plate matter's plate and its alignment). The pipeline owns everything else: reading, threads,
+outputs, progress, cancel and safety.
 A mode therefore plugs in as a matter plus, where it needs them, analysis passes over the source before the one
 pass that writes the outputs::
 
