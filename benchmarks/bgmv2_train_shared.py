@@ -83,7 +83,8 @@ def scores(pred: list[np.ndarray], true: list[np.ndarray]) -> tuple[float, float
 def run_neural(checkpoint: Path, clip: Path, out: Path) -> float:
     from vidmatte.io.writers import parse_output
     from vidmatte.job import JobControl
-    from vidmatte.matters.plate_neural import NeuralPlateMatter, load_bgmv2
+    from vidmatte.matters.plate import NeuralPlateMatter
+    from vidmatte.models.loaders import load_bgmv2
     from vidmatte.pipeline import ConvertOptions, convert
 
     out.mkdir(parents=True)

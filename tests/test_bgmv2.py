@@ -242,7 +242,7 @@ def test_the_plate_is_the_clips_first_background_frame_held_still():
 
 def test_a_training_smoke_run_lowers_the_loss_and_its_checkpoint_serves_the_matter(tmp_path):
     from guided_network_checks import smoke_training
-    from vidmatte.matters.plate_neural import load_bgmv2
+    from vidmatte.models.loaders import load_bgmv2
 
     # Observed over ATEN_CPU_CAPABILITY=default/avx2/avx512, 1 and 2 threads: fixed batches x0.630 (bound 0.9), step
     # means x0.715..0.716 (bound 1).
@@ -316,7 +316,7 @@ def test_export_cli_recognises_an_official_bgmv2_file_and_writes_its_checked_gra
     import onnxruntime as ort
 
     from vidmatte.backends.exporters import recognise
-    from vidmatte.matters.plate_neural import load_bgmv2
+    from vidmatte.models.loaders import load_bgmv2
 
     ckpt = tmp_path / "pytorch_mobilenetv2.pth"
     torch.save(official_state("refine-mobilenetv2"), ckpt)

@@ -368,7 +368,7 @@ def test_the_loss_terms_are_the_seeds_and_vanish_for_a_perfect_matte():
 
 
 def test_a_training_smoke_run_lowers_the_loss_and_its_checkpoint_serves_the_matter(tmp_path):
-    from vidmatte.matters.dvm import load_dvm
+    from vidmatte.models.loaders import load_dvm
 
     # Observed over ATEN_CPU_CAPABILITY=default/avx2/avx512, 1 and 2 threads: fixed batches x0.645..0.655 (bound 0.9),
     # step means x0.79..0.80 (bound 1).

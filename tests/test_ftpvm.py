@@ -565,7 +565,7 @@ def test_true_trimap_marks_partial_alpha_and_a_band_around_it_unknown():
 
 
 def test_a_training_smoke_run_lowers_the_loss_and_its_checkpoint_serves_the_matter(tmp_path):
-    from vidmatte.matters.ftpvm import load_ftpvm
+    from vidmatte.models.loaders import load_ftpvm
 
     # Observed over ATEN_CPU_CAPABILITY=default/avx2/avx512, 1 and 2 threads: fixed batches x0.46..0.47 (bound 0.9),
     # step means x0.60..0.61 (bound 1).

@@ -208,7 +208,7 @@ def test_a_carried_trimap_tells_its_band_from_its_doubts(clip):
 def test_rvm_prior_weighs_little_on_the_band_and_much_on_doubts():
     """A doubt region coloured like the subject but outside it, where RVM says background: a strong prior there
     decides it (alpha follows RVM); on band pixels the weak prior leaves closed form's answer."""
-    from vidmatte.matters.guided import PRIOR_WEIGHT, _band_solve, _prior_weights
+    from vidmatte.solvers.trimap_solver import PRIOR_WEIGHT, _band_solve, _prior_weights
 
     image = np.zeros((64, 96, 3), np.uint8)
     image[:, :48] = (200, 40, 40)  # subject colour
@@ -235,7 +235,7 @@ def test_rvm_prior_weighs_little_on_the_band_and_much_on_doubts():
 def test_the_band_is_trusted_unless_closed_form_shows_the_edge_beyond_it(band, fails):
     """A band around the true edge (x = 48) holds: closed form alone decides it. A band that stops short of the
     edge (the subject runs on into what the trimap calls background) leaks: RVM's pull stays there."""
-    from vidmatte.matters.guided import BAND_CHECK, _band_solve, _where_the_band_fails
+    from vidmatte.solvers.trimap_solver import BAND_CHECK, _band_solve, _where_the_band_fails
 
     image = np.zeros((64, 96, 3), np.uint8)
     image[:, :48] = (200, 40, 40)
@@ -271,7 +271,7 @@ class _StillPrior:
 def test_a_keyframes_own_labels_are_not_reopened_by_rvm():
     """Where RVM contradicts a definite label, a propagated trimap is reopened for RVM to decide; a keyframe's own
     trimap is the user's and stands."""
-    from vidmatte.matters.guided import TrimapSolver
+    from vidmatte.solvers.trimap_solver import TrimapSolver
 
     image = np.zeros((48, 64, 3), np.uint8)
     image[:, :32] = (200, 40, 40)
@@ -293,7 +293,7 @@ def test_where_rvm_is_sure_and_closed_form_leans_the_same_way_the_haze_is_settle
     """Closed form leaves a haze (0.93 on an opaque part, 0.04 on a clear one) that RVM, sure there, does not share:
     those values go to 1 and 0, continuously (nothing jumps at a threshold). Where the two disagree, where RVM is
     unsure, on known pixels and without the prior, the solved alpha stands."""
-    from vidmatte.matters.guided import AGREE_MARGIN, TrimapSolver
+    from vidmatte.solvers.trimap_solver import AGREE_MARGIN, TrimapSolver
 
     solved = np.tile(np.linspace(0, 1, 101, dtype=np.float32), (4, 1))  # every value, one per column
     trimap = np.full(solved.shape, UNKNOWN, np.uint8)
@@ -329,14 +329,14 @@ def test_where_rvm_is_sure_and_closed_form_leans_the_same_way_the_haze_is_settle
 def test_the_bands_prior_grows_with_the_distance_from_a_keyframe(tmp_path, clip):
     """Near a keyframe its band is trusted and RVM's pull on it is weak; farther away it is stronger; doubts keep
     their full weight. Checked on what the matter hands the solver, frame by frame, for keyframes 0 and 10."""
-    from vidmatte.matters.guided import PRIOR_WEIGHT
+    from vidmatte.solvers.trimap_solver import PRIOR_WEIGHT
 
     short = clip[:11]
     frames_dir = write_frames(tmp_path / "in", short, 11)
     band_weights, free_starts = [], []
 
     def solver(frame, trimap, start, prior, weight):  # records, then solves as the matter would
-        from vidmatte.matters.guided import _band_solve
+        from vidmatte.solvers.trimap_solver import _band_solve
         alpha = _band_solve(frame, trimap, start, prior, weight)
         if start is None:  # the anchored solve, with the band's prior
             band_weights.append(float(weight[trimap == UNKNOWN].min()))

@@ -1,4 +1,4 @@
-"""``vidmatte background --method neural`` (``matters.plate_neural``): BackgroundMattingV2 with ConvLSTMs on frame
+"""``vidmatte background --method neural`` (``matters.plate``): BackgroundMattingV2 with ConvLSTMs on frame
 and aligned plate, end to end through the command and the API with small checkpoints made here."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import torch
 from test_plate import scene, texture
 from vidmatte.api import convert_background
 from vidmatte.cli.main import main
-from vidmatte.matters.plate_neural import args_from_keys, load_bgmv2
+from vidmatte.models.loaders import args_from_keys, load_bgmv2
 from vidmatte.models.bgmv2 import MattingRefine
 
 
@@ -48,7 +48,7 @@ def odd_sized_clip(tmp_path, count: int = 4, size=(70, 98)):
 
 def direct_alphas(net, frames, plate) -> list[np.ndarray]:
     """The network run by hand, state carried, edge-padded to the 4-pixel grid, cropped back."""
-    from vidmatte.matters.plate_neural import pad_to_4
+    from vidmatte.matters.plate import pad_to_4
 
     state, out = None, []
     bgr = pad_to_4(torch.from_numpy(plate).permute(2, 0, 1)[None].float() / 255)

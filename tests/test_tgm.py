@@ -17,7 +17,8 @@ from guided_network_checks import scratch_config, state_from_layout
 from tgm_official_layout import JSON_PATH, official_layout
 from vidmatte.guidance.propagate import BG, FG, UNKNOWN
 from vidmatte.io.writers import parse_output
-from vidmatte.matters.tgm import TgmMatter, ensemble, load_tgm, one_hot
+from vidmatte.matters.tgm import TgmMatter, ensemble, one_hot
+from vidmatte.models.loaders import load_tgm
 from vidmatte.models.tgm import (TrimapGenerationModule, TrimapRun, clip_loss, one_hot_trimap, read_memory,
                                  soft_aggregation)
 from vidmatte.pipeline import ConvertOptions, convert

@@ -240,9 +240,10 @@ def load_guided(keyframe=None, guidance: str = "auto", object: int | None = None
     """
     from .errors import UsageError
     from .guidance import read_guidance
-    from .matters.guided import TrimapSolver, open_prior
     from .matters.guided_stream import GuidedStream
+    from .matters.recurrent import open_prior
     from .modes.guided import PRIORS
+    from .solvers.trimap_solver import TrimapSolver
 
     if prior not in PRIORS:
         raise UsageError(f"prior must be 'auto', 'rvm' or 'none', not {prior!r}")

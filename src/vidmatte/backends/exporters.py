@@ -54,25 +54,25 @@ EXPORTABLE: dict[str, ExportableNetwork] = {
     "ftpvm": ExportableNetwork(
         "FTP-VM: two graphs, PATH (one frame + memory + states) and PATH.encode.onnx (memory frames + trimaps)",
         kinds=("ftpvm",), marker="trimap_fuse.gated_convs.0.0.conv.weight",
-        load="vidmatte.matters.ftpvm:load_ftpvm", export="vidmatte.backends.export_ftpvm:export_ftpvm_onnx",
+        load="vidmatte.models.loaders:load_ftpvm", export="vidmatte.backends.export_ftpvm:export_ftpvm_onnx",
         opset=17, size=(512, 288), also_writes=(".encode.onnx",)),
     "dvm": ExportableNetwork(
         "DVM: three graphs, PATH (the matting window) and PATH.trimap_encode.onnx, PATH.trimap.onnx (the trimap "
         "network); sides in multiples of 32, width at least 224",
         kinds=("dvm",), marker="matting.fusion.flow0.off_conv1.weight",
-        load="vidmatte.matters.dvm:load_dvm", export="vidmatte.backends.export_dvm:export_dvm_onnx",
+        load="vidmatte.models.loaders:load_dvm", export="vidmatte.backends.export_dvm:export_dvm_onnx",
         opset=17, size=(512, 288), also_writes=(".trimap_encode.onnx", ".trimap.onnx")),
     "tgm": ExportableNetwork(
         "TCVOM's TGM: two graphs, PATH (segment a frame against the memory) and PATH.memorize.onnx (a frame and its "
         "trimap into memory keys and values)",
         kinds=("tgm",), marker="KV_M_r4.Key.weight",
-        load="vidmatte.matters.tgm:load_tgm", export="vidmatte.backends.export_tgm:export_tgm_onnx",
+        load="vidmatte.models.loaders:load_tgm", export="vidmatte.backends.export_tgm:export_tgm_onnx",
         opset=17, size=(512, 288), also_writes=(".memorize.onnx",)),
     "bgmv2": ExportableNetwork(
         "BackgroundMattingV2 (with or without ConvLSTMs): one graph, PATH (frame, plate and the ConvLSTM states -> "
         "alpha, foreground, states), the refiner's patch selection inside",
         kinds=("bgmv2",), marker="decoder.conv4.weight",
-        load="vidmatte.matters.plate_neural:load_bgmv2", export="vidmatte.backends.export_bgmv2:export_bgmv2_onnx",
+        load="vidmatte.models.loaders:load_bgmv2", export="vidmatte.backends.export_bgmv2:export_bgmv2_onnx",
         opset=17, size=(512, 288)),
 }
 

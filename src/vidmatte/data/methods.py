@@ -118,7 +118,8 @@ def _guided_matter(clip_dir: Path, first_only: bool, prior, propagators=None):
 
 def _ftpvm_matter(clip_dir: Path, state: dict | None, checkpoint: str | None):
     """FTP-VM with the clip's keyframes as its memory; the network is loaded once per run (``state``)."""
-    from ..matters.ftpvm import FtpvmMatter, load_ftpvm
+    from ..matters.ftpvm import FtpvmMatter
+    from ..models.loaders import load_ftpvm
 
     key = ("ftpvm", checkpoint)
     model = state.get(key) if state is not None else None

@@ -1,8 +1,8 @@
 """What the frame loop needs of a matting mode: the ``Matter`` protocol, its passes, and frame checks.
 
-A matter is one video's worth of state (RVM's recurrent state, a guided mode's keyframes and propagated trimaps, a
-plate mode's aligned plate); what guides it (keyframes, a plate, the oracle's trimaps) it is given when it is made.
-The pipeline owns everything else: reading, threads, outputs, progress, cancel and safety. A mode therefore plugs
+A matter is one video's worth of state (RVM's recurrent state, a guided matter's keyframes and propagated trimaps,
+the plate matter's aligned plate); what guides it (keyframes, a plate, the oracle's trimaps) it is given when it is
+made. The pipeline owns everything else: reading, threads, outputs, progress, cancel and safety. A mode therefore plugs
 in as a matter plus, where it needs them, analysis passes over the source before the one pass that writes the
 outputs::
 

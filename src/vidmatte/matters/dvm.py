@@ -22,39 +22,14 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import ModelError, UsageError
 from ..guidance.propagate import BG, FG, UNKNOWN
 from ..matte import SolvedMatte
+from ..models.loaders import load_dvm
+from ..solvers.trimap_solver import foreground_colours
 from .base import Pass
-from .guided import foreground_colours
 from .keyframe_network import KeyframeNetworkMatter, checked_trimap, keyframes_in_span
-from .networks import read_weights
 
 TARGET_SIZE = 1024  # longer side the networks see (CPU-friendly; the official test resizes to at most 1600)
-
-
-def load_dvm(checkpoint: str | None):
-    """Both networks (``models.dvm.DeepVideoMattingSystem``) in eval mode from a training checkpoint of ours."""
-    from ..models.dvm import DeepVideoMattingSystem
-
-    if not checkpoint:
-        raise UsageError("--method dvm needs --checkpoint PATH: no official DVM weights are bundled (train both "
-                         "networks with model.kind: dvm, see docs/DVM.md)")
-    blob = read_weights(checkpoint)
-    if not isinstance(blob, dict) or "model_args" not in blob:
-        if isinstance(blob, dict) and any(str(k).startswith("fusion.flow0.") for k in blob):
-            raise ModelError(f"{checkpoint} holds DVM's matting network only (the official release has no trimap "
-                             "propagation weights): train both with model.kind: dvm starting from it (docs/DVM.md)")
-        raise ModelError(f"{checkpoint} is not a DVM checkpoint")
-    args = dict(blob["model_args"])
-    if set(args) != {"matting", "trimap"}:
-        raise ModelError(f"{checkpoint} is not a DVM checkpoint (it holds another network)")
-    model = DeepVideoMattingSystem(**args)
-    try:
-        model.load_state_dict(blob["model"], strict=True)
-    except RuntimeError as exc:
-        raise ModelError(f"{checkpoint} is not a DVM checkpoint: {str(exc).splitlines()[0]}") from None
-    return model.eval()
 
 
 def processing_size(height: int, width: int, target: int) -> tuple[int, int]:

@@ -19,48 +19,19 @@ as a training start, not for results).
 from __future__ import annotations
 
 import logging
-from typing import Callable
 
 import numpy as np
 
-from ..errors import ModelError, UsageError
+from ..errors import UsageError
 from ..guidance.propagate import BG, FG, UNKNOWN
 from ..matte import SolvedMatte
+from ..models.loaders import load_ftpvm
+from ..solvers.trimap_solver import foreground_colours
 from .base import Pass
-from .guided import foreground_colours
 from .keyframe_network import KeyframeNetworkMatter, checked_trimap, keyframes_in_span
-from .networks import read_weights
 
-RVM_INIT = "rvm-init"
 TARGET_SIZE = 1024  # the official footage script's default longer side
 BANK_SIZE = 5  # the official MemoryBank's top_k
-
-
-def load_ftpvm(checkpoint: str | None, cache: str | None = None, warn: Callable[[str], None] | None = None):
-    """The network in eval mode, from ``checkpoint`` (a file, or ``rvm-init``). No checkpoint: ModelError."""
-    from ..models.ftpvm import FastTrimapPropagationVideoMatting
-
-    if not checkpoint:
-        raise UsageError("--method ftpvm needs --checkpoint ftpvm.pth: no official FTP-VM weights are bundled "
-                         f"(or --checkpoint {RVM_INIT} for a network untrained beyond RVM's encoder)")
-    if checkpoint == RVM_INIT:
-        from ..models.convert_onnx import load_pretrained
-
-        model = FastTrimapPropagationVideoMatting()
-        model.init_backbone_from_rvm(load_pretrained("rvm-mobilenetv3", cache, quiet=True).state_dict())
-        (warn or logging.getLogger("vidmatte").warning)(
-            "FTP-VM with only RVM's encoder: every other layer is untrained, the mattes mean nothing")
-        return model.eval()
-    blob = read_weights(checkpoint)
-    state, args = (blob["model"], dict(blob["model_args"])) if "model_args" in blob else (blob, {})
-    model = FastTrimapPropagationVideoMatting(**args)
-    # The official footage script drops a training-time refiner's weights the same way.
-    state = {k: v for k, v in state.items() if not k.startswith("refiner.")}
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise ModelError(f"{checkpoint} is not an FTP-VM checkpoint: {str(exc).splitlines()[0]}") from None
-    return model.eval()
 
 
 def processing_size(height: int, width: int, target: int) -> tuple[int, int]:

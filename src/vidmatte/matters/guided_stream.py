@@ -16,8 +16,8 @@ import numpy as np
 
 from ..errors import GuidanceError
 from ..guidance.propagate import FlowPropagator, Propagated
+from ..solvers.trimap_solver import TrimapSolver, foreground_colours
 from .base import as_rgb_u8
-from .guided import TrimapSolver, foreground_colours
 
 # A keyframe as an app gives it: an image path, or the image as an array (trimap, mask, label map).
 ReadKeyframe = Callable[[object, tuple[int, int]], np.ndarray]

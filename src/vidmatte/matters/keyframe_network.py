@@ -1,6 +1,6 @@
 """What the guided networks' matters (``--method ftpvm``, ``--method dvm``) share: one short pass per keyframe that
 keeps it as the network's memory or reference, then the writing pass in order; the keyframes inside the job's
-frames. (Reading a ``--checkpoint`` file: ``networks.read_weights``.)"""
+frames. (Reading a ``--checkpoint`` file: ``models.loaders``.)"""
 
 from __future__ import annotations
 

@@ -13,14 +13,6 @@ import importlib
 from dataclasses import dataclass
 
 
-def read_weights(checkpoint: str) -> object:
-    """What a network's ``--checkpoint`` file holds (tensors and plain data only: no pickled code is run); a missing
-    or unreadable file is a one-line ``ModelError``."""
-    from ..backends.torch_runner import read_torch_file
-
-    return read_torch_file(checkpoint)
-
-
 @dataclass(frozen=True)
 class GuidedNetwork:
     factory: str

@@ -4,6 +4,16 @@ Per frame: the plate is aligned to the frame (``solvers.plate_align``: features 
 gain/bias when it pays; on the decoder's thread, so it overlaps the previous frame's solve), RVM gives its alpha
 and foreground (the person prior), and alpha is solved with the compositing equation as the data term
 (``solvers.plate_alpha``). One pass; RVM's recurrent state is warmed up as ``vidmatte convert`` does.
+
+``--method neural`` (``NeuralPlateMatter``): BackgroundMattingV2 (or its ConvLSTM variant) mattes each frame against
+the plate, aligned to every frame exactly as the classical method does it (``PlateMatter.prepare``: features,
+homography, ECC translation, gain/bias when it pays, on the decoder's thread); the network sees frame and plate
+together. The ConvLSTM variant's state is carried from frame to frame through the writing pass and cleared by
+``reset``. Frames are padded (edge pixels repeated) to multiples of 4, as the refiner needs, and cropped back. Where
+a pan leaves part of the frame outside the plate, the frame itself stands in for the plate there: no evidence of a
+subject, so those pixels read as background. Checkpoints: an official BackgroundMattingV2 state dict (``.pth``;
+backbone, refiner and ConvLSTMs recognised from its keys) or a training checkpoint of ours ({"model",
+"model_args"}), read by ``models.loaders.load_bgmv2``. No weights are bundled.
 """
 
 from __future__ import annotations
@@ -13,10 +23,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UsageError
-from ..matte import SolvedMatte
+from ..matte import DenseMatte, SolvedMatte
+from ..models.loaders import NO_WEIGHTS, load_bgmv2
 from ..solvers.plate_align import PlateAligner, PlateMismatch
 from ..solvers.plate_alpha import solve_with_plate
 from .base import Pass, Span, as_rgb_u8, writing_pass
+from .recurrent import DEFAULT_WARMUP, open_prior
 
 PLATE_VIDEO_FRAMES = 60  # a plate video's median is taken over at most this many frames, spread over it
 PLATE_MOTION_SHARE = 0.02  # a plate video whose pixels stray from their median over more than this share: refused
@@ -93,6 +105,52 @@ class PlateMatter:
         return SolvedMatte(frame, solution.alpha, lambda frame, alpha: solution.foreground)
 
 
+def pad_to_4(x, multiple: int = 4):
+    """[N,C,H,W] -> padded with its edge pixels at the bottom and right to a multiple of 4."""
+    import torch.nn.functional as F
+
+    h, w = x.shape[-2:]
+    return F.pad(x, (0, -w % multiple, 0, -h % multiple), mode="replicate")
+
+
+class NeuralPlateMatter(PlateMatter):
+    """Mattes whatever differs from ``plate`` with a BGMv2 network (``MattingRefine`` or ``MattingBase``)."""
+
+    def __init__(self, plate: np.ndarray, model, align: bool = True):
+        self.model = model
+        super().__init__(plate, prior=None, align=align)
+
+    def reset(self) -> None:
+        super().reset()
+        self._state = None
+
+    def _matte_frame(self, frame: np.ndarray, aligned) -> DenseMatte:
+        import torch
+
+        plate = aligned.plate if aligned.valid is None else np.where(aligned.valid[..., None], aligned.plate, frame)
+        src, bgr = (pad_to_4(torch.from_numpy(a).permute(2, 0, 1)[None].float() / 255) for a in (frame, plate))
+        with torch.inference_mode():
+            outputs = self.model(src, bgr, self._state) if self.model.convlstm else self.model(src, bgr)
+        if self.model.convlstm:
+            self._state = outputs[-1]
+        h, w = frame.shape[:2]
+        pha, fgr = outputs[0][0, 0, :h, :w].numpy(), outputs[1][0, :, :h, :w].numpy()
+        self._count(aligned)
+        return DenseMatte(np.ascontiguousarray(fgr), np.ascontiguousarray(pha))
+
+    def _count(self, aligned) -> None:
+        stats = self._stats
+        stats["frames"] += 1
+        stats["unmatched"] += not aligned.matched
+        stats["gain"] += aligned.gain is not None
+        stats["residual"] += aligned.residual
+
+    def summary(self) -> dict:
+        summary = super().summary()
+        summary.pop("person_share")  # no person prior in this method
+        return summary
+
+
 def load_plate(path: str | Path, width: int, height: int, native: tuple[int, int] | None = None) -> np.ndarray:
     """A plate image, or a short video of the empty scene (its per-pixel temporal median), checked against the
     frames' size: uint8 [height, width, 3] RGB. UsageError when it is missing, of another size, or moves.
@@ -145,22 +203,19 @@ def plate_matter(job, plate: str | Path | np.ndarray, method: str = "classical",
 
     plate: a path (image or plate video), "auto" (estimated from the job's frames: a static camera), or an image
     array at the job's frame size. method: "classical", or "neural" (BackgroundMattingV2 from ``checkpoint``,
-    ``matters.plate_neural``). RVM (``model``) is the classical method's person prior (and helps ``auto`` estimate
+    ``NeuralPlateMatter``). RVM (``model``) is the classical method's person prior (and helps ``auto`` estimate
     the plate); offline without its weights the mode goes on without it and says so through ``warn``.
     plate_out: where to write the plate used (PNG/JPEG/TIFF), e.g. the ``auto`` estimate; notify: where to say how
     much of the frame an estimate never saw empty; runners: opens RVM's weights as ``backends.open_runner`` does
     (a batch worker passes one that loads them once).
     """
-    from . import plate_neural  # it builds on PlateMatter: imported here, not at the top
-    from .guided import open_prior
-
     if method not in ("classical", "neural"):
         raise UsageError(f"--method {method}: the methods are classical and neural")
     if method == "neural":
         from ..extras import require
 
         if not checkpoint:
-            raise UsageError(plate_neural.NO_WEIGHTS)
+            raise UsageError(NO_WEIGHTS)
         require("torch", "--method neural (BackgroundMattingV2)")
     out = _check_plate_out(plate_out, overwrite)
     auto = isinstance(plate, (str, Path)) and str(plate) == "auto"
@@ -169,17 +224,15 @@ def plate_matter(job, plate: str | Path | np.ndarray, method: str = "classical",
         _check_matches_first_frame(job, image)  # ...and so is a plate of another scene
     if auto:
         _check_auto(job)
-    network = plate_neural.load_bgmv2(checkpoint) if method == "neural" else None
+    network = load_bgmv2(checkpoint) if method == "neural" else None
     prior = open_prior("auto", model, cache, warn, runners) if network is None or auto else None
     if auto:
         image = _estimated(job, prior, notify)
     if out is not None:
         _write_plate(image, out)
     if network is not None:
-        return plate_neural.NeuralPlateMatter(image, network, align=align)
+        return NeuralPlateMatter(image, network, align=align)
     if prior is not None:
-        from .recurrent import DEFAULT_WARMUP
-
         prior.warmup = DEFAULT_WARMUP
     return PlateMatter(image, prior=prior, align=align)
 

@@ -1,12 +1,15 @@
-"""Auxiliary-free matting (RVM): the matter carries the recurrent state from frame to frame."""
+"""Auxiliary-free matting (RVM): the matter carries the recurrent state from frame to frame. Other modes take its
+alpha as a prior (``open_prior``): guided matting's ``--prior``, the plate matter's person prior."""
 
 from __future__ import annotations
 
+import logging
 from typing import Iterable, Iterator
 
 import numpy as np
 
-from ..backends.base import Runner
+from ..backends.base import Runner, open_runner
+from ..errors import ModelError
 from ..io.probe import LARGE_FRAME_PIXELS
 from ..matte import CoefficientMatte, DenseMatte, Matte
 from .base import Pass, Span, as_rgb_u8, writing_pass
@@ -161,3 +164,18 @@ class RecurrentMatter:
     def stream(self, frames: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         for frame in frames:
             yield self.step(frame)
+
+
+def open_prior(mode: str, model: str = "rvm-mobilenetv3", cache: str | None = None, warn=None, runners=None):
+    """RVM as a prior (``mode``: auto, rvm or none, as guided matting's --prior), or None. With "auto" and no weights
+    to be had (offline), the mode goes on without it and says so (``warn``); "rvm" insists (ModelError). runners:
+    opens the weights as ``backends.open_runner`` does (a batch worker passes one that loads them once)."""
+    if mode == "none":
+        return None
+    try:
+        return RecurrentMatter((runners or open_runner)(model, cache=cache), warmup=0)
+    except ModelError as exc:
+        if mode == "rvm":
+            raise
+        (warn or logging.getLogger("vidmatte").warning)(f"no RVM prior ({exc}); matting from the keyframes alone")
+        return None

@@ -1,5 +1,5 @@
 """``vidmatte guided --method tgm``: TCVOM's trimap generation module gives every frame's trimap, the classical
-solver (``guided.TrimapSolver``, as ``--method classical``) its alpha.
+solver (``solvers.trimap_solver.TrimapSolver``, as ``--method classical``) its alpha.
 
 The official workflow (yunkezhang/TCVOM-TGM), on the pipeline's passes:
   1. "keyframe K" (one frame each): the keyframes are read at the processing size. With ``finetune_steps`` N > 0
@@ -32,39 +32,21 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..errors import ModelError, UsageError
+from ..errors import UsageError
 from ..guidance.propagate import BG, FG, UNKNOWN
 from ..guidance.memory import memory_settings
 from ..matte import SolvedMatte
+from ..models.loaders import load_tgm
+from ..solvers.trimap_solver import TrimapSolver, foreground_colours
 from .base import Pass, Span, as_rgb_u8, writing_pass
-from .guided import TrimapSolver, foreground_colours, open_prior
 from .keyframe_network import keyframes_in_span
-from .networks import read_weights
+from .recurrent import open_prior
 
 TARGET_SIZE = 512  # longer side the generator runs at (the official finetuning crops 512; inference is full size)
 LEVELS = np.array([BG, UNKNOWN, FG], np.uint8)  # class 0, 1, 2 -> trimap level
 
 
 # --- generators -----------------------------------------------------------------------------------------------
-def load_tgm(checkpoint: str):
-    """The STM network in eval mode from ``checkpoint``: the official state dict (``STM`` keys, or the training
-    wrapper's ``model.``-prefixed ones) or a training checkpoint of ours. Anything else: ModelError."""
-    from ..models.tgm import TrimapGenerationModule
-
-    blob = read_weights(checkpoint)
-    state = blob["model"] if isinstance(blob, dict) and "model_args" in blob else blob
-    if isinstance(state, dict) and state and all(k.startswith("model.") or k in ("IMG_MEAN", "IMG_STD")
-                                                 for k in state):
-        state = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}  # FullModel's keys
-    model = TrimapGenerationModule()
-    try:
-        model.load_state_dict(state, strict=True)
-    except (RuntimeError, TypeError, AttributeError) as exc:
-        raise ModelError(f"{checkpoint} is not a TCVOM trimap generation module checkpoint: "
-                         f"{str(exc).splitlines()[0]}") from None
-    return model.eval()
-
-
 class StmTrimaps:
     """The STM network as the matter's generator: frames and trimaps as [1,3,h,w] tensors."""
 

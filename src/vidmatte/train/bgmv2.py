@@ -24,7 +24,7 @@ SOBEL_EPS = 1e-6
 
 def build_bgmv2_model(model_cfg: dict, cache: str | None = None):
     """init: "scratch", or a checkpoint (an official BGMv2 .pth: the ConvLSTMs start fresh; or one of ours)."""
-    from ..matters.plate_neural import build_bgmv2, load_bgmv2
+    from ..models.loaders import build_bgmv2, load_bgmv2
 
     settings = dict(model_cfg["bgmv2"])
     mode = settings.pop("refine_mode")

@@ -36,7 +36,7 @@ def build_dvm(model_cfg: dict, cache: str | None = None):
     if init != "pretrained":
         blob = torch.load(init, map_location="cpu", weights_only=True)
         if "model_args" in blob:
-            from ..matters.dvm import load_dvm
+            from ..models.loaders import load_dvm
 
             return load_dvm(init).train()
         system.matting.load_state_dict(blob, strict=True)

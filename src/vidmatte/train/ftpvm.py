@@ -32,7 +32,7 @@ def build_ftpvm(model_cfg: dict, cache: str | None = None):
         model = FastTrimapPropagationVideoMatting()
         model.init_backbone_from_rvm(load_pretrained(model_cfg["pretrained_model"], cache, quiet=True).state_dict())
         return model
-    from ..matters.ftpvm import load_ftpvm
+    from ..models.loaders import load_ftpvm
 
     return load_ftpvm(init).train()
 

@@ -18,6 +18,7 @@ import torch
 
 from ..guidance.memory import augment
 from ..guidance.propagate import FG, UNKNOWN
+from ..models.loaders import load_tgm
 from ..models.tgm import TrimapGenerationModule, clip_loss
 from .ftpvm import true_trimap
 
@@ -33,8 +34,6 @@ def build_tgm(model_cfg: dict, cache: str | None = None) -> TrimapGenerationModu
     init = model_cfg["init"]
     if init == "scratch":
         return TrimapGenerationModule()
-    from ..matters.tgm import load_tgm
-
     return load_tgm(init).train()
 
 
