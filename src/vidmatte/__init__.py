@@ -13,7 +13,7 @@ Public API (RVM-compatible where RVM has a name for it)::
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = ["convert_video", "convert_guided", "convert_background", "load", "load_guided", "list_models",
            "__version__"]

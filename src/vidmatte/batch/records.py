@@ -14,7 +14,7 @@ import json
 import os
 from pathlib import Path
 
-from .. import __version__
+from .._version import __version__
 
 RECORD_NAME = ".vidmatte-batch.json"
 _SAMPLE = 1 << 20  # bytes hashed at each end of a file

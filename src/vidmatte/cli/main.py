@@ -34,7 +34,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .. import __version__
+    from .._version import __version__
 
     parser = _Parser(prog="vidmatte", description="Video matting: alpha mattes and foregrounds from any video.")
     parser.add_argument("--version", action="version", version=f"vidmatte {__version__}")

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from .. import __version__
+from .._version import __version__
 from ..errors import OutputError
 
 # What PngSequenceWriter writes: five digits (more once a sequence passes 99999 frames, as "%05d" does).
