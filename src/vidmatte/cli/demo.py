@@ -31,7 +31,9 @@ def run(args: argparse.Namespace) -> int:
     from ..backends import open_runner
     from ..io.writers import parse_output
     from ..matters import RecurrentMatter
+    from ..job import JobControl
     from ..pipeline import ConvertOptions, convert
+    from ..progress import ProgressBar
 
     out = Path(args.output_dir)
     _check_output_dir(out)
@@ -48,9 +50,13 @@ def run(args: argparse.Namespace) -> int:
                parse_output("alpha", str(out / "alpha.mp4")),
                parse_output("rgba", str(out / "rgba.mov")),
                parse_output("alpha", str(out / "alpha") + "/")]
-    options = ConvertOptions(outputs=outputs, background=str(background), overwrite=True, progress=not args.quiet)
+    options = ConvertOptions(outputs=outputs, background=str(background), overwrite=True)
     matter = RecurrentMatter(open_runner("rvm-mobilenetv3", cache=args.cache_dir))
-    result = convert(clip, matter, options)
+    bar = ProgressBar(enabled=not args.quiet)
+    try:
+        result = convert(clip, matter, options, JobControl(on_progress=bar.update))
+    finally:
+        bar.close()
     outputs_written = {"input": str(clip), "composition": str(out / "composition.mp4"),
                        "alpha": str(out / "alpha.mp4"), "alpha_png": str(out / "alpha"),
                        "rgba": str(out / "rgba.mov")}

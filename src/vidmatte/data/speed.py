@@ -77,7 +77,7 @@ def measure_end_to_end(video: Path, workdir: Path) -> dict:
 
     matter = vidmatte.load("rvm-mobilenetv3")
     out = workdir / f"e2e_{video.stem}.mp4"
-    options = ConvertOptions(outputs=[parse_output("composition", str(out))], overwrite=True, progress=False)
+    options = ConvertOptions(outputs=[parse_output("composition", str(out))], overwrite=True)
     start = time.perf_counter()
     result = convert(video, matter, options)
     seconds = time.perf_counter() - start
