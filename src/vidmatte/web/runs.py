@@ -15,15 +15,18 @@ import shutil
 import zipfile
 from pathlib import Path
 
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator, model_validator
+
 from ..errors import GuidanceError, UsageError
 from ..job import JobControl
-from .guide import keyframe_path
-from .previews import preview_size, run_preview_sink
-from .weights import Catalogue
-
 from ..modes import ALIASES
 from ..modes import MODES as MODE_ROWS
 from ..modes.guided import PRIORS
+from .guide import keyframe_path
+from .previews import preview_size, run_preview_sink
+from .weights import Catalogue
 
 MODES = tuple(MODE_ROWS)  # convert, guided, background (a saved job's auto and plate are read as their new names)
 PLATES = ("auto", "image")  # background mode: estimated from the clip (a static camera), or the uploaded plate.png
@@ -37,14 +40,80 @@ OUTPUTS = {  # what the page may ask for -> (output kind, fixed path in the job'
 DOWNLOADS = {"composition": "composition.mp4", "alpha": "alpha.mp4", "alpha_png": "alpha.zip",
              "rgba_mov": "rgba.mov", "rgba_webm": "rgba.webm"}
 NO_KEYFRAME = GuidanceError("guided mode needs a keyframe: mark the subject on a frame and press 'Set keyframe'")
-DEFAULT_SETTINGS = {"mode": "convert", "prior": "auto", "background": "green", "plate": "auto",
-                    "outputs": ["composition", "alpha", "alpha_png", "rgba_mov"], "method": "classical",
-                    "checkpoint": None}
 
 
 def mode_methods() -> dict[str, tuple[str, ...]]:
     """The methods of each mode, as the commands name them (convert has one: RVM alone, shown as classical)."""
     return {name: mode.methods or ("classical",) for name, mode in MODE_ROWS.items()}
+
+
+class PageSettings(BaseModel):
+    """What the page may choose for a run, each value checked against the modes' own tables. Validated with a
+    context: ``draft`` (settings saved as they change: the images and weights a run needs are checked when it runs,
+    since a user picks "image" before uploading it), ``has_background_image``, ``has_plate_image`` and ``weights``
+    (the server's --checkpoints folder, where a network method's file must be)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    mode: Literal[MODES] = "convert"
+    method: str = "classical"
+    checkpoint: str | None = None  # a file's name in the server's --checkpoints folder
+    plate: Literal[PLATES] = "auto"
+    prior: Literal[PRIORS] = "auto"
+    outputs: list[str] = ["composition", "alpha", "alpha_png", "rgba_mov"]
+    background: str = "green"  # green|black|white|#RRGGBB, or "image" (the uploaded background.png)
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _former_name(cls, mode):
+        return ALIASES.get(mode, mode) if isinstance(mode, str) else mode
+
+    @field_validator("outputs")
+    @classmethod
+    def _known_outputs(cls, outputs: list[str]) -> list[str]:
+        if not outputs or any(o not in OUTPUTS for o in outputs):
+            raise ValueError("unknown or no outputs")
+        return [o for o in OUTPUTS if o in outputs]  # in the page's order
+
+    @field_validator("background")
+    @classmethod
+    def _colour(cls, background: str) -> str:
+        from ..compose import parse_colour
+
+        if background != "image" and parse_colour(background) is None:
+            raise ValueError("not a colour")
+        return background
+
+    @model_validator(mode="after")
+    def _runnable(self, info: ValidationInfo):
+        """What depends on more than one value, or on the job's folder (UsageError, one line, as it is)."""
+        context = info.context or {}
+        draft = context.get("draft", False)
+        methods = mode_methods()[self.mode]
+        if self.method not in methods:
+            raise UsageError(f"{self.mode} mode's method must be one of {', '.join(methods)}")
+        if self.method == "classical" and self.checkpoint is not None:
+            raise UsageError("weights are for a network method, not the classical one")
+        if self.method != "classical" and not draft:
+            (context.get("weights") or Catalogue()).find(self.checkpoint, self.mode, self.method)
+        if draft:
+            return self
+        if self.mode == "background" and self.plate == "image" and not context.get("has_plate_image"):
+            raise UsageError("upload a plate image first (the empty scene), or let the plate be estimated (auto)")
+        if self.background == "image" and not context.get("has_background_image"):
+            raise UsageError("upload a background image first")
+        return self
+
+
+# What a refused value is told, by field (the choices of a Literal field are said from the field itself).
+_REFUSALS = {
+    "outputs": f"outputs must be a non-empty list of {', '.join(OUTPUTS)}",
+    "background": "background must be green, black, white, #RRGGBB or image",
+    "checkpoint": "checkpoint must be the name of a file in the server's --checkpoints folder",
+}
+
+
+DEFAULT_SETTINGS = PageSettings().model_dump()
 
 
 def named_colours() -> dict[str, str]:
@@ -56,52 +125,22 @@ def named_colours() -> dict[str, str]:
 
 def check_settings(given: dict, has_background_image: bool = False, has_plate_image: bool = False,
                    weights: Catalogue | None = None, draft: bool = False) -> dict:
-    """The settings of a run, every value checked against what the page may choose (UsageError otherwise);
-    ``weights``: the server's --checkpoints folder, where a network method's file must be. ``draft``: settings the
-    page saves as they change, before a run: the same values, but the images and weights a run needs are checked
-    when it runs (a user picks "image" before uploading it)."""
-    from ..compose import parse_colour
-
-    settings = {**DEFAULT_SETTINGS, **{k: v for k, v in given.items() if k in DEFAULT_SETTINGS}}
-    settings["mode"] = ALIASES.get(settings["mode"], settings["mode"]) if isinstance(settings["mode"], str) \
-        else settings["mode"]
-    if settings["mode"] not in MODES:
-        raise UsageError(f"mode must be one of {', '.join(MODES)}")
-    _check_method(settings, weights or Catalogue(), draft)
-    if settings["plate"] not in PLATES:
-        raise UsageError(f"plate must be one of {', '.join(PLATES)}")
-    if draft:
-        has_background_image = has_plate_image = True
-    if settings["mode"] == "background" and settings["plate"] == "image" and not has_plate_image:
-        raise UsageError("upload a plate image first (the empty scene), or let the plate be estimated (auto)")
-    if settings["prior"] not in PRIORS:
-        raise UsageError(f"prior must be one of {', '.join(PRIORS)}")
-    outputs = settings["outputs"]
-    if not isinstance(outputs, list) or not outputs or any(o not in OUTPUTS for o in outputs):
-        raise UsageError(f"outputs must be a non-empty list of {', '.join(OUTPUTS)}")
-    settings["outputs"] = [o for o in OUTPUTS if o in outputs]
-    background = settings["background"]
-    if background == "image":
-        if not has_background_image:
-            raise UsageError("upload a background image first")
-    elif not isinstance(background, str) or parse_colour(background) is None:
-        raise UsageError("background must be green, black, white, #RRGGBB or image")
-    return settings
+    """The settings of a run (``PageSettings``, defaults filled in), or a one-line UsageError."""
+    context = {"has_background_image": has_background_image, "has_plate_image": has_plate_image,
+               "weights": weights, "draft": draft}
+    try:
+        return PageSettings.model_validate(given, context=context).model_dump()
+    except ValidationError as exc:
+        raise _one_line(exc) from None
 
 
-def _check_method(settings: dict, weights: Catalogue, draft: bool = False) -> None:
-    methods = mode_methods()[settings["mode"]]
-    if settings["method"] not in methods:
-        raise UsageError(f"{settings['mode']} mode's method must be one of {', '.join(methods)}")
-    if settings["method"] == "classical":
-        if settings["checkpoint"] is not None:
-            raise UsageError("weights are for a network method, not the classical one")
-        return
-    if draft:  # a file's name, looked up in the folder when the job runs
-        if not isinstance(settings["checkpoint"], (str, type(None))):
-            raise UsageError("checkpoint must be the name of a file in the server's --checkpoints folder")
-        return
-    weights.find(settings["checkpoint"], settings["mode"], settings["method"])
+def _one_line(exc: ValidationError) -> UsageError:
+    first = exc.errors()[0]
+    field = str(first["loc"][0]) if first["loc"] else ""
+    choices = {"mode": MODES, "plate": PLATES, "prior": PRIORS}
+    if field in choices:
+        return UsageError(f"{field} must be one of {', '.join(choices[field])}")
+    return UsageError(_REFUSALS.get(field, f"{field}: {first['msg']}"))
 
 
 def input_path(folder: Path) -> Path:
