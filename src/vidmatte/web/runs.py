@@ -191,7 +191,7 @@ def _mode_settings(job: dict, mode: str, folder: Path, model: str, cache: str | 
         raise NO_KEYFRAME
     # One work folder per job, kept between its runs: after a keyframe is fixed or added on the page, a re-run
     # propagates and solves only the frames between that keyframe's neighbours (the CLI's --work corrections).
-    return {**run, "keyframe": [f"{index}:{keyframe_path(folder, index)}" for index in job["keyframes"]],
+    return {**run, "marks": {index: keyframe_path(folder, index) for index in job["keyframes"]},
             "prior": settings["prior"], "work": str(folder / "work") if method == "classical" else None}
 
 
