@@ -390,7 +390,7 @@ def test_the_api_runs_ftpvm_as_the_cli_does(short_clip, tmp_path):
 @pytest.mark.parametrize("call, fragment", [
     ({"method": "nope"}, "method must be one of classical, ftpvm"),
     ({"method": "ftpvm"}, "no official FTP-VM weights are bundled"),
-    ({"method": "ftpvm", "checkpoint": "rvm-init", "work": "w"}, "work= .* is for method='classical' only"),
+    ({"method": "ftpvm", "checkpoint": "rvm-init", "work": "w"}, "work= .* is for the classical method only"),
     ({"method": "ftpvm", "checkpoint": "rvm-init", "mem_every": 0}, "must be at least 1"),
     ({"mem_every": 3}, "mem_every= and max_memory= are for a network method"),
 ])

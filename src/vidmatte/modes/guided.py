@@ -50,13 +50,13 @@ def check(settings: GuidedSettings) -> None:
                           ("method", METHODS)):
         value = getattr(settings, name)
         if value not in choices:
-            raise UsageError(f"{name} must be one of {', '.join(map(repr, choices))}, not {value!r}")
+            raise UsageError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
     flow = settings.propagator == "flow" or (settings.propagator == "auto" and not settings.finetune_steps)
     if settings.method == "classical" and flow and (settings.mem_every is not None or settings.max_memory is not None):
         raise UsageError("mem_every= and max_memory= are for a network method or the memory propagator (--mem-every, "
                          "--max-memory; the classical method's flow propagator keeps no memory)")
     if settings.method != "classical" and settings.work:
-        raise UsageError("--work (kept work folder, corrections) is for --method classical only")
+        raise UsageError("--work / work= (a kept work folder, corrections) is for the classical method only")
 
 
 def build(settings: GuidedSettings, control, runners=None, sinks: tuple = ()):
