@@ -283,6 +283,8 @@ def test_frames_whose_keyframes_disagree_are_reported_with_the_job(tmp_path, cli
         assert job["state"] == "done", job["error"]
         (first, last), = job["details"]["contradicting_frames"]
         assert first <= 2 and last >= 9, job["details"]
+        # ...and says so through the run's warning channel, which the page shows beside "done"
+        assert any("followed to different places" in w for w in job["details"]["warnings"]), job["details"]
         status, data = call(base, "GET", f"/api/jobs/{job_id}/download/alpha_png")
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             alpha = {i: cv2.imdecode(np.frombuffer(zf.read(f"alpha/{i:05d}.png"), np.uint8), cv2.IMREAD_GRAYSCALE)
