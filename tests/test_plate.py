@@ -88,6 +88,51 @@ def test_alignment_keeps_the_plate_and_no_gain_when_nothing_moved():
 def test_a_plate_of_another_scene_matches_nothing():
     with pytest.raises(PlateMismatch, match="matches nothing"):
         PlateAligner(texture(H, W, 3)).align(texture(H, W, 4))
+    with pytest.raises(PlateMismatch, match="matches nothing"):  # a plain plate is no excuse either
+        PlateAligner(low_texture(H, W, 1, "wall")).align(texture(H, W, 4))
+
+
+def low_texture(h: int, w: int, seed: int, kind: str) -> np.ndarray:
+    """Plates with too little texture for features: a painted wall (slow shading and vignetting), a paper backdrop
+    (a gradient), pavement (fine grain of a few grey levels). Sensor noise of about one grey level on each."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    if kind == "wall":
+        grey = 150 + 12 * np.cos(x / 37 + 0.5) * np.sin(y / 29) - 25 * ((x / w - 0.5) ** 2 + (y / h - 0.5) ** 2)
+    elif kind == "backdrop":
+        grey = 90 + 70 * y / h + 10 * np.sin(x / 53)
+    else:
+        grain = cv2.GaussianBlur(rng.standard_normal((h, w)).astype(np.float32), (0, 0), 1.5)
+        grey = 120 + 4 * grain / grain.std() + 8 * x / w
+    grey = grey + rng.normal(0, 1.0, (h, w))
+    return np.clip(np.dstack([grey, grey * 0.97, grey * 0.92]), 0, 255).astype(np.uint8)
+
+
+def jittered(image: np.ndarray, dx: float, dy: float, degrees: float) -> tuple[np.ndarray, np.ndarray]:
+    """``image`` as a hand-held camera saw it a moment later: (the frame, the plate -> frame homography)."""
+    m = cv2.getRotationMatrix2D((W / 2, H / 2), degrees, 1.0)
+    m[:, 2] += (dx, dy)
+    return cv2.warpAffine(image, m, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT), \
+        np.vstack([m, [0, 0, 1]])
+
+
+@pytest.mark.parametrize("kind, bound", [("pavement", 0.3), ("backdrop", 1.0), ("wall", 1.0)])
+def test_a_plate_without_features_is_aligned_by_its_pixels(kind, bound):
+    """Too little texture for features (the first frame used to be refused as "another scene"): the pixels are
+    aligned instead, and a hand-held camera's jitter of a pixel or two and a fraction of a degree is recovered, the
+    plate then equal to the frame's background within noise. Where the plate has grain, to a small fraction of a
+    pixel; on a smooth backdrop or wall a pixel's error hardly changes the picture, so the bound is looser there."""
+    plate = low_texture(H, W, 7, kind)
+    aligner = PlateAligner(plate)
+    subject = soft_disc(H, W, 100, 90, 35)
+    for dx, dy, degrees in ((1.5, -1.0, 0.4), (-2.0, 0.5, -0.3)):
+        scene, truth = jittered(plate, dx, dy, degrees)
+        aligned = aligner.align(composite(subject, np.array([200.0, 40, 60]), scene))
+        assert not aligned.matched, "features should not have matched on this plate"
+        assert corner_error(aligned.homography, truth) < bound, corner_error(aligned.homography, truth)
+        background = (subject < 0.01) if aligned.valid is None else (subject < 0.01) & aligned.valid
+        residual = np.abs(aligned.plate.astype(float) - scene)[background].mean()
+        assert residual < 2.0, f"aligned plate differs from the scene by {residual:.2f} grey levels"
 
 
 @pytest.mark.parametrize("colour", [(230, 40, 60), (40, 60, 220)])

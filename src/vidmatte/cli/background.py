@@ -10,7 +10,8 @@ from . import convert as convert_cli
 DESCRIPTION = ("Matte anything that differs from a clean plate of the scene (a person, the chair they carry, a "
                "dog): film the empty scene for a second, then the shot. PLATE is an image or a short video of the "
                "empty scene (its temporal median), at the video's size. Hand-held footage: the plate is aligned "
-               "to every frame (features, homography, a gain/bias correction when it pays); --no-align for a "
+               "to every frame (features, homography, a gain/bias correction when it pays; its pixels where it has "
+               "too little texture for features); --no-align for a "
                "locked-off camera. RVM's foreground and alpha help where the subject is a person. Outputs as in "
                "`vidmatte convert`.")
 

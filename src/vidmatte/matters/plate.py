@@ -85,11 +85,15 @@ class PlateMatter:
         return [self._matte_frame(frame, aligned) for frame, aligned in prepared]
 
     def summary(self) -> dict:
-        """What the job reports: frames whose features did not match (previous warp kept), frames with a gain/bias
-        correction, the mean background residual (grey levels) and the share of differing pixels in person regions."""
-        n = max(self._stats["frames"], 1)
-        return {"plate_unmatched_frames": self._stats["unmatched"], "plate_gain_frames": self._stats["gain"],
-                "plate_residual": round(self._stats["residual"] / n, 2),
+        """What the job reports: how the plate was aligned (``plate_alignment``: features, pixels where the plate has
+        too little texture for features, both, or none with --no-align), frames whose features did not match (their
+        pixels were aligned), frames with a gain/bias correction, the mean background residual (grey levels) and the
+        share of differing pixels in person regions."""
+        n, unmatched = max(self._stats["frames"], 1), self._stats["unmatched"]
+        alignment = "none" if not self.aligner.align_enabled else "features" if unmatched == 0 else \
+            "pixels" if unmatched >= self._stats["frames"] else "features and pixels"
+        return {"plate_alignment": alignment, "plate_unmatched_frames": unmatched,
+                "plate_gain_frames": self._stats["gain"], "plate_residual": round(self._stats["residual"] / n, 2),
                 "person_share": round(self._stats["person"] / n, 3)}
 
     def _matte_frame(self, frame: np.ndarray, aligned) -> SolvedMatte:

@@ -2,7 +2,10 @@
 and a gain/bias colour correction only where it pays.
 
 1. Features on the plate (ORB, found once) matched to the frame's and a homography fitted with RANSAC, at a working
-   size of about 640 px: the subject's features do not fit the background's motion and fall out as outliers.
+   size of about 640 px: the subject's features do not fit the background's motion and fall out as outliers. Where
+   the plate has too little texture for features (a plain wall, a paper backdrop, a screen), the pixels themselves
+   are aligned: ECC (rotation and translation), coarse to fine, from the previous frame's warp (the first frame:
+   from none).
 2. Sub-pixel refinement on the pixels that already agree with the frame: corners of the warped plate tracked into
    the frame (Lucas-Kanade) fit a residual homography, then ECC (translation). Feature homographies are a little
    noisy (tenths of a pixel at the working size, about a pixel at 1080p: the test's corners were 0.95 px off
@@ -11,8 +14,9 @@ and a gain/bias colour correction only where it pays.
 3. A per-channel gain and bias, fitted on the same pixels, kept only if it lowers their residual by GAIN_PAYS:
    on footage without exposure change it fits noise and made mattes slightly worse.
 
-A frame whose features do not match (the subject covers it, motion blur) keeps the previous frame's warp; the first
-frame must match, else ``PlateMismatch``: the plate shows another scene.
+Whether the plate shows this scene is decided on the first frame from the pixels, after the best alignment: too
+small a share of the frame looking like the plate (``MIN_AGREEMENT``) is ``PlateMismatch``, whatever the features
+said.
 """
 
 from __future__ import annotations
@@ -28,6 +32,13 @@ MIN_INLIERS = 20  # fewer RANSAC inliers than this: the plate does not match the
 MIN_INLIER_SHARE = 0.2
 GAIN_PAYS = 0.9  # gain/bias kept only if it brings the background residual below this share of what it was
 AGREE = 0.08  # |frame - plate| (0..1, grey) under which a pixel counts as background for refinement and gain
+# After the best alignment (and a gain and bias), a first frame of which less than MIN_AGREEMENT equals the plate
+# within SAME (0..1 grey, about 6 grey levels: noise and compression) shows another scene. Unrelated textured scenes
+# agree on 8-20% of their pixels; the same scene on all but the subject's.
+SAME = 0.025
+MIN_AGREEMENT = 0.3
+DENSE_SIDES = (240, REFINE_SIDE)  # the coarse-to-fine sizes of the dense (pixel) alignment
+DENSE_STEP = 0.05  # the largest move a dense step may make, as a share of the longer side (jitter, not a pan)
 
 
 class PlateMismatch(ValueError):
@@ -43,7 +54,7 @@ class Aligned:
     homography: np.ndarray
     gain: tuple[np.ndarray, np.ndarray] | None
     residual: float
-    matched: bool  # False: this frame's features did not match; the previous warp was reused
+    matched: bool  # False: this frame's features did not match; its pixels were aligned instead (``dense``)
     valid: np.ndarray | None = None  # bool [H,W]: pixels the plate covers (None: all); a pan leaves the rest unseen
 
 
@@ -69,6 +80,12 @@ class PlateAligner:
             return Aligned(self.plate, np.eye(3), None, _residual(frame, self.plate), True)
         homography, matched = self._feature_homography(frame)
         homography = self._refine(frame, homography)
+        if not matched:  # the pixels' alignment, or the refinement alone from the last frame's warp or from none
+            starts = [np.eye(3)] + ([] if self.previous is None else [self.previous])
+            homography = min([homography] + [self._refine(frame, start) for start in starts],
+                             key=lambda h: self._difference(frame, h))
+        if self.previous is None:
+            self._check_same_scene(frame, homography)
         self.previous = homography
         warped = self._warp(homography)
         f, p = _background_pixels(frame, warped)
@@ -97,10 +114,61 @@ class PlateAligner:
         found = self._match(frame)
         if found is not None:
             return found, True
-        if self.previous is not None:
-            return self.previous, False
-        raise PlateMismatch("the plate matches nothing in the first frame (too few common features): is it a plate "
-                            "of this scene? (a locked-off camera can skip the check with --no-align)")
+        return self._dense(frame, np.eye(3) if self.previous is None else self.previous), False
+
+    def _difference(self, frame: np.ndarray, homography: np.ndarray) -> float:
+        """How far the warped plate is from the frame, each pixel's difference capped at AGREE (the subject's pixels
+        all count the same, whatever the warp): the lower, the better the alignment."""
+        scale = self._refine_scale
+        return float(np.minimum(np.abs(_grey(frame, scale) - self._small_warp(homography, scale)), AGREE).mean())
+
+    def _check_same_scene(self, frame: np.ndarray, homography: np.ndarray) -> None:
+        """``PlateMismatch`` unless enough of the aligned first frame equals the plate within noise, after a grey
+        gain and bias (an exposure change) fitted on the pixels that roughly agree."""
+        scale = self._refine_scale
+        f, p = _grey(frame, scale).ravel(), self._small_warp(homography, scale).ravel()
+        rough = np.abs(f - p) < AGREE
+        if rough.mean() > 0.05:
+            gain, bias = np.polyfit(p[rough], f[rough], 1)
+            p = p * gain + bias
+        agreement = float((np.abs(f - p) < SAME).mean())
+        if agreement < MIN_AGREEMENT:
+            raise PlateMismatch(f"the plate matches nothing in the first frame (aligned as well as it goes, "
+                                f"{agreement:.0%} of the frame equals it): is it a plate of this scene? (a "
+                                "locked-off camera can skip the check with --no-align)")
+
+    def _dense(self, frame: np.ndarray, start: np.ndarray) -> np.ndarray:
+        """The plate aligned to the frame by its pixels, coarse to fine: at each size ECC first for a translation,
+        then for rotation and translation, on the pixels that already look like the plate (on a plain background the
+        subject would otherwise be all ECC sees). A step is kept only if it is a camera's jitter (``DENSE_STEP``) and
+        lowers the difference on those pixels: on a nearly featureless plate ECC can slide along a gradient."""
+        h, w = self.plate.shape[:2]
+        homography = start
+        for side in DENSE_SIDES:
+            scale = min(1.0, side / max(h, w))
+            to_small = np.diag([scale, scale, 1.0])
+            f = _grey(frame, scale)
+            for motion in (cv2.MOTION_TRANSLATION, cv2.MOTION_EUCLIDEAN):
+                p = _grey(self._warp(homography), scale)
+                mask = np.abs(f - p) < AGREE
+                if mask.mean() < 0.05:
+                    return homography
+                warp = np.eye(2, 3, dtype=np.float32)
+                try:
+                    _, warp = cv2.findTransformECC(f, p, warp, motion,
+                                                   (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 100, 1e-5),
+                                                   mask.astype(np.uint8), 5)
+                except cv2.error:  # no convergence (nothing to hold on to): keep what there is
+                    continue
+                step = np.linalg.inv(to_small) @ np.vstack([warp, [0, 0, 1]]) @ to_small  # full-size pixels
+                if not _jitter(step, max(h, w)):
+                    continue
+                # p(W x) = f(x) with p = plate(H^-1 .): the plate -> frame map becomes W^-1 H
+                candidate = np.linalg.inv(step) @ homography
+                before = np.abs(f - p)[mask].mean()
+                if np.abs(f - _grey(self._warp(candidate), scale))[mask].mean() < before:
+                    homography = candidate
+        return homography
 
     def _match(self, frame: np.ndarray) -> np.ndarray | None:
         keys, desc = self._features(frame)
@@ -187,6 +255,12 @@ class PlateAligner:
             return self.plate
         return cv2.warpPerspective(self.plate, homography, (w, h), flags=cv2.INTER_LINEAR,
                                    borderMode=cv2.BORDER_REPLICATE)
+
+
+def _jitter(step: np.ndarray, side: int) -> bool:
+    """A hand-held camera's move between plate and frame: under DENSE_STEP of the longer side and 2 degrees."""
+    angle = np.degrees(np.arctan2(step[1, 0], step[0, 0]))
+    return abs(angle) < 2 and np.abs(step[:2, 2]).max() < DENSE_STEP * side
 
 
 def _plausible(homography: np.ndarray) -> bool:
