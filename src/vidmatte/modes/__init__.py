@@ -14,13 +14,13 @@ from .base import Mode, RunSettings
 
 MODES: dict[str, Mode] = {
     "convert": Mode("convert", convert.ConvertSettings, convert.KINDS, (), chunkable=True,
-                    builder="vidmatte.modes.convert:build", summary="RVM alone: people, no guidance"),
+                    builder=convert.build, summary="RVM alone: people, no guidance"),
     # Keyframes propagate over the whole clip in both directions: a chunk could not see the keyframes of the others.
     "guided": Mode("guided", guided.GuidedSettings, guided.KINDS, guided.METHODS, chunkable=False,
-                   builder="vidmatte.modes.guided:build", summary="any object marked on keyframes"),
+                   builder=guided.build, summary="any object marked on keyframes"),
     # The plate needs no state from earlier frames, but RVM's person prior does: not chunked, like guided items.
     "background": Mode("background", background.BackgroundSettings, background.KINDS, background.METHODS,
-                       chunkable=False, builder="vidmatte.modes.background:build",
+                       chunkable=False, builder=background.build,
                        summary="whatever differs from a clean plate"),
 }
 # The page's first names for two modes, still accepted (a saved job, a script calling its API).

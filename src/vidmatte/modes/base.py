@@ -50,17 +50,14 @@ class Mode:
     kinds: tuple[str, ...]  # the outputs it can write
     methods: tuple[str, ...]  # what ``method`` may name (() none: one way to run)
     chunkable: bool  # one long video may be split over batch workers (a recurrent state can be warmed mid-clip)
-    builder: str  # "module:function" building (job, matter) from settings; imported when a run is built
+    builder: Callable  # (settings, control, runners, sinks) -> (job, matter); it imports the heavy parts itself
     summary: str
 
     def build(self, settings: RunSettings, control, runners=None, sinks: tuple = ()):
         """The checked ``pipeline.Job`` and the mode's matter for ``settings``; ``runners`` opens weights as
         ``backends.open_runner`` does (a batch worker passes one that keeps them loaded); ``sinks``: more outputs
         beside the files (the page's previews)."""
-        import importlib
-
-        module, name = self.builder.split(":")
-        return getattr(importlib.import_module(module), name)(settings, control, runners=runners, sinks=sinks)
+        return self.builder(settings, control, runners=runners, sinks=sinks)
 
     def check_method(self, method: str | None, checkpoint: str | None) -> None:
         """A method this mode has (None: its default), and a checkpoint only beside a network method."""

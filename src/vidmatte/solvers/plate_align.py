@@ -69,7 +69,7 @@ class PlateAligner:
         self._matcher = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True)
         self._plate_keys, self._plate_desc = self._features(plate)
         self._refine_scale = min(1.0, REFINE_SIDE / max(h, w))
-        self._plate_grey = _grey(plate, self._refine_scale)
+        self._plate_greys: dict[float, np.ndarray] = {}  # the plate's grey at each working scale, made once
         self.reset()
 
     def reset(self) -> None:
@@ -149,7 +149,7 @@ class PlateAligner:
             to_small = np.diag([scale, scale, 1.0])
             f = _grey(frame, scale)
             for motion in (cv2.MOTION_TRANSLATION, cv2.MOTION_EUCLIDEAN):
-                p = _grey(self._warp(homography), scale)
+                p = self._small_warp(homography, scale)
                 mask = np.abs(f - p) < AGREE
                 if mask.mean() < 0.05:
                     return homography
@@ -166,7 +166,7 @@ class PlateAligner:
                 # p(W x) = f(x) with p = plate(H^-1 .): the plate -> frame map becomes W^-1 H
                 candidate = np.linalg.inv(step) @ homography
                 before = np.abs(f - p)[mask].mean()
-                if np.abs(f - _grey(self._warp(candidate), scale))[mask].mean() < before:
+                if np.abs(f - self._small_warp(candidate, scale))[mask].mean() < before:
                     homography = candidate
         return homography
 
@@ -198,10 +198,12 @@ class PlateAligner:
         return self._ecc_translation(frame_grey, homography, scale)
 
     def _small_warp(self, homography: np.ndarray, scale: float) -> np.ndarray:
-        """The plate's grey at the refinement scale, warped by ``homography`` (full-size pixels)."""
+        """The plate's grey at ``scale``, warped by ``homography`` (full-size pixels)."""
+        if scale not in self._plate_greys:
+            self._plate_greys[scale] = _grey(self.plate, scale)
+        grey = self._plate_greys[scale]
         to_small = np.diag([scale, scale, 1.0])
-        h, w = self._plate_grey.shape
-        return cv2.warpPerspective(self._plate_grey, to_small @ homography @ np.linalg.inv(to_small), (w, h),
+        return cv2.warpPerspective(grey, to_small @ homography @ np.linalg.inv(to_small), grey.shape[::-1],
                                    flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
     def _tracked(self, f: np.ndarray, homography: np.ndarray, scale: float) -> np.ndarray:
