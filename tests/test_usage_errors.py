@@ -32,7 +32,7 @@ BAD = [
     ("missing background", ["--composition", "c.mp4", "--background", "missing.jpg"], "missing.jpg"),
     ("rgba twice", ["--rgba", "a.mov", "--rgba", "b.mov"], "--rgba given twice"),
     ("16-bit video alpha", ["--alpha", "a.mp4", "--bit-depth", "16"], "16-bit"),
-    ("16-bit without alpha", ["--rgba", "r/", "--bit-depth", "16"], "--alpha only"),
+    ("16-bit composition only", ["--composition", "c/", "--bit-depth", "16"], "applies to alpha, foreground and RGBA"),
 ]
 
 

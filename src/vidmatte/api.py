@@ -61,7 +61,10 @@ def convert_video(model="rvm-mobilenetv3",
                   prior: str = "auto",
                   work: str | None = None,
                   method: str = "classical",
-                  checkpoint: str | None = None):
+                  checkpoint: str | None = None,
+                  image_format: str = "png",
+                  bit_depth: int | None = None,
+                  premultiplied: bool = False):
     """RobustVideoMatting's ``convert_video``, same parameter names and meaning, on vidmatte's pipeline.
 
     model: a registered name (``"rvm-mobilenetv3"``), a path to an RVM ``.onnx`` file, a matter from ``load``, or
@@ -76,6 +79,10 @@ def convert_video(model="rvm-mobilenetv3",
     ``keyframes``: {frame index: trimap or mask (path or array)} mattes the subject marked there instead, by
     ``convert_guided`` with ``guidance``, ``object``, ``band``, ``prior``, ``work``, ``method`` and ``checkpoint``
     (see there; ``model`` is then the RVM weights of its prior).
+    ``image_format``: "png", "tiff" or "exr" for folder outputs (EXR needs the 'exr' extra); ``bit_depth``: 8 or 16
+    for PNG/TIFF alpha, foreground and RGBA, 16 (half) or 32 (float) for EXR (None: 8, EXR 16);
+    ``premultiplied``: RGBA outputs store colour times alpha (``--image-format``, ``--bit-depth``,
+    ``--premultiplied``).
     """
     from .errors import UsageError
     from .modes import MODES
@@ -90,12 +97,14 @@ def convert_video(model="rvm-mobilenetv3",
                               background=background, start_frame=start_frame, end_frame=end_frame,
                               overwrite=overwrite, allow_partial=allow_partial, control=control,
                               guidance=guidance, object=object, band=band, prior=prior, work=work,
-                              method=method, checkpoint=checkpoint,
+                              method=method, checkpoint=checkpoint, image_format=image_format,
+                              bit_depth=bit_depth, premultiplied=premultiplied,
                               **({"model": model} if isinstance(model, str) else {}))
     run = _run_settings(input_source, output_type, input_resize, output_video_mbps, background, start_frame,
                         end_frame, overwrite, allow_partial,
                         [("composition", output_composition), ("alpha", output_alpha),
-                         ("foreground", output_foreground), ("rgba", output_rgba)])
+                         ("foreground", output_foreground), ("rgba", output_rgba)],
+                        image_format, bit_depth, premultiplied)
     mode = MODES["convert"]
     with _controlled(control, progress) as control:
         if isinstance(model, (str, os.PathLike)):
@@ -137,7 +146,10 @@ def convert_guided(input_source: str = None,
                    method: str = "classical",
                    checkpoint: str | None = None,
                    mem_every: int | None = None,
-                   max_memory: int | None = None):
+                   max_memory: int | None = None,
+                   image_format: str = "png",
+                   bit_depth: int | None = None,
+                   premultiplied: bool = False):
     """``vidmatte guided`` as a call: matte any subject marked on keyframes, same checks and errors as the CLI.
 
     keyframes: {frame index: a trimap or mask image path, or the image as a numpy array (uint8/bool [H,W] mask,
@@ -150,7 +162,8 @@ def convert_guided(input_source: str = None,
     method: "classical" (propagate the keyframes, solve alpha) or a network of ``--method``
     (``matters.networks.GUIDED_NETWORKS``, e.g. "ftpvm") run from ``checkpoint``, with ``mem_every`` /
     ``max_memory`` as ``--mem-every`` / ``--max-memory`` (None: the network's own defaults); ``work`` and
-    ``prior`` are for the classical method.
+    ``prior`` are for the classical method. ``image_format``, ``bit_depth``, ``premultiplied``: as
+    ``convert_video``'s.
     Errors are ``UsageError``/``GuidanceError`` (one line) before anything is written.
     """
     from .modes import MODES
@@ -158,7 +171,8 @@ def convert_guided(input_source: str = None,
     run = _run_settings(input_source, output_type, input_resize, output_video_mbps, background, start_frame,
                         end_frame, overwrite, allow_partial,
                         [("composition", output_composition), ("alpha", output_alpha),
-                         ("foreground", output_foreground), ("rgba", output_rgba), ("trimap", output_trimaps)])
+                         ("foreground", output_foreground), ("rgba", output_rgba), ("trimap", output_trimaps)],
+                        image_format, bit_depth, premultiplied)
     mode = MODES["guided"]
     settings = mode.settings(**run, marks=keyframes, guidance=guidance, object=object, band=band, prior=prior,
                              model=model, cache_dir=cache, work=work, method=method, checkpoint=checkpoint,
@@ -177,7 +191,8 @@ def convert_background(input_source: str = None, plate=None, *, method: str = "c
     checkpoint; none are bundled); plate_out: write the plate used (e.g. the auto estimate) as an image; model:
     RVM's weights, the classical method's person prior. ``outputs``: the outputs and options of ``convert_video`` by
     their names (output_type, output_composition, output_alpha, output_foreground, output_rgba, background,
-    input_resize, output_video_mbps, start_frame, end_frame, overwrite, allow_partial, progress). Returns a
+    input_resize, output_video_mbps, start_frame, end_frame, overwrite, allow_partial, image_format, bit_depth,
+    premultiplied, progress). Returns a
     ``ConvertResult`` whose ``details`` report the alignment (``plate_unmatched_frames``, ``plate_gain_frames``,
     ``plate_residual``) and ``person_share``. Errors are ``UsageError`` (one line) before anything is written.
     """
@@ -221,12 +236,14 @@ def _controlled(control, progress: bool):
 def _output_options(input_source, input_resize=None, output_type: str = "video", output_composition=None,
                     output_alpha=None, output_foreground=None, output_video_mbps=None, output_rgba=None,
                     background: str = "green", start_frame: int = 0, end_frame=None, overwrite: bool = False,
-                    allow_partial: bool = False) -> dict:
+                    allow_partial: bool = False, image_format: str = "png", bit_depth: int | None = None,
+                    premultiplied: bool = False) -> dict:
     """The run settings from ``convert_video``'s output parameters, by name (a misspelt one is a TypeError)."""
     return _run_settings(input_source, output_type, input_resize, output_video_mbps, background, start_frame,
                          end_frame, overwrite, allow_partial,
                          [("composition", output_composition), ("alpha", output_alpha),
-                          ("foreground", output_foreground), ("rgba", output_rgba)])
+                          ("foreground", output_foreground), ("rgba", output_rgba)],
+                         image_format, bit_depth, premultiplied)
 
 
 def load_guided(keyframe=None, guidance: str = "auto", object: int | None = None, band: int | None = None,
@@ -265,7 +282,8 @@ def _log():
 
 
 def _run_settings(input_source, output_type: str, input_resize, output_video_mbps, background, start_frame,
-                  end_frame, overwrite, allow_partial, outputs: list[tuple[str, object]]) -> dict:
+                  end_frame, overwrite, allow_partial, outputs: list[tuple[str, object]], image_format: str = "png",
+                  bit_depth: int | None = None, premultiplied: bool = False) -> dict:
     """The ``RunSettings`` of convert_video, convert_guided and convert_background by field; ``outputs``: (kind,
     path or None) pairs."""
     from .errors import UsageError
@@ -287,7 +305,8 @@ def _run_settings(input_source, output_type: str, input_resize, output_video_mbp
     return {"input": str(input_source), "outputs": paths, "background": background, "start_frame": start_frame,
             "end_frame": end_frame, "input_resize": tuple(input_resize) if input_resize else None,
             "bitrate": f"{output_video_mbps}M" if output_video_mbps else None, "overwrite": overwrite,
-            "allow_partial": allow_partial}
+            "allow_partial": allow_partial, "image_format": image_format, "bit_depth": bit_depth,
+            "premultiplied": bool(premultiplied)}
 
 
 def _matter_for(model, downsample_ratio: float | None, seq_chunk: int, device: str | None,

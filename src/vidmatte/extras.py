@@ -18,6 +18,7 @@ EXTRAS = {
     "web": ("fastapi", "FastAPI and uvicorn"),
     "ray": ("ray", "Ray"),
     "eval": ("scipy", "scipy"),
+    "exr": ("OpenEXR", "the OpenEXR package"),
 }
 
 

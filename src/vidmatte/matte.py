@@ -26,6 +26,7 @@ class Pictures:
     alpha: np.ndarray | None = None  # float32 [H,W] 0..1
     alpha_u8: np.ndarray | None = None  # uint8 [H,W]
     trimap: np.ndarray | None = None  # uint8 [H,W] {0,128,255}: the guidance the alpha was solved from, if any
+    foreground_float: np.ndarray | None = None  # float32 [H,W,3] 0..1, for 16-bit and EXR outputs (outputs.py)
 
 
 def check_background(background: np.ndarray | None, height: int, width: int) -> None:

@@ -13,7 +13,7 @@ from typing import Callable, Iterable, Protocol
 
 import numpy as np
 
-from .compose import alpha_to_u16, rgba
+from .compose import alpha_to_u8, alpha_to_u16, rgba
 from .matte import Matte, Pictures
 
 # The pictures each output kind is made from.
@@ -33,6 +33,7 @@ class StreamInfo:
     has_audio: bool
     start_seconds: float = 0.0
     end_seconds: float | None = None
+    timecode: str | None = None  # of the first frame written (the input's, moved to the range's start)
 
 
 class Sink(Protocol):
@@ -64,41 +65,83 @@ class CallbackSink:
 
 
 class FileSink:
-    """One output file or PNG folder (``OutputSpec``), opened under a temporary name."""
+    """One output file or folder of images (``OutputSpec``), opened under a temporary name.
+
+    It turns the frame's pictures into what the file stores (``spec.samples``): uint8, uint16 (PNG/TIFF alpha,
+    foreground, RGBA with ``--bit-depth 16``; colour from the float foreground, not the 8-bit one scaled), or float
+    for EXR (colour linear, ``io.image_formats``), with RGBA colour times alpha when ``spec.premultiplied``.
+    """
 
     def __init__(self, spec, stream: StreamInfo, *, crf=None, bitrate=None, preset="superfast", threads=0):
         from .io.audio import AudioTrack
-        from .io.writers import open_writer, takes_16_bit
+        from .io.writers import open_writer
 
         self.spec, self.kinds = spec, frozenset({spec.kind})
-        self.sixteen_bit = spec.kind == "alpha" and spec.bit_depth == 16 and takes_16_bit(spec)
+        self.samples = spec.samples
+        # The float foreground (Pictures.foreground_float) is asked for only where more than 8 bits are kept.
+        self.fine_foreground = spec.kind in ("foreground", "rgba") and self.samples != "u8"
         audio = None
         # Every video output a viewer watches keeps the input's sound; a bare matte (alpha) does not need it.
         if spec.kind not in ("alpha", "trimap") and not spec.is_sequence and not spec.is_image and stream.has_audio:
             audio = AudioTrack(stream.source_path, stream.start_seconds, stream.end_seconds)
         self.writer = open_writer(spec, stream.width, stream.height, stream.time_base, stream.fps, crf=crf,
-                                  bitrate=bitrate, preset=preset, audio=audio, threads=threads)
+                                  bitrate=bitrate, preset=preset, audio=audio, threads=threads,
+                                  **({"timecode": stream.timecode} if stream.timecode and not spec.is_sequence
+                                     and not spec.is_image else {}))
 
     def write(self, index: int, pts: int, pictures: Pictures) -> None:
-        kind = self.spec.kind
-        if kind == "alpha":
-            self.writer.write(alpha_to_u16(pictures.alpha) if self.sixteen_bit else pictures.alpha_u8, pts)
-        elif kind == "foreground":
-            self.writer.write(pictures.foreground, pts)
-        elif kind == "rgba":
-            self.writer.write(rgba(pictures.foreground, pictures.alpha_u8), pts)
-        elif kind == "trimap":
+        self.writer.write(self.stored(pictures), pts)
+
+    def stored(self, pictures: Pictures) -> np.ndarray:
+        """The image this output stores for one frame's pictures."""
+        from .io.image_formats import srgb_to_linear
+
+        kind, samples = self.spec.kind, self.samples
+        floats = samples in ("half", "float")
+        if kind == "trimap":
             if pictures.trimap is None:
                 raise ValueError("this mode makes no trimaps to write")
-            self.writer.write(pictures.trimap, pts)
+            return pictures.trimap.astype(np.float32) / 255 if floats else pictures.trimap
+        if kind == "composition":
+            return srgb_to_linear(pictures.composition) if floats else pictures.composition
+        if kind == "alpha":
+            return pictures.alpha if floats else alpha_to_u16(pictures.alpha) if samples == "u16" else pictures.alpha_u8
+        if samples == "u8":
+            colour = pictures.foreground
+        elif samples == "u16":
+            colour = alpha_to_u16(pictures.foreground_float)
         else:
-            self.writer.write(pictures.composition, pts)
+            colour = srgb_to_linear(pictures.foreground_float)
+        if kind == "foreground":
+            return colour
+        return premultiplied_rgba(colour, pictures.alpha, samples, self.spec.premultiplied)
 
     def close(self) -> None:
         self.writer.close()
 
     def abort(self) -> None:
         self.writer.abort()
+
+
+def premultiplied_rgba(colour: np.ndarray, alpha: np.ndarray, samples: str, premultiplied: bool) -> np.ndarray:
+    """Colour [H,W,3] (uint8, uint16 or float, as stored) and alpha float [H,W] 0..1 -> RGBA of the same type,
+    the colour times alpha when ``premultiplied`` (rounded to the nearest step in integer formats)."""
+    import cv2
+
+    if samples == "u8":
+        a = alpha_to_u8(alpha)
+        if premultiplied:
+            colour = cv2.multiply(colour, cv2.merge([a, a, a]), scale=1 / 255)  # rounds, as alpha_to_u8 does
+        return rgba(colour, a)
+    if samples == "u16":
+        a = alpha_to_u16(alpha)
+        if premultiplied:
+            colour = cv2.multiply(colour, cv2.merge([a, a, a]), scale=1 / 65535)
+        return cv2.merge([*cv2.split(colour), a])
+    alpha = alpha.astype(np.float32, copy=False)
+    if premultiplied:
+        colour = colour * alpha[..., None]
+    return cv2.merge([*cv2.split(colour.astype(np.float32, copy=False)), alpha])
 
 
 class OutputSet:
@@ -111,6 +154,7 @@ class OutputSet:
         self.composition = "composition" in needs
         self.foreground = "foreground" in needs
         self.alpha = "alpha" in needs
+        self.fine_foreground = any(getattr(sink, "fine_foreground", False) for sink in sinks)
         self._first_pts: int | None = None
 
     @property
@@ -122,6 +166,8 @@ class OutputSet:
         """One frame's result to every sink; timestamps start at 0 in the outputs."""
         self._first_pts = pts if self._first_pts is None else self._first_pts
         pictures = matte.pictures(self._background_for(index, matte), foreground=self.foreground, alpha=self.alpha)
+        if self.fine_foreground:
+            pictures.foreground_float = matte.foreground()
         for sink in self.sinks:
             sink.write(index, pts - self._first_pts, pictures)
 

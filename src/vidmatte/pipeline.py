@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError, PartialInputError, UsageError
-from .io.probe import LARGE_FRAME_PIXELS
+from .io.probe import LARGE_FRAME_PIXELS, shift_timecode
 from .io.source import open_source
 from .io.writers import OutputSpec, check_outputs
 from .job import JobControl, PassClock
@@ -234,7 +234,9 @@ class Job:
             self.width, self.height, time_base, info.fps, str(info.path),
             has_audio=info.kind == "video" and bool(info.audio),
             start_seconds=float(options.start_frame / info.fps) if options.start_frame else 0.0,
-            end_seconds=float(options.end_frame / info.fps) if options.end_frame else None)
+            end_seconds=float(options.end_frame / info.fps) if options.end_frame else None,
+            # The outputs start at the range's first frame: so does their timecode.
+            timecode=shift_timecode(info.timecode, options.start_frame, info.fps) if info.timecode else None)
 
     def _encoder_threads(self) -> int:
         if self.options.encoder_threads is not None:

@@ -2,7 +2,9 @@
 
 Chunk k covers frames [a, b) of the item's range. Its job runs RVM forward over the ``lead_in`` frames before ``a``
 (no output) so the recurrent state reaches ``a`` about as the whole run would have, then writes [a, b) as lossless
-PNG folders in a work folder beside the item's outputs (``.vidmatte-chunks/``). Chunk 0 starts where the whole run
+PNG folders in a work folder beside the item's outputs (``.vidmatte-chunks/``): straight colour, 16-bit where an
+output keeps more than 8 bits (TIFF/PNG 16, EXR: a float EXR of a chunked item holds 16-bit precision), so that
+stitching remakes each output's own format (premultiplied, linear EXR) from them. Chunk 0 starts where the whole run
 starts and gets the same backward warm-up, so its frames are the whole run's exactly.
 
 Stitching opens the item's real outputs through the same ``Job`` the frame loop uses (temporary names, the input's
@@ -50,9 +52,16 @@ def plan(settings: RunSettings, chunk_frames: int, lead_in: int,
     for k, a in enumerate(range(first, stop, chunk_frames)):
         b = min(a + chunk_frames, stop)
         outputs = {kind: f"{work / f'{kind}-{k:04d}'}/" for kind in settings.outputs}
-        piece = dataclasses.replace(settings, start_frame=a, end_frame=b, overwrite=True, outputs=outputs)
+        piece = dataclasses.replace(settings, start_frame=a, end_frame=b, overwrite=True, outputs=outputs,
+                                    image_format="png", premultiplied=False, bit_depth=_piece_depth(settings))
         chunks.append((piece, min(lead_in, a - first), b - a))
     return chunks
+
+
+def _piece_depth(settings: RunSettings) -> int | None:
+    """16 where the item's outputs keep more than 8 bits of alpha or colour, else the PNG default."""
+    deep = settings.image_format == "exr" or (settings.bit_depth or 8) > 8
+    return 16 if deep and any(kind in ("alpha", "foreground", "rgba") for kind in settings.outputs) else None
 
 
 def is_done(piece: RunSettings) -> bool:
@@ -86,7 +95,7 @@ def stitch(settings: RunSettings, pieces: list[RunSettings], kinds: tuple[str, .
                 control.raise_if_cancelled()
                 for sink in outputs.sinks:
                     image = _read_png(Path(piece.outputs[sink.spec.kind]) / f"{i - piece.start_frame:05d}.png")
-                    sink.writer.write(image, pts[i] - pts[first])
+                    sink.write(i, pts[i] - pts[first], _pictures(sink.spec.kind, image))
                 clock.advance()
         outputs.close()
     except BaseException:
@@ -94,6 +103,27 @@ def stitch(settings: RunSettings, pieces: list[RunSettings], kinds: tuple[str, .
         raise
     shutil.rmtree(Path(output_folder) / WORK_NAME, ignore_errors=True)
     return total
+
+
+def _pictures(kind: str, image: np.ndarray):
+    """A chunk's stored frame (straight, 8 or 16 bit) as the pictures an output of ``kind`` is made from."""
+    from ..compose import alpha_to_u8
+    from ..matte import Pictures
+
+    if kind == "composition":
+        return Pictures(composition=image)
+    scale = 65535.0 if image.dtype == np.uint16 else 255.0
+    picture = Pictures()
+    if kind == "alpha" or kind == "rgba":
+        alpha = image if image.ndim == 2 else image[..., 3]
+        picture.alpha = alpha.astype(np.float32) / np.float32(scale)
+        picture.alpha_u8 = alpha if alpha.dtype == np.uint8 else alpha_to_u8(picture.alpha)
+    if kind == "foreground" or kind == "rgba":
+        colour = image[..., :3]
+        picture.foreground_float = colour.astype(np.float32) / np.float32(scale)
+        picture.foreground = colour if colour.dtype == np.uint8 else np.ascontiguousarray(
+            np.clip(picture.foreground_float * 255 + 0.5, 0, 255).astype(np.uint8))
+    return picture
 
 
 def _read_png(path: Path) -> np.ndarray:

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from ..modes.base import IMAGE_FORMATS
 from ..modes.convert import BACKENDS, DEFAULT_WARMUP
 
 DESCRIPTION = ("Matte a video (anything FFmpeg decodes), a live source (webcam, webcam:N, /dev/videoN, or any "
@@ -48,17 +49,24 @@ def add_output_arguments(p: argparse.ArgumentParser):
     out = p.add_argument_group("outputs (at least one)")
     out.add_argument("--composition", metavar="PATH", action=_Once, help="foreground composited over --background")
     out.add_argument("--alpha", metavar="PATH", action=_Once,
-                     help="alpha matte (8-bit gray; 16-bit PNG with --bit-depth 16)")
+                     help="alpha matte (8-bit gray; 16-bit PNG/TIFF with --bit-depth 16; half or float EXR)")
     out.add_argument("--foreground", metavar="PATH", action=_Once, help="predicted foreground colour")
     out.add_argument("--rgba", metavar="PATH", action=_Once,
-                     help="foreground with alpha (.mov, .webm, .mkv or folder/)")
+                     help="foreground with alpha (.mov, .webm, .mkv or folder/; straight unless --premultiplied)")
     add_picture_arguments(out)
     return out
 
 
 def add_picture_arguments(group) -> None:
     """How the outputs look, whatever their paths (``vidmatte batch`` names the paths itself)."""
-    group.add_argument("--bit-depth", type=int, choices=[8, 16], default=8, help="PNG alpha bit depth")
+    group.add_argument("--image-format", choices=IMAGE_FORMATS, default="png",
+                       help="format of folder/ outputs' frames: png (default), tiff, or exr (OpenEXR, linear "
+                            "colour; needs the 'exr' extra)")
+    group.add_argument("--bit-depth", type=int, choices=[8, 16, 32], default=None,
+                       help="PNG/TIFF alpha, foreground and RGBA: 8 (default) or 16; EXR: 16 (half, default) or 32 "
+                            "(float)")
+    group.add_argument("--premultiplied", action="store_true",
+                       help="RGBA outputs store colour times alpha (straight by default); every file says which")
     group.add_argument("--background", default="green",
                        help="composition background: green|black|white|#RRGGBB|IMAGE|VIDEO (scaled to cover)")
 

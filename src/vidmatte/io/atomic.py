@@ -30,8 +30,9 @@ from typing import Iterator
 from .._version import __version__
 from ..errors import OutputError
 
-# What PngSequenceWriter writes: five digits (more once a sequence passes 99999 frames, as "%05d" does).
-FRAME_NAME = re.compile(r"\d{5,}\.png")
+# What ImageSequenceWriter writes: five digits (more once a sequence passes 99999 frames, as "%05d" does), then the
+# format's extension (io.image_formats.EXTENSION).
+FRAME_NAME = re.compile(r"\d{5,}\.(?:png|tif|exr)")
 # Any temporary of ours, whatever output it belongs to (older versions had no token, and left ".old" folders); the
 # writing process's pid in group 1.
 TEMPORARY_NAME = re.compile(r"\..*\.vidmatte-(\d+)(?:-[0-9a-f]+)?\.(?:part.*|old)")

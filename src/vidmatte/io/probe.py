@@ -39,6 +39,7 @@ class SourceInfo:
     input_format: str | None = None  # FFmpeg demuxer for live sources (v4l2, avfoundation, lavfi...)
     input_options: dict | None = None  # its options, e.g. {"video_size": "1280x720", "framerate": "30"}
     alpha: bool = False  # the stored picture carries an alpha channel (ProRes 4444, FFV1 BGRA, VP9 alpha, RGBA PNG)
+    timecode: str | None = None  # of the first frame, "HH:MM:SS:FF" (";" before FF: drop-frame), as a camera's MOV
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -165,9 +166,50 @@ def _probe_video(p: Path) -> SourceInfo:
             a = container.streams.audio[0]
             audio = f"{a.codec_context.name} {a.codec_context.sample_rate} Hz {a.codec_context.layout.name}"
         return SourceInfo(str(p), "video", width, height, fps, frames, rotation, ctx.pix_fmt, ctx.name,
-                          duration, audio, stream.time_base, alpha=stream_has_alpha(stream))
+                          duration, audio, stream.time_base, alpha=stream_has_alpha(stream),
+                          timecode=source_timecode(container, stream))
     finally:
         container.close()
+
+
+def source_timecode(container, stream) -> str | None:
+    """The timecode FFmpeg reports for a video: the video stream's, the container's (Matroska: TIMECODE), or a
+    timecode track's (a MOV's tmcd stream)."""
+    for metadata in (stream.metadata, container.metadata, *(s.metadata for s in container.streams)):
+        for key, value in metadata.items():
+            if key.lower() == "timecode" and TIMECODE.fullmatch(value.strip()):
+                return value.strip()
+    return None
+
+
+TIMECODE = re.compile(r"\d{2}:\d{2}:\d{2}[:;.]\d{2,3}")
+
+
+def shift_timecode(timecode: str, frames: int, fps: float) -> str:
+    """``timecode`` moved ``frames`` frames later at ``fps`` (drop-frame timecodes, "HH:MM:SS;FF", skip frame
+    numbers 0 and 1 (2 and 3 at 59.94) of every minute but each tenth, as SMPTE 12M counts them)."""
+    if not frames:
+        return timecode
+    hh, mm, ss, ff = (int(v) for v in re.split(r"[:;.]", timecode))
+    base = round(fps)
+    drop = ";" in timecode or "." in timecode
+    per_minute = base * 60
+    if drop:
+        skip = 2 if base <= 30 else 4
+        minutes = hh * 60 + mm
+        count = (minutes * 60 + ss) * base + ff - skip * (minutes - minutes // 10)
+        count += frames
+        per_ten = per_minute * 10 - skip * 9
+        tens, rest = divmod(count, per_ten)
+        extra = 0 if rest < skip else skip * ((rest - skip) // (per_minute - skip))
+        count += skip * 9 * tens + extra
+        sep = ";"
+    else:
+        count = ((hh * 60 + mm) * 60 + ss) * base + ff + frames
+        sep = ":"
+    count %= base * 86400  # a day wraps
+    ff, seconds = count % base, count // base
+    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}{sep}{ff:02d}"
 
 
 def _video_length(container, stream, fps: float) -> tuple[int | None, float | None]:

@@ -2,7 +2,11 @@
 
 Which codec a file gets is decided by its extension (the CLI contract):
   .mp4 H.264 (no alpha) | .mov H.264, or ProRes 4444 when it carries alpha | .webm VP9 (with alpha for RGBA)
-  | .mkv H.264, or FFV1 when it carries alpha | a path ending in "/" or an existing folder: PNG sequence.
+  | .mkv H.264, or FFV1 when it carries alpha | a path ending in "/" or an existing folder: a sequence of images, PNG
+  unless the run names another ``image_format`` (TIFF, OpenEXR: ``io.image_formats``).
+
+Every file says what it can of its alpha: RGBA video files and PNGs carry an ``alpha_mode`` tag (straight or
+premultiplied), TIFFs their ExtraSamples tag, EXRs a header attribute; video files keep the input's timecode.
 """
 
 from __future__ import annotations
@@ -19,12 +23,15 @@ import numpy as np
 
 from ..errors import OutputError, OutputExists, UsageError
 from .atomic import AtomicOutput, why_not_ours
+from .image_formats import (BIT_DEPTHS, DEFAULT_BIT_DEPTH, EXTENSION, FORMAT_OF_EXTENSION, IMAGE_FORMATS,
+                            alpha_mode, exr_attributes, png_with_text, tiff_with_alpha_mode, write_exr)
 from .probe import LARGE_FRAME_PIXELS, is_pattern, list_images
 
 KINDS = ("composition", "alpha", "foreground", "rgba", "trimap")  # trimap: guided mode's propagated guidance
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".webm", ".mkv")
 # One-frame outputs (a single image in, e.g. `--alpha cutout.png`); JPEG has no alpha channel.
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".exr")
+DEPTH_KINDS = ("alpha", "foreground", "rgba")  # what PNG/TIFF hold in 16 bits (a composition stays 8-bit)
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
                 "placebo")
 CRF_RANGES = {"libx264": ("H.264", 51), "libvpx-vp9": ("VP9", 63)}  # encoder -> (name, highest crf)
@@ -68,19 +75,35 @@ class OutputSpec:
     kind: str  # composition | alpha | foreground | rgba
     path: Path
     is_sequence: bool
-    bit_depth: int = 8  # PNG alpha only: 8 or 16
+    bit_depth: int = 8  # PNG/TIFF alpha, foreground, RGBA: 8 or 16; EXR: 16 (half) or 32 (float)
+    image_format: str | None = "png"  # png | tiff | exr for a folder's frames or one image file; None: a video (or
+    # an image format with no choices, JPEG/WebP)
+    premultiplied: bool = False  # RGBA colour times alpha
 
     @property
     def carries_alpha(self) -> bool:
         return self.kind == "rgba"
 
     @property
+    def samples(self) -> str:
+        """What the file holds: "u8", "u16", "half" or "float"."""
+        if self.image_format == "exr":
+            return "half" if self.bit_depth == 16 else "float"
+        if self.image_format in ("png", "tiff") and self.kind in DEPTH_KINDS and self.bit_depth == 16:
+            return "u16"
+        return "u8"
+
+    @property
     def is_image(self) -> bool:
         return not self.is_sequence and self.path.suffix.lower() in IMAGE_EXTENSIONS
 
 
-def parse_output(kind: str, path: str, bit_depth: int = 8) -> OutputSpec:
-    """Decide sequence vs. container from the path, and reject impossible combinations before any work starts."""
+def parse_output(kind: str, path: str, bit_depth: int | None = None, image_format: str = "png",
+                 premultiplied: bool = False) -> OutputSpec:
+    """Decide sequence vs. container from the path, and reject impossible combinations before any work starts.
+
+    ``image_format`` is a folder's (a one-image output's format is its extension's); ``bit_depth`` None is the
+    format's own default (8, EXR 16)."""
     if kind not in KINDS:
         raise UsageError(f"unknown output kind {kind!r}")
     p = Path(path).expanduser()
@@ -93,9 +116,20 @@ def parse_output(kind: str, path: str, bit_depth: int = 8) -> OutputSpec:
             raise UsageError("JPEG cannot carry alpha; use .png, .tif or .webp for --rgba")
     elif not is_sequence:
         choose_codec(ext, kind == "rgba", "superfast")  # raises on a bad extension
-    if bit_depth not in (8, 16):
-        raise UsageError("--bit-depth must be 8 or 16")
-    return OutputSpec(kind, p, is_sequence, bit_depth)
+    if bit_depth not in (None, 8, 16, 32):
+        raise UsageError(f"--bit-depth must be 8 or 16 (PNG, TIFF) or 16 or 32 (EXR: half or float), not {bit_depth}")
+    if image_format not in IMAGE_FORMATS:
+        raise UsageError(f"--image-format must be one of {', '.join(IMAGE_FORMATS)}, not {image_format!r}")
+    if is_sequence:
+        fmt = image_format
+    else:
+        fmt = FORMAT_OF_EXTENSION.get(ext) if ext in IMAGE_EXTENSIONS else None
+    if fmt is not None and bit_depth is not None and bit_depth not in BIT_DEPTHS[fmt]:
+        if fmt == "exr":
+            raise UsageError(f"--bit-depth {bit_depth}: EXR holds half (16) or float (32) samples")
+        raise UsageError(f"--bit-depth {bit_depth} (float) is for EXR; {fmt.upper()} holds 8 or 16 bits ({p})")
+    depth = bit_depth if bit_depth is not None else DEFAULT_BIT_DEPTH.get(fmt, 8)
+    return OutputSpec(kind, p, is_sequence, depth, fmt, premultiplied)
 
 
 def check_outputs(specs: list[OutputSpec], source: str | os.PathLike, overwrite: bool, frames: int | None) -> None:
@@ -217,20 +251,38 @@ def check_encoding(specs: list[OutputSpec], crf: int | None, preset: str) -> str
 
 
 def takes_16_bit(spec: OutputSpec) -> bool:
-    return spec.is_sequence or spec.path.suffix.lower() in (".png", ".tif", ".tiff")
+    return spec.image_format in ("png", "tiff", "exr")
 
 
-def check_bit_depth(specs: list[OutputSpec]) -> None:
-    """--bit-depth 16 is refused where it would be silently ignored."""
-    if not any(s.bit_depth == 16 for s in specs):
+def check_bit_depth(specs: list[OutputSpec], given: int | None) -> None:
+    """A --bit-depth above 8 is refused where it would be silently ignored (parse_output refused the depths a
+    format cannot hold)."""
+    if given is None or given == 8:
         return
-    alphas = [s for s in specs if s.kind == "alpha"]
-    if not alphas:
-        raise UsageError("--bit-depth 16 applies to --alpha only (as 16-bit PNG or TIFF)")
-    for spec in alphas:
-        if not takes_16_bit(spec):
-            raise UsageError(f"--bit-depth 16: {spec.path} holds 8-bit alpha only; 16-bit is for PNG/TIFF (a folder/, "
-                             ".png or .tif)")
+    takers = [s for s in specs if s.image_format == "exr" or (s.image_format in ("png", "tiff")
+                                                               and s.kind in DEPTH_KINDS)]
+    if not takers:
+        raise UsageError(f"--bit-depth {given} applies to alpha, foreground and RGBA images (16-bit PNG or TIFF) and "
+                         "to EXR (16 half, 32 float); no output here is one")
+    for spec in specs:
+        if spec.kind == "alpha" and not takes_16_bit(spec):
+            raise UsageError(f"--bit-depth {given}: {spec.path} holds 8-bit alpha only; 16-bit is for PNG/TIFF (a "
+                             "folder/, .png or .tif), 16 and 32 for EXR (--image-format exr or .exr)")
+
+
+def check_image_format(specs: list[OutputSpec], image_format: str, premultiplied: bool) -> str | None:
+    """Refuse an EXR without its extra and --premultiplied without an RGBA output (one-line UsageErrors, before any
+    work); a warning for an --image-format no output uses."""
+    from ..extras import require
+
+    if any(s.image_format == "exr" for s in specs):
+        require("exr", "EXR output (--image-format exr, .exr)", "OpenEXR")
+    if premultiplied and not any(s.carries_alpha for s in specs):
+        raise UsageError("--premultiplied applies to --rgba outputs (the colour stored times alpha); none is "
+                         "requested")
+    if image_format != "png" and not any(s.is_sequence for s in specs):
+        return f"--image-format {image_format} is ignored: it is for folder/ outputs (a file's extension names its own)"
+    return None
 
 
 def _disk_error(exc: OSError, path: Path) -> OutputError:
@@ -239,10 +291,25 @@ def _disk_error(exc: OSError, path: Path) -> OutputError:
     return OutputError(f"cannot write {path}: {exc.strerror or exc}")
 
 
-def _imwrite(path: Path, image: np.ndarray, shown_as: Path) -> None:
-    """uint8/uint16 gray, RGB or RGBA -> an image file (format by extension); errors name ``shown_as``."""
+def _write_image(path: Path, image: np.ndarray, spec: OutputSpec) -> None:
+    """One frame of ``spec`` to ``path``: float planes to EXR, the rest through OpenCV (with the alpha's tags)."""
+    if spec.image_format == "exr":
+        if image.ndim == 2:  # a matte as Y and A (grey readers show Y, compositors take A); a trimap as Y
+            channels = {"Y": image, "A": image} if spec.kind == "alpha" else {"Y": image}
+        else:
+            channels = {name: image[..., i] for i, name in enumerate("RGBA"[:image.shape[2]])}
+        colour = image.ndim == 3
+        write_exr(path, channels, spec.bit_depth, exr_attributes(spec.premultiplied, colour), spec.path)
+        return
+    _imwrite(path, image, spec.path, premultiplied=spec.premultiplied)
+
+
+def _imwrite(path: Path, image: np.ndarray, shown_as: Path, premultiplied: bool = False) -> None:
+    """uint8/uint16 gray, RGB or RGBA -> an image file (format by extension); errors name ``shown_as``. RGBA PNGs
+    and TIFFs say whether their colour is premultiplied."""
     import cv2
 
+    alpha = image.ndim == 3 and image.shape[2] == 4
     if image.ndim == 3:
         code = cv2.COLOR_RGBA2BGRA if image.shape[2] == 4 else cv2.COLOR_RGB2BGR
         image = cv2.cvtColor(image, code)
@@ -251,19 +318,26 @@ def _imwrite(path: Path, image: np.ndarray, shown_as: Path) -> None:
     ok, encoded = cv2.imencode(path.suffix.lower(), image, params)
     if not ok:
         raise OutputError(f"cannot encode {shown_as}")
+    data = encoded.data
+    if alpha and path.suffix.lower() == ".png":
+        data = png_with_text(encoded.tobytes(), {"alpha_mode": alpha_mode(premultiplied)})
+    elif alpha and path.suffix.lower() in (".tif", ".tiff"):
+        data = tiff_with_alpha_mode(encoded.tobytes(), premultiplied)
     # Encoding in memory and writing here turns a full disk into ENOSPC (and no libpng noise on stderr).
     try:
         with open(path, "wb") as fh:
-            fh.write(encoded.data)
+            fh.write(data)
     except OSError as exc:
         raise _disk_error(exc, shown_as) from None
 
 
-class PngSequenceWriter:
-    """``00000.png``, ``00001.png``... in a folder that appears under its final name when complete."""
+class ImageSequenceWriter:
+    """``00000.png``, ``00001.png``... (``.tif``, ``.exr`` by the spec's format) in a folder that appears under its
+    final name when complete."""
 
     def __init__(self, spec: OutputSpec):
         self.spec = spec
+        self._extension = EXTENSION[spec.image_format or "png"]
         try:
             self._out = AtomicOutput(spec.path, is_dir=True)
         except OSError as exc:
@@ -271,7 +345,7 @@ class PngSequenceWriter:
         self._count = 0
 
     def write(self, image: np.ndarray, pts: int | None = None) -> None:
-        _imwrite(self._out.temp / f"{self._count:05d}.png", image, self.spec.path)
+        _write_image(self._out.temp / f"{self._count:05d}{self._extension}", image, self.spec)
         self._count += 1
 
     def close(self) -> None:
@@ -283,7 +357,10 @@ class PngSequenceWriter:
     discard = abort
 
 
-class ImageFileWriter(PngSequenceWriter):
+PngSequenceWriter = ImageSequenceWriter  # its former name
+
+
+class ImageFileWriter(ImageSequenceWriter):
     """One image file (``cutout.png``) for a one-frame input; the pipeline refuses longer inputs beforehand."""
 
     def __init__(self, spec: OutputSpec):
@@ -294,7 +371,7 @@ class ImageFileWriter(PngSequenceWriter):
     def write(self, image: np.ndarray, pts: int | None = None) -> None:
         if self._count:
             raise UsageError(f"{self.spec.path} holds one image; write a longer input to a folder/ or a video")
-        _imwrite(self._out.temp, image, self.spec.path)
+        _write_image(self._out.temp, image, self.spec)
         self._count = 1
 
 
@@ -303,7 +380,7 @@ class VideoFileWriter:
 
     def __init__(self, spec: OutputSpec, width: int, height: int, time_base: Fraction, fps: float,
                  crf: int | None = None, bitrate: str | None = None, preset: str = "superfast",
-                 audio=None, threads: int = 0):
+                 audio=None, threads: int = 0, timecode: str | None = None):
         import av
 
         self.spec = spec
@@ -311,10 +388,18 @@ class VideoFileWriter:
         self.width, self.height = width, height
         self._pad = (height % 2, width % 2) if self.codec.needs_even_size else (0, 0)
         self._out = AtomicOutput(spec.path, is_dir=False)
+        ext = spec.path.suffix.lower()
+        # QuickTime keeps keys of its own (alpha_mode) only as "mdta" metadata; Matroska takes any tag.
+        tagged = spec.carries_alpha and ext in (".mov", ".mp4")
         try:
-            self.container = av.open(str(self._out.temp), mode="w")
+            self.container = av.open(str(self._out.temp), mode="w",
+                                     options={"movflags": "use_metadata_tags"} if tagged else None)
         except (av.error.FFmpegError, OSError) as exc:
             raise _disk_error(exc if isinstance(exc, OSError) else OSError(errno.EIO, str(exc)), spec.path) from None
+        if timecode:  # MOV/MP4 get a timecode track (tmcd), Matroska a TIMECODE tag
+            self.container.metadata["timecode"] = timecode
+        if spec.carries_alpha:  # neither ProRes, VP9 nor FFV1 has a flag of its own for premultiplied colour
+            self.container.metadata["alpha_mode"] = alpha_mode(spec.premultiplied)
         rate = Fraction(fps).limit_denominator(1001) if fps else Fraction(30)
         stream = self.container.add_stream(self.codec.name, rate=rate)
         stream.width, stream.height = width + self._pad[1], height + self._pad[0]
@@ -411,7 +496,7 @@ def _parse_bitrate(text: str) -> int:
 def open_writer(spec: OutputSpec, width: int, height: int, time_base: Fraction, fps: float, **options):
     """A writer with ``write(image, pts)``, ``close()`` (commit) and ``abort()`` (remove the temp file)."""
     if spec.is_sequence:
-        return PngSequenceWriter(spec)
+        return ImageSequenceWriter(spec)
     if spec.is_image:
         return ImageFileWriter(spec)
     return VideoFileWriter(spec, width, height, time_base, fps, **options)

@@ -17,6 +17,7 @@ from ..errors import UsageError
 
 PICTURE_KINDS = ("composition", "alpha", "foreground", "rgba")  # every mode writes these
 DEFAULT_MODEL = "rvm-mobilenetv3"
+IMAGE_FORMATS = ("png", "tiff", "exr")  # of folder outputs (io.image_formats writes them)
 
 
 @dataclass(kw_only=True)
@@ -25,7 +26,9 @@ class RunSettings:
 
     input: str
     outputs: dict[str, str] = field(default_factory=dict)  # kind -> path; a PNG sequence's path ends in "/"
-    bit_depth: int = 8  # alpha as 16-bit PNG
+    bit_depth: int | None = None  # None: the format's own (8; EXR 16); PNG/TIFF 8|16, EXR 16 (half)|32 (float)
+    image_format: str = "png"  # of folder outputs: png|tiff|exr (io.image_formats)
+    premultiplied: bool = False  # RGBA outputs' colour times alpha (straight by default)
     background: str = "green"  # the composition's: green|black|white|#RRGGBB|image|video path
     start_frame: int = 0
     end_frame: int | None = None  # exclusive
@@ -89,20 +92,21 @@ def job_options(settings: RunSettings, kinds: tuple[str, ...], warn: Callable[[s
     """The pipeline's options for ``settings``, every check a run's outputs and range need made before any work
     starts; warnings (a --crf no output uses, --fps on a video) go to ``warn``."""
     from ..io.backgrounds import check_background
-    from ..io.writers import check_bit_depth, check_encoding, parse_output
+    from ..io.writers import check_bit_depth, check_encoding, check_image_format, parse_output
     from ..pipeline import ConvertOptions
 
     unknown = set(settings.outputs) - set(kinds)
     if unknown:
         raise UsageError(f"this mode makes no {', '.join(sorted(unknown))} output")
-    outputs = [parse_output(kind, settings.outputs[kind], settings.bit_depth) for kind in kinds
-               if settings.outputs.get(kind)]
+    outputs = [parse_output(kind, settings.outputs[kind], settings.bit_depth, settings.image_format,
+                            settings.premultiplied) for kind in kinds if settings.outputs.get(kind)]
     if not outputs and not sinks:
         named = ", ".join(f"--{kind}" for kind in kinds)
         raise UsageError(f"no output requested; give at least one of {named}")
     check_range(settings.start_frame, settings.end_frame)
-    check_bit_depth(outputs)
-    for message in (check_encoding(outputs, settings.crf, settings.preset),
+    check_bit_depth(outputs, settings.bit_depth)
+    for message in (check_image_format(outputs, settings.image_format, settings.premultiplied),
+                    check_encoding(outputs, settings.crf, settings.preset),
                     check_fps(settings.fps, settings.input, settings.input_format)):
         if message:
             warn(message)
