@@ -23,7 +23,7 @@ from media import disc_over_plate, write_video
 REPO = Path(__file__).resolve().parents[1]
 # distribution name -> the module it is imported as, where they differ
 IMPORT_NAMES = {"pyyaml": "yaml", "imageio-ffmpeg": "imageio_ffmpeg", "opencv-python-headless": "cv2",
-                "pillow": "PIL"}
+                "pillow": "PIL", "openexr": "OpenEXR"}
 
 BLOCKER = """
 import importlib.abc, sys
@@ -119,6 +119,9 @@ def test_background_runs_on_a_core_install(scene):
     (["convert", "clip.mp4", "--alpha", "out/", "--backend", "torch"], "torch"),
     (["batch", "clip.mp4", "--output-dir", "out", "--ray"], "ray"),
     (["serve"], "web"),
+    (["convert", "clip.mp4", "--alpha", "out/", "--image-format", "exr"], "exr"),
+    (["background", "clip.mp4", "--plate", "plate.png", "--rgba", "cutout.exr"], "exr"),
+    (["batch", "clip.mp4", "--output-dir", "out", "--outputs", "alpha/", "--image-format", "exr"], "exr"),
 ])
 def test_a_feature_needing_an_extra_says_which_before_any_work(scene, argv, extra):
     before = sorted(p.name for p in scene.iterdir())

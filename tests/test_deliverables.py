@@ -412,3 +412,33 @@ def test_api_modes_take_the_image_format(tmp_path, clip, rvm_onnx_path):
     vidmatte.convert_background(str(clip), plate, align=False, output_alpha=f"{tmp_path}/b/", image_format="tiff",
                                 progress=False)
     assert cv2.imread(str(tmp_path / "b" / "00000.tif"), cv2.IMREAD_UNCHANGED).dtype == np.uint8
+
+
+@needs_exr
+@pytest.mark.weights
+@pytest.mark.slow
+def test_batch_chunks_stitch_into_premultiplied_exr_as_one_run_writes_them(tmp_path, rvm_onnx_path):
+    """Chunks are 16-bit straight PNGs; stitching remakes the item's EXRs (linear, premultiplied) from them."""
+    from test_jobs import subject_frames
+
+    clip = write_video(tmp_path / "long.mp4", subject_frames(20, size=64))
+    common = ["--outputs", "alpha/,rgba/,composition.mp4", "--image-format", "exr", "--premultiplied", "--json",
+              "--quiet"]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    for name, extra in (("single", ["--workers", "1"]),
+                        ("chunked", ["--workers", "2", "--chunk-frames", "10", "--lead-in", "10"])):
+        proc = subprocess.run([sys.executable, "-m", "vidmatte", "batch", str(clip), "--output-dir",
+                               str(tmp_path / name), *common, *extra], capture_output=True, text=True, env=env,
+                              timeout=600)
+        assert json.loads(proc.stdout.strip().splitlines()[-1])["done"] == 1, proc.stderr
+    a, b = tmp_path / "single" / "long", tmp_path / "chunked" / "long"
+    assert sorted(p.name for p in (b / "rgba").glob("*.exr")) == [f"{i:05d}.exr" for i in range(20)]
+    assert not (b / ".vidmatte-chunks").exists()
+    for i in range(20):  # chunk 1's lead-in reaches frame 0: both chunks are the whole run's frames
+        one, header = read_exr(a / "rgba" / f"{i:05d}.exr")
+        two, header2 = read_exr(b / "rgba" / f"{i:05d}.exr")
+        assert header2["alpha_mode"] == header["alpha_mode"] == "premultiplied"
+        for c in "RGBA":
+            assert np.abs(one[c].astype(np.float32) - two[c].astype(np.float32)).max() <= 2 / 255, (i, c)
+        np.testing.assert_allclose(read_exr(b / "alpha" / f"{i:05d}.exr")[0]["A"].astype(np.float32),
+                                   two["A"].astype(np.float32), atol=1e-3)

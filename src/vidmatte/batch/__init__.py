@@ -50,6 +50,7 @@ def run_batch(request: BatchRequest, coerce) -> Summary:
 
     _check_request(request)
     outputs = parse_output_names(request.outputs)
+    _check_pictures(outputs, request.options)
     if request.manifest:
         items, rejected = manifest.read_manifest(request.manifest, request.mode, coerce)
     else:
@@ -130,6 +131,18 @@ def parse_output_names(text: str) -> list[str]:
     if len(set(kinds)) != len(kinds):
         raise UsageError(f"--outputs names one kind twice: {text}")
     return names
+
+
+def _check_pictures(names: list[str], options: dict) -> None:
+    """--image-format, --bit-depth and --premultiplied against --outputs, as an item would check them, before anything
+    is made: a missing extra (EXR) would otherwise fail every item in its worker."""
+    from ..io.writers import check_bit_depth, check_image_format, parse_output
+
+    specs = [parse_output(output_kind(name), name if name.endswith("/") else f"/nonexistent-folder/{name}",
+                          options.get("bit_depth"), options.get("image_format", "png"),
+                          options.get("premultiplied", False)) for name in names]
+    check_bit_depth(specs, options.get("bit_depth"))
+    check_image_format(specs, options.get("image_format", "png"), options.get("premultiplied", False))
 
 
 def _preload(options: dict, items) -> dict | None:
