@@ -442,3 +442,43 @@ def test_batch_chunks_stitch_into_premultiplied_exr_as_one_run_writes_them(tmp_p
             assert np.abs(one[c].astype(np.float32) - two[c].astype(np.float32)).max() <= 2 / 255, (i, c)
         np.testing.assert_allclose(read_exr(b / "alpha" / f"{i:05d}.exr")[0]["A"].astype(np.float32),
                                    two["A"].astype(np.float32), atol=1e-3)
+
+
+# --- the page ------------------------------------------------------------------------------------------------------
+@needs_exr
+def test_the_page_zips_exr_alpha_frames_and_writes_premultiplied_rgba(tmp_path):
+    pytest.importorskip("fastapi")
+    import io
+    import zipfile
+
+    from web_helpers import call, serving, upload, wait_for
+
+    clip = write_video(tmp_path / "clip.mp4", moving_square_frames(4, 96, 64))
+    mask = np.zeros((64, 96), np.uint8)
+    mask[8:24, 0:16] = 255
+    with serving(tmp_path / "work") as (base, _):
+        status, job = upload(base, clip)
+        assert status == 201, job
+        job_id = job["id"]
+        status, body = call(base, "PUT", f"/api/jobs/{job_id}/keyframes/0", cv2.imencode(".png", mask)[1].tobytes())
+        assert status == 200, body
+        settings = {"mode": "guided", "prior": "none", "outputs": ["alpha_png", "rgba_mov"], "image_format": "exr",
+                    "bit_depth": 32, "premultiplied": True}
+        status, body = call(base, "POST", f"/api/jobs/{job_id}/run", body=json.dumps(settings),
+                            headers={"Content-Type": "application/json"})
+        assert status == 202, body
+        job = wait_for(base, job_id, ("done", "failed"))
+        assert job["state"] == "done", job["error"]
+        _, data = call(base, "GET", f"/api/jobs/{job_id}/download/alpha_png")
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            assert zf.namelist() == [f"alpha/{i:05d}.exr" for i in range(4)]
+            (tmp_path / "a.exr").write_bytes(zf.read("alpha/00000.exr"))
+        assert read_exr(tmp_path / "a.exr")[0]["A"].dtype == np.float32
+        _, data = call(base, "GET", f"/api/jobs/{job_id}/download/rgba_mov")
+        (tmp_path / "rgba.mov").write_bytes(data)
+        with av.open(str(tmp_path / "rgba.mov")) as container:
+            assert container.metadata["alpha_mode"] == "premultiplied"
+        # a depth the format cannot hold is a one-line refusal before the run
+        status, body = call(base, "POST", f"/api/jobs/{job_id}/run", body=json.dumps({**settings, "bit_depth": 8}),
+                            headers={"Content-Type": "application/json"})
+        assert status == 400 and body["error"] == "EXR alpha frames are 16 or 32-bit", body

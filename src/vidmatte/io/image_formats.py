@@ -134,7 +134,10 @@ def exr_channels(image: np.ndarray) -> dict[str, np.ndarray]:
 
 def write_exr(path: Path, channels: dict[str, np.ndarray], bit_depth: int = 16,
               attributes: dict[str, str] | None = None, shown_as: Path | None = None) -> None:
-    """Named float channels -> one OpenEXR file (half for ``bit_depth`` 16, float for 32; ZIP compression, lossless).
+    """Named float channels -> one OpenEXR file (half for ``bit_depth`` 16, float for 32; lossless compression).
+
+    Colour is PIZ-compressed (wavelets: at 1080p RGBA about a third smaller and half the time of ZIP on a grainy
+    picture), a lone matte ZIP (smaller and faster there); both are OpenEXR 1.x codecs every reader knows.
 
     ``path`` is written in place: callers give a temporary name (a folder output's temporary folder, an
     ``AtomicOutput``'s file), renamed when the job completes.
@@ -142,7 +145,9 @@ def write_exr(path: Path, channels: dict[str, np.ndarray], bit_depth: int = 16,
     import OpenEXR
 
     dtype = np.float16 if bit_depth == 16 else np.float32
-    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage, **(attributes or {})}
+    colour = any(name.rpartition(".")[2] in ("R", "G", "B") for name in channels)
+    compression = OpenEXR.PIZ_COMPRESSION if colour else OpenEXR.ZIP_COMPRESSION
+    header = {"compression": compression, "type": OpenEXR.scanlineimage, **(attributes or {})}
     planes = {name: np.ascontiguousarray(plane, dtype=dtype) for name, plane in channels.items()}
     try:
         with OpenEXR.File(header, planes) as exr:

@@ -2,8 +2,9 @@
 and run as the mode's command would run them.
 
 The outputs have fixed names in the job's folder and are written like the CLI's (temporary names, renamed when
-complete): ``composition.mp4``, ``alpha.mp4``, ``alpha.zip`` (the CLI's ``--alpha alpha/`` PNGs, zipped),
-``rgba.mov`` (ProRes 4444) or ``rgba.webm`` (VP9 with alpha). Previews of alpha and composition go to
+complete): ``composition.mp4``, ``alpha.mp4``, ``alpha.zip`` (the CLI's ``--alpha alpha/`` frames, zipped: PNG, 16-bit
+TIFF or EXR as ``image_format`` and ``bit_depth`` say), ``rgba.mov`` (ProRes 4444) or ``rgba.webm`` (VP9 with
+alpha), straight or ``premultiplied``. Previews of alpha and composition go to
 ``preview/run/`` through a ``CallbackSink`` as frames are written, and replace the completed run's ``preview/alpha``
 and ``preview/composition`` only when this run completes: a run that fails hides nothing of the last one.
 """
@@ -23,6 +24,7 @@ from ..errors import GuidanceError, UsageError
 from ..job import JobControl
 from ..modes import ALIASES
 from ..modes import MODES as MODE_ROWS
+from ..modes.base import IMAGE_FORMATS
 from ..modes.guided import PRIORS
 from .guide import keyframe_path
 from .previews import preview_size, run_preview_sink
@@ -62,6 +64,9 @@ class PageSettings(BaseModel):
     prior: Literal[PRIORS] = "auto"
     outputs: list[str] = ["composition", "alpha", "alpha_png", "rgba_mov"]
     background: str = "green"  # green|black|white|#RRGGBB, or "image" (the uploaded background.png)
+    image_format: Literal[IMAGE_FORMATS] = "png"  # of the alpha frames (alpha_png, zipped)
+    bit_depth: Literal[8, 16, 32] | None = None  # theirs: None the format's own (8; EXR half)
+    premultiplied: bool = False  # the RGBA outputs' colour times alpha
 
     @field_validator("mode", mode="before")
     @classmethod
@@ -96,8 +101,17 @@ class PageSettings(BaseModel):
             raise UsageError("weights are for a network method, not the classical one")
         if self.method != "classical" and not draft:
             (context.get("weights") or Catalogue()).find(self.checkpoint, self.mode, self.method)
+        depths = {"png": (8, 16), "tiff": (8, 16), "exr": (16, 32)}[self.image_format]
+        if self.bit_depth is not None and self.bit_depth not in depths:
+            raise UsageError(f"{self.image_format.upper()} alpha frames are {' or '.join(map(str, depths))}-bit")
         if draft:
             return self
+        if self.premultiplied and not any(o.startswith("rgba") for o in self.outputs):
+            raise UsageError("premultiplied is for the RGBA outputs (ProRes, VP9): choose one, or untick it")
+        if self.image_format == "exr" and "alpha_png" in self.outputs:
+            from ..extras import require
+
+            require("exr", "EXR alpha frames")  # the server's install: said before the run is queued
         if self.mode == "background" and self.plate == "image" and not context.get("has_plate_image"):
             raise UsageError("upload a plate image first (the empty scene), or let the plate be estimated (auto)")
         if self.background == "image" and not context.get("has_background_image"):
@@ -137,7 +151,8 @@ def check_settings(given: dict, has_background_image: bool = False, has_plate_im
 def _one_line(exc: ValidationError) -> UsageError:
     first = exc.errors()[0]
     field = str(first["loc"][0]) if first["loc"] else ""
-    choices = {"mode": MODES, "plate": PLATES, "prior": PRIORS}
+    choices = {"mode": MODES, "plate": PLATES, "prior": PRIORS, "image_format": IMAGE_FORMATS,
+               "bit_depth": ("8", "16", "32")}
     if field in choices:
         return UsageError(f"{field} must be one of {', '.join(choices[field])}")
     return UsageError(_REFUSALS.get(field, f"{field}: {first['msg']}"))
@@ -180,7 +195,9 @@ def _mode_settings(job: dict, mode: str, folder: Path, model: str, cache: str | 
     # f-string, not "/": a PNG sequence is named by its trailing slash, which Path would drop
     outputs = {OUTPUTS[name][0]: f"{folder}/{OUTPUTS[name][1]}" for name in settings["outputs"]}
     run = {"input": str(input_path(folder)), "outputs": outputs, "background": background, "overwrite": True,
-           "model": model, "cache_dir": cache}
+           "model": model, "cache_dir": cache, "premultiplied": settings.get("premultiplied", False)}
+    if "alpha_png" in settings["outputs"]:  # the only folder output: its format (jobs saved before: PNG)
+        run.update(image_format=settings.get("image_format", "png"), bit_depth=settings.get("bit_depth"))
     if mode == "convert":
         return run
     method = settings.get("method", "classical")  # jobs recorded before the page had methods: classical
@@ -212,11 +229,11 @@ def _weights_path(settings: dict, weights: Catalogue | None) -> str | None:
 
 
 def _zip_folder(source: Path, target: Path) -> None:
-    """``source``'s PNGs into ``target`` (stored: PNGs are compressed already), renamed into place when complete;
-    the folder is removed after."""
-    from ..io.atomic import atomic_path
+    """``source``'s frames into ``target`` (stored: PNG, TIFF and EXR are compressed already), renamed into place
+    when complete; the folder is removed after."""
+    from ..io.atomic import frame_files, atomic_path
 
     with atomic_path(target) as partial, zipfile.ZipFile(partial, "w", zipfile.ZIP_STORED) as zf:
-        for path in sorted(source.glob("[0-9]*.png")):  # the frames, not the folder's record of them
+        for path in sorted(frame_files(source)):  # the frames, not the folder's record of them
             zf.write(path, f"alpha/{path.name}")
     shutil.rmtree(source, ignore_errors=True)

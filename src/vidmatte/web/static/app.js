@@ -141,6 +141,8 @@ function applySettings(settings) {
   if (!named) $("bg-colour").value = settings.background;
   showSwatch();
   for (const box of $("outputs").querySelectorAll("input")) box.checked = settings.outputs.includes(box.value);
+  $("frames-format").value = `${settings.image_format || "png"}:${settings.bit_depth || ""}`;
+  $("premultiplied").checked = Boolean(settings.premultiplied);
   showMethods(settings);
 }
 
@@ -596,6 +598,9 @@ function runSettings() {
     plate: $("plate-kind").value,
     background: kind === "colour" ? $("bg-colour").value : kind,
     outputs: [...$("outputs").querySelectorAll("input:checked")].map((box) => box.value),
+    image_format: $("frames-format").value.split(":")[0],
+    bit_depth: Number($("frames-format").value.split(":")[1]) || null,
+    premultiplied: $("premultiplied").checked,
     method: $("method").value || "classical",
     checkpoint: ($("method").value || "classical") === "classical" ? null : $("checkpoint").value || null,
   };
@@ -743,7 +748,8 @@ async function start() {
   $("method").onchange = () => { showMethods(); saveSettings(); };
   $("bg-kind").onchange = () => { showSwatch(); saveSettings(); };
   $("bg-colour").oninput = () => { $("bg-kind").value = "colour"; };  // picking a colour chooses it
-  for (const control of ["bg-colour", "prior", "plate-kind", "checkpoint", "outputs"]) {
+  for (const control of ["bg-colour", "prior", "plate-kind", "checkpoint", "outputs", "frames-format",
+                         "premultiplied"]) {
     $(control).onchange = saveSettings;
   }
   $("accept-mask").onclick = acceptProposal;
