@@ -482,3 +482,14 @@ def test_the_page_zips_exr_alpha_frames_and_writes_premultiplied_rgba(tmp_path):
         status, body = call(base, "POST", f"/api/jobs/{job_id}/run", body=json.dumps({**settings, "bit_depth": 8}),
                             headers={"Content-Type": "application/json"})
         assert status == 400 and body["error"] == "EXR alpha frames are 16 or 32-bit", body
+
+
+@needs_exr
+def test_a_layered_exr_that_cannot_be_written_leaves_nothing(tmp_path):
+    """Written beside its name and renamed: a failure (here a channel of the wrong size) leaves no file at all."""
+    from vidmatte.errors import OutputError
+
+    path = tmp_path / "layers.exr"
+    with pytest.raises(OutputError):
+        write_layers_exr(path, {1: (ramp_alpha(0), ramp_foreground(0)), 2: (np.zeros((4, 4), np.float32), None)})
+    assert list(tmp_path.iterdir()) == []

@@ -188,13 +188,17 @@ def layer_channels(layers: dict, premultiplied: bool = False) -> dict[str, np.nd
 def write_layers_exr(path: str | Path, layers: dict, bit_depth: int = 16, premultiplied: bool = False) -> None:
     """One multi-layer OpenEXR: a channel group per object (``<id>.A`` alpha; ``<id>.R/.G/.B`` its foreground,
     linear), half floats for ``bit_depth`` 16, floats for 32; the header says ``alpha_mode``, ``colour`` and
-    ``layers`` (the ids, comma-separated, in the order given). ``path`` is written in place: give a temporary name
-    (``io.atomic.atomic_path``) when it must appear whole."""
+    ``layers`` (the ids, comma-separated, in the order given). The file appears under ``path`` only when complete
+    (``io.atomic.atomic_path``: written beside it, then renamed)."""
+    from .atomic import atomic_path
+
     if bit_depth not in BIT_DEPTHS["exr"]:
         raise ValueError(f"an EXR's bit depth is 16 (half) or 32 (float), not {bit_depth}")
     attributes = exr_attributes(premultiplied, colour=True)
     attributes["layers"] = ",".join(str(k) for k in layers)
-    write_exr(Path(path), layer_channels(layers, premultiplied), bit_depth, attributes)
+    channels = layer_channels(layers, premultiplied)
+    with atomic_path(Path(path)) as temp:
+        write_exr(temp, channels, bit_depth, attributes, shown_as=Path(path))
 
 
 def read_exr(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:

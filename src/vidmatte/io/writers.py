@@ -259,15 +259,15 @@ def check_bit_depth(specs: list[OutputSpec], given: int | None) -> None:
     format cannot hold)."""
     if given is None or given == 8:
         return
+    for spec in specs:
+        if spec.kind == "alpha" and not takes_16_bit(spec):
+            raise UsageError(f"--bit-depth {given}: {spec.path} holds 8-bit alpha only; 16-bit is for PNG/TIFF (a "
+                             "folder/, .png or .tif), 16 and 32 for EXR (--image-format exr or .exr)")
     takers = [s for s in specs if s.image_format == "exr" or (s.image_format in ("png", "tiff")
                                                                and s.kind in DEPTH_KINDS)]
     if not takers:
         raise UsageError(f"--bit-depth {given} applies to alpha, foreground and RGBA images (16-bit PNG or TIFF) and "
                          "to EXR (16 half, 32 float); no output here is one")
-    for spec in specs:
-        if spec.kind == "alpha" and not takes_16_bit(spec):
-            raise UsageError(f"--bit-depth {given}: {spec.path} holds 8-bit alpha only; 16-bit is for PNG/TIFF (a "
-                             "folder/, .png or .tif), 16 and 32 for EXR (--image-format exr or .exr)")
 
 
 def check_image_format(specs: list[OutputSpec], image_format: str, premultiplied: bool) -> str | None:
