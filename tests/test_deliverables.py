@@ -386,7 +386,7 @@ def test_an_image_format_no_folder_uses_is_a_warning(tmp_path, clip, capsys):
 # --- the modes' front ends -----------------------------------------------------------------------------------------
 @needs_exr
 @pytest.mark.weights
-def test_convert_command_writes_exr_and_tiff_folders(tmp_path, clip, rvm_onnx_path):
+def test_convert_command_writes_float_exr_folders(tmp_path, clip, rvm_onnx_path):
     args = ["convert", str(clip), "--alpha", f"{tmp_path}/pha/", "--rgba", f"{tmp_path}/rgba/", "--composition",
             str(tmp_path / "c.mp4"), "--image-format", "exr", "--bit-depth", "32", "--premultiplied", "--quiet",
             "--json"]

@@ -124,12 +124,13 @@ def srgb_to_linear(values: np.ndarray) -> np.ndarray:
 
 
 # --- OpenEXR -----------------------------------------------------------------------------------------------------
-def exr_channels(image: np.ndarray) -> dict[str, np.ndarray]:
-    """Float [H,W] (a matte), [H,W,3] (colour) or [H,W,4] (colour and alpha) -> named EXR channels."""
+def exr_channels(image: np.ndarray, matte: bool = True) -> dict[str, np.ndarray]:
+    """Float [H,W] (a matte: ``Y`` and ``A``, the same values, since grey readers such as OpenCV's show ``Y`` and
+    compositors take ``A``; not a matte, e.g. a trimap: ``Y`` alone), [H,W,3] (colour) or [H,W,4] (colour and
+    alpha) -> named EXR channels."""
     if image.ndim == 2:
-        return {"Y": image, "A": image}
-    names = "RGBA"[:image.shape[2]]
-    return {name: image[..., i] for i, name in enumerate(names)}
+        return {"Y": image, "A": image} if matte else {"Y": image}
+    return {name: image[..., i] for i, name in enumerate("RGBA"[:image.shape[2]])}
 
 
 def write_exr(path: Path, channels: dict[str, np.ndarray], bit_depth: int = 16,

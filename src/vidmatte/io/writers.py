@@ -24,7 +24,8 @@ import numpy as np
 from ..errors import OutputError, OutputExists, UsageError
 from .atomic import AtomicOutput, why_not_ours
 from .image_formats import (BIT_DEPTHS, DEFAULT_BIT_DEPTH, EXTENSION, FORMAT_OF_EXTENSION, IMAGE_FORMATS,
-                            alpha_mode, exr_attributes, png_with_text, tiff_with_alpha_mode, write_exr)
+                            alpha_mode, exr_attributes, exr_channels, png_with_text, tiff_with_alpha_mode,
+                            write_exr)
 from .probe import LARGE_FRAME_PIXELS, is_pattern, list_images
 
 KINDS = ("composition", "alpha", "foreground", "rgba", "trimap")  # trimap: guided mode's propagated guidance
@@ -294,12 +295,8 @@ def _disk_error(exc: OSError, path: Path) -> OutputError:
 def _write_image(path: Path, image: np.ndarray, spec: OutputSpec) -> None:
     """One frame of ``spec`` to ``path``: float planes to EXR, the rest through OpenCV (with the alpha's tags)."""
     if spec.image_format == "exr":
-        if image.ndim == 2:  # a matte as Y and A (grey readers show Y, compositors take A); a trimap as Y
-            channels = {"Y": image, "A": image} if spec.kind == "alpha" else {"Y": image}
-        else:
-            channels = {name: image[..., i] for i, name in enumerate("RGBA"[:image.shape[2]])}
-        colour = image.ndim == 3
-        write_exr(path, channels, spec.bit_depth, exr_attributes(spec.premultiplied, colour), spec.path)
+        write_exr(path, exr_channels(image, matte=spec.kind == "alpha"), spec.bit_depth,
+                  exr_attributes(spec.premultiplied, colour=image.ndim == 3), spec.path)
         return
     _imwrite(path, image, spec.path, premultiplied=spec.premultiplied)
 
