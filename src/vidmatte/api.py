@@ -147,6 +147,7 @@ def convert_guided(input_source: str = None,
                    checkpoint: str | None = None,
                    mem_every: int | None = None,
                    max_memory: int | None = None,
+                   propagator: str = "auto",
                    image_format: str = "png",
                    bit_depth: int | None = None,
                    premultiplied: bool = False):
@@ -176,7 +177,7 @@ def convert_guided(input_source: str = None,
     mode = MODES["guided"]
     settings = mode.settings(**run, marks=keyframes, guidance=guidance, object=object, band=band, prior=prior,
                              model=model, cache_dir=cache, work=work, method=method, checkpoint=checkpoint,
-                             mem_every=mem_every, max_memory=max_memory)
+                             mem_every=mem_every, max_memory=max_memory, propagator=propagator)
     return _run(mode, settings, control, progress)
 
 

@@ -50,10 +50,11 @@ def add_guidance_options(guide) -> None:
     guide.add_argument("--band", type=int, default=None, metavar="PIXELS",
                        help="width of the unknown strip a mask's edge becomes (default: 10 at 1080p, scaled)")
     guide.add_argument("--propagator", choices=PROPAGATORS, default="auto",
-                       help="how keyframes reach other frames: flow (keyframe-anchored optical flow, no weights), "
-                            "memory (the same, re-anchored by a space-time memory of RVM encoder features where "
-                            "the flow loses the subject: occlusion, jumps); auto = flow, memory with "
-                            "--finetune-steps")
+                       help="how keyframes reach other frames: track (the subject followed frame to frame by "
+                            "classifiers fitted on the keyframe over RVM encoder features and the flow-carried "
+                            "previous subject; the flow's band at its edge), flow (keyframe-anchored optical flow "
+                            "alone, no weights), memory (flow re-anchored by a space-time memory of RVM encoder "
+                            "features); auto = track, memory with --finetune-steps")
     guide.add_argument("--mem-every", type=int, default=None, metavar="N",
                        help="a frame joins the memory every N frames: memory propagator and --method tgm (default "
                             "5); --method ftpvm: the network's own trimap of every N-th frame (official "

@@ -342,7 +342,7 @@ def augment(frame: np.ndarray, trimap: np.ndarray, rng: np.random.Generator) -> 
 
 
 # --- choosing a propagator (the CLI, the API, the benchmark) --------------------------------------------------------
-PROPAGATORS = ("auto", "flow", "memory")
+PROPAGATORS = ("auto", "track", "flow", "memory")
 
 
 def memory_settings(mem_every: int | None, max_memory: int | None) -> tuple[int, int]:
@@ -355,8 +355,9 @@ def propagator_factory(kind: str = "auto", mem_every: int | None = None, max_mem
                        finetune_steps: int = 0, model: str = "rvm-mobilenetv3", cache: str | None = None):
     """A no-argument callable making one propagator per keyframe and direction, as ``GuidedMatter`` wants.
 
-    auto is the flow propagator (it measured best on the guided benchmarks, docs/EVALUATION.md), or the memory one
-    when fine-tuning is asked for. The memory's encoder is loaded once and shared by every instance."""
+    auto is the tracking propagator (``track.TrackPropagator``: it holds real subjects the flow loses,
+    docs/EVALUATION.md), or the memory one when fine-tuning is asked for. The encoder is loaded once and shared by
+    every instance."""
     from ..errors import UsageError
 
     mem_every, max_memory = memory_settings(mem_every, max_memory)
@@ -366,8 +367,13 @@ def propagator_factory(kind: str = "auto", mem_every: int | None = None, max_mem
         raise UsageError("--mem-every and --max-memory must be at least 1, --finetune-steps at least 0")
     if kind == "flow" and finetune_steps:
         raise UsageError("--finetune-steps trains the memory propagator's heads: use --propagator memory (or auto)")
-    if kind == "flow" or (kind == "auto" and not finetune_steps):
+    if kind == "flow":
         return FlowPropagator
+    if kind == "track" or (kind == "auto" and not finetune_steps):
+        from .track import TRACK_SIDE, TrackPropagator
+
+        tracking = FeatureEncoder(model, cache, side=TRACK_SIDE)
+        return lambda: TrackPropagator(tracking)
     if finetune_steps:
         require_torch()
     encoder = FeatureEncoder(model, cache)

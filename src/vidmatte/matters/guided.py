@@ -55,6 +55,11 @@ REPORT_GAP = 12
 # On clips guided loses it fires where they are lost (docs/EVALUATION.md, "Jumping frames").
 JUMP = {"window": 2, "spike": 2.0, "step_window": 3, "step": 3.0, "shift": 0.75}
 JUMP_FLOOR = 1e-4  # share of the frame: an area below it is no subject (an empty frame beside empty ones is no jump)
+# A tracked frame whose confidence (track.SubjectTracker) is below DOUBT is doubtful (probably lost or leaking);
+# doubtful runs at most DOUBT_GAP frames apart are reported as one. Chosen on the DAVIS-2016 development clips
+# (docs/EVALUATION.md, "Doubtful frames": how well it predicts J < 0.5).
+DOUBT = 0.5
+DOUBT_GAP = 5
 
 
 class GuidedMatter:
@@ -101,6 +106,9 @@ class GuidedMatter:
         self.reused_frames = 0
         self._lost_track: set[int] = set()  # frames whose two directions contradicted each other (propagate.fuse)
         self._subject: dict[int, tuple[float, float, float]] = {}  # frame -> its matte's (area, x, y): JUMP
+        # frame -> the subject tracker's confidence, per direction (track.TrackPropagator; frames propagated in
+        # this run only): doubtful_frames
+        self._confidence: dict[str, dict[int, float]] = {"forward": {}, "backward": {}}
         self.alpha.restart()
 
     def passes(self, span: Span) -> list[Pass]:
@@ -155,8 +163,25 @@ class GuidedMatter:
             self._warn(f"{_where(first, last)}: the matted subject jumps in size or place against the frames around "
                        f"it (the subject lost, or a real jump): look there; a keyframe near frame "
                        f"{(first + last) // 2} would hold it")
+        confidence = self.frame_confidence()
+        doubtful = _bridged(_runs(sorted(i for i, c in confidence.items() if c < DOUBT)), DOUBT_GAP)
+        suggested = suggest_keyframe(confidence, doubtful)
+        if doubtful:
+            spans = ", ".join(_where(first, last) for first, last in doubtful[:6])
+            more = f" and {len(doubtful) - 6} more" if len(doubtful) > 6 else ""
+            self._warn(f"the subject is probably lost or leaking on {spans}{more} (the tracker's confidence is "
+                       f"low there): one more keyframe at frame {suggested} would help most")
         return {"reused_frames": self.reused_frames, "rvm_prior": self.alpha.uses_prior,
-                "contradicting_frames": runs, "jumping_frames": jumps}
+                "contradicting_frames": runs, "jumping_frames": jumps, "doubtful_frames": doubtful,
+                "suggested_keyframe": suggested,
+                "confidence": {str(i): round(c, 3) for i, c in sorted(confidence.items())}}
+
+    def frame_confidence(self) -> dict[int, float]:
+        """Each tracked frame's confidence (0..1): the better of its two directions' (fusion takes each pixel
+        from the more confident one). Keyframes and frames not tracked in this run are left out."""
+        forward, backward = self._confidence["forward"], self._confidence["backward"]
+        return {i: max(forward.get(i, 0.0), backward.get(i, 0.0)) for i in sorted(set(forward) | set(backward))
+                if i not in self.keyframes}
 
     # --- what this run recomputes --------------------------------------------------------------------------
     def _own_settings(self, span: Span) -> dict:
@@ -245,6 +270,9 @@ class GuidedMatter:
                              "--prior auto: RVM does not see the keyframe's subject; matting from the keyframes alone")
         elif self._propagator is not None:
             result = self._propagator.step(frame)
+            log = getattr(self._propagator, "log", None)
+            if log and "confidence" in log[-1]:
+                self._confidence[direction][index] = log[-1]["confidence"]
         else:
             return  # before the first keyframe in this direction: the other direction covers it
         if index in self._stale[direction]:
@@ -294,6 +322,19 @@ class GuidedMatter:
             self.store.record("solved", index, self._token("solved", index), contradicted=index in self._lost_track)
         # Colours are estimated on the writer's thread, if an output needs them, while this thread solves on.
         return SolvedMatte(frame, alpha, foreground_colours, trimap)
+
+
+def suggest_keyframe(confidence: dict[int, float], doubtful: list[list[int]]) -> int | None:
+    """The frame where one more keyframe would help most: in the doubtful span that loses the most (the sum of
+    1 - confidence over its frames), its least confident frame. None without doubtful frames."""
+    if not doubtful:
+        return None
+
+    def loss(span: list[int]) -> float:
+        return sum(1.0 - confidence.get(i, 1.0) for i in range(span[0], span[1] + 1))
+
+    first, last = max(doubtful, key=loss)
+    return min(range(first, last + 1), key=lambda i: (confidence.get(i, 1.0), i))
 
 
 def subject_measure(alpha: np.ndarray) -> tuple[float, float, float]:

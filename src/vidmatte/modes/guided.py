@@ -12,7 +12,7 @@ from .base import DEFAULT_MODEL, PICTURE_KINDS, RunSettings, job_options
 METHODS = ("classical", *GUIDED_NETWORKS)
 KINDS = PICTURE_KINDS + ("trimap",)
 GUIDANCE_KINDS = ("auto", "trimap", "mask")
-PROPAGATORS = ("auto", "flow", "memory")
+PROPAGATORS = ("auto", "track", "flow", "memory")
 PRIORS = ("auto", "rvm", "none")
 METHOD_HELP = "classical: propagate the keyframes and solve alpha (no weights); " + "; ".join(
     f"{name}: {network.summary}" for name, network in GUIDED_NETWORKS.items())
@@ -51,10 +51,11 @@ def check(settings: GuidedSettings) -> None:
         value = getattr(settings, name)
         if value not in choices:
             raise UsageError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
-    flow = settings.propagator == "flow" or (settings.propagator == "auto" and not settings.finetune_steps)
-    if settings.method == "classical" and flow and (settings.mem_every is not None or settings.max_memory is not None):
+    memoryless = settings.propagator in ("flow", "track") or (settings.propagator == "auto"
+                                                                and not settings.finetune_steps)
+    if settings.method == "classical" and memoryless and (settings.mem_every is not None or settings.max_memory is not None):
         raise UsageError("mem_every= and max_memory= are for a network method or the memory propagator (--mem-every, "
-                         "--max-memory; the classical method's flow propagator keeps no memory)")
+                         "--max-memory; the classical method's track and flow propagators keep no memory)")
     if settings.method != "classical" and settings.work:
         raise UsageError("--work / work= (a kept work folder, corrections) is for the classical method only")
 

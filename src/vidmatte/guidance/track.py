@@ -1,0 +1,254 @@
+"""Subject tracking: which pixels are the marked subject, frame after frame, on real footage (issue 26).
+
+The flow propagator (``propagate.FlowPropagator``) carries the keyframe's trimap through a similarity transform
+and a smooth residual flow: precise on subjects that move as a whole (its band keeps hair-thin edges), but it
+cannot follow a subject that turns, deforms or moves fast, and once off it never comes back (DAVIS-2016's agility
+dog: J 0.13, lost by frame 8). Tracking and matting are two problems, so here they are split:
+
+  1. **appearance**: RVM's pretrained MobileNetV3 encoder (the registry's ONNX weights, no torch) gives every 8x8
+     cell a feature vector (``memory.FeatureEncoder``); two classifiers are fitted on the keyframe at run time
+     (OSVOS's idea, without training a network): a ridge regression (balanced classes) and a nearest-neighbour
+     reading (the best match among the keyframe's subject cells against the best among its background cells). The
+     linear head generalises; the neighbours keep the subject's several looks apart (a bus's green side and white
+     front, a rider and the bike);
+  2. **place**: the previous frame's subject carried by DIS flow is the shape prior; cells far from it pay a
+     penalty in units of the subject's size, relaxed by how fast the subject has been moving;
+  3. **decision**: score minus penalty, upsampled to the frame and aligned to its edges by a guided filter, > 0;
+     only parts touching the carried subject are kept (a look-alike elsewhere is not the subject);
+  4. **the matte's edge**: near the tracked outline the flow propagator's keyframe-anchored trimap decides (its
+     band, its labels); away from it the tracker does. Where the flow stays on the subject nothing changes; where
+     it has drifted, the tracker's outline with a band of the keyframe's width replaces it.
+
+Each frame also gets a **confidence**, from how well the tracked subject agrees with the carried one and with
+the keyframe's appearance; the guided matter reports the frames where it is low (``doubtful_frames``).
+Chosen on 12 of the 18 DAVIS-2016 development clips (6 kept out, reported apart): docs/EVALUATION.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .propagate import BG, FG, UNKNOWN, FlowPropagator, Propagated
+
+TRACK_SIDE = 854  # the encoder's input, long side: 640 -> 854 raised J on the tuning clips 0.652 -> 0.674
+FLOW_SIDE = 480  # DIS flow of the shape prior runs on a grey copy this size (long side)
+RIDGE = 1e-3  # the ridge head's regulariser (features are unit length: scores come out near +-1)
+NEIGHBOURS = 2000  # keyframe cells kept per class for the nearest-neighbour reading (bounded cost per frame)
+KNN_WEIGHT = 5.0  # the neighbours' margin (a difference of cosine similarities, ~0.1) against the ridge score
+DISTANCE_PENALTY = 4.0  # per subject size (square root of its area) away from the carried subject
+SPEED_SLACK = 1.5  # the penalty starts this many frames' worth of the subject's recent motion away from it
+EDGE_RADIUS, EDGE_EPS = 8, 1e-2  # the guided filter aligning the upsampled decision to the frame's edges
+
+
+@dataclass
+class Tracked:
+    """One frame's tracked subject."""
+
+    mask: np.ndarray  # bool [H,W]
+    confidence: float  # 0..1: see SubjectTracker.step
+    consistency: float  # IoU of the tracked subject with the previous one carried by flow
+    appearance: float  # share of the tracked subject's cells the keyframe's classifiers call subject
+
+
+class SubjectTracker:
+    """Follows a binary subject from its keyframe: ``start(frame, mask)``, then ``step(frame)`` for each following
+    frame in the pass's order. frame: uint8 [H,W,3] RGB; mask: bool [H,W]."""
+
+    def __init__(self, encoder, knn_weight: float = KNN_WEIGHT, distance_penalty: float = DISTANCE_PENALTY,
+                 speed_slack: float = SPEED_SLACK):
+        self.encoder = encoder
+        self.knn_weight, self.distance_penalty, self.speed_slack = knn_weight, distance_penalty, speed_slack
+        self._flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+
+    def start(self, frame: np.ndarray, mask: np.ndarray) -> None:
+        h, w = mask.shape
+        self.size = (h, w)
+        self.flow_scale = min(1.0, FLOW_SIDE / max(h, w))
+        keys = self.encoder(frame)
+        grid = keys.shape[:2]
+        share = cv2.resize(mask.astype(np.float32), (grid[1], grid[0]), interpolation=cv2.INTER_AREA).reshape(-1)
+        flat = keys.reshape(-1, keys.shape[-1])
+        subject, background = share > 0.8, share < 0.2
+        if not subject.any():  # a subject smaller than a cell: its cells are the ones it covers most
+            subject = share >= max(share.max() * 0.5, 1e-6)
+        self.head = _ridge(flat, subject, background)
+        rng = np.random.default_rng(0)
+        self.subject_keys = _sample(flat[subject], rng)
+        self.background_keys = _sample(flat[background], rng)
+        self.previous = mask.copy()
+        self.previous_grey = self._grey(frame)
+        work_h, work_w = self.previous_grey.shape
+        self.grid_y, self.grid_x = np.mgrid[0:work_h, 0:work_w].astype(np.float32)
+        self.centre = _centroid(mask)
+        self.speed = 0.0
+
+    def scores(self, keys: np.ndarray) -> np.ndarray:
+        """The keyframe's classifiers on a frame's cells: > 0 looks like the subject (float32 [h, w])."""
+        flat = keys.reshape(-1, keys.shape[-1])
+        score = flat @ self.head[:-1] + self.head[-1]
+        if self.knn_weight and len(self.subject_keys) and len(self.background_keys):
+            nearest = (flat @ self.subject_keys.T).max(1) - (flat @ self.background_keys.T).max(1)
+            score = score + self.knn_weight * nearest
+        return score.reshape(keys.shape[:2]).astype(np.float32)
+
+    def step(self, frame: np.ndarray) -> Tracked:
+        h, w = self.size
+        grey = self._grey(frame)
+        carried = self._carried(grey)
+        score = self.scores(self.encoder(frame))
+        decision = cv2.resize(score, (w, h), interpolation=cv2.INTER_LINEAR)
+        area = max(int(np.count_nonzero(carried)), 100)
+        away = cv2.distanceTransform((~carried).astype(np.uint8), cv2.DIST_L2, 3)
+        decision -= self.distance_penalty * np.maximum(away - self.speed_slack * self.speed, 0) / np.sqrt(area)
+        luma = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255
+        mask = guided_filter(luma, decision, EDGE_RADIUS, EDGE_EPS) > 0
+        mask = _touching(mask, carried)
+        consistency = _iou(mask, carried)
+        cells = cv2.resize(mask.astype(np.float32), (score.shape[1], score.shape[0]),
+                           interpolation=cv2.INTER_AREA) > 0.5
+        appearance = float(np.mean(score[cells] > 0)) if cells.any() else 0.0
+        centre = _centroid(mask)
+        if centre is not None and self.centre is not None:
+            self.speed = 0.5 * self.speed + 0.5 * float(np.hypot(*(centre - self.centre)))
+        self.centre = centre if centre is not None else self.centre
+        self.previous, self.previous_grey = mask, grey
+        return Tracked(mask, min(consistency, appearance), consistency, appearance)
+
+    def _carried(self, grey: np.ndarray) -> np.ndarray:
+        """The previous subject carried to this frame by flow (this frame -> previous, then a pull)."""
+        h, w = self.size
+        flow = self._flow.calc(grey, self.previous_grey, None)
+        s = self.flow_scale
+        map_x = cv2.resize((self.grid_x + flow[..., 0] + 0.5) / s - 0.5, (w, h), interpolation=cv2.INTER_LINEAR)
+        map_y = cv2.resize((self.grid_y + flow[..., 1] + 0.5) / s - 0.5, (w, h), interpolation=cv2.INTER_LINEAR)
+        return cv2.remap(self.previous.astype(np.float32), map_x, map_y, cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0.5
+
+    def _grey(self, frame: np.ndarray) -> np.ndarray:
+        grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+        if self.flow_scale >= 1.0:
+            return grey
+        h, w = grey.shape
+        return cv2.resize(grey, (max(1, round(w * self.flow_scale)), max(1, round(h * self.flow_scale))),
+                          interpolation=cv2.INTER_AREA)
+
+
+class TrackPropagator:
+    """The propagator interface (``start(frame, trimap)``, ``step(frame)`` -> ``Propagated``) over a
+    ``SubjectTracker`` that decides the subject and a ``FlowPropagator`` that keeps the keyframe's band.
+
+    ``log`` holds one entry per frame stepped: its distance from the keyframe and the tracker's confidence,
+    consistency and appearance (the guided matter reports doubtful frames from it; benchmarks read it)."""
+
+    def __init__(self, encoder, flow_factory=FlowPropagator, **tracker_options):
+        self.tracker = SubjectTracker(encoder, **tracker_options)
+        self.flow = flow_factory()
+        self.log: list[dict] = []
+
+    def start(self, frame: np.ndarray, trimap: np.ndarray) -> Propagated:
+        result = self.flow.start(frame, trimap)
+        subject = trimap == FG
+        if not subject.any():  # a keyframe with only a band: its band is the subject's best guess
+            subject = trimap != BG
+        self.tracker.start(frame, subject | ((trimap == UNKNOWN) & _half_inside(trimap)))
+        self.band = _band_width(trimap)
+        self.cell = 8 * max(trimap.shape) / min(TRACK_SIDE, max(trimap.shape))
+        self.distance = 0
+        return result
+
+    def step(self, frame: np.ndarray) -> Propagated:
+        self.distance += 1
+        flowed = self.flow.step(frame)
+        tracked = self.tracker.step(frame)
+        self.log.append({"distance": self.distance, "confidence": round(tracked.confidence, 3),
+                         "consistency": round(tracked.consistency, 3), "appearance": round(tracked.appearance, 3)})
+        return merge(flowed, tracked, self.band, self.cell)
+
+
+def merge(flowed: Propagated, tracked: Tracked, band: float, cell: float) -> Propagated:
+    """The tracked subject as a trimap, with the flow's keyframe-anchored band near its outline.
+
+    The tracker decides foreground and background; within ``band + cell`` pixels of its outline (it is sure of
+    the outline only to a cell), the flow's unknown pixels stay unknown: where the flow is still on the subject,
+    that is the keyframe's own band (hair, fur) carried. Where the flow's band covers less than half of the
+    tracked outline (the flow has drifted or lost the subject), the outline gets a band of the keyframe's width
+    instead. The flow's definite labels are not used: on DAVIS-2016's agility dog they cut its legs off (J of the
+    definite foreground 0.85 -> 0.64 when they stood near the outline)."""
+    mask = tracked.mask
+    inside = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3)
+    outside = cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, 3)
+    near_outline = np.where(mask, inside, outside)
+    trimap = np.where(mask, FG, BG).astype(np.uint8)
+    flow_band = (flowed.trimap == UNKNOWN) & (near_outline <= band + cell)
+    edge = near_outline <= max(band / 2, 1.0)
+    carried = cv2.dilate(flow_band.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    own_band = np.count_nonzero(edge & carried) < 0.5 * np.count_nonzero(edge)
+    trimap[flow_band] = UNKNOWN
+    if own_band:
+        trimap[edge] = UNKNOWN
+    confidence = flowed.confidence * np.float32(max(tracked.confidence, 0.05) ** 0.5)
+    kept_band = flow_band if not own_band else flow_band & ~edge
+    return Propagated(trimap, confidence.astype(np.float32), flowed.distance, kept_band)
+
+
+def guided_filter(guide: np.ndarray, image: np.ndarray, radius: int, eps: float) -> np.ndarray:
+    """He et al.'s guided filter (grey guide, box windows): ``image`` smoothed along ``guide``'s edges."""
+    size = (2 * radius + 1, 2 * radius + 1)
+    mean = lambda a: cv2.boxFilter(a, -1, size)  # noqa: E731
+    mean_guide, mean_image = mean(guide), mean(image)
+    a = (mean(guide * image) - mean_guide * mean_image) / (mean(guide * guide) - mean_guide ** 2 + eps)
+    b = mean_image - a * mean_guide
+    return mean(a) * guide + mean(b)
+
+
+def _ridge(keys: np.ndarray, subject: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """Weights (and a last bias term) of a ridge regression to +1 on subject cells, -1 on background ones, each
+    class weighing half (a small subject is not drowned by its background)."""
+    x = np.concatenate([keys, np.ones((len(keys), 1), np.float32)], axis=1)
+    weight = np.where(subject, 0.5 / max(subject.sum(), 1), np.where(background, 0.5 / max(background.sum(), 1),
+                                                                         0.0)).astype(np.float32)
+    target = np.where(subject, 1.0, -1.0).astype(np.float32)
+    weighted = x * weight[:, None]
+    return np.linalg.solve(weighted.T @ x + RIDGE * np.eye(x.shape[1], dtype=np.float32), weighted.T @ target)
+
+
+def _sample(keys: np.ndarray, rng) -> np.ndarray:
+    return keys if len(keys) <= NEIGHBOURS else keys[rng.choice(len(keys), NEIGHBOURS, replace=False)]
+
+
+def _centroid(mask: np.ndarray) -> np.ndarray | None:
+    ys, xs = np.nonzero(mask)
+    return None if len(xs) == 0 else np.array([xs.mean(), ys.mean()])
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.count_nonzero(a | b)
+    return 1.0 if union == 0 else np.count_nonzero(a & b) / union
+
+
+def _touching(mask: np.ndarray, carried: np.ndarray) -> np.ndarray:
+    """The parts of ``mask`` that touch the carried subject (all of it when none does: the subject jumped)."""
+    count, labels = cv2.connectedComponents(mask.astype(np.uint8))
+    if count <= 2:
+        return mask
+    keep = np.unique(labels[mask & carried])
+    keep = keep[keep > 0]
+    return np.isin(labels, keep) if len(keep) else mask
+
+
+def _half_inside(trimap: np.ndarray) -> np.ndarray:
+    """Unknown pixels nearer the foreground than the background (the band's inner half: the subject's outline)."""
+    to_fg = cv2.distanceTransform((trimap != FG).astype(np.uint8), cv2.DIST_L2, 3)
+    to_bg = cv2.distanceTransform((trimap != BG).astype(np.uint8), cv2.DIST_L2, 3)
+    return to_fg <= to_bg
+
+
+def _band_width(trimap: np.ndarray) -> float:
+    """The keyframe band's mean width in pixels (its area over the length of the subject's outline), at least 2."""
+    unknown = int(np.count_nonzero(trimap == UNKNOWN))
+    outline = cv2.findContours((trimap != BG).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)[0]
+    length = sum(len(c) for c in outline)
+    return max(2.0, unknown / max(length, 1))
