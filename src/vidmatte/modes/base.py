@@ -39,6 +39,7 @@ class RunSettings:
     overwrite: bool = False
     allow_partial: bool = False
     cache_dir: str | None = None  # weights folder (None: $VIDMATTE_CACHE or ~/.cache/vidmatte)
+    device: str = "auto"  # where the networks run: auto|cpu|cuda|cuda:N (mps: --backend torch); backends/device.py
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ def job_options(settings: RunSettings, kinds: tuple[str, ...], warn: Callable[[s
         named = ", ".join(f"--{kind}" for kind in kinds)
         raise UsageError(f"no output requested; give at least one of {named}")
     check_range(settings.start_frame, settings.end_frame)
+    check_device(settings.device)
     check_bit_depth(outputs)
     for message in (check_encoding(outputs, settings.crf, settings.preset),
                     check_fps(settings.fps, settings.input, settings.input_format)):
@@ -174,6 +176,24 @@ def check_fps(fps: float | None, source: str, input_format: str | None) -> str |
     is_video = live_source(source, input_format) is not None or (path.is_file()
                                                                   and path.suffix.lower() not in IMAGE_EXTENSIONS)
     return "--fps is ignored: it sets the frame rate of image inputs; a video keeps its own" if is_video else None
+
+
+def check_device(text) -> str:
+    """``--device``: auto, cpu, cuda or cuda:N (one-line UsageError otherwise); whether that device can be used is
+    decided when the mode builds its networks (``backends.device``)."""
+    from ..backends.device import check_device as check
+
+    return check(text)
+
+
+def bind_device(runners, device):
+    """``runners`` (``backends.open_runner`` or a batch worker's) opening every set of weights on ``device``: how
+    a mode hands its device to the matters that open RVM as a prior."""
+    import functools
+
+    from ..backends import open_runner
+
+    return functools.partial(runners or open_runner, device=device)
 
 
 def check_counts(threads: int | None, seq_chunk: int = 1, warmup: int = 0) -> None:

@@ -62,6 +62,7 @@ class PageSettings(BaseModel):
     prior: Literal[PRIORS] = "auto"
     outputs: list[str] = ["composition", "alpha", "alpha_png", "rgba_mov"]
     background: str = "green"  # green|black|white|#RRGGBB, or "image" (the uploaded background.png)
+    device: str = "auto"  # where the networks run: auto|cpu|cuda|cuda:N, as --device (the server's GPU)
 
     @field_validator("mode", mode="before")
     @classmethod
@@ -83,6 +84,16 @@ class PageSettings(BaseModel):
         if background != "image" and parse_colour(background) is None:
             raise ValueError("not a colour")
         return background
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, device: str) -> str:
+        from ..modes.base import check_device
+
+        try:
+            return check_device(device)
+        except UsageError as exc:
+            raise ValueError(str(exc)) from None
 
     @model_validator(mode="after")
     def _runnable(self, info: ValidationInfo):
@@ -110,6 +121,7 @@ _REFUSALS = {
     "outputs": f"outputs must be a non-empty list of {', '.join(OUTPUTS)}",
     "background": "background must be green, black, white, #RRGGBB or image",
     "checkpoint": "checkpoint must be the name of a file in the server's --checkpoints folder",
+    "device": "device must be auto, cpu, cuda or cuda:N",
 }
 
 
@@ -180,7 +192,7 @@ def _mode_settings(job: dict, mode: str, folder: Path, model: str, cache: str | 
     # f-string, not "/": a PNG sequence is named by its trailing slash, which Path would drop
     outputs = {OUTPUTS[name][0]: f"{folder}/{OUTPUTS[name][1]}" for name in settings["outputs"]}
     run = {"input": str(input_path(folder)), "outputs": outputs, "background": background, "overwrite": True,
-           "model": model, "cache_dir": cache}
+           "model": model, "cache_dir": cache, "device": settings.get("device", "auto")}
     if mode == "convert":
         return run
     method = settings.get("method", "classical")  # jobs recorded before the page had methods: classical
