@@ -49,6 +49,14 @@ def open_runner(model: str = "rvm-mobilenetv3", backend: str = "onnxruntime", th
     raise UsageError(f"unknown backend {backend!r}; choose onnxruntime, onnxruntime-whole or torch")
 
 
+def runners_on(runners, device):
+    """``runners`` (``open_runner`` when None, or a batch worker's) opening every set of weights on ``device``: how
+    a mode hands its device to the matters that open RVM as a prior."""
+    import functools
+
+    return functools.partial(runners or open_runner, device=device)
+
+
 def resolve_device(backend: str, device):
     """The device ``open_runner(backend=..., device=...)`` would run on (``backends.device.Device``), probed
     without loading weights: a mode resolves it once, before its model loads, and reports it."""

@@ -187,7 +187,12 @@ def resolve_torch(text) -> Device:
     if kind == "cpu":
         log.debug("device: cpu (asked for)")
         return CPU
-    import torch
+    try:
+        import torch
+    except ImportError:  # the caller says which extra it needs; here only whether a GPU was asked for
+        if kind == "auto":
+            return CPU
+        raise UsageError(f"--device {text}: PyTorch is not installed (the 'torch' extra)") from None
 
     mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
     problem = torch_cuda_problem(index or 0)

@@ -187,13 +187,10 @@ def check_device(text) -> str:
 
 
 def bind_device(runners, device):
-    """``runners`` (``backends.open_runner`` or a batch worker's) opening every set of weights on ``device``: how
-    a mode hands its device to the matters that open RVM as a prior."""
-    import functools
+    """``runners`` (``backends.open_runner`` or a batch worker's) opening every set of weights on ``device``."""
+    from ..backends.base import runners_on
 
-    from ..backends import open_runner
-
-    return functools.partial(runners or open_runner, device=device)
+    return runners_on(runners, device)
 
 
 def check_counts(threads: int | None, seq_chunk: int = 1, warmup: int = 0) -> None:
