@@ -177,6 +177,15 @@ def _tiny_model() -> bytes:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()
 
 
+def ort_beside(device: Device) -> Device:
+    """Where ONNX parts run beside PyTorch networks on ``device`` (RVM's prior of TGM, the neural plate's auto
+    estimate): the same GPU when ONNX Runtime can use it (a CUDA build of PyTorch does not bring onnxruntime-gpu),
+    else the CPU. The run's reported device is the PyTorch network's."""
+    if device.kind != "cuda" or ort_cuda_problem(device.index) is not None:
+        return CPU
+    return device
+
+
 # --- PyTorch -----------------------------------------------------------------------------------------------------
 def resolve_torch(text) -> Device:
     """The torch device for ``--device text``: auto -> cuda, then mps, then cpu; UsageError when an asked-for GPU

@@ -327,13 +327,10 @@ class TgmMatter:
 
 # --- building it (the CLI's --method tgm, the API) ----------------------------------------------------------------
 def ort_side(device):
-    """Where this method's ONNX parts (RVM's prior, the variant's encoder) run beside a torch ``device``: the same
-    GPU when ONNX Runtime can use it (a torch CUDA build does not bring onnxruntime-gpu), else the CPU."""
-    from ..backends.device import CPU, ort_cuda_problem
+    """Where this method's ONNX parts (RVM's prior, the variant's encoder) run beside the network's ``device``."""
+    from ..backends.device import CPU, ort_beside
 
-    if device is None or device.kind != "cuda" or ort_cuda_problem(device.index) is not None:
-        return CPU
-    return device
+    return CPU if device is None else ort_beside(device)
 
 
 def open_generator(checkpoint: str | None, cache: str | None = None, warn=None, device=None):

@@ -28,6 +28,7 @@ class BackgroundSettings(RunSettings):
 
 def build(settings: BackgroundSettings, control, runners=None, sinks: tuple = ()):
     from ..backends.base import resolve_device
+    from ..backends.device import ort_beside
     from ..errors import UsageError
     from ..matters.plate import plate_matter
     from ..pipeline import Job
@@ -43,5 +44,5 @@ def build(settings: BackgroundSettings, control, runners=None, sinks: tuple = ()
     matter = plate_matter(job, settings.plate, method=settings.method, checkpoint=settings.checkpoint,
                           align=settings.align, model=settings.model, cache=settings.cache_dir,
                           plate_out=settings.plate_out, overwrite=settings.overwrite, warn=control.warn,
-                          notify=control.note, runners=bind_device(runners, device), device=device)
+                          notify=control.note, runners=bind_device(runners, ort_beside(device)), device=device)
     return job, matter
