@@ -261,3 +261,23 @@ def test_cuda_alpha_matches_the_cpu_within_one_level(shared_data, rvm_onnx_path)
 @needs_gpu
 def test_auto_picks_cuda_where_it_loads():
     assert resolve_ort("auto") == Device("cuda", 0)
+
+
+@pytest.mark.parametrize("mode, extra", [
+    ("guided", ["--keyframe", "0:KEY", "--method", "ftpvm", "--checkpoint", "missing.pth"]),
+    ("background", ["--plate", "PLATE", "--method", "neural", "--checkpoint", "missing.pth"]),
+])
+def test_pytorch_networks_refuse_an_unusable_cuda_before_loading(tmp_path, clip, capsys, mode, extra):
+    """The PyTorch methods ask PyTorch (not ONNX Runtime) whether CUDA can be used, before their weights load."""
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this PyTorch can use CUDA")
+    import cv2
+
+    key, plate = tmp_path / "key.png", tmp_path / "plate.png"
+    cv2.imwrite(str(key), np.pad(np.full((8, 8), 255, np.uint8), ((8, 8), (12, 12))))
+    cv2.imwrite(str(plate), np.zeros((24, 32, 3), np.uint8))
+    extra = [f"0:{key}" if a == "0:KEY" else str(plate) if a == "PLATE" else a for a in extra]
+    code, _, err = run_cli([mode, clip, "--alpha", tmp_path / "a.mp4", "--device", "cuda", *extra], capsys)
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith(f"vidmatte {mode}: error: --device cuda: ") and "PyTorch" in err
