@@ -48,6 +48,10 @@ def open_session(model: str | os.PathLike | bytes, threads: int | None = None, d
     if device.kind == "cuda" and "CUDAExecutionProvider" not in session.get_providers():
         # ORT would quietly run this session on the CPU; the user asked for the GPU (device.py probed it loads)
         raise ModelError(f"ONNX Runtime did not place the model on {device.name} (its CUDA provider failed to load)")
+    if device.kind == "cuda":
+        import logging
+
+        logging.getLogger("vidmatte").debug(f"ONNX Runtime session on {session.get_providers()[0]} ({device.name})")
     return session
 
 
