@@ -98,7 +98,7 @@ def convert_video(model="rvm-mobilenetv3",
                               overwrite=overwrite, allow_partial=allow_partial, control=control,
                               guidance=guidance, object=object, band=band, prior=prior, work=work,
                               method=method, checkpoint=checkpoint, image_format=image_format,
-                              bit_depth=bit_depth, premultiplied=premultiplied,
+                              bit_depth=bit_depth, premultiplied=premultiplied, device=device or "auto",
                               **({"model": model} if isinstance(model, str) else {}))
     run = _run_settings(input_source, output_type, input_resize, output_video_mbps, background, start_frame,
                         end_frame, overwrite, allow_partial,
@@ -115,6 +115,7 @@ def convert_video(model="rvm-mobilenetv3",
         else:  # a matter from ``load`` or a torch MattingNetwork: the caller's own weights, already loaded
             job = Job(run["input"], job_options(mode.settings(**run), mode.kinds, control.warn), control)
             matter = _matter_for(model, downsample_ratio, seq_chunk, device, warmup)
+            job.details["device"] = str(getattr(matter.runner, "device", "cpu"))
         return job.run(matter)
 
 
@@ -150,7 +151,8 @@ def convert_guided(input_source: str = None,
                    propagator: str = "auto",
                    image_format: str = "png",
                    bit_depth: int | None = None,
-                   premultiplied: bool = False):
+                   premultiplied: bool = False,
+                   device: str = "auto"):
     """``vidmatte guided`` as a call: matte any subject marked on keyframes, same checks and errors as the CLI.
 
     keyframes: {frame index: a trimap or mask image path, or the image as a numpy array (uint8/bool [H,W] mask,
@@ -164,7 +166,8 @@ def convert_guided(input_source: str = None,
     (``matters.networks.GUIDED_NETWORKS``, e.g. "ftpvm") run from ``checkpoint``, with ``mem_every`` /
     ``max_memory`` as ``--mem-every`` / ``--max-memory`` (None: the network's own defaults); ``work`` and
     ``prior`` are for the classical method. ``image_format``, ``bit_depth``, ``premultiplied``: as
-    ``convert_video``'s.
+    ``convert_video``'s. device: "auto", "cpu", "cuda" or "cuda:N" as ``--device`` (``result.details["device"]``
+    says which ran). propagator: as ``--propagator`` (classical method).
     Errors are ``UsageError``/``GuidanceError`` (one line) before anything is written.
     """
     from .modes import MODES
@@ -177,13 +180,13 @@ def convert_guided(input_source: str = None,
     mode = MODES["guided"]
     settings = mode.settings(**run, marks=keyframes, guidance=guidance, object=object, band=band, prior=prior,
                              model=model, cache_dir=cache, work=work, method=method, checkpoint=checkpoint,
-                             mem_every=mem_every, max_memory=max_memory, propagator=propagator)
+                             mem_every=mem_every, max_memory=max_memory, propagator=propagator, device=device)
     return _run(mode, settings, control, progress)
 
 
 def convert_background(input_source: str = None, plate=None, *, method: str = "classical", align: bool = True,
                        plate_out: str | None = None, model: str = "rvm-mobilenetv3", cache: str | None = None,
-                       checkpoint: str | None = None, control=None, **outputs):
+                       checkpoint: str | None = None, control=None, device: str = "auto", **outputs):
     """``vidmatte background`` as a call: matte whatever differs from a clean plate, same checks and errors.
 
     plate: an image or a short video of the empty scene (path), "auto" (estimated from the footage: a static
@@ -195,7 +198,8 @@ def convert_background(input_source: str = None, plate=None, *, method: str = "c
     input_resize, output_video_mbps, start_frame, end_frame, overwrite, allow_partial, image_format, bit_depth,
     premultiplied, progress). Returns a
     ``ConvertResult`` whose ``details`` report the alignment (``plate_unmatched_frames``, ``plate_gain_frames``,
-    ``plate_residual``) and ``person_share``. Errors are ``UsageError`` (one line) before anything is written.
+    ``plate_residual``), ``person_share`` and ``device`` (``device=``: "auto", "cpu", "cuda" or "cuda:N", as
+    ``--device``). Errors are ``UsageError`` (one line) before anything is written.
     """
     from .errors import UsageError
     from .modes import MODES
@@ -205,7 +209,7 @@ def convert_background(input_source: str = None, plate=None, *, method: str = "c
     progress = outputs.pop("progress", True)
     mode = MODES["background"]
     settings = mode.settings(**_output_options(input_source, **outputs), plate=plate, method=method, align=align,
-                             plate_out=plate_out, model=model, cache_dir=cache, checkpoint=checkpoint)
+                             plate_out=plate_out, model=model, cache_dir=cache, checkpoint=checkpoint, device=device)
     return _run(mode, settings, control, progress)
 
 
@@ -248,13 +252,14 @@ def _output_options(input_source, input_resize=None, output_type: str = "video",
 
 
 def load_guided(keyframe=None, guidance: str = "auto", object: int | None = None, band: int | None = None,
-                prior: str = "auto", model: str = "rvm-mobilenetv3", cache: str | None = None):
+                prior: str = "auto", model: str = "rvm-mobilenetv3", cache: str | None = None, device: str = "auto"):
     """Guided matting for apps, frame by frame: ``g.step(frame, keyframe=None) -> (fgr, pha)``.
 
     The latest keyframe given (a trimap or mask, path or array, read as ``convert_guided`` reads them) is carried
     forward to each new frame; a new keyframe replaces it. Online use can only go forward: for a file,
     ``convert_guided`` carries every keyframe both ways and fuses them, which is more accurate between keyframes.
-    ``g.reset()`` before an unrelated video; ``g.trimap`` is the last frame's propagated trimap.
+    ``g.reset()`` before an unrelated video; ``g.trimap`` is the last frame's propagated trimap. device: where
+    RVM's prior runs (``--device``).
     """
     from .errors import UsageError
     from .guidance import read_guidance
@@ -272,7 +277,11 @@ def load_guided(keyframe=None, guidance: str = "auto", object: int | None = None
             _log().warning(message)
         return trimap
 
-    solver = TrimapSolver(prior=open_prior(prior, model, cache, _log().warning), prior_mode=prior)
+    from .backends.device import resolve_ort
+    from .modes.base import bind_device
+
+    runners = bind_device(None, resolve_ort(device))
+    solver = TrimapSolver(prior=open_prior(prior, model, cache, _log().warning, runners), prior_mode=prior)
     return GuidedStream(solver, read_keyframe, keyframe)
 
 

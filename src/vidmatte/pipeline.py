@@ -142,6 +142,7 @@ class Job:
         if not options.outputs and not options.sinks:
             raise UsageError("no output requested")
         self.options, self.control = options, control
+        self.details: dict = {}  # what the mode says of the run beside the matter's summary, e.g. its "device"
         self.source = open_source(source, options.sequence_fps, options.input_format, options.input_options)
         info = self.source.info
         if options.start_frame < 0 or (options.end_frame is not None and options.end_frame <= options.start_frame):
@@ -204,8 +205,7 @@ class Job:
         result = ConvertResult(self.frames_written, seconds, {s.spec.kind: str(s.spec.path)
                                                               for s in outputs.sinks if isinstance(s, FileSink)})
         summary = getattr(self.matter, "summary", None)  # optional in the Matter protocol
-        if summary is not None:
-            result.details = dict(summary())
+        result.details = {**self.details, **(dict(summary()) if summary is not None else {})}
         if input_error is not None:
             if not self.options.allow_partial:
                 raise PartialInputError(f"{input_error}; the outputs keep them all ({self.frames_written} frames; "

@@ -25,18 +25,20 @@ class Runner(Protocol):
 
 
 def open_runner(model: str = "rvm-mobilenetv3", backend: str = "onnxruntime", threads: int | None = None,
-                device: str = "auto", cache: str | None = None) -> Runner:
-    """Build a runner for a registered model (fetching its weights once) or for a path to an .onnx file."""
+                device="auto", cache: str | None = None) -> Runner:
+    """Build a runner for a registered model (fetching its weights once) or for a path to an .onnx file, on
+    ``device`` (``--device auto|cpu|cuda[:N]``, or a resolved ``backends.device.Device``); the runner's
+    ``device`` attribute says where it runs."""
     from ..errors import UsageError
 
     if backend in ("onnxruntime", "onnx", "ort"):
         from .onnx import SplitOnnxRunner
 
-        return SplitOnnxRunner.from_model(model, threads=threads, cache=cache)
+        return SplitOnnxRunner.from_model(model, threads=threads, cache=cache, device=device)
     if backend == "onnxruntime-whole":  # the official graph end to end: the reference, and for comparisons
         from .onnx import OnnxRunner
 
-        return OnnxRunner.from_model(model, threads=threads, cache=cache)
+        return OnnxRunner.from_model(model, threads=threads, cache=cache, device=device)
     if backend == "torch":
         from ..extras import require
 
@@ -45,3 +47,19 @@ def open_runner(model: str = "rvm-mobilenetv3", backend: str = "onnxruntime", th
 
         return TorchRunner.from_model(model, device=device, threads=threads, cache=cache)
     raise UsageError(f"unknown backend {backend!r}; choose onnxruntime, onnxruntime-whole or torch")
+
+
+def runners_on(runners, device):
+    """``runners`` (``open_runner`` when None, or a batch worker's) opening every set of weights on ``device``: how
+    a mode hands its device to the matters that open RVM as a prior."""
+    import functools
+
+    return functools.partial(runners or open_runner, device=device)
+
+
+def resolve_device(backend: str, device):
+    """The device ``open_runner(backend=..., device=...)`` would run on (``backends.device.Device``), probed
+    without loading weights: a mode resolves it once, before its model loads, and reports it."""
+    from .device import resolve_ort, resolve_torch
+
+    return resolve_torch(device) if backend == "torch" else resolve_ort(device)

@@ -163,6 +163,8 @@ def export_onnx(model, output: str | os.PathLike, opset: int = 12, precision: st
                                   dynamic_axes=dyn, do_constant_folding=True)
             if not quiet:
                 print("vidmatte: checking the export with ONNX Runtime...", file=sys.stderr)
+            # The check compares the graph with PyTorch's eager run on the CPU: the CPU provider on purpose, whatever
+            # --device a later run uses (its own parity with the CPU is benchmarks/gpu_check.py's)
             session = ort.InferenceSession(str(staged.temps[0]), providers=["CPUExecutionProvider"])
             clip = check_frames() if check_clip is None else check_clip
             reference = _eager_reference(reference_model, clip, check_ratio)

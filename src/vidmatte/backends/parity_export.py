@@ -141,6 +141,7 @@ def export_checked(graphs: Callable[[], list[Graph]], outputs: list[Path], opset
                 torch.onnx.export(graph.module, graph.example, str(temp), dynamo=False, opset_version=opset,
                                   input_names=graph.input_names, output_names=graph.output_names,
                                   dynamic_axes=graph.dynamic_axes)
+        # the CPU provider on purpose: the check is the graph against PyTorch's eager run on the CPU
         report = check([ort.InferenceSession(str(t), providers=["CPUExecutionProvider"]) for t in staged.temps])
         staged.commit(report)
         return report

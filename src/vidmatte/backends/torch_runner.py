@@ -11,26 +11,15 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-from ..errors import ModelError, UsageError
+from ..errors import ModelError
 
 
-def pick_device(device: str = "auto") -> "torch.device":
-    """auto -> cuda if available, else mps if available, else cpu. Explicit devices must exist."""
-    import torch
+def pick_device(device="auto") -> "torch.device":
+    """auto -> cuda if usable, else mps, else cpu. An explicit GPU that cannot be used is a one-line UsageError
+    saying why (``backends.device.resolve_torch``)."""
+    from .device import resolve_torch
 
-    if device in (None, "", "auto"):
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if device not in ("cpu", "cuda", "mps") and not device.startswith("cuda:"):
-        raise UsageError(f"unknown device {device!r}; choose auto, cpu, cuda or mps")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError("--device cuda requested but this PyTorch build has no usable CUDA device")
-    if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise UsageError("--device mps requested but MPS is not available")
-    return torch.device(device)
+    return resolve_torch(device).torch()
 
 
 class TorchRunner:
@@ -43,7 +32,7 @@ class TorchRunner:
 
         if threads:
             torch.set_num_threads(int(threads))
-        self.device = pick_device(device)
+        self.device = pick_device(device)  # str(): "cpu", "cuda:0" (the run's reported device)
         self.model = fuse_batchnorm(model.eval()).to(self.device)
         self._torch = torch
 

@@ -93,7 +93,7 @@ def _interruptible():
 
 def _check_request(request: BatchRequest) -> None:
     from ..modes import mode
-    from ..modes.base import check_counts, check_range, parse_ratio
+    from ..modes.base import check_counts, check_device, check_range, parse_ratio
 
     if bool(request.inputs) == bool(request.manifest):
         raise UsageError("give INPUTS or --manifest FILE (one of them)")
@@ -107,6 +107,7 @@ def _check_request(request: BatchRequest) -> None:
     check_counts(options.get("threads"), options.get("seq_chunk", 1), options.get("warmup", 0))
     mode(request.mode).check_method(options.get("method"), options.get("checkpoint"))
     parse_ratio(options.get("downsample_ratio", "auto"))
+    check_device(options.get("device", "auto"))  # the text only: each worker probes its own machine's GPU
     check_range(options.get("start_frame", 0), options.get("end_frame"))
     if request.ray is not None:
         from ..extras import require

@@ -31,6 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                        help="the RVM weights of the person prior (name or .onnx); without them every region is "
                             "solved as an object")
     plate.add_argument("--cache-dir", help="weights folder (default: $VIDMATTE_CACHE or ~/.cache/vidmatte)")
+    convert_cli.add_device_argument(plate)
     convert_cli.add_output_arguments(p)
     convert_cli.add_range_arguments(p)
     convert_cli.add_report_arguments(p)

@@ -100,9 +100,9 @@ def run(args: argparse.Namespace) -> int:
 def _coercer():
     """(manifest column, text) -> (option dest, value), typed and checked as the command line would do it."""
     from ..errors import UsageError
-    from ..modes.base import parse_ratio, parse_size
+    from ..modes.base import check_device, parse_ratio, parse_size
 
-    checks = {"downsample_ratio": parse_ratio, "input_resize": parse_size}
+    checks = {"downsample_ratio": parse_ratio, "input_resize": parse_size, "device": check_device}
     parser = argparse.ArgumentParser(add_help=False)
     add_arguments(parser)
     actions = {a.dest: a for a in parser._actions if a.dest not in BATCH_DESTS and a.option_strings}

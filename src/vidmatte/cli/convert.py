@@ -78,7 +78,7 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
                        help="onnxruntime: the RVM graph up to its guided filter, whose full-resolution step runs "
                             "fused with compositing (fastest); onnxruntime-whole: the official graph end to end "
                             "(same results within float rounding); torch: PyTorch")
-    model.add_argument("--device", default="auto", help="torch backend: auto|cpu|cuda|mps")
+    add_device_argument(model)
     model.add_argument("--downsample-ratio", default="auto",
                        help="auto (min(512 / max(h, w), 1), RVM's rule) or a number in (0, 1]")
     model.add_argument("--seq-chunk", type=int, default=1,
@@ -88,6 +88,14 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
                             "files and folders only, a live source starts cold; 0: off)")
     model.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
     model.add_argument("--cache-dir", help="weights folder (default: $VIDMATTE_CACHE or ~/.cache/vidmatte)")
+
+
+def add_device_argument(group) -> None:
+    """``--device``, the same on every mode's command (backends/device.py decides and reports it)."""
+    group.add_argument("--device", default="auto", metavar="DEVICE",
+                       help="where the networks run: auto (the GPU when ONNX Runtime's CUDA provider loads and a "
+                            "device is present, else the CPU), cpu, cuda, cuda:N (an error naming what is missing "
+                            "when it cannot be used; needs the 'gpu' extra), mps (--backend torch only)")
 
 
 def add_range_arguments(p: argparse.ArgumentParser) -> None:

@@ -30,6 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     guide.add_argument("--checkpoint", metavar="PATH", help=CHECKPOINT_HELP)
     guide.add_argument("--model", default="rvm-mobilenetv3", help="the RVM weights of the prior (name or .onnx)")
     guide.add_argument("--cache-dir", help="weights folder (default: $VIDMATTE_CACHE or ~/.cache/vidmatte)")
+    convert_cli.add_device_argument(guide)
     guide.add_argument("--work", metavar="DIR",
                        help="keep the propagated trimaps and solved frames here: a second run with an added, changed "
                             "or removed keyframe recomputes only the frames between its neighbouring keyframes and "

@@ -14,6 +14,9 @@ DESCRIPTION = (
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", required=True, help="training config (.yaml or .json)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. train.steps=100")
+    p.add_argument("--device", default=None, metavar="DEVICE",
+                   help="auto (default: the GPU when PyTorch can use one, with float16 autocast as train.amp=auto "
+                        "allows), cpu, cuda, cuda:N, mps; the same as train.device=DEVICE")
     p.add_argument("--print-config", action="store_true", help="print the merged config and exit")
 
 
@@ -30,6 +33,11 @@ def run(args: argparse.Namespace) -> int:
     require("train", "training")
     from ..train.config import ConfigError, load_config
 
+    if args.device is not None:
+        from ..modes.base import check_device
+
+        check_device(args.device)
+        args.overrides = [*args.overrides, f"train.device={args.device}"]
     try:
         config = load_config(args.config, args.overrides)
     except ConfigError as exc:

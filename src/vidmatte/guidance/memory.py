@@ -47,7 +47,7 @@ class FeatureEncoder:
     (a multiple of 16, so that the 1/16 map upsampled lines up with the 1/8 one)."""
 
     def __init__(self, model: str = "rvm-mobilenetv3", cache: str | None = None, side: int = 448,
-                 threads: int | None = None):
+                 threads: int | None = None, device="cpu"):
         from ..backends.onnx import model_file, open_session
         from ..errors import ModelError
         from ..models.rvm_graph import encoder_model
@@ -55,7 +55,7 @@ class FeatureEncoder:
         serialized = encoder_model(model_file(model, cache))
         if serialized is None:
             raise ModelError(f"{model}: not an RVM MobileNetV3 graph; the memory propagator needs its encoder")
-        self.session = open_session(serialized, threads)
+        self.session = open_session(serialized, threads, device)
         self.side = side
         self._ratio = np.ones(1, np.float32)
 
@@ -352,7 +352,8 @@ def memory_settings(mem_every: int | None, max_memory: int | None) -> tuple[int,
 
 
 def propagator_factory(kind: str = "auto", mem_every: int | None = None, max_memory: int | None = None,
-                       finetune_steps: int = 0, model: str = "rvm-mobilenetv3", cache: str | None = None):
+                       finetune_steps: int = 0, model: str = "rvm-mobilenetv3", cache: str | None = None,
+                       device="cpu"):
     """A no-argument callable making one propagator per keyframe and direction, as ``GuidedMatter`` wants.
 
     auto is the tracking propagator (``track.TrackPropagator``: it holds real subjects the flow loses,
@@ -376,5 +377,5 @@ def propagator_factory(kind: str = "auto", mem_every: int | None = None, max_mem
         return lambda: TrackPropagator(tracking)
     if finetune_steps:
         require_torch()
-    encoder = FeatureEncoder(model, cache)
+    encoder = FeatureEncoder(model, cache, device=device)
     return lambda: MemoryPropagator(encoder, mem_every, max_memory, finetune_steps=finetune_steps)

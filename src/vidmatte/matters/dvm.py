@@ -27,7 +27,7 @@ from ..matte import SolvedMatte
 from ..models.loaders import load_dvm
 from ..solvers.trimap_solver import foreground_colours
 from .base import Pass
-from .keyframe_network import KeyframeNetworkMatter, checked_trimap, keyframes_in_span
+from .keyframe_network import KeyframeNetworkMatter, checked_trimap, keyframes_in_span, on_device
 
 TARGET_SIZE = 1024  # longer side the networks see (CPU-friendly; the official test resizes to at most 1600)
 
@@ -97,7 +97,7 @@ class DvmMatter(KeyframeNetworkMatter):
         trimap = checked_trimap(self.keyframes, index, frame)
         h, w = small.shape[-2:]
         levels = cv2.resize(trimap_levels(trimap), (w, h), interpolation=cv2.INTER_NEAREST)
-        return torch.from_numpy(levels)[None, None, None]
+        return self._on_device(torch.from_numpy(levels)[None, None, None])
 
     # --- the writing pass ---------------------------------------------------------------------------------------
     def _matte_frame(self, index: int, frame: np.ndarray, small) -> SolvedMatte:
@@ -109,7 +109,7 @@ class DvmMatter(KeyframeNetworkMatter):
             logits = self.model.trimap.propagate(small, *self._memory)
             label = logits[0, 0].argmax(0)
             small_trimap = (label.float() / 2)[None, None, None]
-            trimap = self._labels(label.numpy().astype(np.uint8), frame)
+            trimap = self._labels(label.cpu().numpy().astype(np.uint8), frame)
         matting = self.model.matting
         x = matting.network_input(small, small_trimap)
         self._window.append((x, matting.encode(x)))
@@ -125,7 +125,7 @@ class DvmMatter(KeyframeNetworkMatter):
         """Alpha at the processing size -> float32 [H,W] at the frame's, the trimap's definite regions set."""
         import cv2
 
-        alpha = cv2.resize(alpha[0, 0].clamp(0, 1).numpy().astype(np.float32), (frame.shape[1], frame.shape[0]),
+        alpha = cv2.resize(alpha[0, 0].clamp(0, 1).cpu().numpy().astype(np.float32), (frame.shape[1], frame.shape[0]),
                            interpolation=cv2.INTER_LINEAR)
         alpha[trimap == FG] = 1.0
         alpha[trimap == BG] = 0.0
@@ -144,4 +144,4 @@ def dvm_method(job, keyframes, checkpoint: str | None, *, cache=None, warn: Call
                options: dict) -> DvmMatter:
     """``--method dvm`` (``networks.GUIDED_NETWORKS``)."""
     given = keyframes_in_span(job.span, keyframes)
-    return DvmMatter(load_dvm(checkpoint), given)
+    return on_device(DvmMatter(load_dvm(checkpoint), given), options.get("device"))

@@ -28,7 +28,7 @@ from ..matte import SolvedMatte
 from ..models.loaders import load_ftpvm
 from ..solvers.trimap_solver import foreground_colours
 from .base import Pass
-from .keyframe_network import KeyframeNetworkMatter, checked_trimap, keyframes_in_span
+from .keyframe_network import KeyframeNetworkMatter, checked_trimap, keyframes_in_span, on_device
 
 TARGET_SIZE = 1024  # the official footage script's default longer side
 BANK_SIZE = 5  # the official MemoryBank's top_k
@@ -94,7 +94,7 @@ class FtpvmMatter(KeyframeNetworkMatter):
 
         trimap = checked_trimap(self.keyframes, index, frame)
         levels = np.where(trimap == FG, 1.0, np.where(trimap == BG, 0.0, 0.5)).astype(np.float32)
-        return pad_to_multiple(self._resize(torch.from_numpy(levels)[None, None]))[None]
+        return self._on_device(pad_to_multiple(self._resize(torch.from_numpy(levels)[None, None]))[None])
 
     def _encode(self, tensors: tuple, trimap) -> tuple:
         return self.model.encode_imgs_to_value(tensors[2], trimap)
@@ -150,14 +150,14 @@ class FtpvmMatter(KeyframeNetworkMatter):
 
         if alpha.shape[-2:] != full.shape[-2:]:
             alpha = grey_guided_upsample(full, small, alpha)
-        return alpha[0, 0].clamp(0, 1).numpy().astype(np.float32)
+        return alpha[0, 0].clamp(0, 1).cpu().numpy().astype(np.float32)
 
     @staticmethod
     def _labels(logits, frame: np.ndarray) -> np.ndarray:
         """Predicted trimap at the frame's size, uint8 {0,128,255}."""
         import cv2
 
-        label = logits[0].argmax(0).numpy().astype(np.uint8)
+        label = logits[0].argmax(0).cpu().numpy().astype(np.uint8)
         trimap = np.choose(label, [BG, UNKNOWN, FG]).astype(np.uint8)
         return cv2.resize(trimap, (frame.shape[1], frame.shape[0]), interpolation=cv2.INTER_NEAREST)
 
@@ -187,5 +187,5 @@ def bank_settings(options: dict, warn=None) -> tuple[int, int]:
 def ftpvm_method(job, keyframes, checkpoint: str | None, *, cache=None, warn=None, options: dict) -> FtpvmMatter:
     """``--method ftpvm`` (``networks.GUIDED_NETWORKS``), the memory bank set by ``--mem-every`` / ``--max-memory``."""
     memory_every, bank_size = bank_settings(options, warn)
-    return ftpvm_matter(job, keyframes, checkpoint, cache=cache, warn=warn, memory_every=memory_every,
-                        bank_size=bank_size)
+    return on_device(ftpvm_matter(job, keyframes, checkpoint, cache=cache, warn=warn, memory_every=memory_every,
+                                  bank_size=bank_size), options.get("device"))

@@ -28,6 +28,15 @@ def checked_trimap(keyframes: dict[int, np.ndarray], index: int, frame: np.ndarr
     return trimap
 
 
+def on_device(matter, device):
+    """``matter`` with its network on ``device`` (a ``backends.device.Device``; None: left where it is). On the CPU
+    the moves are no-ops (``.to`` returns the tensor itself), so the CPU runs the GPU's code path."""
+    if device is not None:
+        matter.device = device.torch()
+        matter.model = matter.model.to(matter.device)
+    return matter
+
+
 class KeyframeNetworkMatter:
     """The pass structure: ``passes`` gives one pass per keyframe (``_keep(index, frame, tensors)`` stores it),
     then the writing pass (``_matte_frame(index, frame, tensors)``), both under ``torch.inference_mode``;
@@ -37,6 +46,7 @@ class KeyframeNetworkMatter:
     seq_chunk = 1
     network = "the network"
     keyframe_pass = "memory"
+    device = None  # the torch device the network runs on (None: where the tensors are made, the CPU)
 
     def passes(self, span: Span) -> list[Pass]:
         if not span.seekable:
@@ -46,7 +56,15 @@ class KeyframeNetworkMatter:
 
     def prepare(self, frame: np.ndarray, index: int | None = None) -> tuple:
         frame = as_rgb_u8(frame)
-        return index, frame, self._tensor(frame)
+        return index, frame, self._on_device(self._tensor(frame))
+
+    def _on_device(self, tensors):
+        """A tensor (or a tuple of them) moved to the network's device: uploaded once, on the decoder's thread."""
+        if self.device is None:
+            return tensors
+        if isinstance(tensors, tuple):
+            return tuple(t.to(self.device) for t in tensors)
+        return tensors.to(self.device)
 
     def matte(self, prepared: list) -> list:
         import torch

@@ -5,7 +5,8 @@ PyTorch import) and the line ``--help`` shows. A factory is called as
 ``factory(job, keyframes, checkpoint, cache=..., warn=..., options=...)`` with the checked ``pipeline.Job``, the
 loaded ``guidance.Keyframes``, the ``--checkpoint`` value and ``options``, the method settings the command line
 shares with the memory propagator (``mem_every``, ``max_memory``, ``finetune_steps``) and the classical solver's
-``prior`` and ``model``; it returns a ``Matter``."""
+``prior`` and ``model``, and ``device`` (a ``backends.device.Device``: where the network runs); it returns a
+``Matter``."""
 
 from __future__ import annotations
 

@@ -120,8 +120,9 @@ def pad_to_4(x, multiple: int = 4):
 class NeuralPlateMatter(PlateMatter):
     """Mattes whatever differs from ``plate`` with a BGMv2 network (``MattingRefine`` or ``MattingBase``)."""
 
-    def __init__(self, plate: np.ndarray, model, align: bool = True):
-        self.model = model
+    def __init__(self, plate: np.ndarray, model, align: bool = True, device=None):
+        self.device = None if device is None else device.torch()  # --device (backends.device.Device)
+        self.model = model if self.device is None else model.to(self.device)
         super().__init__(plate, prior=None, align=align)
 
     def reset(self) -> None:
@@ -132,13 +133,14 @@ class NeuralPlateMatter(PlateMatter):
         import torch
 
         plate = aligned.plate if aligned.valid is None else np.where(aligned.valid[..., None], aligned.plate, frame)
-        src, bgr = (pad_to_4(torch.from_numpy(a).permute(2, 0, 1)[None].float() / 255) for a in (frame, plate))
+        src, bgr = (pad_to_4(torch.from_numpy(a).permute(2, 0, 1)[None].to(self.device).float() / 255)
+                    for a in (frame, plate))
         with torch.inference_mode():
             outputs = self.model(src, bgr, self._state) if self.model.convlstm else self.model(src, bgr)
         if self.model.convlstm:
             self._state = outputs[-1]
         h, w = frame.shape[:2]
-        pha, fgr = outputs[0][0, 0, :h, :w].numpy(), outputs[1][0, :, :h, :w].numpy()
+        pha, fgr = outputs[0][0, 0, :h, :w].cpu().numpy(), outputs[1][0, :, :h, :w].cpu().numpy()
         self._count(aligned)
         return DenseMatte(np.ascontiguousarray(fgr), np.ascontiguousarray(pha))
 
@@ -235,7 +237,7 @@ def plate_matter(job, plate: str | Path | np.ndarray, method: str = "classical",
     if out is not None:
         _write_plate(image, out)
     if network is not None:
-        return NeuralPlateMatter(image, network, align=align)
+        return NeuralPlateMatter(image, network, align=align, device=_options.get("device"))
     if prior is not None:
         prior.warmup = DEFAULT_WARMUP
     return PlateMatter(image, prior=prior, align=align)

@@ -40,6 +40,7 @@ from ..models.loaders import load_tgm
 from ..solvers.trimap_solver import TrimapSolver, foreground_colours
 from .base import Pass, Span, as_rgb_u8, writing_pass
 from .keyframe_network import keyframes_in_span
+from ..backends.base import runners_on
 from .recurrent import open_prior
 
 TARGET_SIZE = 512  # longer side the generator runs at (the official finetuning crops 512; inference is full size)
@@ -52,20 +53,22 @@ class StmTrimaps:
 
     name = "stm"
 
-    def __init__(self, model):
+    def __init__(self, model, device=None):
         from ..models.tgm import StmGenerator
 
-        self.model, self._generator = model, StmGenerator(model)
+        self.device = None if device is None else device.torch()
+        self.model = model if self.device is None else model.to(self.device)
+        self._generator = StmGenerator(self.model)
 
     def frame_input(self, small: np.ndarray):
         import torch
 
-        return torch.from_numpy(small).permute(2, 0, 1).float().div_(255)[None]
+        return torch.from_numpy(small).permute(2, 0, 1).float().div_(255)[None].to(self.device)
 
     def trimap_input(self, trimap: np.ndarray):
         import torch
 
-        return torch.from_numpy(one_hot(trimap)).permute(2, 0, 1)[None]
+        return torch.from_numpy(one_hot(trimap)).permute(2, 0, 1)[None].to(self.device)
 
     def encode(self, frame, trimap):
         import torch
@@ -81,7 +84,7 @@ class StmTrimaps:
 
     @staticmethod
     def probabilities(read) -> np.ndarray:
-        return read[0].permute(1, 2, 0).numpy()
+        return read[0].permute(1, 2, 0).cpu().numpy()
 
     def finetune(self, frames: list[np.ndarray], trimaps: list[np.ndarray], steps: int) -> list[float]:
         from ..train.tgm import online_finetune
@@ -323,16 +326,24 @@ class TgmMatter:
 
 
 # --- building it (the CLI's --method tgm, the API) ----------------------------------------------------------------
-def open_generator(checkpoint: str | None, cache: str | None = None, warn=None):
-    """The STM network from ``checkpoint``, or (None) the no-checkpoint variant on RVM's encoder."""
+def ort_side(device):
+    """Where this method's ONNX parts (RVM's prior, the variant's encoder) run beside the network's ``device``."""
+    from ..backends.device import CPU, ort_beside
+
+    return CPU if device is None else ort_beside(device)
+
+
+def open_generator(checkpoint: str | None, cache: str | None = None, warn=None, device=None):
+    """The STM network from ``checkpoint``, or (None) the no-checkpoint variant on RVM's encoder; on ``device`` (a
+    ``backends.device.Device``; the variant's ONNX encoder goes there when ONNX Runtime can use it, else the CPU)."""
     if checkpoint:
-        return StmTrimaps(load_tgm(checkpoint))
+        return StmTrimaps(load_tgm(checkpoint), device)
     from ..guidance.memory import FeatureEncoder
 
     (warn or logging.getLogger("vidmatte").warning)(
         "--method tgm without --checkpoint: trimaps come from a memory of RVM encoder features (the no-checkpoint "
         "variant), not from TCVOM's trained network")
-    return RvmMemoryTrimaps(FeatureEncoder("rvm-mobilenetv3", cache))
+    return RvmMemoryTrimaps(FeatureEncoder("rvm-mobilenetv3", cache, device=ort_side(device)))
 
 
 def tgm_method(job, keyframes, checkpoint: str | None, *, cache=None, warn=None, options: dict) -> TgmMatter:
@@ -344,8 +355,10 @@ def tgm_method(job, keyframes, checkpoint: str | None, *, cache=None, warn=None,
     if mem_every < 1 or max_memory < 1 or steps < 0:
         raise UsageError("--mem-every and --max-memory must be at least 1, --finetune-steps at least 0")
     inside = keyframes_in_span(job.span, keyframes)
-    generator = open_generator(checkpoint, cache, warn)
+    device = options.get("device")
+    generator = open_generator(checkpoint, cache, warn, device)
     prior_mode = options.get("prior", "none")
-    prior = open_prior(prior_mode, options.get("model", "rvm-mobilenetv3"), cache, warn)
+    runners = None if device is None else runners_on(None, ort_side(device))
+    prior = open_prior(prior_mode, options.get("model", "rvm-mobilenetv3"), cache, warn, runners)
     return TgmMatter(generator, inside, TrimapSolver(prior=prior, prior_mode=prior_mode), mem_every=mem_every,
                      max_memory=max_memory, finetune_steps=steps)

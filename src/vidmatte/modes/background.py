@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import DEFAULT_MODEL, PICTURE_KINDS, RunSettings, job_options
+from .base import DEFAULT_MODEL, PICTURE_KINDS, RunSettings, bind_device, job_options
 
 METHODS = ("classical", "neural")
 KINDS = PICTURE_KINDS
@@ -27,6 +27,8 @@ class BackgroundSettings(RunSettings):
 
 
 def build(settings: BackgroundSettings, control, runners=None, sinks: tuple = ()):
+    from ..backends.base import resolve_device
+    from ..backends.device import ort_beside
     from ..errors import UsageError
     from ..matters.plate import plate_matter
     from ..pipeline import Job
@@ -36,8 +38,11 @@ def build(settings: BackgroundSettings, control, runners=None, sinks: tuple = ()
     if settings.plate is None or (isinstance(settings.plate, str) and not settings.plate):
         raise UsageError("background mode needs a plate: --plate, or a plate column in the batch manifest")
     job = Job(settings.input, job_options(settings, KINDS, control.warn, sinks), control)
+    # neural: BackgroundMattingV2 in PyTorch; classical: RVM's person prior in ONNX Runtime
+    device = resolve_device("torch" if settings.method == "neural" else "onnxruntime", settings.device)
+    job.details["device"] = device.name
     matter = plate_matter(job, settings.plate, method=settings.method, checkpoint=settings.checkpoint,
                           align=settings.align, model=settings.model, cache=settings.cache_dir,
                           plate_out=settings.plate_out, overwrite=settings.overwrite, warn=control.warn,
-                          notify=control.note, runners=runners)
+                          notify=control.note, runners=bind_device(runners, ort_beside(device)), device=device)
     return job, matter

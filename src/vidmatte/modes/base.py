@@ -42,6 +42,7 @@ class RunSettings:
     overwrite: bool = False
     allow_partial: bool = False
     cache_dir: str | None = None  # weights folder (None: $VIDMATTE_CACHE or ~/.cache/vidmatte)
+    device: str = "auto"  # where the networks run: auto|cpu|cuda|cuda:N (mps: --backend torch); backends/device.py
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ def job_options(settings: RunSettings, kinds: tuple[str, ...], warn: Callable[[s
         named = ", ".join(f"--{kind}" for kind in kinds)
         raise UsageError(f"no output requested; give at least one of {named}")
     check_range(settings.start_frame, settings.end_frame)
+    check_device(settings.device)
     check_bit_depth(outputs, settings.bit_depth)
     for message in (check_image_format(outputs, settings.image_format, settings.premultiplied),
                     check_encoding(outputs, settings.crf, settings.preset),
@@ -178,6 +180,21 @@ def check_fps(fps: float | None, source: str, input_format: str | None) -> str |
     is_video = live_source(source, input_format) is not None or (path.is_file()
                                                                   and path.suffix.lower() not in IMAGE_EXTENSIONS)
     return "--fps is ignored: it sets the frame rate of image inputs; a video keeps its own" if is_video else None
+
+
+def check_device(text) -> str:
+    """``--device``: auto, cpu, cuda or cuda:N (one-line UsageError otherwise); whether that device can be used is
+    decided when the mode builds its networks (``backends.device``)."""
+    from ..backends.device import check_device as check
+
+    return check(text)
+
+
+def bind_device(runners, device):
+    """``runners`` (``backends.open_runner`` or a batch worker's) opening every set of weights on ``device``."""
+    from ..backends.base import runners_on
+
+    return runners_on(runners, device)
 
 
 def check_counts(threads: int | None, seq_chunk: int = 1, warmup: int = 0) -> None:

@@ -15,7 +15,6 @@ KINDS = PICTURE_KINDS
 class ConvertSettings(RunSettings):
     model: str = DEFAULT_MODEL  # a registered name or an .onnx path
     backend: str = "onnxruntime"
-    device: str = "auto"  # torch backend: auto|cpu|cuda|mps
     downsample_ratio: float | None = None  # None: RVM's rule, min(512 / max(h, w), 1)
     seq_chunk: int = 1  # frames per network call (torch backend)
     warmup: int = DEFAULT_WARMUP
@@ -33,6 +32,7 @@ def check_model(settings: ConvertSettings) -> None:
 
 
 def build(settings: ConvertSettings, control, runners=None, sinks: tuple = ()):
+    from ..backends.base import resolve_device
     from ..matters.recurrent import RecurrentMatter
     from ..pipeline import Job
 
@@ -41,7 +41,9 @@ def build(settings: ConvertSettings, control, runners=None, sinks: tuple = ()):
     options = job_options(settings, KINDS, control.warn, sinks)
     check_model(settings)
     job = Job(settings.input, options, control)  # the input and every output checked before the model loads
-    runner = runners(settings.model, settings.backend, threads=settings.threads, device=settings.device,
+    device = resolve_device(settings.backend, settings.device)
+    job.details["device"] = device.name
+    runner = runners(settings.model, settings.backend, threads=settings.threads, device=device,
                      cache=settings.cache_dir)
     return job, RecurrentMatter(runner, settings.downsample_ratio, seq_chunk=settings.seq_chunk,
                                 warmup=settings.warmup)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..matters.networks import GUIDED_NETWORKS
-from .base import DEFAULT_MODEL, PICTURE_KINDS, RunSettings, job_options
+from .base import DEFAULT_MODEL, PICTURE_KINDS, RunSettings, bind_device, job_options
 
 METHODS = ("classical", *GUIDED_NETWORKS)
 KINDS = PICTURE_KINDS + ("trimap",)
@@ -61,6 +61,7 @@ def check(settings: GuidedSettings) -> None:
 
 
 def build(settings: GuidedSettings, control, runners=None, sinks: tuple = ()):
+    from ..backends.base import resolve_device
     from ..errors import UsageError
     from ..guidance import detect_tcvom, load_keyframes, read_keyframes
     from ..io.probe import live_source
@@ -85,22 +86,26 @@ def build(settings: GuidedSettings, control, runners=None, sinks: tuple = ()):
                                              settings.object, settings.band)
     for message in warnings:
         control.warn(message)
+    # The networks are PyTorch; the classical method's networks (RVM's prior, the memory's encoder) ONNX Runtime.
+    device = resolve_device("torch" if settings.method != "classical" else "onnxruntime", settings.device)
+    job.details["device"] = device.name
     if settings.method != "classical":
         options = {"mem_every": settings.mem_every, "max_memory": settings.max_memory,
-                   "finetune_steps": settings.finetune_steps, "prior": settings.prior, "model": settings.model}
+                   "finetune_steps": settings.finetune_steps, "prior": settings.prior, "model": settings.model,
+                   "device": device}
         return job, GUIDED_NETWORKS[settings.method].matter(job, keyframes, settings.checkpoint,
                                                             cache=settings.cache_dir, warn=control.warn,
                                                             options=options)
-    return job, _classical_matter(settings, job, keyframes, control, runners)
+    return job, _classical_matter(settings, job, keyframes, control, bind_device(runners, device), device)
 
 
-def _classical_matter(settings: GuidedSettings, job, keyframes, control, runners):
+def _classical_matter(settings: GuidedSettings, job, keyframes, control, runners, device):
     from ..guidance.memory import memory_settings, propagator_factory
     from ..matters.guided import guided_matter
 
     mem_every, max_memory = memory_settings(settings.mem_every, settings.max_memory)
     propagators = propagator_factory(settings.propagator, mem_every, max_memory, settings.finetune_steps,
-                                     settings.model, settings.cache_dir)
+                                     settings.model, settings.cache_dir, device=device)
     return guided_matter(job, keyframes, work=settings.work, prior_mode=settings.prior, model=settings.model,
                          cache=settings.cache_dir, warn=control.warn, notify=control.note,
                          guidance={"kind": settings.guidance, "object": settings.object, "band": settings.band},

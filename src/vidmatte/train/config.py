@@ -159,6 +159,13 @@ def validate(config: dict) -> None:
     if config["model"]["kind"] not in KINDS:
         raise ConfigError(f"model.kind must be one of {', '.join(KINDS)}, got {config['model']['kind']!r}")
     call(config["model"], "validate", config)
+    from ..backends.device import parse_device
+    from ..errors import UsageError
+
+    try:
+        parse_device(train["device"])  # whether it can be used is decided when the trainer starts (one line, exit 2)
+    except UsageError as exc:
+        raise ConfigError(f"train.device: {exc}") from None
     if train["amp"] not in ("auto", "off", "bf16", "fp16", False, True):
         raise ConfigError(f"train.amp must be auto, off, bf16 or fp16, got {train['amp']!r}")
     if set(train["lr"]) - {"backbone", "aspp", "decoder", "refiner"}:

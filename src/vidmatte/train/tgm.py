@@ -105,7 +105,8 @@ def online_finetune(model: TrimapGenerationModule, frames: list[np.ndarray], tri
         for _ in range(steps):
             pick = int(rng.integers(len(frames)))
             clip, classes = keyframe_clip(frames[pick], trimaps[pick], rng, side)
-            loss = clip_loss(model, clip, classes)
+            device = next(model.parameters()).device  # the matter's device (--device): the clip goes there
+            loss = clip_loss(model, clip.to(device), classes.to(device))
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()

@@ -67,6 +67,7 @@ class PageSettings(BaseModel):
     image_format: Literal[IMAGE_FORMATS] = "png"  # of the alpha frames (alpha_png, zipped)
     bit_depth: Literal[8, 16, 32] | None = None  # theirs: None the format's own (8; EXR half)
     premultiplied: bool = False  # the RGBA outputs' colour times alpha
+    device: str = "auto"  # where the networks run: auto|cpu|cuda|cuda:N, as --device (the server's GPU)
 
     @field_validator("mode", mode="before")
     @classmethod
@@ -88,6 +89,16 @@ class PageSettings(BaseModel):
         if background != "image" and parse_colour(background) is None:
             raise ValueError("not a colour")
         return background
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, device: str) -> str:
+        from ..modes.base import check_device
+
+        try:
+            return check_device(device)
+        except UsageError as exc:
+            raise ValueError(str(exc)) from None
 
     @model_validator(mode="after")
     def _runnable(self, info: ValidationInfo):
@@ -124,6 +135,7 @@ _REFUSALS = {
     "outputs": f"outputs must be a non-empty list of {', '.join(OUTPUTS)}",
     "background": "background must be green, black, white, #RRGGBB or image",
     "checkpoint": "checkpoint must be the name of a file in the server's --checkpoints folder",
+    "device": "device must be auto, cpu, cuda or cuda:N",
 }
 
 
@@ -195,7 +207,8 @@ def _mode_settings(job: dict, mode: str, folder: Path, model: str, cache: str | 
     # f-string, not "/": a PNG sequence is named by its trailing slash, which Path would drop
     outputs = {OUTPUTS[name][0]: f"{folder}/{OUTPUTS[name][1]}" for name in settings["outputs"]}
     run = {"input": str(input_path(folder)), "outputs": outputs, "background": background, "overwrite": True,
-           "model": model, "cache_dir": cache, "premultiplied": settings.get("premultiplied", False)}
+           "model": model, "cache_dir": cache, "premultiplied": settings.get("premultiplied", False),
+           "device": settings.get("device", "auto")}
     if "alpha_png" in settings["outputs"]:  # the only folder output: its format (jobs saved before: PNG)
         run.update(image_format=settings.get("image_format", "png"), bit_depth=settings.get("bit_depth"))
     if mode == "convert":
