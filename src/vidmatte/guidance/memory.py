@@ -373,7 +373,7 @@ def propagator_factory(kind: str = "auto", mem_every: int | None = None, max_mem
     if kind == "track" or (kind == "auto" and not finetune_steps):
         from .track import TRACK_SIDE, TrackPropagator
 
-        tracking = FeatureEncoder(model, cache, side=TRACK_SIDE)
+        tracking = FeatureEncoder(model, cache, side=TRACK_SIDE, device=device)
         return lambda: TrackPropagator(tracking)
     if finetune_steps:
         require_torch()
