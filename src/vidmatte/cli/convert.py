@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from ..modes.base import FOREGROUND_HELP, FOREGROUND_METHODS
 from ..modes.convert import BACKENDS, DEFAULT_WARMUP
 
 DESCRIPTION = ("Matte a video (anything FFmpeg decodes), a live source (webcam, webcam:N, /dev/videoN, or any "
@@ -61,6 +62,7 @@ def add_picture_arguments(group) -> None:
     group.add_argument("--bit-depth", type=int, choices=[8, 16], default=8, help="PNG alpha bit depth")
     group.add_argument("--background", default="green",
                        help="composition background: green|black|white|#RRGGBB|IMAGE|VIDEO (scaled to cover)")
+    group.add_argument("--foreground-method", choices=FOREGROUND_METHODS, default="auto", help=FOREGROUND_HELP)
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..matters.networks import GUIDED_NETWORKS
-from .base import DEFAULT_MODEL, PICTURE_KINDS, RunSettings, job_options
+from .base import DEFAULT_MODEL, PICTURE_KINDS, RunSettings, job_options, with_foreground
 
 METHODS = ("classical", *GUIDED_NETWORKS)
 KINDS = PICTURE_KINDS + ("trimap",)
@@ -87,10 +87,10 @@ def build(settings: GuidedSettings, control, runners=None, sinks: tuple = ()):
     if settings.method != "classical":
         options = {"mem_every": settings.mem_every, "max_memory": settings.max_memory,
                    "finetune_steps": settings.finetune_steps, "prior": settings.prior, "model": settings.model}
-        return job, GUIDED_NETWORKS[settings.method].matter(job, keyframes, settings.checkpoint,
-                                                            cache=settings.cache_dir, warn=control.warn,
-                                                            options=options)
-    return job, _classical_matter(settings, job, keyframes, control, runners)
+        return job, with_foreground(GUIDED_NETWORKS[settings.method].matter(
+            job, keyframes, settings.checkpoint, cache=settings.cache_dir, warn=control.warn, options=options),
+            settings)
+    return job, with_foreground(_classical_matter(settings, job, keyframes, control, runners), settings)
 
 
 def _classical_matter(settings: GuidedSettings, job, keyframes, control, runners):

@@ -56,6 +56,7 @@ class Aligned:
     residual: float
     matched: bool  # False: this frame's features did not match; its pixels were aligned instead (``dense``)
     valid: np.ndarray | None = None  # bool [H,W]: pixels the plate covers (None: all); a pan leaves the rest unseen
+    screen: np.ndarray | None = None  # bool [H,W]: a screen's plate: the pixels taken as clearly screen
 
 
 class PlateAligner:
