@@ -61,7 +61,8 @@ def convert_video(model="rvm-mobilenetv3",
                   prior: str = "auto",
                   work: str | None = None,
                   method: str = "classical",
-                  checkpoint: str | None = None):
+                  checkpoint: str | None = None,
+                  foreground_method: str = "auto"):
     """RobustVideoMatting's ``convert_video``, same parameter names and meaning, on vidmatte's pipeline.
 
     model: a registered name (``"rvm-mobilenetv3"``), a path to an RVM ``.onnx`` file, a matter from ``load``, or
@@ -76,10 +77,12 @@ def convert_video(model="rvm-mobilenetv3",
     ``keyframes``: {frame index: trimap or mask (path or array)} mattes the subject marked there instead, by
     ``convert_guided`` with ``guidance``, ``object``, ``band``, ``prior``, ``work``, ``method`` and ``checkpoint``
     (see there; ``model`` is then the RVM weights of its prior).
+    ``foreground_method``: how the foreground colours are made, as ``--foreground-method`` (auto: RVM's own; none,
+    estimate, despill; docs/CLI.md).
     """
     from .errors import UsageError
     from .modes import MODES
-    from .modes.base import job_options
+    from .modes.base import job_options, with_foreground
     from .pipeline import Job
 
     if keyframes is None and (method != "classical" or checkpoint is not None):
@@ -90,12 +93,13 @@ def convert_video(model="rvm-mobilenetv3",
                               background=background, start_frame=start_frame, end_frame=end_frame,
                               overwrite=overwrite, allow_partial=allow_partial, control=control,
                               guidance=guidance, object=object, band=band, prior=prior, work=work,
-                              method=method, checkpoint=checkpoint,
+                              method=method, checkpoint=checkpoint, foreground_method=foreground_method,
                               **({"model": model} if isinstance(model, str) else {}))
     run = _run_settings(input_source, output_type, input_resize, output_video_mbps, background, start_frame,
                         end_frame, overwrite, allow_partial,
                         [("composition", output_composition), ("alpha", output_alpha),
                          ("foreground", output_foreground), ("rgba", output_rgba)])
+    run["foreground_method"] = foreground_method
     mode = MODES["convert"]
     with _controlled(control, progress) as control:
         if isinstance(model, (str, os.PathLike)):
@@ -105,7 +109,8 @@ def convert_video(model="rvm-mobilenetv3",
             job, matter = mode.build(settings, control)
         else:  # a matter from ``load`` or a torch MattingNetwork: the caller's own weights, already loaded
             job = Job(run["input"], job_options(mode.settings(**run), mode.kinds, control.warn), control)
-            matter = _matter_for(model, downsample_ratio, seq_chunk, device, warmup)
+            matter = with_foreground(_matter_for(model, downsample_ratio, seq_chunk, device, warmup),
+                                     mode.settings(**run))
         return job.run(matter)
 
 
@@ -137,7 +142,8 @@ def convert_guided(input_source: str = None,
                    method: str = "classical",
                    checkpoint: str | None = None,
                    mem_every: int | None = None,
-                   max_memory: int | None = None):
+                   max_memory: int | None = None,
+                   foreground_method: str = "auto"):
     """``vidmatte guided`` as a call: matte any subject marked on keyframes, same checks and errors as the CLI.
 
     keyframes: {frame index: a trimap or mask image path, or the image as a numpy array (uint8/bool [H,W] mask,
@@ -150,7 +156,7 @@ def convert_guided(input_source: str = None,
     method: "classical" (propagate the keyframes, solve alpha) or a network of ``--method``
     (``matters.networks.GUIDED_NETWORKS``, e.g. "ftpvm") run from ``checkpoint``, with ``mem_every`` /
     ``max_memory`` as ``--mem-every`` / ``--max-memory`` (None: the network's own defaults); ``work`` and
-    ``prior`` are for the classical method.
+    ``prior`` are for the classical method. foreground_method: as ``--foreground-method`` (auto: the solver's).
     Errors are ``UsageError``/``GuidanceError`` (one line) before anything is written.
     """
     from .modes import MODES
@@ -162,23 +168,26 @@ def convert_guided(input_source: str = None,
     mode = MODES["guided"]
     settings = mode.settings(**run, marks=keyframes, guidance=guidance, object=object, band=band, prior=prior,
                              model=model, cache_dir=cache, work=work, method=method, checkpoint=checkpoint,
-                             mem_every=mem_every, max_memory=max_memory)
+                             mem_every=mem_every, max_memory=max_memory, foreground_method=foreground_method)
     return _run(mode, settings, control, progress)
 
 
 def convert_background(input_source: str = None, plate=None, *, method: str = "classical", align: bool = True,
                        plate_out: str | None = None, model: str = "rvm-mobilenetv3", cache: str | None = None,
-                       checkpoint: str | None = None, control=None, **outputs):
+                       checkpoint: str | None = None, foreground_method: str = "auto", control=None, **outputs):
     """``vidmatte background`` as a call: matte whatever differs from a clean plate, same checks and errors.
 
-    plate: an image or a short video of the empty scene (path), "auto" (estimated from the footage: a static
-    camera), or the plate as a uint8 [H,W,3] RGB array at the frames' size. align=False for a locked-off camera;
+    plate: an image or a short video of the empty scene (path), "auto" (a green or blue screen when the frame's
+    border is mostly one saturated colour, else estimated from the footage: a static camera), "green", "blue" or
+    "#RRGGBB" (a screen: each frame's plate made from the screen itself), or the plate as a uint8 [H,W,3] RGB array
+    at the frames' size. foreground_method: as ``--foreground-method`` (auto: unmixed from the plate, despilled
+    on a screen). align=False for a locked-off camera;
     method "classical" or "neural" (BackgroundMattingV2 from ``checkpoint``, a .pth state dict or a training
     checkpoint; none are bundled); plate_out: write the plate used (e.g. the auto estimate) as an image; model:
     RVM's weights, the classical method's person prior. ``outputs``: the outputs and options of ``convert_video`` by
     their names (output_type, output_composition, output_alpha, output_foreground, output_rgba, background,
     input_resize, output_video_mbps, start_frame, end_frame, overwrite, allow_partial, progress). Returns a
-    ``ConvertResult`` whose ``details`` report the alignment (``plate_unmatched_frames``, ``plate_gain_frames``,
+    ``ConvertResult`` whose ``details`` report ``plate_source``, the alignment (``plate_unmatched_frames``, ``plate_gain_frames``,
     ``plate_residual``) and ``person_share``. Errors are ``UsageError`` (one line) before anything is written.
     """
     from .errors import UsageError
@@ -189,7 +198,8 @@ def convert_background(input_source: str = None, plate=None, *, method: str = "c
     progress = outputs.pop("progress", True)
     mode = MODES["background"]
     settings = mode.settings(**_output_options(input_source, **outputs), plate=plate, method=method, align=align,
-                             plate_out=plate_out, model=model, cache_dir=cache, checkpoint=checkpoint)
+                             plate_out=plate_out, model=model, cache_dir=cache, checkpoint=checkpoint,
+                             foreground_method=foreground_method)
     return _run(mode, settings, control, progress)
 
 
