@@ -51,7 +51,7 @@ def hair(rng: np.random.Generator, scale: int = 4) -> tuple[np.ndarray, np.ndarr
     face = cv2.resize(big.astype(np.float32) / 255, (W, H), interpolation=cv2.INTER_AREA) > 0.5
     face &= (np.arange(H)[:, None] > cy / scale - 25)  # below the hairline
     colour[face] = (0.86, 0.66, 0.55)
-    shading = cv2.GaussianBlur(rng.uniform(0.8, 1.05, (H, W)).astype(np.float32), (0, 0), 1.0)
+    shading = cv2.GaussianBlur(rng.uniform(0.8, 1.05, (H, W)).astype(np.float32), (0, 0), 2.0)
     return alpha, np.clip(colour * shading[..., None], 0, 1)
 
 
@@ -87,7 +87,7 @@ def main() -> None:
     for tile, label in zip(tiles, labels):
         cv2.putText(tile, label, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2, cv2.LINE_AA)
     grid = np.concatenate([np.concatenate(tiles[:2], axis=1), np.concatenate(tiles[2:], axis=1)], axis=0)
-    cv2.imwrite(options.out, cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+    cv2.imwrite(options.out, cv2.cvtColor(grid, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
     print(f"wrote {options.out}")
 
 
