@@ -134,7 +134,8 @@ def run_matter(matter, frames: list[np.ndarray], tmp: Path) -> tuple[list[np.nda
     options = ConvertOptions(outputs=[parse_output("alpha", f"{out / 'pha'}/"),
                                       parse_output("foreground", f"{out / 'fgr'}/")], sequence_fps=24)
     convert(str(src), matter, options, JobControl())
-    alpha = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255 for p in sorted((out / "pha").glob("*.png"))]
+    alpha = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255
+             for p in sorted((out / "pha").glob("*.png"))]
     fgr = [read_rgb(p).astype(np.float32) / 255 for p in sorted((out / "fgr").glob("*.png"))]
     return alpha, fgr
 

@@ -187,8 +187,9 @@ def convert_background(input_source: str = None, plate=None, *, method: str = "c
     RVM's weights, the classical method's person prior. ``outputs``: the outputs and options of ``convert_video`` by
     their names (output_type, output_composition, output_alpha, output_foreground, output_rgba, background,
     input_resize, output_video_mbps, start_frame, end_frame, overwrite, allow_partial, progress). Returns a
-    ``ConvertResult`` whose ``details`` report ``plate_source``, the alignment (``plate_unmatched_frames``, ``plate_gain_frames``,
-    ``plate_residual``) and ``person_share``. Errors are ``UsageError`` (one line) before anything is written.
+    ``ConvertResult`` whose ``details`` report ``plate_source``, the alignment (``plate_unmatched_frames``,
+    ``plate_gain_frames``, ``plate_residual``) and ``person_share``. Errors are ``UsageError`` (one line) before
+    anything is written.
     """
     from .errors import UsageError
     from .modes import MODES

@@ -266,9 +266,10 @@ def plate_matter(job, plate: str | Path | np.ndarray, method: str = "classical",
     plate: a path (image or plate video), "auto" (a green or blue screen when the first frame's border is mostly
     one saturated colour, else estimated from the job's frames: a static camera), "green", "blue" or "#RRGGBB" (a
     screen: each frame's plate made from the frame, ``solvers.plate_screen``), or an image array at the job's frame
-    size. foreground: a ``FOREGROUND_METHODS`` name (the output colours). method: "classical", or "neural" (BackgroundMattingV2 from ``checkpoint``,
-    ``NeuralPlateMatter``). RVM (``model``) is the classical method's person prior (and helps ``auto`` estimate
-    the plate); offline without its weights the mode goes on without it and says so through ``warn``.
+    size. foreground: a ``FOREGROUND_METHODS`` name (the output colours). method: "classical", or "neural"
+    (BackgroundMattingV2 from ``checkpoint``, ``NeuralPlateMatter``). RVM (``model``) is the classical method's person
+    prior (and helps ``auto`` estimate the plate); offline without its weights the mode goes on without it and says so
+    through ``warn``.
     plate_out: where to write the plate used (PNG/JPEG/TIFF), e.g. the ``auto`` estimate; notify: where to say how
     much of the frame an estimate never saw empty; runners: opens RVM's weights as ``backends.open_runner`` does
     (a batch worker passes one that loads them once).

@@ -71,10 +71,10 @@ def despill(foreground: np.ndarray, alpha: np.ndarray, key: np.ndarray) -> np.nd
     """Classical despill: where the screen's channel (green for a green screen, the key's strongest) exceeds the
     larger of the other two, the excess is the screen's light and is taken out (the classical limit, g <= max(r,
     b): a neutral fringe, grey or white hair, comes back exactly; the light is not given back to the other channels,
-    which would turn a green fringe magenta). Only on the subject's fractional pixels (alpha below DESPILL_SOLID, fading to
-    none at 1): hair, motion blur and edges catch the screen's light. A fringe of something that is itself of the
-    screen's hue (a green shirt's edge) keeps the excess its solid neighbours have: what is removed is the excess
-    beyond the nearest solid colours' (``_solid_excess``), so the shirt's edge does not turn magenta.
+    which would turn a green fringe magenta). Only on the subject's fractional pixels (alpha below DESPILL_SOLID,
+    fading to none at 1): hair, motion blur and edges catch the screen's light. A fringe of something that is itself
+    of the screen's hue (a green shirt's edge) keeps the excess its solid neighbours have: what is removed is the
+    excess beyond the nearest solid colours' (``_solid_excess``), so the shirt's edge does not turn magenta.
     foreground float32 [H,W,3] 0..1, alpha [H,W], key RGB [3] -> float32 [H,W,3]."""
     k = int(np.argmax(key))
     others = [c for c in range(3) if c != k]

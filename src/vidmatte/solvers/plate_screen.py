@@ -4,7 +4,8 @@ clearly screen, then matted with the same solver as a shot plate (``solvers.plat
 Per frame:
 1. The key: the screen's chromaticity (r, g, b) / (r + g + b), which light falloff and soft shadows leave nearly
    unchanged. Named colours (green, blue, #RRGGBB) only pick the candidates (chromaticity within KEY_REACH of the
-   named colour's, its strongest channel dominant); the key is their median, so a screen lit a little yellow or a stock green that is not #00b140
+   named colour's, its strongest channel dominant); the key is their median, so a screen lit a little yellow or a
+   stock green that is not #00b140
    still keys.
 2. Clearly screen: chromaticity within ``tolerance`` of the key (three robust spreads of the candidates', bounded
    by TOLERANCE), bright enough for its chromaticity to mean something, and not within FRINGE of anything else
@@ -147,9 +148,10 @@ class Screen:
 
 
 def _filled(seen: np.ndarray, screen: np.ndarray) -> np.ndarray:
-    """``seen``: the screen's colours where ``screen`` (zeros elsewhere). The screen under the subject: inpainted from the screen around it (Navier-Stokes, OpenCV), which carries
-    the boundary's values smoothly inwards (half the error of a pyramid average at the subject's edge, where alpha
-    is fractional and the plate matters most), at FILL_SIDE at most; where no screen is seen at all, push-pull."""
+    """``seen``: the screen's colours where ``screen`` (zeros elsewhere). The screen under the subject: inpainted
+    from the screen around it (Navier-Stokes, OpenCV), which carries the boundary's values smoothly inwards (half the
+    error of a pyramid average at the subject's edge, where alpha is fractional and the plate matters most), at
+    FILL_SIDE at most; where no screen is seen at all, push-pull."""
     h, w = screen.shape
     scale = min(1.0, FILL_SIDE / max(h, w))
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
