@@ -189,3 +189,15 @@ def test_convert_and_guided_take_the_foreground_method(tmp_path, capsys):
     assert main(["guided", str(video), "--keyframe", f"0:{key}", "--rgba", f"{out}/rgba/", "--foreground-method",
                  "despill", "--quiet"]) == 0
     assert len(list((out / "rgba").glob("*.png"))) == 3 and (out / "fg.mp4").stat().st_size > 0
+
+
+def test_a_batch_manifest_names_a_screen_as_its_plate(tmp_path):
+    from vidmatte.batch.manifest import read_manifest
+
+    video, _ = screen_clip(tmp_path, frames=2)
+    manifest = tmp_path / "items.jsonl"
+    manifest.write_text("\n".join(json.dumps({"input": video.name, "plate": plate})
+                                  for plate in ("green", "#00b140", "auto", "missing.png")) + "\n")
+    items, rejected = read_manifest(str(manifest), "background", lambda column, text: (column, text))
+    assert [item.plate for item in items] == ["green", "#00b140", "auto"]
+    assert len(rejected) == 1 and "plate not found" in rejected[0].reason
