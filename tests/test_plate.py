@@ -262,6 +262,7 @@ def test_background_command_mattes_a_generated_scene(tmp_path, capsys):
 
     result = json.loads(capsys.readouterr().out.strip())
     assert result["frames"] == len(truths) and result["plate_unmatched_frames"] == 0
+    assert result["plate_source"] == "file"
     written = sorted((out / "alpha").glob("*.png"))
     assert len(written) == len(truths) and (out / "comp.mp4").stat().st_size > 0
     mad = np.mean([np.abs(cv2.imread(str(p), 0) / 255 - t).mean() for p, t in zip(written, truths)])

@@ -64,7 +64,8 @@ def convert_video(model="rvm-mobilenetv3",
                   checkpoint: str | None = None,
                   image_format: str = "png",
                   bit_depth: int | None = None,
-                  premultiplied: bool = False):
+                  premultiplied: bool = False,
+                  foreground_method: str = "auto"):
     """RobustVideoMatting's ``convert_video``, same parameter names and meaning, on vidmatte's pipeline.
 
     model: a registered name (``"rvm-mobilenetv3"``), a path to an RVM ``.onnx`` file, a matter from ``load``, or
@@ -82,11 +83,12 @@ def convert_video(model="rvm-mobilenetv3",
     ``image_format``: "png", "tiff" or "exr" for folder outputs (EXR needs the 'exr' extra); ``bit_depth``: 8 or 16
     for PNG/TIFF alpha, foreground and RGBA, 16 (half) or 32 (float) for EXR (None: 8, EXR 16);
     ``premultiplied``: RGBA outputs store colour times alpha (``--image-format``, ``--bit-depth``,
-    ``--premultiplied``).
+    ``--premultiplied``). ``foreground_method``: how the foreground colours are made, as ``--foreground-method``
+    (auto: RVM's own; none, estimate, despill; docs/CLI.md).
     """
     from .errors import UsageError
     from .modes import MODES
-    from .modes.base import job_options
+    from .modes.base import job_options, with_foreground
     from .pipeline import Job
 
     if keyframes is None and (method != "classical" or checkpoint is not None):
@@ -99,12 +101,14 @@ def convert_video(model="rvm-mobilenetv3",
                               guidance=guidance, object=object, band=band, prior=prior, work=work,
                               method=method, checkpoint=checkpoint, image_format=image_format,
                               bit_depth=bit_depth, premultiplied=premultiplied, device=device or "auto",
+                              foreground_method=foreground_method,
                               **({"model": model} if isinstance(model, str) else {}))
     run = _run_settings(input_source, output_type, input_resize, output_video_mbps, background, start_frame,
                         end_frame, overwrite, allow_partial,
                         [("composition", output_composition), ("alpha", output_alpha),
                          ("foreground", output_foreground), ("rgba", output_rgba)],
                         image_format, bit_depth, premultiplied)
+    run["foreground_method"] = foreground_method
     mode = MODES["convert"]
     with _controlled(control, progress) as control:
         if isinstance(model, (str, os.PathLike)):
@@ -116,6 +120,7 @@ def convert_video(model="rvm-mobilenetv3",
             job = Job(run["input"], job_options(mode.settings(**run), mode.kinds, control.warn), control)
             matter = _matter_for(model, downsample_ratio, seq_chunk, device, warmup)
             job.details["device"] = str(getattr(matter.runner, "device", "cpu"))
+            matter = with_foreground(matter, mode.settings(**run))
         return job.run(matter)
 
 
@@ -152,7 +157,8 @@ def convert_guided(input_source: str = None,
                    image_format: str = "png",
                    bit_depth: int | None = None,
                    premultiplied: bool = False,
-                   device: str = "auto"):
+                   device: str = "auto",
+                   foreground_method: str = "auto"):
     """``vidmatte guided`` as a call: matte any subject marked on keyframes, same checks and errors as the CLI.
 
     keyframes: {frame index: a trimap or mask image path, or the image as a numpy array (uint8/bool [H,W] mask,
@@ -167,7 +173,8 @@ def convert_guided(input_source: str = None,
     ``max_memory`` as ``--mem-every`` / ``--max-memory`` (None: the network's own defaults); ``work`` and
     ``prior`` are for the classical method. ``image_format``, ``bit_depth``, ``premultiplied``: as
     ``convert_video``'s. device: "auto", "cpu", "cuda" or "cuda:N" as ``--device`` (``result.details["device"]``
-    says which ran). propagator: as ``--propagator`` (classical method).
+    says which ran). propagator: as ``--propagator`` (classical method). foreground_method: as
+    ``--foreground-method`` (auto: the solver's).
     Errors are ``UsageError``/``GuidanceError`` (one line) before anything is written.
     """
     from .modes import MODES
@@ -180,26 +187,31 @@ def convert_guided(input_source: str = None,
     mode = MODES["guided"]
     settings = mode.settings(**run, marks=keyframes, guidance=guidance, object=object, band=band, prior=prior,
                              model=model, cache_dir=cache, work=work, method=method, checkpoint=checkpoint,
-                             mem_every=mem_every, max_memory=max_memory, propagator=propagator, device=device)
+                             mem_every=mem_every, max_memory=max_memory, propagator=propagator, device=device,
+                             foreground_method=foreground_method)
     return _run(mode, settings, control, progress)
 
 
 def convert_background(input_source: str = None, plate=None, *, method: str = "classical", align: bool = True,
                        plate_out: str | None = None, model: str = "rvm-mobilenetv3", cache: str | None = None,
-                       checkpoint: str | None = None, control=None, device: str = "auto", **outputs):
+                       checkpoint: str | None = None, foreground_method: str = "auto", control=None,
+                       device: str = "auto", **outputs):
     """``vidmatte background`` as a call: matte whatever differs from a clean plate, same checks and errors.
 
-    plate: an image or a short video of the empty scene (path), "auto" (estimated from the footage: a static
-    camera), or the plate as a uint8 [H,W,3] RGB array at the frames' size. align=False for a locked-off camera;
+    plate: an image or a short video of the empty scene (path), "auto" (a green or blue screen when the frame's
+    border is mostly one saturated colour, else estimated from the footage: a static camera), "green", "blue" or
+    "#RRGGBB" (a screen: each frame's plate made from the screen itself), or the plate as a uint8 [H,W,3] RGB array
+    at the frames' size. foreground_method: as ``--foreground-method`` (auto: unmixed from the plate, despilled
+    on a screen). align=False for a locked-off camera;
     method "classical" or "neural" (BackgroundMattingV2 from ``checkpoint``, a .pth state dict or a training
     checkpoint; none are bundled); plate_out: write the plate used (e.g. the auto estimate) as an image; model:
     RVM's weights, the classical method's person prior. ``outputs``: the outputs and options of ``convert_video`` by
     their names (output_type, output_composition, output_alpha, output_foreground, output_rgba, background,
     input_resize, output_video_mbps, start_frame, end_frame, overwrite, allow_partial, image_format, bit_depth,
-    premultiplied, progress). Returns a
-    ``ConvertResult`` whose ``details`` report the alignment (``plate_unmatched_frames``, ``plate_gain_frames``,
-    ``plate_residual``), ``person_share`` and ``device`` (``device=``: "auto", "cpu", "cuda" or "cuda:N", as
-    ``--device``). Errors are ``UsageError`` (one line) before anything is written.
+    premultiplied, progress). Returns a ``ConvertResult`` whose ``details`` report ``plate_source``, the alignment
+    (``plate_unmatched_frames``, ``plate_gain_frames``, ``plate_residual``), ``person_share`` and ``device``
+    (``device=``: "auto", "cpu", "cuda" or "cuda:N", as ``--device``). Errors are ``UsageError`` (one line) before
+    anything is written.
     """
     from .errors import UsageError
     from .modes import MODES
@@ -209,7 +221,8 @@ def convert_background(input_source: str = None, plate=None, *, method: str = "c
     progress = outputs.pop("progress", True)
     mode = MODES["background"]
     settings = mode.settings(**_output_options(input_source, **outputs), plate=plate, method=method, align=align,
-                             plate_out=plate_out, model=model, cache_dir=cache, checkpoint=checkpoint, device=device)
+                             plate_out=plate_out, model=model, cache_dir=cache, checkpoint=checkpoint, device=device,
+                             foreground_method=foreground_method)
     return _run(mode, settings, control, progress)
 
 

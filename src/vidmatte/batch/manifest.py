@@ -145,7 +145,10 @@ def _item(row, where: str, base: Path, mode: str, coerce: Coerce) -> Item:
         item.keyframes = _existing(base, str(row[KEYFRAMES]), "keyframe folder")
     item.keyframe = [_keyframe(base, spec) for spec in _as_list(row.get(KEYFRAME))]
     if row.get(PLATE):
-        item.plate = _existing(base, str(row[PLATE]), "plate")
+        plate = str(row[PLATE])
+        # auto, green, blue, #RRGGBB name a plate the mode makes (a file of that name beside the manifest wins)
+        named = plate.lower() in ("auto", "green", "blue") or plate.startswith("#")
+        item.plate = plate if named and not Path(_resolve(base, plate)).exists() else _existing(base, plate, "plate")
     for column, value in row.items():
         if column not in RESERVED and value not in (None, ""):
             dest, typed = coerce(column, str(value) if not isinstance(value, bool) else str(value).lower())

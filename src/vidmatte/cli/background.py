@@ -20,9 +20,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     convert_cli.add_input_arguments(p)
     plate = p.add_argument_group("plate")
     plate.add_argument("--plate", required=True, metavar="PLATE",
-                       help="the empty scene: an image, a short video of it on a still camera (temporal median), or "
-                            "auto: estimated from the footage (a static camera and a subject that moves on; refused "
-                            "when too much of the frame is never seen empty)")
+                       help="the empty scene: an image, a short video of it on a still camera (temporal median); "
+                            "green, blue or #RRGGBB: a green or blue screen, each frame's plate made from the screen "
+                            "itself (its uneven light, creases and shadows); or auto: a screen when the frame's "
+                            "border is mostly one saturated colour, else estimated from the footage (a static camera "
+                            "and a subject that moves on; refused when too much of the frame is never seen empty)")
     plate.add_argument("--plate-out", metavar="FILE", help="write the plate used (e.g. the auto estimate) as an image")
     add_plate_options(plate)
     plate.add_argument("--method", choices=METHODS, default="classical", help=METHOD_HELP)

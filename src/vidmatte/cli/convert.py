@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from ..modes.base import IMAGE_FORMATS
+from ..modes.base import FOREGROUND_HELP, FOREGROUND_METHODS, IMAGE_FORMATS
 from ..modes.convert import BACKENDS, DEFAULT_WARMUP
 
 DESCRIPTION = ("Matte a video (anything FFmpeg decodes), a live source (webcam, webcam:N, /dev/videoN, or any "
@@ -69,6 +69,7 @@ def add_picture_arguments(group) -> None:
                        help="RGBA outputs store colour times alpha (straight by default); every file says which")
     group.add_argument("--background", default="green",
                        help="composition background: green|black|white|#RRGGBB|IMAGE|VIDEO (scaled to cover)")
+    group.add_argument("--foreground-method", choices=FOREGROUND_METHODS, default="auto", help=FOREGROUND_HELP)
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from ..errors import UsageError
 from ..matte import DenseMatte, SolvedMatte
 from ..models.loaders import NO_WEIGHTS, load_bgmv2
-from ..solvers.plate_align import PlateAligner, PlateMismatch
+from ..solvers.plate_align import Aligned, PlateAligner, PlateMismatch, _residual
 from ..solvers.plate_alpha import solve_with_plate
 from .base import Pass, Span, as_rgb_u8, writing_pass
 from .recurrent import DEFAULT_WARMUP, open_prior
@@ -33,6 +34,9 @@ from .recurrent import DEFAULT_WARMUP, open_prior
 PLATE_VIDEO_FRAMES = 60  # a plate video's median is taken over at most this many frames, spread over it
 PLATE_MOTION_SHARE = 0.02  # a plate video whose pixels stray from their median over more than this share: refused
 PLATE_MOTION_LEVEL = 0.1  # what counts as straying: 10% of the range, in some frame of the sample
+FOREGROUND_METHODS = ("auto", "none", "estimate", "despill")
+RVM_SURE_PERSON = 0.95  # RVM's alpha above which a pixel is the person's, whatever its colour
+SUBJECT_ON_SCREEN = 0.002  # share of the frame RVM is sure is a person but the screen's colour: the plate is remade
 
 
 class PlateMatter:
@@ -40,22 +44,31 @@ class PlateMatter:
 
     prior: a ``RecurrentMatter`` (RVM) for person regions and their foreground colours, or None (no weights: every
     region is solved as an object). align: False for a locked-off camera (the plate is used as it is).
+    screen: a ``solvers.plate_screen.Screen`` instead of a plate: each frame's plate is the screen estimated from
+    that frame (``plate`` is then None). foreground: ``FOREGROUND_METHODS`` (auto: colours unmixed from the plate,
+    despilled on a screen; none: the frame's colours; estimate: unmixed, no despill; despill: unmixed, then
+    despilled against the screen's or the plain background's colour). source: what ``plate_source`` reports.
     """
 
     seq_chunk = 1
 
-    def __init__(self, plate: np.ndarray, prior=None, align: bool = True):
-        self.plate = as_rgb_u8(plate)
+    def __init__(self, plate: np.ndarray | None, prior=None, align: bool = True, screen=None,
+                 foreground: str = "auto", source: str = "file"):
+        self.screen, self.foreground_method, self.source = screen, foreground, source
+        self.plate = None if screen is not None else as_rgb_u8(plate)
         self.prior = prior
-        self.aligner = PlateAligner(self.plate, align=align)
+        self.aligner = None if screen is not None else PlateAligner(self.plate, align=align)
         self.reset()
 
     def reset(self) -> None:
-        self.aligner.reset()
+        if self.aligner is not None:
+            self.aligner.reset()
+        if self.screen is not None:
+            self.screen.reset()
         if self.prior is not None:
             self.prior.reset()
         self._pass: Pass | None = None
-        self._stats = {"frames": 0, "unmatched": 0, "gain": 0, "residual": 0.0, "person": 0.0}
+        self._stats = {"frames": 0, "unmatched": 0, "gain": 0, "residual": 0.0, "person": 0.0, "remade": 0}
 
     def passes(self, span: Span) -> list[Pass]:
         if self.prior is None:
@@ -67,6 +80,10 @@ class PlateMatter:
 
     def prepare(self, frame: np.ndarray, index: int | None = None) -> tuple:
         frame = as_rgb_u8(frame)
+        if self.screen is not None:
+            if self._pass is not None and not self._pass.writes:
+                return frame, None
+            return frame, self._screen_plate(frame)
         if frame.shape != self.plate.shape:
             raise UsageError(f"the plate is {self.plate.shape[1]}x{self.plate.shape[0]} but the frames are "
                              f"{frame.shape[1]}x{frame.shape[0]}")
@@ -85,19 +102,39 @@ class PlateMatter:
         return [self._matte_frame(frame, aligned) for frame, aligned in prepared]
 
     def summary(self) -> dict:
-        """What the job reports: how the plate was aligned (``plate_alignment``: features, pixels where the plate has
-        too little texture for features, both, or none with --no-align), frames whose features did not match (their
-        pixels were aligned), frames with a gain/bias correction, the mean background residual (grey levels) and the
-        share of differing pixels in person regions."""
+        """What the job reports: where the plate came from (``plate_source``: file, array, estimated, screen green
+        / blue / #rrggbb, "detected screen ..." when --plate auto found one), how it was aligned
+        (``plate_alignment``: features, pixels where the plate has too little texture for features, both, or none
+        with --no-align or a screen), frames whose features did not match (their pixels were aligned), frames with
+        a gain/bias correction, the mean background residual (grey levels), the share of differing pixels in
+        person regions, and on a screen the frames whose plate was remade without what RVM is sure is a person
+        (a subject in the screen's colour)."""
         n, unmatched = max(self._stats["frames"], 1), self._stats["unmatched"]
-        alignment = "none" if not self.aligner.align_enabled else "features" if unmatched == 0 else \
+        aligning = self.aligner is not None and self.aligner.align_enabled
+        alignment = "none" if not aligning else "features" if unmatched == 0 else \
             "pixels" if unmatched >= self._stats["frames"] else "features and pixels"
-        return {"plate_alignment": alignment, "plate_unmatched_frames": unmatched,
-                "plate_gain_frames": self._stats["gain"], "plate_residual": round(self._stats["residual"] / n, 2),
-                "person_share": round(self._stats["person"] / n, 3)}
+        summary = {"plate_source": self.source, "plate_alignment": alignment, "plate_unmatched_frames": unmatched,
+                   "plate_gain_frames": self._stats["gain"], "plate_residual": round(self._stats["residual"] / n, 2),
+                   "person_share": round(self._stats["person"] / n, 3)}
+        if self.screen is not None:
+            summary["screen_remade_frames"] = self._stats["remade"]
+        return summary
+
+    def _screen_plate(self, frame: np.ndarray, subject: np.ndarray | None = None, refine: bool = True) -> Aligned:
+        """The screen behind this frame as an aligned plate (nothing to align: it is made from the frame)."""
+        made = self.screen.plate(frame, subject, refine=refine)
+        return Aligned(made.plate, np.eye(3), None, _residual(frame, made.plate), True, screen=made.screen)
 
     def _matte_frame(self, frame: np.ndarray, aligned) -> SolvedMatte:
         rvm = self.prior.step(frame) if self.prior is not None else None
+        if self.screen is not None and rvm is not None:
+            # a subject in the screen's colour (a green shirt) read as screen: RVM, sure it is a person there, takes
+            # those pixels out of the screen and the plate is remade under them
+            sure = rvm[1] > RVM_SURE_PERSON
+            if (sure & aligned.screen).mean() > SUBJECT_ON_SCREEN:
+                aligned = self._screen_plate(frame, cv2.dilate(sure.astype(np.uint8), np.ones((5, 5), np.uint8))
+                                             .astype(bool), refine=False)
+                self._stats["remade"] += 1
         solution = solve_with_plate(frame, aligned.plate, rvm, aligned.valid)
         stats = self._stats
         stats["frames"] += 1
@@ -106,7 +143,28 @@ class PlateMatter:
         stats["residual"] += aligned.residual
         stats["person"] += solution.person_share
         # colours made on the writer's thread, and only if an output needs them (as guided mode does)
-        return SolvedMatte(frame, solution.alpha, lambda frame, alpha: solution.foreground)
+        return SolvedMatte(frame, solution.alpha,
+                           lambda frame, alpha: self._colours(frame, alpha, solution, aligned.plate, aligned.valid))
+
+    def _colours(self, frame: np.ndarray, alpha: np.ndarray, solution, plate, valid) -> np.ndarray:
+        """The output foreground by ``foreground_method`` (see the class): on an ordinary plate, auto keeps the
+        solve's colours (unmixed, re-estimated locally where faint), which measured better there than multi-level
+        estimation; on a screen, where faint pixels carry the screen's light, the multi-level estimate fills them
+        and the despill follows (benchmarks/screen.py)."""
+        from ..solvers.foreground import despill
+        from ..solvers.plate_alpha import plate_foreground
+        from ..solvers.plate_screen import background_key
+
+        method = self.foreground_method
+        if method == "none":
+            return frame.astype(np.float32) / 255
+        if method == "auto" and self.screen is None:
+            return solution.foreground
+        colours = plate_foreground(frame, plate, alpha, valid)
+        if method == "estimate":
+            return colours
+        key = self.screen.key_rgb if self.screen is not None else background_key(frame, alpha)
+        return colours if key is None else despill(colours, alpha, key)
 
 
 def pad_to_4(x, multiple: int = 4):
@@ -120,10 +178,11 @@ def pad_to_4(x, multiple: int = 4):
 class NeuralPlateMatter(PlateMatter):
     """Mattes whatever differs from ``plate`` with a BGMv2 network (``MattingRefine`` or ``MattingBase``)."""
 
-    def __init__(self, plate: np.ndarray, model, align: bool = True, device=None):
+    def __init__(self, plate: np.ndarray | None, model, align: bool = True, screen=None, source: str = "file",
+                 device=None):
         self.device = None if device is None else device.torch()  # --device (backends.device.Device)
         self.model = model if self.device is None else model.to(self.device)
-        super().__init__(plate, prior=None, align=align)
+        super().__init__(plate, prior=None, align=align, screen=screen, source=source)
 
     def reset(self) -> None:
         super().reset()
@@ -204,13 +263,16 @@ def _still_median(frames: list[np.ndarray], path) -> np.ndarray:
 def plate_matter(job, plate: str | Path | np.ndarray, method: str = "classical", align: bool = True,
                  model: str = "rvm-mobilenetv3", cache: str | None = None, plate_out: str | Path | None = None,
                  overwrite: bool = False, warn=None, notify=None, runners=None, checkpoint: str | None = None,
-                 **_options) -> PlateMatter:
+                 foreground: str = "auto", **_options) -> PlateMatter:
     """The plate matter for a checked ``pipeline.Job``, as the CLI, the API (and batch runs) build it.
 
-    plate: a path (image or plate video), "auto" (estimated from the job's frames: a static camera), or an image
-    array at the job's frame size. method: "classical", or "neural" (BackgroundMattingV2 from ``checkpoint``,
-    ``NeuralPlateMatter``). RVM (``model``) is the classical method's person prior (and helps ``auto`` estimate
-    the plate); offline without its weights the mode goes on without it and says so through ``warn``.
+    plate: a path (image or plate video), "auto" (a green or blue screen when the first frame's border is mostly
+    one saturated colour, else estimated from the job's frames: a static camera), "green", "blue" or "#RRGGBB" (a
+    screen: each frame's plate made from the frame, ``solvers.plate_screen``), or an image array at the job's frame
+    size. foreground: a ``FOREGROUND_METHODS`` name (the output colours). method: "classical", or "neural"
+    (BackgroundMattingV2 from ``checkpoint``, ``NeuralPlateMatter``). RVM (``model``) is the classical method's person
+    prior (and helps ``auto`` estimate the plate); offline without its weights the mode goes on without it and says so
+    through ``warn``.
     plate_out: where to write the plate used (PNG/JPEG/TIFF), e.g. the ``auto`` estimate; notify: where to say how
     much of the frame an estimate never saw empty; runners: opens RVM's weights as ``backends.open_runner`` does
     (a batch worker passes one that loads them once).
@@ -223,11 +285,16 @@ def plate_matter(job, plate: str | Path | np.ndarray, method: str = "classical",
         if not checkpoint:
             raise UsageError(NO_WEIGHTS)
         require("torch", "--method neural (BackgroundMattingV2)")
+    if foreground not in FOREGROUND_METHODS:
+        raise UsageError(f"--foreground-method must be one of {', '.join(FOREGROUND_METHODS)}, not {foreground!r}")
     out = _check_plate_out(plate_out, overwrite)
     auto = isinstance(plate, (str, Path)) and str(plate) == "auto"
-    image = None if auto else _given_plate(job, plate)  # a wrong plate is refused before the model loads...
-    if image is not None and align:
-        _check_matches_first_frame(job, image)  # ...and so is a plate of another scene
+    screen, source = _screen(job, plate, auto, notify)
+    if screen is not None:
+        auto = False
+    image = None if auto or screen is not None else _given_plate(job, plate)  # a wrong plate is refused before
+    if image is not None and align:  # the model loads, and so is a plate of another scene
+        _check_matches_first_frame(job, image)
     if auto:
         _check_auto(job)
     network = load_bgmv2(checkpoint) if method == "neural" else None
@@ -235,12 +302,59 @@ def plate_matter(job, plate: str | Path | np.ndarray, method: str = "classical",
     if auto:
         image = _estimated(job, prior, notify)
     if out is not None:
-        _write_plate(image, out)
+        _write_plate(image if screen is None else _first_screen_plate(job, screen), out)
     if network is not None:
-        return NeuralPlateMatter(image, network, align=align, device=_options.get("device"))
+        return NeuralPlateMatter(image, network, align=align, screen=screen, source=source,
+                                 device=_options.get("device"))
     if prior is not None:
         prior.warmup = DEFAULT_WARMUP
-    return PlateMatter(image, prior=prior, align=align)
+    return PlateMatter(image, prior=prior, align=align, screen=screen, foreground=foreground, source=source)
+
+
+def _screen(job, plate, auto: bool, notify):
+    """(a ``Screen`` or None, what ``plate_source`` reports): ``green``, ``blue``, ``#RRGGBB`` name a screen (a file
+    of that name wins); --plate auto looks for one on the first frame's border."""
+    from ..solvers.plate_screen import Screen, detect_screen, parse_screen
+
+    if isinstance(plate, np.ndarray):
+        return None, "array"
+    if auto:
+        first = _first_frame(job)
+        found = None if first is None else detect_screen(first)
+        if found is None:
+            return None, "estimated"
+        (notify or (lambda message: None))(f"--plate auto: the frame's border is one saturated colour; keyed as a "
+                                           f"{found.name} screen")
+        return found, f"detected screen {found.name}"
+    if Path(plate).exists():
+        return None, "file"
+    try:
+        named = parse_screen(str(plate))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if named is None:
+        return None, "file"  # load_plate says it is missing
+    return Screen(*named), f"screen {named[0]}"
+
+
+def _first_frame(job) -> np.ndarray | None:
+    if not job.span.seekable:
+        return None
+    first = next(iter(job.source.frames(job.span.first, job.span.first + 1)), None)
+    return None if first is None else as_rgb_u8(first.image)
+
+
+def _first_screen_plate(job, screen) -> np.ndarray:
+    """--plate-out with a screen: the plate made from the first frame (each frame has its own)."""
+    first = _first_frame(job)
+    if first is None:
+        raise UsageError("--plate-out with a screen writes the first frame's plate: record the camera to a file "
+                         "first")
+    if first.shape[:2] != (job.height, job.width):
+        first = cv2.resize(first, (job.width, job.height), interpolation=cv2.INTER_AREA)
+    made = screen.plate(first, refine=True).plate
+    screen.reset()
+    return made
 
 
 def _given_plate(job, plate) -> np.ndarray:

@@ -18,7 +18,8 @@ CHECKPOINT_HELP = ("weights of the neural method: an official BackgroundMattingV
 
 @dataclass(kw_only=True)
 class BackgroundSettings(RunSettings):
-    plate: object = None  # an image or plate video (path), "auto" (estimated from the footage), or an RGB array
+    plate: object = None  # an image or plate video (path), "auto" (a detected screen, else estimated from the
+    # footage), "green", "blue" or "#RRGGBB" (a screen: each frame's plate made from it), or an RGB array
     plate_out: str | None = None  # where to write the plate used (e.g. the auto estimate)
     align: bool = True  # False: a locked-off camera, the plate used as it is
     method: str = "classical"
@@ -44,5 +45,6 @@ def build(settings: BackgroundSettings, control, runners=None, sinks: tuple = ()
     matter = plate_matter(job, settings.plate, method=settings.method, checkpoint=settings.checkpoint,
                           align=settings.align, model=settings.model, cache=settings.cache_dir,
                           plate_out=settings.plate_out, overwrite=settings.overwrite, warn=control.warn,
-                          notify=control.note, runners=bind_device(runners, ort_beside(device)), device=device)
+                          notify=control.note, runners=bind_device(runners, ort_beside(device)), device=device,
+                          foreground=settings.foreground_method)
     return job, matter

@@ -16,6 +16,14 @@ from typing import Callable
 from ..errors import UsageError
 
 PICTURE_KINDS = ("composition", "alpha", "foreground", "rgba")  # every mode writes these
+FOREGROUND_METHODS = ("auto", "none", "estimate", "despill")  # matters.foreground, matters.plate
+FOREGROUND_HELP = ("the foreground colours (--foreground, --rgba, --composition): auto: the mode's own (RVM's "
+                   "predicted colours; the guided solver's; in background mode unmixed from the plate, and "
+                   "despilled on a green or blue screen); none: the frame's colours as they are; estimate: the "
+                   "old background taken out of the mixed pixels by multi-level foreground estimation (in "
+                   "background mode: unmixed from the plate, no despill); despill: the mode's own, then the "
+                   "screen's colour (or the clear background's, when it is one saturated colour) limited on the "
+                   "subject's fractional pixels")
 DEFAULT_MODEL = "rvm-mobilenetv3"
 IMAGE_FORMATS = ("png", "tiff", "exr")  # of folder outputs (io.image_formats writes them)
 
@@ -43,6 +51,7 @@ class RunSettings:
     allow_partial: bool = False
     cache_dir: str | None = None  # weights folder (None: $VIDMATTE_CACHE or ~/.cache/vidmatte)
     device: str = "auto"  # where the networks run: auto|cpu|cuda|cuda:N (mps: --backend torch); backends/device.py
+    foreground_method: str = "auto"  # FOREGROUND_METHODS: how the foreground colours are made
 
 
 @dataclass(frozen=True)
@@ -96,6 +105,9 @@ def job_options(settings: RunSettings, kinds: tuple[str, ...], warn: Callable[[s
     from ..io.writers import check_bit_depth, check_encoding, check_image_format, parse_output
     from ..pipeline import ConvertOptions
 
+    if settings.foreground_method not in FOREGROUND_METHODS:
+        raise UsageError(f"--foreground-method must be one of {', '.join(FOREGROUND_METHODS)}, "
+                         f"not {settings.foreground_method!r}")
     unknown = set(settings.outputs) - set(kinds)
     if unknown:
         raise UsageError(f"this mode makes no {', '.join(sorted(unknown))} output")
@@ -120,6 +132,15 @@ def job_options(settings: RunSettings, kinds: tuple[str, ...], warn: Callable[[s
                           input_options=settings.input_options, crf=settings.crf, bitrate=settings.bitrate,
                           preset=settings.preset, overwrite=settings.overwrite, allow_partial=settings.allow_partial,
                           sinks=list(sinks))
+
+
+def with_foreground(matter, settings: RunSettings):
+    """The matter, its colours remade by ``settings.foreground_method`` when that is not the mode's own."""
+    if settings.foreground_method == "auto":
+        return matter
+    from ..matters.foreground import ForegroundMatter
+
+    return ForegroundMatter(matter, settings.foreground_method)
 
 
 def parse_ratio(text: str) -> float | None:

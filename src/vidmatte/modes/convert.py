@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..matters.recurrent import DEFAULT_WARMUP
-from .base import DEFAULT_MODEL, PICTURE_KINDS, RunSettings, check_counts, job_options
+from .base import DEFAULT_MODEL, PICTURE_KINDS, RunSettings, check_counts, job_options, with_foreground
 
 BACKENDS = ("onnxruntime", "onnxruntime-whole", "torch")
 KINDS = PICTURE_KINDS
@@ -45,5 +45,5 @@ def build(settings: ConvertSettings, control, runners=None, sinks: tuple = ()):
     job.details["device"] = device.name
     runner = runners(settings.model, settings.backend, threads=settings.threads, device=device,
                      cache=settings.cache_dir)
-    return job, RecurrentMatter(runner, settings.downsample_ratio, seq_chunk=settings.seq_chunk,
-                                warmup=settings.warmup)
+    return job, with_foreground(RecurrentMatter(runner, settings.downsample_ratio, seq_chunk=settings.seq_chunk,
+                                                warmup=settings.warmup), settings)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..matters.networks import GUIDED_NETWORKS
-from .base import DEFAULT_MODEL, PICTURE_KINDS, RunSettings, bind_device, job_options
+from .base import DEFAULT_MODEL, PICTURE_KINDS, RunSettings, bind_device, job_options, with_foreground
 
 METHODS = ("classical", *GUIDED_NETWORKS)
 KINDS = PICTURE_KINDS + ("trimap",)
@@ -93,10 +93,11 @@ def build(settings: GuidedSettings, control, runners=None, sinks: tuple = ()):
         options = {"mem_every": settings.mem_every, "max_memory": settings.max_memory,
                    "finetune_steps": settings.finetune_steps, "prior": settings.prior, "model": settings.model,
                    "device": device}
-        return job, GUIDED_NETWORKS[settings.method].matter(job, keyframes, settings.checkpoint,
-                                                            cache=settings.cache_dir, warn=control.warn,
-                                                            options=options)
-    return job, _classical_matter(settings, job, keyframes, control, bind_device(runners, device), device)
+        return job, with_foreground(GUIDED_NETWORKS[settings.method].matter(
+            job, keyframes, settings.checkpoint, cache=settings.cache_dir, warn=control.warn, options=options),
+            settings)
+    return job, with_foreground(_classical_matter(settings, job, keyframes, control, bind_device(runners, device),
+                                                  device), settings)
 
 
 def _classical_matter(settings: GuidedSettings, job, keyframes, control, runners, device):

@@ -60,3 +60,44 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, eps_r: float = 5e-
             fg = np.clip((a22[..., None] * b1 - a12[..., None] * b2) / det[..., None], 0, 1)
             bg = np.clip((a11[..., None] * b2 - a12[..., None] * b1) / det[..., None], 0, 1)
     return fg.astype(np.float32), bg.astype(np.float32)
+
+
+DESPILL_SOLID = 0.9  # alpha above which a pixel is the subject's own colour, left as it is
+REFERENCE_SOLID = 0.95  # the subject's own colours, which a fringe may share, are read where alpha is above this
+REFERENCE_SIDE = 160  # ... at this longer side (a smooth field: where the subject's nearest solid parts are)
+
+
+def despill(foreground: np.ndarray, alpha: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """Classical despill: where the screen's channel (green for a green screen, the key's strongest) exceeds the
+    larger of the other two, the excess is the screen's light and is taken out (the classical limit, g <= max(r,
+    b): a neutral fringe, grey or white hair, comes back exactly; the light is not given back to the other channels,
+    which would turn a green fringe magenta). Only on the subject's fractional pixels (alpha below DESPILL_SOLID,
+    fading to none at 1): hair, motion blur and edges catch the screen's light. A fringe of something that is itself
+    of the screen's hue (a green shirt's edge) keeps the excess its solid neighbours have: what is removed is the
+    excess beyond the nearest solid colours' (``_solid_excess``), so the shirt's edge does not turn magenta.
+    foreground float32 [H,W,3] 0..1, alpha [H,W], key RGB [3] -> float32 [H,W,3]."""
+    k = int(np.argmax(key))
+    others = [c for c in range(3) if c != k]
+    out = foreground.astype(np.float32, copy=True)
+    excess = np.maximum(out[..., k] - np.maximum(out[..., others[0]], out[..., others[1]]), 0)
+    weight = np.clip((1 - alpha) / (1 - DESPILL_SOLID), 0, 1) * (alpha > 0)
+    removed = np.maximum(excess - _solid_excess(excess, alpha), 0) * weight
+    out[..., k] -= removed
+    return np.clip(out, 0, 1)
+
+
+def _solid_excess(excess: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Per pixel, the key-channel excess of the subject's nearest solid pixels (float32 [H,W]): their excess spread
+    smoothly (push-pull at REFERENCE_SIDE) over the rest; zeros when nothing is solid."""
+    from .plate_alpha import _push_pull
+
+    solid = (alpha > REFERENCE_SOLID).astype(np.float32)
+    if not solid.any():
+        return np.zeros_like(excess)
+    h, w = alpha.shape
+    scale = min(1.0, REFERENCE_SIDE / max(h, w))
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    weight = cv2.resize(solid, size, interpolation=cv2.INTER_AREA)
+    weighted = cv2.resize(excess * solid, size, interpolation=cv2.INTER_AREA)
+    filled = _push_pull(np.repeat(weighted[..., None], 3, axis=2), weight)[..., 0]
+    return cv2.resize(filled.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)

@@ -56,6 +56,7 @@ class Aligned:
     residual: float
     matched: bool  # False: this frame's features did not match; its pixels were aligned instead (``dense``)
     valid: np.ndarray | None = None  # bool [H,W]: pixels the plate covers (None: all); a pan leaves the rest unseen
+    screen: np.ndarray | None = None  # bool [H,W]: a screen's plate: the pixels taken as clearly screen
 
 
 class PlateAligner:
@@ -129,7 +130,7 @@ class PlateAligner:
         f, p = _grey(frame, scale).ravel(), self._small_warp(homography, scale).ravel()
         rough = np.abs(f - p) < AGREE
         if rough.mean() > 0.05:
-            gain, bias = np.polyfit(p[rough], f[rough], 1)
+            gain, bias = _line(p[rough], f[rough], 2 / 255)
             p = p * gain + bias
         agreement = float((np.abs(f - p) < SAME).mean())
         if agreement < MIN_AGREEMENT:
@@ -299,8 +300,19 @@ def _gain_bias(f: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray] | 
         return None
     gain, bias = np.empty(3), np.empty(3)
     for c in range(3):
-        gain[c], bias[c] = np.polyfit(p[:, c], f[:, c], 1)
+        gain[c], bias[c] = _line(p[:, c], f[:, c], 2.0)
     return gain, bias
+
+
+def _line(x: np.ndarray, y: np.ndarray, flat: float) -> tuple[float, float]:
+    """y ~ gain * x + bias, least squares; where x hardly varies (spread under ``flat``: a plain wall, a paper
+    backdrop) the gain cannot be told from the bias: a bias alone (gain 1)."""
+    x, y = x.astype(np.float64), y.astype(np.float64)
+    spread = x.std()
+    if spread < flat:
+        return 1.0, float((y - x).mean())
+    gain = float(((x - x.mean()) * (y - y.mean())).mean() / spread ** 2)
+    return gain, float(y.mean() - gain * x.mean())
 
 
 def _apply_gain(plate: np.ndarray, gain: tuple[np.ndarray, np.ndarray]) -> np.ndarray:

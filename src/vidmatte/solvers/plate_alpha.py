@@ -271,3 +271,38 @@ def _foreground(image, background, alpha, fg) -> np.ndarray:
     solid = np.clip((a - 0.3) / 0.4, 0, 1)[..., None]
     out[box] = solid * unmixed + (1 - solid) * fg[box]
     return out
+
+
+def plate_foreground(frame: np.ndarray, plate: np.ndarray, alpha: np.ndarray, valid: np.ndarray | None = None,
+                     work_side: int | None = None) -> np.ndarray:
+    """Output colours with the plate known (float32 [H,W,3] 0..1): unmixed exactly, F = (I - (1 - a) B) / a, where
+    alpha is solid enough for that to be stable, and where it is faint the colours of multi-level foreground
+    estimation (``solvers.foreground``: smooth where alpha is, so a hair's faint pixels take the colour of the
+    hair beside them, not the screen's light they caught). The estimate runs at the solve's size (``work_side``,
+    default SOLVE_SIDE) and is brought up; the unmixing is at full size."""
+    from .foreground import estimate_foreground
+
+    side = SOLVE_SIDE if work_side is None else work_side
+    h, w = frame.shape[:2]
+    image, background = frame.astype(np.float32) / 255, plate.astype(np.float32) / 255
+    if valid is not None:
+        background = np.where(valid[..., None], background, image)
+    rows, cols = np.flatnonzero(alpha.any(axis=1)), np.flatnonzero(alpha.any(axis=0))
+    if rows.size == 0:
+        return image
+    # the subject's box (and a margin for the estimate's smoothing) only: elsewhere alpha is 0, any colour is right
+    m = max(4, round(0.02 * max(h, w)))
+    box = (slice(max(rows[0] - m, 0), min(rows[-1] + m + 1, h)), slice(max(cols[0] - m, 0), min(cols[-1] + m + 1, w)))
+    sub_image, sub_alpha = image[box], alpha[box]
+    bh, bw = sub_alpha.shape
+    scale = min(1.0, side / max(h, w))
+    if scale < 1.0:
+        size = (max(1, round(bw * scale)), max(1, round(bh * scale)))
+        estimate = estimate_foreground(cv2.resize(sub_image, size, interpolation=cv2.INTER_AREA),
+                                       cv2.resize(sub_alpha, size, interpolation=cv2.INTER_AREA))[0]
+        estimate = cv2.resize(estimate, (bw, bh), interpolation=cv2.INTER_LINEAR)
+    else:
+        estimate = estimate_foreground(sub_image, sub_alpha)[0]
+    fg = image.copy()
+    fg[box] = estimate
+    return _foreground(image, background, alpha, fg)

@@ -1,0 +1,207 @@
+"""A green or blue screen as its own plate: the unevenly lit screen estimated per frame from the pixels that are
+clearly screen, then matted with the same solver as a shot plate (``solvers.plate_alpha``).
+
+Per frame:
+1. The key: the screen's chromaticity (r, g, b) / (r + g + b), which light falloff and soft shadows leave nearly
+   unchanged. Named colours (green, blue, #RRGGBB) only pick the candidates (chromaticity within KEY_REACH of the
+   named colour's, its strongest channel dominant); the key is their median, so a screen lit a little yellow or a
+   stock green that is not #00b140
+   still keys.
+2. Clearly screen: chromaticity within ``tolerance`` of the key (three robust spreads of the candidates', bounded
+   by TOLERANCE), bright enough for its chromaticity to mean something, and not within FRINGE of anything else
+   (hair and motion blur carry the screen's colour faintly: they must not become plate). Pixels the caller knows
+   are the subject (RVM solid: a green shirt) are taken out too.
+3. The plate: those pixels lightly smoothed (normalised convolution, SMOOTH px: the camera's noise stays in the
+   frame, not in the plate), and under the subject a smooth fill from the screen around it (inpainting, which
+   carries the boundary's values inwards). Where the screen is visible its creases and shadows are the plate's
+   own; under the subject the surface is interpolated, never extrapolated by a fitted polynomial that could run
+   away at the frame's edges (a degree 2-4 fit per channel measured no better under the subject than a fill,
+   and a pyramid average twice the inpainting's error at the subject's edge).
+
+Detection (``--plate auto``): a frame whose border band is mostly (BORDER_SHARE) one saturated chromaticity is a
+screen shot; anything else goes on to the plate estimated from the footage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .plate_alpha import _push_pull
+
+NAMED = {"green": (0x00, 0xB1, 0x40), "blue": (0x00, 0x47, 0xBB)}  # the usual chroma-key paints
+KEY_REACH = 0.3  # chromaticity distance from the named colour within which a pixel may be screen at all...
+DOMINANCE = 1.15  # ... with the named colour's strongest channel this much above the others
+BORDER_REACH = 0.07  # detection: chromaticity distance from the border's median counted as the same colour
+TOLERANCE = (0.025, 0.06)  # clearly screen: within this chromaticity distance of the key (from the spread; at
+# least what a codec's blocks and chroma subsampling do to a sharp crease's chromaticity)
+CHROMA_BLUR = 0.7  # px: chromaticity is read on the frame blurred this much (a codec's speckle is not a subject)
+MIN_SATURATION = 0.12  # chromaticity distance from grey (1/3, 1/3, 1/3) under which a colour is not a screen's
+MIN_BRIGHTNESS = 0.06  # r + g + b (0..3) under which chromaticity is noise
+FRINGE = 0.008  # share of the longer side: distance kept from anything that is not clearly screen
+SMOOTH = 0.8  # px: the plate's smoothing where the screen is seen
+BORDER = 0.05  # share of the frame's sides: the border band detection looks at
+BORDER_SHARE = 0.7  # ... which must be this much clearly one saturated colour
+FILL_SIDE = 480  # the fill under the subject is made at this longer side (smooth there; inpainting is slow)
+MIN_SCREEN = 0.05  # frames with less clearly-screen area than this share: the previous key is kept
+
+
+def parse_screen(text: str) -> tuple[str, np.ndarray] | None:
+    """``green`` / ``blue`` / ``#RRGGBB`` -> (its name, RGB float32 0..1); None for anything that is not a colour
+    word or a ``#`` colour (a plate path). ValueError for a malformed ``#`` colour or one too grey to be a screen."""
+    word = text.strip().lower()
+    if word in NAMED:
+        return word, np.array(NAMED[word], np.float32) / 255
+    if not word.startswith("#"):
+        return None
+    digits = word[1:]
+    if len(digits) != 6 or any(c not in "0123456789abcdef" for c in digits):
+        raise ValueError(f"--plate {text}: a screen colour is green, blue or #RRGGBB (six hex digits)")
+    rgb = np.array([int(digits[i:i + 2], 16) for i in (0, 2, 4)], np.float32) / 255
+    if _saturation(_chroma(rgb[None, None]))[0, 0] < MIN_SATURATION:
+        raise ValueError(f"--plate {text}: that colour is too grey for a screen (a green or blue screen's colour)")
+    return word, rgb
+
+
+def _chroma(image: np.ndarray) -> np.ndarray:
+    """float [..., 3] -> chromaticity (r, g, b) / (r + g + b)."""
+    return image / np.maximum(image.sum(axis=-1, keepdims=True), 1e-6)
+
+
+def _saturation(chroma: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(chroma - 1 / 3, axis=-1)
+
+
+@dataclass
+class ScreenPlate:
+    plate: np.ndarray  # uint8 [H,W,3]
+    screen: np.ndarray  # bool [H,W]: the pixels taken as clearly screen
+    key: np.ndarray  # float32 [3]: the screen's chromaticity
+
+
+class Screen:
+    """The screen of one clip: ``colour`` RGB 0..1 (a named or given colour, or a detected one)."""
+
+    def __init__(self, name: str, colour: np.ndarray):
+        self.name, self.colour = name, np.asarray(colour, np.float32)
+        self.reset()
+
+    def reset(self) -> None:
+        self.key = _chroma(self.colour[None, None])[0, 0]  # refined from each frame's screen
+        self.tolerance = TOLERANCE[1]
+
+    @property
+    def key_rgb(self) -> np.ndarray:
+        """The key as a colour of full brightness (for despill): RGB 0..1, its largest channel 1."""
+        return (self.key / self.key.max()).astype(np.float32)
+
+    def plate(self, frame: np.ndarray, subject: np.ndarray | None = None, refine: bool = True) -> ScreenPlate:
+        """frame uint8 [H,W,3] RGB -> the screen behind it; subject: bool [H,W] known not to be screen (or None);
+        refine: False keeps the key as it is (a plate remade for the same frame)."""
+        # per-channel planes throughout: numpy's reductions over a last axis of 3 were most of the time at 1080p
+        image = frame.astype(np.float32) * np.float32(1 / 255)
+        planes = cv2.split(cv2.GaussianBlur(image, (0, 0), CHROMA_BLUR))
+        brightness = planes[0] + planes[1] + planes[2]
+        bright = brightness > MIN_BRIGHTNESS
+        inverse = 1 / np.maximum(brightness, 1e-6)
+        chroma = [p * inverse for p in planes]
+        distance = lambda key: np.sqrt(sum((c - np.float32(k)) ** 2 for c, k in zip(chroma, key)))  # noqa: E731
+        nominal = _chroma(self.colour[None, None])[0, 0]
+        strongest = int(np.argmax(self.colour))
+        others = np.maximum(*[planes[c] for c in range(3) if c != strongest])
+        candidates = bright & (distance(nominal) < KEY_REACH) & (planes[strongest] > DOMINANCE * others)
+        step = max(1, round((candidates.size / 40000) ** 0.5))  # medians on a sample: slow over a 1080p frame
+        sampled = candidates[::step, ::step]
+        if refine and sampled.mean() > MIN_SCREEN:
+            # the key and its spread from this frame's candidates
+            sample = np.stack([c[::step, ::step][sampled] for c in chroma], axis=1)
+            key = np.median(sample, axis=0)
+            spread = 1.4826 * np.median(np.linalg.norm(sample - key, axis=1))
+            self.key, self.tolerance = key.astype(np.float32), float(np.clip(3 * spread, *TOLERANCE))
+        # noise moves a darker pixel's chromaticity further: the tolerance grows as the screen darkens (shadows,
+        # creases, falloff), relative to the screen's typical brightness
+        typical = float(np.median(brightness[::step, ::step][sampled])) if sampled.any() else 1.0
+        tolerance = self.tolerance * np.clip(typical * inverse, 1, 4)
+        screen = bright & (distance(self.key) < tolerance)
+        if subject is not None:
+            screen &= ~subject
+        loose = screen.copy()  # screen-coloured, before the fringe is kept away
+        h, w = screen.shape
+        reach = max(1, round(FRINGE * max(h, w)))
+        other = cv2.dilate((~screen).astype(np.uint8), cv2.getStructuringElement(
+            cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1)))
+        screen &= other == 0
+        weight = screen.astype(np.float32)
+        if weight.sum() == 0:  # no screen seen at all: nothing differs from it
+            return ScreenPlate(frame.copy(), screen, self.key)
+        blur = lambda a: cv2.GaussianBlur(a, (0, 0), SMOOTH)  # noqa: E731
+        seen_w = blur(weight)
+        seen = blur(image * weight[..., None]) / np.maximum(seen_w, 1e-6)[..., None]
+        seen = np.where(screen[..., None], seen, 0)
+        # the fill reads every screen-coloured pixel, those near the subject too (a mesh's holes, the gaps in
+        # hair: the light behind the subject; 0.42x -> 0.34x RVM's MAD on the benchmark's sieve, the child 0.47x ->
+        # 0.48x), while the plate is the frame itself only away from the subject
+        plate = np.where(screen[..., None], seen, _filled(image * loose[..., None], loose))
+        return ScreenPlate(np.clip(plate * 255 + 0.5, 0, 255).astype(np.uint8), screen, self.key)
+
+
+def _filled(seen: np.ndarray, screen: np.ndarray) -> np.ndarray:
+    """``seen``: the screen's colours where ``screen`` (zeros elsewhere). The screen under the subject: inpainted
+    from the screen around it (Navier-Stokes, OpenCV), which carries the boundary's values smoothly inwards (half the
+    error of a pyramid average at the subject's edge, where alpha is fractional and the plate matters most), at
+    FILL_SIDE at most; where no screen is seen at all, push-pull."""
+    h, w = screen.shape
+    scale = min(1.0, FILL_SIDE / max(h, w))
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    weight = cv2.resize(screen.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+    small = cv2.resize(seen, size, interpolation=cv2.INTER_AREA) / np.maximum(weight, 1e-6)[..., None]
+    known = weight > 0.99
+    if known.mean() < 0.01:
+        filled = _push_pull(cv2.resize(seen, size, interpolation=cv2.INTER_AREA), weight)
+    else:
+        small_u8 = np.clip(small * 255 + 0.5, 0, 255).astype(np.uint8)
+        filled = cv2.inpaint(small_u8, (~known).astype(np.uint8), 3, cv2.INPAINT_NS).astype(np.float32) / 255
+    return cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def detect_screen(frame: np.ndarray) -> Screen | None:
+    """A ``Screen`` when the frame's border band is mostly one saturated colour (a screen shot), else None."""
+    image = frame.astype(np.float32) / 255
+    h, w = image.shape[:2]
+    band = max(2, round(BORDER * min(h, w)))
+    border = np.concatenate([image[:band].reshape(-1, 3), image[-band:].reshape(-1, 3),
+                             image[:, :band].reshape(-1, 3), image[:, -band:].reshape(-1, 3)])
+    border = border[border.sum(axis=1) > MIN_BRIGHTNESS]
+    if len(border) == 0:
+        return None
+    chroma = _chroma(border)
+    key = np.median(chroma, axis=0)
+    if _saturation(key) < 2 * MIN_SATURATION:  # a grey wall, a paper backdrop: not a screen
+        return None
+    close = np.linalg.norm(chroma - key, axis=1) < BORDER_REACH
+    if close.mean() < BORDER_SHARE:
+        return None
+    colour = np.median(border[close], axis=0)
+    name = "green" if colour[1] > max(colour[0], colour[2]) * 1.2 else \
+        "blue" if colour[2] > max(colour[0], colour[1]) * 1.2 else \
+        "#" + "".join(f"{round(c * 255):02x}" for c in colour)
+    return Screen(name, colour)
+
+
+def background_key(frame: np.ndarray, alpha: np.ndarray) -> np.ndarray | None:
+    """The colour of the clear background (alpha below 1%) when it is one saturated colour (a screen shot matted
+    without a plate), as RGB 0..1 with its largest channel 1; None otherwise (nothing to despill against)."""
+    clear = alpha[::2, ::2] < 0.01
+    if clear.mean() < MIN_SCREEN:
+        return None
+    pixels = frame[::2, ::2][clear].astype(np.float32) / 255
+    pixels = pixels[pixels.sum(axis=1) > MIN_BRIGHTNESS]
+    if len(pixels) == 0:
+        return None
+    chroma = _chroma(pixels)
+    key = np.median(chroma, axis=0)
+    if _saturation(key) < 2 * MIN_SATURATION or (np.linalg.norm(chroma - key, axis=1) < BORDER_REACH).mean() < 0.5:
+        return None
+    return (key / key.max()).astype(np.float32)
