@@ -58,13 +58,25 @@ def main(argv: list[str] | None = None) -> int:
     from .signals import terminate_as_interrupt
 
     terminate_as_interrupt()
-    if args.debug:  # what the pipeline decided (passes, threads), on stderr; other libraries' logs stay quiet
-        import logging
+    import logging
 
+    log, handler = logging.getLogger("vidmatte"), None
+    if args.debug:  # what the pipeline decided (passes, threads), on stderr; other libraries' logs stay quiet
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("vidmatte: %(message)s"))
-        logging.getLogger("vidmatte").addHandler(handler)
-        logging.getLogger("vidmatte").setLevel(logging.DEBUG)
+        log.addHandler(handler)
+        log.setLevel(logging.DEBUG)
+    try:
+        return _run(args)
+    finally:
+        if handler is not None:  # a caller running main() again in the same process (tests, scripts) starts clean
+            log.removeHandler(handler)
+            log.setLevel(logging.NOTSET)
+
+
+def _run(args) -> int:
+    from ..errors import Cancelled
+
     try:
         return int(args._module.run(args) or 0)
     except Cancelled:

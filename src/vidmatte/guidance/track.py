@@ -40,7 +40,11 @@ NEIGHBOURS = 2000  # keyframe cells kept per class for the nearest-neighbour rea
 KNN_WEIGHT = 5.0  # the neighbours' margin (a difference of cosine similarities, ~0.1) against the ridge score
 DISTANCE_PENALTY = 4.0  # per subject size (square root of its area) away from the carried subject
 SPEED_SLACK = 1.5  # the penalty starts this many frames' worth of the subject's recent motion away from it
-EDGE_RADIUS, EDGE_EPS = 8, 1e-2  # the guided filter aligning the upsampled decision to the frame's edges
+EDGE_RADIUS, EDGE_EPS = 8, 1e-2
+# A frame whose tracked subject is below this share of the last good one's area has lost it (occluded, blurred,
+# out of view): the next frames search around that last good subject, the slack growing by the subject's recent
+# speed each frame, instead of around what little is left (DAVIS-2016's soccer ball behind a leg).
+LOST_SHARE = 0.25  # the guided filter aligning the upsampled decision to the frame's edges
 
 
 @dataclass
@@ -84,6 +88,7 @@ class SubjectTracker:
         self.grid_y, self.grid_x = np.mgrid[0:work_h, 0:work_w].astype(np.float32)
         self.centre = _centroid(mask)
         self.speed = 0.0
+        self.anchor, self.lost_for = mask.copy(), 0  # the last good subject, frames since
 
     def scores(self, keys: np.ndarray) -> np.ndarray:
         """The keyframe's classifiers on a frame's cells: > 0 looks like the subject (float32 [h, w])."""
@@ -98,14 +103,18 @@ class SubjectTracker:
         h, w = self.size
         grey = self._grey(frame)
         carried = self._carried(grey)
+        anchor_area = max(int(np.count_nonzero(self.anchor)), 1)
+        reference, slack = carried, self.speed_slack * self.speed
+        if np.count_nonzero(carried) < LOST_SHARE * anchor_area:  # lost: search around the last good subject
+            reference, slack = self.anchor, self.speed_slack * self.speed * (2 + self.lost_for)
         score = self.scores(self.encoder(frame))
         decision = cv2.resize(score, (w, h), interpolation=cv2.INTER_LINEAR)
-        area = max(int(np.count_nonzero(carried)), 100)
-        away = cv2.distanceTransform((~carried).astype(np.uint8), cv2.DIST_L2, 3)
-        decision -= self.distance_penalty * np.maximum(away - self.speed_slack * self.speed, 0) / np.sqrt(area)
+        area = max(int(np.count_nonzero(reference)), 100)
+        away = cv2.distanceTransform((~reference).astype(np.uint8), cv2.DIST_L2, 3)
+        decision -= self.distance_penalty * np.maximum(away - slack, 0) / np.sqrt(area)
         luma = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255
         mask = guided_filter(luma, decision, EDGE_RADIUS, EDGE_EPS) > 0
-        mask = _touching(mask, carried)
+        mask = _touching(mask, reference | (away <= slack))
         consistency = _iou(mask, carried)
         cells = cv2.resize(mask.astype(np.float32), (score.shape[1], score.shape[0]),
                            interpolation=cv2.INTER_AREA) > 0.5
@@ -114,6 +123,10 @@ class SubjectTracker:
         if centre is not None and self.centre is not None:
             self.speed = 0.5 * self.speed + 0.5 * float(np.hypot(*(centre - self.centre)))
         self.centre = centre if centre is not None else self.centre
+        if np.count_nonzero(mask) >= LOST_SHARE * anchor_area:
+            self.anchor, self.lost_for = mask, 0
+        else:
+            self.lost_for += 1
         self.previous, self.previous_grey = mask, grey
         return Tracked(mask, min(consistency, appearance), consistency, appearance)
 
