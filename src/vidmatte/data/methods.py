@@ -22,6 +22,8 @@ METHODS = {
     "guided": "vidmatte guided: the benchmark's keyframe trimaps (tcvom/*_trimap.png) propagated both ways, alpha "
               "solved (closed form), RVM's alpha as a prior where RVM sees the keyframe's subject (--prior auto)",
     "guided-first": "vidmatte guided with the trimap of frame 0 only",
+    "guided-flow": "vidmatte guided --propagator flow: the keyframe-anchored flow alone (the default before the "
+                   "subject tracker, issue 26)",
     "guided-memory": "vidmatte guided --propagator memory: the flow re-anchored by a space-time memory of RVM encoder "
                      "features where it loses the subject",
     "guided-memory-ft": "vidmatte guided --propagator memory --finetune-steps 50: the memory's heads first trained on "
@@ -161,7 +163,14 @@ def run_method(method: str, clip_dir: Path, out_dir: Path, progress=None, state:
     if method in ("rvm", "rvm-cold"):
         matter = _rvm_matter(state, 0 if method == "rvm-cold" else None)
     elif method in ("guided", "guided-first"):
-        matter = _guided_matter(clip_dir, first_only=method == "guided-first", prior=_rvm_matter(state, 0))
+        if "tracking" not in state:  # the tracker's encoder, loaded once per run
+            from ..guidance.memory import propagator_factory
+
+            state["tracking"] = propagator_factory("auto")
+        matter = _guided_matter(clip_dir, first_only=method == "guided-first", prior=_rvm_matter(state, 0),
+                                propagators=state["tracking"])
+    elif method == "guided-flow":
+        matter = _guided_matter(clip_dir, False, prior=_rvm_matter(state, 0))
     elif method in ("guided-memory", "guided-memory-ft"):
         from ..guidance.memory import propagator_factory
 
