@@ -31,8 +31,11 @@ def test_convert_guided_equals_the_cli(tmp_path, frames, clip):
                                      output_alpha=str(tmp_path / "api"), output_trimaps=str(tmp_path / "api_tri"),
                                      band=4, prior="none", progress=False)
     assert result.details.pop("device") in ("cpu", "cuda:0")  # where its networks would run (--device auto)
+    confidence = result.details.pop("confidence")  # the subject tracker's, per frame after the keyframe
+    assert set(confidence) == {str(i) for i in range(1, FRAMES)} and all(0 <= c <= 1 for c in confidence.values())
     assert result.frames == FRAMES and result.details == {"reused_frames": 0, "rvm_prior": False,
-                                                          "contradicting_frames": [], "jumping_frames": []}
+                                                          "contradicting_frames": [], "jumping_frames": [],
+                                                          "doubtful_frames": [], "suggested_keyframe": None}
     assert alphas(tmp_path / "api") == alphas(tmp_path / "cli")
     assert alphas(tmp_path / "api_tri") == alphas(tmp_path / "cli_tri")
     got = cv2.imread(str(tmp_path / "api" / "00011.png"), cv2.IMREAD_GRAYSCALE) / 255.0

@@ -126,7 +126,10 @@ def test_bad_propagator_options_are_usage_errors():
             propagator_factory("memory", **kwargs)
     with pytest.raises(UsageError, match="--propagator memory"):
         propagator_factory("flow", finetune_steps=3)
-    assert propagator_factory("auto") is FlowPropagator
+    assert propagator_factory("flow") is FlowPropagator
+    from vidmatte.guidance.track import TrackPropagator
+
+    assert isinstance(propagator_factory("auto")(), TrackPropagator)  # the default since issue 26
 
 
 def test_finetuned_heads_change_the_reading(clip, encoder):

@@ -8,7 +8,9 @@ from pathlib import Path
 
 DESCRIPTION = ("build: compose benchmark clips from a definition (benchmarks/definitions/*.json) and a data root; "
                "run: run methods on the built clips and print the comparison tables (full and unknown regions); "
-               "speed: model-only vs end-to-end fps and peak RSS at several sizes.")
+               "speed: model-only vs end-to-end fps and peak RSS at several sizes; "
+               "davis DIR: guided matting as video object segmentation on real clips with a mask on every frame "
+               "(J, F, lost, fps per row and clip).")
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -19,7 +21,9 @@ def default_data_root() -> Path:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=["build", "run", "speed"])
+    p.add_argument("action", choices=["build", "run", "speed", "davis"])
+    p.add_argument("folder", nargs="?", help="davis: a folder of <clip>/video.mp4 + <clip>/masks/*.png (e.g. "
+                   "../shared/data/video_objects_davis2016)")
     p.add_argument("--definition", default="default", help="definition file or name in benchmarks/definitions/")
     p.add_argument("--data-root", help="where the definition's source paths are (default ../shared/data)")
     p.add_argument("--root", default="benchmarks/results/default",
@@ -28,7 +32,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", help="override the definition's WxH (build)")
     p.add_argument("--band", type=int, help="build: override the definition's trimap band (pixels)")
     p.add_argument("--keyframes", help="build: override the definition's trimap keyframes: first, first_and_last, "
-                   "or a comma list of frame indices (last = the final frame)")
+                   "or a comma list of frame indices (last = the final frame); davis: first (default) or "
+                   "first_and_middle (the true masks given)")
+    p.add_argument("--rows", default="track,flow,rvm,still",
+                   help="davis: comma list of track (vidmatte guided), flow (--propagator flow), rvm (RVM alone), "
+                        "still (the keyframe's mask held still)")
+    p.add_argument("--clips", help="davis: comma list of clips (default: every clip in the folder)")
     p.add_argument("--frames", type=int, help="override the definition's frames per clip (build, speed)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing build")
     p.add_argument("--mp4", action="store_true", help="build: also write each clip's composite as <clip>/com.mp4")
@@ -61,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         require_extra("scipy", f"bench {args.action}")
     if args.action == "run" and args.report:
         require_extra("matplotlib", "bench run --report")
-    return {"build": _build, "run": _run, "speed": _speed}[args.action](args)
+    return {"build": _build, "run": _run, "speed": _speed, "davis": _davis}[args.action](args)
 
 
 def _build(args) -> int:
@@ -200,4 +209,35 @@ def _speed(args) -> int:
     print(format_speed(rows))
     if args.json:
         print(json.dumps(rows))
+    return 0
+
+
+def _davis(args) -> int:
+    import json
+    import sys
+
+    from ..data.davis import KEYFRAMES, ROWS, bench, table
+    from ..errors import UsageError
+
+    if not args.folder:
+        raise UsageError("bench davis needs the folder of clips: vidmatte bench davis DIR")
+    rows = [r.strip() for r in args.rows.split(",") if r.strip()]
+    unknown = [r for r in rows if r not in ROWS]
+    if unknown or not rows:
+        raise UsageError(f"unknown row {unknown[0] if unknown else ''!r} (known: {', '.join(ROWS)})")
+    keyframes = args.keyframes or "first"
+    if keyframes not in KEYFRAMES:
+        raise UsageError(f"bench davis --keyframes is {' or '.join(KEYFRAMES)}, not {keyframes!r}")
+    clips = [c.strip() for c in args.clips.split(",") if c.strip()] if args.clips else None
+    results = bench(Path(args.folder), rows, keyframes, clips,
+                    say=lambda line: print(line, file=sys.stderr, flush=True))
+    text = table(results)
+    print(text)
+    if args.root != "benchmarks/results/default":  # --root given: keep the tables and every frame's figures
+        root = Path(args.root)
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "davis.md").write_text(text + "\n")
+        (root / "davis.json").write_text(json.dumps(results, indent=1) + "\n")
+    if args.json:
+        print(json.dumps({row: {"mean": r["mean"], "doubt": r["doubt"]} for row, r in results["rows"].items()}))
     return 0

@@ -60,17 +60,20 @@ def keyframe_indices(kind: str, frames: int) -> list[int]:
 def run_row(row: str, video: Path, masks: list[Path], keys: list[int], out: Path, cache: str | None) -> dict:
     """Run one row on one clip; its alpha PNGs go to ``out``. Returns {"seconds", "details"}."""
     from .. import api
+    from ..job import JobControl
 
     started = time.monotonic()
     details: dict = {}
+    quiet = JobControl(on_warning=lambda message: None, on_note=lambda message: None)  # the table says it all
     if row in ("track", "flow"):
         result = api.convert_guided(str(video), {k: read_mask(masks[k]) for k in keys}, output_type="png_sequence",
-                                    output_alpha=str(out), progress=False, guidance="mask", cache=cache,
+                                    output_alpha=str(out), guidance="mask", cache=cache, control=quiet,
                                     propagator="auto" if row == "track" else "flow")
         details = result.details
     elif row == "rvm":
-        api.convert_video(input_source=str(video), output_type="png_sequence", output_alpha=str(out),
-                          progress=False, cache=cache)
+        model = api.load(cache=cache)  # a matter (the registry's RVM weights from ``cache``)
+        api.convert_video(model, input_source=str(video), output_type="png_sequence", output_alpha=str(out),
+                          control=quiet)
     elif row != "still":
         raise ValueError(f"unknown row {row!r}")
     return {"seconds": time.monotonic() - started, "details": details}

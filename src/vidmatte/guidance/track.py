@@ -26,7 +26,7 @@ Chosen on 12 of the 18 DAVIS-2016 development clips (6 kept out, reported apart)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -44,7 +44,8 @@ EDGE_RADIUS, EDGE_EPS = 8, 1e-2
 # A frame whose tracked subject is below this share of the last good one's area has lost it (occluded, blurred,
 # out of view): the next frames search around that last good subject, the slack growing by the subject's recent
 # speed each frame, instead of around what little is left (DAVIS-2016's soccer ball behind a leg).
-LOST_SHARE = 0.25  # the guided filter aligning the upsampled decision to the frame's edges
+LOST_SHARE = 0.25
+FLOW_AGREES = 0.97  # flow_agrees: the share of either subject the other must cover  # the guided filter aligning the upsampled decision to the frame's edges
 
 
 @dataclass
@@ -176,8 +177,9 @@ class TrackPropagator:
         self.distance += 1
         flowed = self.flow.step(frame)
         tracked = self.tracker.step(frame)
-        self.log.append({"distance": self.distance, "confidence": round(tracked.confidence, 3),
-                         "consistency": round(tracked.consistency, 3), "appearance": round(tracked.appearance, 3)})
+        self.log.append({"distance": self.distance, "confidence": round(float(tracked.confidence), 3),
+                         "consistency": round(float(tracked.consistency), 3),
+                         "appearance": round(float(tracked.appearance), 3)})
         return merge(flowed, tracked, self.band, self.cell)
 
 
@@ -191,6 +193,9 @@ def merge(flowed: Propagated, tracked: Tracked, band: float, cell: float) -> Pro
     instead. The flow's definite labels are not used: on DAVIS-2016's agility dog they cut its legs off (J of the
     definite foreground 0.85 -> 0.64 when they stood near the outline)."""
     mask = tracked.mask
+    confidence = (flowed.confidence * np.float32(max(tracked.confidence, 0.05) ** 0.5)).astype(np.float32)
+    if flow_agrees(flowed.trimap, mask, cell):
+        return replace(flowed, confidence=confidence)
     inside = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3)
     outside = cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, 3)
     near_outline = np.where(mask, inside, outside)
@@ -202,9 +207,24 @@ def merge(flowed: Propagated, tracked: Tracked, band: float, cell: float) -> Pro
     trimap[flow_band] = UNKNOWN
     if own_band:
         trimap[edge] = UNKNOWN
-    confidence = flowed.confidence * np.float32(max(tracked.confidence, 0.05) ** 0.5)
     kept_band = flow_band if not own_band else flow_band & ~edge
-    return Propagated(trimap, confidence.astype(np.float32), flowed.distance, kept_band)
+    return Propagated(trimap, confidence, flowed.distance, kept_band)
+
+
+def flow_agrees(trimap: np.ndarray, mask: np.ndarray, cell: float) -> bool:
+    """Whether the flow's trimap is still on the tracked subject, to the tracker's precision (a cell): nearly all
+    of the tracked subject lies within the flow's subject grown by a cell, and nearly all of the flow's definite
+    foreground shrunk by a cell lies within the tracked subject. Then the flow's trimap is used whole: its
+    keyframe-anchored band is finer than anything the tracker's 8-pixel cells can draw (hair, fur, a soft edge)."""
+    reach = max(1, int(round(cell)))
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
+    wide = cv2.dilate((trimap != BG).astype(np.uint8), disc).astype(bool)
+    core = cv2.erode((trimap == FG).astype(np.uint8), disc).astype(bool)
+    tracked, solid = np.count_nonzero(mask), np.count_nonzero(core)
+    if tracked == 0 or solid == 0:
+        return tracked == 0 and solid == 0
+    return (np.count_nonzero(mask & wide) >= FLOW_AGREES * tracked
+            and np.count_nonzero(core & mask) >= FLOW_AGREES * solid)
 
 
 def guided_filter(guide: np.ndarray, image: np.ndarray, radius: int, eps: float) -> np.ndarray:

@@ -174,7 +174,7 @@ class GuidedMatter:
         return {"reused_frames": self.reused_frames, "rvm_prior": self.alpha.uses_prior,
                 "contradicting_frames": runs, "jumping_frames": jumps, "doubtful_frames": doubtful,
                 "suggested_keyframe": suggested,
-                "confidence": {str(i): round(c, 3) for i, c in sorted(confidence.items())}}
+                "confidence": {str(i): round(float(c), 3) for i, c in sorted(confidence.items())}}
 
     def frame_confidence(self) -> dict[int, float]:
         """Each tracked frame's confidence (0..1): the better of its two directions' (fusion takes each pixel
@@ -272,7 +272,7 @@ class GuidedMatter:
             result = self._propagator.step(frame)
             log = getattr(self._propagator, "log", None)
             if log and "confidence" in log[-1]:
-                self._confidence[direction][index] = log[-1]["confidence"]
+                self._confidence[direction][index] = float(log[-1]["confidence"])
         else:
             return  # before the first keyframe in this direction: the other direction covers it
         if index in self._stale[direction]:
