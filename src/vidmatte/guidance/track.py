@@ -45,6 +45,9 @@ EDGE_RADIUS, EDGE_EPS = 8, 1e-2
 # out of view): the next frames search around that last good subject, the slack growing by the subject's recent
 # speed each frame, instead of around what little is left (DAVIS-2016's soccer ball behind a leg).
 LOST_SHARE = 0.25
+# Every `every` frames a frame tracked with at least `confidence` lends its cells to the neighbours' samples; the
+# last `frames` such frames are kept beside the keyframe.
+REMEMBER = {"every": 5, "confidence": 0.8, "frames": 3}
 FLOW_AGREES = 0.97  # flow_agrees: the share of either subject the other must cover  # the guided filter aligning the upsampled decision to the frame's edges
 
 
@@ -83,6 +86,9 @@ class SubjectTracker:
         rng = np.random.default_rng(0)
         self.subject_keys = _sample(flat[subject], rng)
         self.background_keys = _sample(flat[background], rng)
+        self.key_samples = (self.subject_keys, self.background_keys)  # the keyframe's, always kept
+        self.recent: list[tuple[np.ndarray, np.ndarray]] = []  # confident frames' samples (REMEMBER)
+        self.stepped, self.rng = 0, rng
         self.previous = mask.copy()
         self.previous_grey = self._grey(frame)
         work_h, work_w = self.previous_grey.shape
@@ -108,7 +114,8 @@ class SubjectTracker:
         reference, slack = carried, self.speed_slack * self.speed
         if np.count_nonzero(carried) < LOST_SHARE * anchor_area:  # lost: search around the last good subject
             reference, slack = self.anchor, self.speed_slack * self.speed * (2 + self.lost_for)
-        score = self.scores(self.encoder(frame))
+        keys = self.encoder(frame)
+        score = self.scores(keys)
         decision = cv2.resize(score, (w, h), interpolation=cv2.INTER_LINEAR)
         area = max(int(np.count_nonzero(reference)), 100)
         away = cv2.distanceTransform((~reference).astype(np.uint8), cv2.DIST_L2, 3)
@@ -129,7 +136,26 @@ class SubjectTracker:
         else:
             self.lost_for += 1
         self.previous, self.previous_grey = mask, grey
-        return Tracked(mask, min(consistency, appearance), consistency, appearance)
+        self.stepped += 1
+        confidence = min(consistency, appearance)
+        if REMEMBER["every"] and self.stepped % REMEMBER["every"] == 0 and confidence >= REMEMBER["confidence"]:
+            self._remember(keys, mask)
+        return Tracked(mask, confidence, consistency, appearance)
+
+    def _remember(self, keys: np.ndarray, mask: np.ndarray) -> None:
+        """A confident frame's cells join the neighbours' samples (the subject's new looks: a turn, a new side);
+        only cells well inside or well outside the tracked subject, the keyframe's kept, the oldest frame dropped."""
+        grid = keys.shape[:2]
+        share = cv2.resize(mask.astype(np.float32), (grid[1], grid[0]), interpolation=cv2.INTER_AREA).reshape(-1)
+        flat = keys.reshape(-1, keys.shape[-1])
+        inner = cv2.erode((share.reshape(grid) > 0.99).astype(np.uint8), np.ones((3, 3), np.uint8)).reshape(-1) > 0
+        outer = cv2.dilate((share.reshape(grid) > 0.01).astype(np.uint8), np.ones((5, 5), np.uint8)).reshape(-1) == 0
+        if not inner.any() or not outer.any():
+            return
+        self.recent = (self.recent + [(_sample(flat[inner], self.rng, NEIGHBOURS // 2),
+                                       _sample(flat[outer], self.rng, NEIGHBOURS // 2))])[-int(REMEMBER["frames"]):]
+        self.subject_keys = np.concatenate([self.key_samples[0]] + [s for s, _ in self.recent])
+        self.background_keys = np.concatenate([self.key_samples[1]] + [b for _, b in self.recent])
 
     def _carried(self, grey: np.ndarray) -> np.ndarray:
         """The previous subject carried to this frame by flow (this frame -> previous, then a pull)."""
@@ -248,8 +274,8 @@ def _ridge(keys: np.ndarray, subject: np.ndarray, background: np.ndarray) -> np.
     return np.linalg.solve(weighted.T @ x + RIDGE * np.eye(x.shape[1], dtype=np.float32), weighted.T @ target)
 
 
-def _sample(keys: np.ndarray, rng) -> np.ndarray:
-    return keys if len(keys) <= NEIGHBOURS else keys[rng.choice(len(keys), NEIGHBOURS, replace=False)]
+def _sample(keys: np.ndarray, rng, count: int = NEIGHBOURS) -> np.ndarray:
+    return keys if len(keys) <= count else keys[rng.choice(len(keys), count, replace=False)]
 
 
 def _centroid(mask: np.ndarray) -> np.ndarray | None:
