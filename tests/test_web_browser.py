@@ -7,6 +7,7 @@ runs them. VIDMATTE_WEB_SCREENSHOTS=docs/images keeps the screenshots of the mai
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -189,12 +190,39 @@ def test_frames_whose_keyframes_disagree_are_marked_and_one_click_away(page, tmp
         advice = page.text_content("#advice")
         assert "followed to different places" in advice, advice
         assert page.locator(".lostspan").count() == 1
-        button = page.locator("#advice button.go-to-frame")
+        button = page.locator("#advice button.go-to-frame:not(.go-to-suggested)")
         middle = int(button.text_content().split()[-1])
-        assert 8 <= middle <= 15, advice
+        first, last = (int(v) for v in re.search(r"Frames (\d+)-(\d+): the keyframes", advice).groups())
+        assert 0 < first < last < 23 and middle == (first + last) // 2, advice
         button.click()
         page.wait_for_selector(f"text=frame {middle} / 23")
         _shot(page, tmp_path, "7_keyframes_disagree")
+
+
+def test_doubtful_frames_are_marked_on_the_timeline_with_the_frame_to_fix(page, tmp_path):
+    """The striped disc hides behind a bar on frames 20-26: one keyframe at frame 0, and the page marks the frames
+    where the tracker is unsure, says which frame one more keyframe would help most, and goes there."""
+    from test_track import OCCLUDED, textured_clip
+
+    frames, masks = textured_clip()
+    clip = write_video(tmp_path / "disc.mp4", frames)
+    cv2.imwrite(str(tmp_path / "mask0.png"), masks[0].astype(np.uint8) * 255)
+    with serving(tmp_path / "work") as (base, _):
+        _open_upload(page, base, clip)
+        page.set_input_files("#mask-upload", str(tmp_path / "mask0.png"))
+        page.wait_for_selector("text=frame 0 is a keyframe")
+        page.click("#run")
+        page.wait_for_selector("#progress-text.done", timeout=WAIT_MS)
+        page.wait_for_selector("#advice:not([hidden])")
+        advice = page.text_content("#advice")
+        assert "probably lost or leaking" in advice and "would help most" in advice, advice
+        assert page.locator(".doubtspan").count() >= 1
+        button = page.locator("#advice button.go-to-suggested")
+        suggested = int(button.text_content().split()[-1])
+        assert suggested in OCCLUDED, advice
+        button.click()
+        page.wait_for_selector(f"text=frame {suggested} / {len(frames) - 1}")
+        _shot(page, tmp_path, "8_doubtful_frames")
 
 
 def test_pick_a_network_for_plate_matting_run_it_and_see_it_after_a_restart(page, tmp_path):

@@ -40,7 +40,7 @@ NEIGHBOURS = 2000  # keyframe cells kept per class for the nearest-neighbour rea
 KNN_WEIGHT = 5.0  # the neighbours' margin (a difference of cosine similarities, ~0.1) against the ridge score
 DISTANCE_PENALTY = 4.0  # per subject size (square root of its area) away from the carried subject
 SPEED_SLACK = 1.5  # the penalty starts this many frames' worth of the subject's recent motion away from it
-EDGE_RADIUS, EDGE_EPS = 8, 1e-2
+EDGE_RADIUS, EDGE_EPS = 8, 1e-2  # the guided filter aligning the upsampled decision to the frame's edges
 # A frame whose tracked subject is below this share of the last good one's area has lost it (occluded, blurred,
 # out of view): the next frames search around that last good subject, the slack growing by the subject's recent
 # speed each frame, instead of around what little is left (DAVIS-2016's soccer ball behind a leg).
@@ -48,7 +48,9 @@ LOST_SHARE = 0.25
 # Every `every` frames a frame tracked with at least `confidence` lends its cells to the neighbours' samples; the
 # last `frames` such frames are kept beside the keyframe.
 REMEMBER = {"every": 5, "confidence": 0.8, "frames": 3}
-FLOW_AGREES = 0.97  # flow_agrees: the share of either subject the other must cover  # the guided filter aligning the upsampled decision to the frame's edges
+FLOW_AGREES = 0.97  # flow_agrees: the share of either subject the other must cover...
+AGREE_REACH = 1.0  # ...within this many of the tracker's cells. 0.5 took DAVIS bear's J 0.864 -> 0.897 but
+# left the flow's finer band too often on composites (tests/test_guided_api.py's soft-edged disc: MAD 0.047 > 0.03)
 
 
 @dataclass
@@ -242,7 +244,7 @@ def flow_agrees(trimap: np.ndarray, mask: np.ndarray, cell: float) -> bool:
     of the tracked subject lies within the flow's subject grown by a cell, and nearly all of the flow's definite
     foreground shrunk by a cell lies within the tracked subject. Then the flow's trimap is used whole: its
     keyframe-anchored band is finer than anything the tracker's 8-pixel cells can draw (hair, fur, a soft edge)."""
-    reach = max(1, int(round(cell)))
+    reach = max(1, int(round(AGREE_REACH * cell)))
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
     wide = cv2.dilate((trimap != BG).astype(np.uint8), disc).astype(bool)
     core = cv2.erode((trimap == FG).astype(np.uint8), disc).astype(bool)

@@ -326,7 +326,8 @@ class GuidedMatter:
 
 def suggest_keyframe(confidence: dict[int, float], doubtful: list[list[int]]) -> int | None:
     """The frame where one more keyframe would help most: in the doubtful span that loses the most (the sum of
-    1 - confidence over its frames), its least confident frame. None without doubtful frames."""
+    1 - confidence over its frames), its least confident frame (of equals, the one nearest the span's middle: it
+    reaches the most of the span both ways). None without doubtful frames."""
     if not doubtful:
         return None
 
@@ -334,7 +335,8 @@ def suggest_keyframe(confidence: dict[int, float], doubtful: list[list[int]]) ->
         return sum(1.0 - confidence.get(i, 1.0) for i in range(span[0], span[1] + 1))
 
     first, last = max(doubtful, key=loss)
-    return min(range(first, last + 1), key=lambda i: (confidence.get(i, 1.0), i))
+    middle = (first + last) / 2
+    return min(range(first, last + 1), key=lambda i: (confidence.get(i, 1.0), abs(i - middle), i))
 
 
 def subject_measure(alpha: np.ndarray) -> tuple[float, float, float]:

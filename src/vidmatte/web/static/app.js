@@ -287,31 +287,68 @@ function showKeymarks() {
     span.onclick = () => showFrame(middle(first, last));
     return span;
   });
-  $("keymarks").replaceChildren(...lost, ...keys);
+  // Runs of frames where the subject tracker's confidence is low (probably lost or leaking): the run suggests the
+  // one frame where another keyframe would help most.
+  const suggested = suggestedKeyframe(job);
+  const doubtful = doubtfulSpans(job).map(([first, last]) => {
+    const span = document.createElement("button");
+    span.className = "doubtspan";
+    span.style.left = at(first);
+    span.style.width = `calc(${at(last)} - ${at(first)})`;
+    const inside = suggested !== null && suggested >= first && suggested <= last;
+    const target = inside ? suggested : middle(first, last);
+    span.title = `frames ${first}-${last}: the subject is probably lost or leaking here; look at frame ${target}`;
+    span.onclick = () => showFrame(target);
+    return span;
+  });
+  $("keymarks").replaceChildren(...doubtful, ...lost, ...keys);
   showAdvice(job);
 }
 
 function lostSpans(job) { return (job.details || {}).contradicting_frames || []; }
 
+function doubtfulSpans(job) { return (job.details || {}).doubtful_frames || []; }
+
+function suggestedKeyframe(job) {
+  const frame = (job.details || {}).suggested_keyframe;
+  return Number.isInteger(frame) ? frame : null;
+}
+
 function middle(first, last) { return Math.floor((first + last) / 2); }
 
 function showAdvice(job) {
-  const spans = job.state === "done" ? lostSpans(job) : [];
+  const done = job.state === "done";
+  const spans = done ? lostSpans(job) : [];
+  const doubtful = done ? doubtfulSpans(job) : [];
+  const suggested = done ? suggestedKeyframe(job) : null;
   const box = $("advice");
-  box.hidden = spans.length === 0;
+  box.hidden = spans.length === 0 && suggested === null;
   if (box.hidden) { box.replaceChildren(); return; }
-  const text = document.createElement("span");
-  const runs = spans.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(", ");
-  text.textContent = `Frames ${runs}: the keyframes on either side were followed to different places. ` +
-    "Mark the subject on a frame in the middle and run again (only that stretch is redone).";
-  const go = spans.map(([a, b]) => {
+  const runsOf = (list) => list.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(", ");
+  const parts = [];
+  if (suggested !== null) {
+    const text = document.createElement("span");
+    text.textContent = `Frames ${runsOf(doubtful)}: the subject is probably lost or leaking. ` +
+      `One more keyframe at frame ${suggested} would help most.`;
     const button = document.createElement("button");
-    button.className = "go-to-frame";
-    button.textContent = `go to frame ${middle(a, b)}`;
-    button.onclick = () => showFrame(middle(a, b));
-    return button;
-  });
-  box.replaceChildren(text, ...go);
+    button.className = "go-to-frame go-to-suggested";
+    button.textContent = `go to frame ${suggested}`;
+    button.onclick = () => showFrame(suggested);
+    parts.push(text, button);
+  }
+  if (spans.length) {
+    const text = document.createElement("span");
+    text.textContent = `Frames ${runsOf(spans)}: the keyframes on either side were followed to different places. ` +
+      "Mark the subject on a frame in the middle and run again (only that stretch is redone).";
+    parts.push(text, ...spans.map(([a, b]) => {
+      const button = document.createElement("button");
+      button.className = "go-to-frame";
+      button.textContent = `go to frame ${middle(a, b)}`;
+      button.onclick = () => showFrame(middle(a, b));
+      return button;
+    }));
+  }
+  box.replaceChildren(...parts);
 }
 
 function togglePlay() {
