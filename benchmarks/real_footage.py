@@ -61,6 +61,8 @@ def runs() -> list[Run]:
     return judo + bike + [
         Run("dog", VIDEOS / "sam2" / "01_dog.mp4", ["--keyframe", f"0:{HERE / 'masks' / '01_dog_00000.png'}"], True,
             frames=120),
+        Run("dog_flow", VIDEOS / "sam2" / "01_dog.mp4", ["--keyframe", f"0:{HERE / 'masks' / '01_dog_00000.png'}"],
+            True, frames=120, extra=["--propagator", "flow"]),
         Run("dog_memory", VIDEOS / "sam2" / "01_dog.mp4", ["--keyframe", f"0:{HERE / 'masks' / '01_dog_00000.png'}"],
             True, frames=120, extra=["--propagator", "memory"]),
         Run("dog_two_keyframes", VIDEOS / "sam2" / "01_dog.mp4",
@@ -183,7 +185,10 @@ def main() -> int:
     args = parser.parse_args()
     if not VIDEOS.is_dir():
         raise SystemExit(f"no real footage at {VIDEOS}: set VIDMATTE_SHARED_DATA")
-    chosen = [r for r in runs() if not args.only or any(r.name.startswith(p) for p in args.only.split(","))]
+    names = {r.name for r in runs()}
+    wanted = args.only.split(",") if args.only else []
+    chosen = [r for r in runs() if not wanted  # a run's exact name picks it alone, another word every run it begins
+              or any(r.name == p or (p not in names and r.name.startswith(p)) for p in wanted)]
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"{'run':22} {'frames':>6} {'seconds':>8} {'fps':>6}  {'size':10} keyframes disagree at")
     for run in chosen:
