@@ -255,7 +255,8 @@ def test_guided_items_take_their_keyframes_from_the_manifest(tmp_path):
 
 
 def test_a_guided_item_whose_keyframes_disagree_says_where_in_its_row_and_record(tmp_path):
-    """Keyframe 5 marks a patch of background, not the square: the item is done, its row in the table says which
+    """Keyframe 5 marks a patch of background, not the square (the flow propagator: its matte leaps to the patch): the
+    item is done, its row in the table says which
     frames need a keyframe, and its record keeps the run's report."""
     write_video(tmp_path / "square.mp4", moving_square_frames(6, 96, 64))
     masks = {0: np.zeros((64, 96), np.uint8), 5: np.zeros((64, 96), np.uint8)}
@@ -263,7 +264,8 @@ def test_a_guided_item_whose_keyframes_disagree_says_where_in_its_row_and_record
     masks[5][40:56, 66:86] = 255
     for index, mask in masks.items():
         cv2.imwrite(str(tmp_path / f"mask{index}.png"), mask)
-    (tmp_path / "jobs.jsonl").write_text(json.dumps({"input": "square.mp4", "keyframe": ["0:mask0.png", "5:mask5.png"]})
+    (tmp_path / "jobs.jsonl").write_text(json.dumps({"input": "square.mp4", "keyframe": ["0:mask0.png", "5:mask5.png"],
+                                                          "propagator": "flow"})
                                          + "\n")
     proc = batch("--manifest", tmp_path / "jobs.jsonl", "--mode", "guided", "--prior", "none", "--output-dir",
                  tmp_path / "out", "--outputs", "alpha/", "--json")
