@@ -256,8 +256,7 @@ def test_guided_items_take_their_keyframes_from_the_manifest(tmp_path):
 
 def test_a_guided_item_whose_keyframes_disagree_says_where_in_its_row_and_record(tmp_path):
     """Keyframe 5 marks a patch of background, not the square (the flow propagator: its matte leaps to the patch): the
-    item is done, its row in the table says which
-    frames need a keyframe, and its record keeps the run's report."""
+    item is done, its row in the table says which frames need a keyframe, and its record keeps the run's report."""
     write_video(tmp_path / "square.mp4", moving_square_frames(6, 96, 64))
     masks = {0: np.zeros((64, 96), np.uint8), 5: np.zeros((64, 96), np.uint8)}
     masks[0][8:24, 0:16] = 255

@@ -81,15 +81,23 @@ def check_device(text) -> str:
     return "auto" if text in (None, "") else text if isinstance(text, Device) else str(text).strip().lower()
 
 
-# --- ONNX Runtime ------------------------------------------------------------------------------------------------
-def resolve_ort(text) -> Device:
-    """The device ONNX Runtime sessions use for ``--device text``; UsageError when CUDA is asked for and unusable."""
+def _settled(text) -> tuple[Device | None, str | None, int | None]:
+    """(the device when ``text`` needs no probing: already a Device, or cpu; else None, with its kind and index)."""
     if isinstance(text, Device):
-        return text
+        return text, None, None
     kind, index = parse_device(text)
     if kind == "cpu":
         log.debug("device: cpu (asked for)")
-        return CPU
+        return CPU, kind, index
+    return None, kind, index
+
+
+# --- ONNX Runtime ------------------------------------------------------------------------------------------------
+def resolve_ort(text) -> Device:
+    """The device ONNX Runtime sessions use for ``--device text``; UsageError when CUDA is asked for and unusable."""
+    settled, kind, index = _settled(text)
+    if settled is not None:
+        return settled
     if kind == "mps":
         raise UsageError("--device mps is for --backend torch; ONNX Runtime runs on cpu or cuda")
     problem = ort_cuda_problem(index or 0)
@@ -190,12 +198,9 @@ def ort_beside(device: Device) -> Device:
 def resolve_torch(text) -> Device:
     """The torch device for ``--device text``: auto -> cuda, then mps, then cpu; UsageError when an asked-for GPU
     cannot be used, saying why."""
-    if isinstance(text, Device):
-        return text
-    kind, index = parse_device(text)
-    if kind == "cpu":
-        log.debug("device: cpu (asked for)")
-        return CPU
+    settled, kind, index = _settled(text)
+    if settled is not None:
+        return settled
     try:
         import torch
     except ImportError:  # the caller says which extra it needs; here only whether a GPU was asked for
