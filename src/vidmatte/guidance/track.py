@@ -14,7 +14,10 @@ dog: J 0.13, lost by frame 8). Tracking and matting are two problems, so here th
   2. **place**: the previous frame's subject carried by DIS flow is the shape prior; cells far from it pay a
      penalty in units of the subject's size, relaxed by how fast the subject has been moving;
   3. **decision**: score minus penalty, upsampled to the frame and aligned to its edges by a guided filter, > 0;
-     only parts touching the carried subject are kept (a look-alike elsewhere is not the subject);
+     only parts touching the carried subject are kept (a look-alike elsewhere is not the subject). A subject that
+     shrinks below a quarter of the last good one is lost (hidden, blurred): the search goes on around where it was
+     last seen, wider each frame, and picks it up when it is seen again. Every 5th confident frame lends its cells
+     to the neighbours' samples (the subject's new sides), the keyframe's always kept;
   4. **the matte's edge**: near the tracked outline the flow propagator's keyframe-anchored trimap decides (its
      band, its labels); away from it the tracker does. Where the flow stays on the subject nothing changes; where
      it has drifted, the tracker's outline with a band of the keyframe's width replaces it.
