@@ -244,5 +244,5 @@ def test_unknown_device_is_a_usage_error():
     from vidmatte.backends.torch_runner import pick_device
     from vidmatte.errors import UsageError
 
-    with pytest.raises(UsageError, match="unknown device"):
+    with pytest.raises(UsageError, match="--device must be auto, cpu, cuda"):
         pick_device("tpu")

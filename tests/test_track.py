@@ -21,10 +21,11 @@ from media import write_video
 OCCLUDED = range(20, 27)
 
 
-def textured_clip(frames: int = 48, size: tuple[int, int] = (320, 192), occluded=OCCLUDED, seed: int = 0):
+def textured_clip(frames: int = 48, size: tuple[int, int] = (512, 288), occluded=OCCLUDED, seed: int = 0):
     """A striped disc moving right while it turns (4 degrees a frame) and grows by half, over a drifting textured
     background, hidden whole behind a grey bar on the ``occluded`` frames. -> (RGB frames, true masks)."""
     w, h = size
+    k = w / 320  # the geometry is drawn for 320 pixels wide
     rng = np.random.default_rng(seed)
     noise = cv2.GaussianBlur(rng.random((h * 2, w * 2, 3)).astype(np.float32), (0, 0), 6)
     noise = (noise - noise.min()) / (noise.max() - noise.min())
@@ -33,8 +34,8 @@ def textured_clip(frames: int = 48, size: tuple[int, int] = (320, 192), occluded
     clip, masks = [], []
     for i in range(frames):
         t = i / (frames - 1)
-        frame = background[int(10 * t):int(10 * t) + h, int(20 * t):int(20 * t) + w].copy()
-        cx, cy, r, angle = 60 + 200 * t, 96 + 30 * np.sin(3 * t), 24 * (1 + 0.5 * t), np.deg2rad(4.0 * i)
+        frame = background[int(k * 10 * t):int(k * 10 * t) + h, int(k * 20 * t):int(k * 20 * t) + w].copy()
+        cx, cy, r, angle = k * (60 + 200 * t), k * (96 + 30 * np.sin(3 * t)), k * 24 * (1 + 0.5 * t), np.deg2rad(4.0 * i)
         dx, dy = xx - cx, yy - cy
         inside = dx ** 2 + dy ** 2 <= r ** 2
         stripes = np.sin((dx * np.cos(angle) + dy * np.sin(angle)) / r * 9) > 0
@@ -42,7 +43,7 @@ def textured_clip(frames: int = 48, size: tuple[int, int] = (320, 192), occluded
         frame[inside] = colour[inside]
         mask = inside.copy()
         if i in occluded:
-            bar = np.abs(xx - cx) < r + 12
+            bar = np.abs(xx - cx) < r + k * 12
             frame[bar] = (110, 110, 120)
             mask &= ~bar
         clip.append(frame)
