@@ -193,3 +193,20 @@ def test_cli_without_torch_refuses_finetuning_in_one_line(tmp_path, video, monke
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "needs PyTorch" in err[0]
     assert not (tmp_path / "pha").exists()
+
+
+def test_auto_falls_back_to_the_flow_when_the_tracker_weights_cannot_be_had(monkeypatch):
+    """Offline without RVM's weights: --propagator auto carries the keyframes by flow alone and says so; track,
+    asked for by name, insists (one-line ModelError)."""
+    from vidmatte.errors import ModelError
+    from vidmatte.guidance import memory
+
+    def unavailable(*args, **kwargs):
+        raise ModelError("rvm-mobilenetv3: cannot fetch the weights (offline)")
+
+    monkeypatch.setattr(memory, "FeatureEncoder", unavailable)
+    said = []
+    assert memory.propagator_factory("auto", warn=said.append) is FlowPropagator
+    assert len(said) == 1 and "optical flow alone" in said[0] and "offline" in said[0]
+    with pytest.raises(ModelError, match="offline"):
+        memory.propagator_factory("track")

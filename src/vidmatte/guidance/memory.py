@@ -19,6 +19,7 @@ first (TCVOM's online fine-tuning): see ``finetune_heads``.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 
 import cv2
@@ -353,7 +354,7 @@ def memory_settings(mem_every: int | None, max_memory: int | None) -> tuple[int,
 
 def propagator_factory(kind: str = "auto", mem_every: int | None = None, max_memory: int | None = None,
                        finetune_steps: int = 0, model: str = "rvm-mobilenetv3", cache: str | None = None,
-                       device="cpu"):
+                       device="cpu", warn=None):
     """A no-argument callable making one propagator per keyframe and direction, as ``GuidedMatter`` wants.
 
     auto is the tracking propagator (``track.TrackPropagator``: it holds real subjects the flow loses,
@@ -373,7 +374,17 @@ def propagator_factory(kind: str = "auto", mem_every: int | None = None, max_mem
     if kind == "track" or (kind == "auto" and not finetune_steps):
         from .track import TRACK_SIDE, TrackPropagator
 
-        tracking = FeatureEncoder(model, cache, side=TRACK_SIDE, device=device)
+        from ..errors import ModelError
+
+        try:
+            tracking = FeatureEncoder(model, cache, side=TRACK_SIDE, device=device)
+        except ModelError as exc:
+            if kind == "track":  # asked for by name: insist, as --prior rvm does
+                raise
+            # auto, offline without RVM's weights: the flow alone, as before the tracker, and say so
+            (warn or logging.getLogger("vidmatte").warning)(
+                f"no subject tracker ({exc}); the keyframes are carried by optical flow alone")
+            return FlowPropagator
         return lambda: TrackPropagator(tracking)
     if finetune_steps:
         require_torch()

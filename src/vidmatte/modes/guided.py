@@ -106,7 +106,7 @@ def _classical_matter(settings: GuidedSettings, job, keyframes, control, runners
 
     mem_every, max_memory = memory_settings(settings.mem_every, settings.max_memory)
     propagators = propagator_factory(settings.propagator, mem_every, max_memory, settings.finetune_steps,
-                                     settings.model, settings.cache_dir, device=device)
+                                     settings.model, settings.cache_dir, device=device, warn=control.warn)
     return guided_matter(job, keyframes, work=settings.work, prior_mode=settings.prior, model=settings.model,
                          cache=settings.cache_dir, warn=control.warn, notify=control.note,
                          guidance={"kind": settings.guidance, "object": settings.object, "band": settings.band},
