@@ -208,7 +208,7 @@ class TrackPropagator:
             subject = trimap != BG
         self.tracker.start(frame, subject | ((trimap == UNKNOWN) & _half_inside(trimap)))
         self.band = _band_width(trimap)
-        self.cell = 8 * max(trimap.shape) / min(TRACK_SIDE, max(trimap.shape))
+        self.cell = 8 * max(trimap.shape) / min(self.tracker.encoder.side, max(trimap.shape))  # pixels a cell
         self.distance = 0
         return result
 
