@@ -283,9 +283,14 @@ def load_guided(keyframe=None, guidance: str = "auto", object: int | None = None
 
     if prior not in PRIORS:
         raise UsageError(f"prior must be 'auto', 'rvm' or 'none', not {prior!r}")
+    from .guidance.keyframes import parse_objects, several_objects
+
+    if several_objects(object):
+        raise UsageError("load_guided follows one subject; several objects in one run are convert_guided's")
+    object_id = parse_objects(object)
 
     def read_keyframe(given, frame_size):
-        trimap, warnings = read_guidance(given, frame_size, guidance, object, band)
+        trimap, warnings = read_guidance(given, frame_size, guidance, object_id, band)
         for message in warnings:
             _log().warning(message)
         return trimap

@@ -178,3 +178,39 @@ class CoefficientMatte(Matte):
 
         made = rvm_tail.apply(self.frame, self.coefficients, foreground=True, alpha=True)  # one pass for both
         return made["foreground"], made["alpha"]
+
+
+class LayeredMatte(Matte):
+    """Several objects' mattes of one frame (``matters.guided_objects``): ``layer(id)`` is one object's matte, as
+    a one-object run makes it; the matte itself is all of them together (alpha the sum of theirs, which never
+    exceeds 1; colours mixed by alpha), for outputs and previews that show the whole subject."""
+
+    def __init__(self, frame: np.ndarray, layers: dict):
+        from .matters.guided_objects import mixed_foreground
+
+        self.layers = layers
+        self.shape = frame.shape[:2]
+        total = None
+        for matte in layers.values():
+            total = matte.alpha().copy() if total is None else cv2.add(total, matte.alpha())
+        trimaps = [m.trimap for m in layers.values() if m.trimap is not None]
+        trimap = np.maximum.reduce(trimaps) if trimaps else None
+        self.whole = SolvedMatte(frame, np.minimum(total, 1.0), lambda f, _: mixed_foreground(self.layers, f), trimap)
+
+    def layer(self, object_id) -> Matte:
+        return self.layers[object_id]
+
+    def trim(self, foreground: bool) -> "LayeredMatte":
+        for matte in self.layers.values():
+            matte.trim(foreground)
+        self.whole.trim(foreground)
+        return self
+
+    def pictures(self, background=None, foreground=False, alpha=False) -> Pictures:
+        return self.whole.pictures(background, foreground, alpha)
+
+    def foreground(self) -> np.ndarray:
+        return self.whole.foreground()
+
+    def alpha(self) -> np.ndarray:
+        return self.whole.alpha()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 from typing import Callable, Iterable, Protocol
 
 import numpy as np
@@ -77,6 +78,7 @@ class FileSink:
         from .io.writers import open_writer
 
         self.spec, self.kinds = spec, frozenset({spec.kind})
+        self.object = spec.object  # several subjects: the object whose layer this output holds
         self.samples = spec.samples
         # The float foreground (Pictures.foreground_float) is asked for only where more than 8 bits are kept.
         self.fine_foreground = spec.kind in ("foreground", "rgba") and self.samples != "u8"
@@ -84,6 +86,7 @@ class FileSink:
         # Every video output a viewer watches keeps the input's sound; a bare matte (alpha) does not need it.
         if spec.kind not in ("alpha", "trimap") and not spec.is_sequence and not spec.is_image and stream.has_audio:
             audio = AudioTrack(stream.source_path, stream.start_seconds, stream.end_seconds)
+        self.made_parent = _make_object_parent(spec)
         self.writer = open_writer(spec, stream.width, stream.height, stream.time_base, stream.fps, crf=crf,
                                   bitrate=bitrate, preset=preset, audio=audio, threads=threads,
                                   **({"timecode": stream.timecode} if stream.timecode and not spec.is_sequence
@@ -121,6 +124,70 @@ class FileSink:
 
     def abort(self) -> None:
         self.writer.abort()
+        _remove_if_empty(self.made_parent)
+
+
+class _Group:
+    """The sinks fed from one matte (the whole frame's, or one object's) and the pictures they need of it."""
+
+    def __init__(self):
+        self.sinks: list = []
+        self.composition = self.foreground = self.alpha = self.fine_foreground = False
+
+    def add(self, sink) -> None:
+        self.sinks.append(sink)
+        needs = set().union(*(_NEEDS[kind] for kind in sink.kinds))
+        self.composition |= "composition" in needs
+        self.foreground |= "foreground" in needs
+        self.alpha |= "alpha" in needs
+        self.fine_foreground |= getattr(sink, "fine_foreground", False)
+
+
+class LayersSink:
+    """``--layers DIR/``: one multi-layer OpenEXR per frame (``00000.exr``...), a channel group per object
+    (``io.image_formats.write_layers_exr``), in a folder that appears when the job completes."""
+
+    layered = True
+    kinds = frozenset()
+
+    def __init__(self, spec):
+        from .io.writers import ImageSequenceWriter
+
+        self.spec = spec
+        self.made_parent = _make_object_parent(spec)
+        self.writer = ImageSequenceWriter(spec)
+
+    def write_layers(self, index: int, pts: int, matte) -> None:
+        from .io.image_formats import layer_channels
+
+        layers = getattr(matte, "layers", None) or {1: matte}
+        channels = layer_channels({i: (m.alpha(), m.foreground()) for i, m in layers.items()},
+                                  self.spec.premultiplied)
+        self.writer.write(channels)
+
+    def close(self) -> None:
+        self.writer.close()
+
+    def abort(self) -> None:
+        self.writer.abort()
+        _remove_if_empty(self.made_parent)
+
+
+def _make_object_parent(spec) -> Path | None:
+    """An object's folder output (``pha/2/``) goes in a folder made for it (``pha/``) if there is none yet; returns
+    it when made here, so that an aborted job removes it again (if it is still empty)."""
+    if getattr(spec, "object", None) is None or not spec.is_sequence or spec.path.parent.exists():
+        return None
+    spec.path.parent.mkdir()
+    return spec.path.parent
+
+
+def _remove_if_empty(folder: Path | None) -> None:
+    if folder is not None:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (another object's output is in place), or gone
+            pass
 
 
 def premultiplied_rgba(colour: np.ndarray, alpha: np.ndarray, samples: str, premultiplied: bool) -> np.ndarray:
@@ -145,35 +212,42 @@ def premultiplied_rgba(colour: np.ndarray, alpha: np.ndarray, samples: str, prem
 
 
 class OutputSet:
-    """All sinks of a job, plus the composition's background (which only compositions read)."""
+    """All sinks of a job, plus the composition's background (which only compositions read).
+
+    A sink with an ``object`` id (several subjects in one run: ``matters.guided_objects``) is fed that object's
+    layer of each ``LayeredMatte``; the others the frame's matte as a whole. A sink with ``layered`` set (``--layers``)
+    is handed the matte itself, every object's layer in one file."""
 
     def __init__(self, sinks: list, background=None):
         self.sinks = sinks
         self.background = background  # io.backgrounds.Background, or None when nothing composites
-        needs = set().union(*(_NEEDS[kind] for sink in sinks for kind in sink.kinds)) if sinks else set()
-        self.composition = "composition" in needs
-        self.foreground = "foreground" in needs
-        self.alpha = "alpha" in needs
-        self.fine_foreground = any(getattr(sink, "fine_foreground", False) for sink in sinks)
+        self.layered = [sink for sink in sinks if getattr(sink, "layered", False)]
+        self.groups: dict = {}  # object id (None: the whole matte) -> _Group of the sinks fed from it
+        for sink in sinks:
+            if not getattr(sink, "layered", False):
+                self.groups.setdefault(getattr(sink, "object", None), _Group()).add(sink)
         self._first_pts: int | None = None
 
     @property
     def needs_foreground(self) -> bool:
         """Whether any picture asked for is made from the foreground (a composition is)."""
-        return self.composition or self.foreground
+        return bool(self.layered) or any(g.composition or g.foreground for g in self.groups.values())
 
     def write(self, index: int, pts: int, matte: Matte) -> None:
         """One frame's result to every sink; timestamps start at 0 in the outputs."""
         self._first_pts = pts if self._first_pts is None else self._first_pts
-        pictures = matte.pictures(self._background_for(index, matte), foreground=self.foreground, alpha=self.alpha)
-        if self.fine_foreground:
-            pictures.foreground_float = matte.foreground()
-        for sink in self.sinks:
-            sink.write(index, pts - self._first_pts, pictures)
+        for object_id, group in self.groups.items():
+            part = matte if object_id is None else matte.layer(object_id)
+            background = self._background_for(index, part) if group.composition else None
+            pictures = part.pictures(background, foreground=group.foreground, alpha=group.alpha)
+            if group.fine_foreground:
+                pictures.foreground_float = part.foreground()
+            for sink in group.sinks:
+                sink.write(index, pts - self._first_pts, pictures)
+        for sink in self.layered:
+            sink.write_layers(index, pts - self._first_pts, matte)
 
     def _background_for(self, index: int, matte: Matte) -> np.ndarray | None:
-        if not self.composition:
-            return None
         # A solid colour as one pixel where the matte can use it (no full-size copy every frame).
         return self.background.frame_or_colour(index) if matte.takes_colour_pixel else self.background.frame(index)
 

@@ -29,7 +29,7 @@ from .io.source import open_source
 from .io.writers import OutputSpec, check_outputs
 from .job import JobControl, PassClock
 from .matters.base import Matter, Pass, Span
-from .outputs import FileSink, OutputSet, StreamInfo
+from .outputs import FileSink, LayersSink, OutputSet, StreamInfo
 
 # Frames in flight cost memory: a 4K frame is ~100 MB as float input and ~130 MB as fgr + pha. Each hand-over
 # has a fixed number of slots (a frame holds its slot from ``prepare`` until the next stage is done with it), so at
@@ -134,6 +134,20 @@ def convert(source: str | os.PathLike, matter: Matter, options: ConvertOptions,
     return Job(source, options, control or JobControl()).run(matter)
 
 
+def written_outputs(sinks: list) -> dict:
+    """What ``--json`` lists under "outputs": kind -> path; with several objects, kind -> {object id: path}."""
+    written: dict = {}
+    for sink in sinks:
+        if not isinstance(sink, (FileSink, LayersSink)):
+            continue
+        spec = sink.spec
+        if spec.object is None:
+            written[spec.kind] = str(spec.path)
+        else:
+            written.setdefault(spec.kind, {})[str(spec.object)] = str(spec.path)
+    return written
+
+
 class Job:
     """One run of ``convert``. Created first, it checks everything about the input and the outputs (so a caller can
     report a typo before loading a model); ``run(matter)`` then runs the matter's passes and commits or removes."""
@@ -202,8 +216,7 @@ class Job:
                 raise InputError(f"the start frame ({self.options.start_frame}) is past the end of the input")
             raise input_error or InputError("no frames to process")
         outputs.close()
-        result = ConvertResult(self.frames_written, seconds, {s.spec.kind: str(s.spec.path)
-                                                              for s in outputs.sinks if isinstance(s, FileSink)})
+        result = ConvertResult(self.frames_written, seconds, written_outputs(outputs.sinks))
         summary = getattr(self.matter, "summary", None)  # optional in the Matter protocol
         result.details = {**self.details, **(dict(summary()) if summary is not None else {})}
         if input_error is not None:
@@ -220,6 +233,9 @@ class Job:
             stream = self._stream_info()
             threads = self._encoder_threads()
             for spec in self.options.outputs:
+                if spec.kind == "layers":
+                    sinks.append(LayersSink(spec))
+                    continue
                 sinks.append(FileSink(spec, stream, crf=self.options.crf, bitrate=self.options.bitrate,
                                       preset=self.options.preset, threads=threads))
             return OutputSet(sinks + list(self.options.sinks), self.background)

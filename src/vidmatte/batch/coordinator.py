@@ -9,6 +9,7 @@ Every frame is matted by ``pipeline.Job`` inside a worker; the coordinator reads
 
 from __future__ import annotations
 
+import os
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
@@ -72,7 +73,23 @@ class _ItemState:
     seconds: float = 0.0
     error: str | None = None
     details: dict = field(default_factory=dict)  # what a whole-item job reported (chunked items report nothing)
+    written: list = field(default_factory=list)  # several objects: every output written, relative to the folder
     warning: str | None = None  # e.g. --allow-partial kept what a damaged input gave
+
+
+def _several_objects(options: dict) -> bool:
+    from ..guidance.keyframes import several_objects
+
+    try:
+        return several_objects(options.get("object"))
+    except VidmatteError:  # a bad --object: the item fails when it is built, with that message
+        return False
+
+
+def _per_object_outputs(outputs: dict, folder: Path) -> list[str]:
+    """The per-object outputs of a job's ``outputs`` (kind -> {id: path}), relative to the item's folder."""
+    paths = [path for value in outputs.values() if isinstance(value, dict) for path in value.values()]
+    return sorted(os.path.relpath(path, folder) for path in paths)
 
 
 class Coordinator:
@@ -119,6 +136,8 @@ class Coordinator:
         options["method"] = options.get("method") or "classical"  # each mode's default, as records before --method
         made_from = records.describe(item, self._recorded_options(options, mode.kinds))
         finals = [folder / name for name in self.plan.outputs]
+        if _several_objects(options):  # outputs named by object id (alpha/2/, composition.2.mp4): the record has them
+            finals = [path for path, name in zip(finals, self.plan.outputs) if name.endswith("/")]
         if not self.plan.force and records.is_finished(folder, made_from, finals):
             self.summary.skipped += 1
             self.summary.rows.append((item.name, "skipped", None, None, "finished earlier"))
@@ -202,6 +221,7 @@ class Coordinator:
             state.seconds += result.seconds
         if task.kind == ITEM:
             state.details = result.details
+            state.written = _per_object_outputs(result.outputs, state.folder)
         if result.warning:
             state.warning = state.warning or result.warning
         if result.error:
@@ -217,8 +237,11 @@ class Coordinator:
     def _item_done(self, state: _ItemState) -> None:
         folder = state.folder
         warned = {"warning": state.warning} if state.warning else {}
+        # several objects: the outputs are named by object id (alpha/2/, composition.2.mp4), which only the finished
+        # run knows; a re-run checks those are there
+        written = {"written": state.written} if state.written else {}
         records.write(folder, {**state.made_from, "status": "done", "frames": state.frames,
-                               "seconds": round(state.seconds, 3), "details": state.details, **warned})
+                               "seconds": round(state.seconds, 3), "details": state.details, **warned, **written})
         self.summary.done += 1
         note = "; ".join(filter(None, (state.warning, _note(state.details))))
         self.summary.rows.append((state.item.name, "done", state.frames, state.seconds, note))

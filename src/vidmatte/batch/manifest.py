@@ -151,6 +151,8 @@ def _item(row, where: str, base: Path, mode: str, coerce: Coerce) -> Item:
         item.plate = plate if named and not Path(_resolve(base, plate)).exists() else _existing(base, plate, "plate")
     for column, value in row.items():
         if column not in RESERVED and value not in (None, ""):
+            if isinstance(value, list):  # JSON Lines: "object": [1, 2] is --object 1,2
+                value = ",".join(str(v) for v in value)
             dest, typed = coerce(column, str(value) if not isinstance(value, bool) else str(value).lower())
             item.overrides[dest] = _weights(base, typed) if dest == CHECKPOINT else typed
     return item

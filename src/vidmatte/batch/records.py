@@ -74,7 +74,8 @@ def is_finished(folder: Path, made_from: dict, outputs: list[Path]) -> bool:
     if record is None or record.get("status") != "done":
         return False
     same = all(record.get(key) == value for key, value in made_from.items())
-    return same and all(p.exists() for p in outputs)
+    written = [folder / name for name in record.get("written", [])]  # several objects' outputs, by id
+    return same and all(p.exists() for p in outputs + written)
 
 
 def is_ours(folder: Path) -> bool:

@@ -44,6 +44,7 @@ class TaskResult:
     cancelled: bool = False
     warning: str | None = None  # what the job warned of (joined), e.g. --allow-partial kept a damaged input's frames
     details: dict = field(default_factory=dict)  # what the job reported of its run (ConvertResult.details)
+    outputs: dict = field(default_factory=dict)  # what it wrote (ConvertResult.outputs: kind -> path or {id: path})
     load_seconds: float = 0.0  # time spent loading weights for this task (0 once the worker has them)
 
 
@@ -97,7 +98,7 @@ class Worker:
                                        control)
             else:
                 outcome = self._matte(task, control)
-                result.frames, result.details = outcome.frames, outcome.details
+                result.frames, result.details, result.outputs = outcome.frames, outcome.details, outcome.outputs
                 if outcome.warning:
                     warnings.insert(0, outcome.warning)
         except Cancelled:

@@ -149,7 +149,8 @@ def run_mode(name: str, args: argparse.Namespace) -> int:
         print(json.dumps(result.to_json()))
     elif not args.quiet:
         print(f"vidmatte: {result.frames} frames in {result.seconds:.1f} s ({result.fps:.1f} fps) -> "
-              + ", ".join(result.outputs.values()), file=sys.stderr)
+              + ", ".join(path for value in result.outputs.values()
+                          for path in (value.values() if isinstance(value, dict) else [value])), file=sys.stderr)
     return 0
 
 

@@ -38,6 +38,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     convert_cli.add_output_arguments(p).add_argument(
         "--trimaps", dest="trimap", metavar="DIR", action=convert_cli._Once,
         help="the propagated trimap of every frame (folder/ of PNGs, or a video), to inspect and correct")
+    p.add_argument("--layers", metavar="DIR/", action=convert_cli._Once,
+                   help="several objects: one multi-layer OpenEXR per frame, a channel group per object (<id>.A, "
+                        "<id>.R, <id>.G, <id>.B: alpha and linear foreground), half floats (--bit-depth 32: float; "
+                        "needs the exr extra)")
     convert_cli.add_range_arguments(p)
     convert_cli.add_report_arguments(p)
 
@@ -46,8 +50,10 @@ def add_guidance_options(guide) -> None:
     """How keyframes are read and propagated (here and in ``vidmatte batch --mode guided``)."""
     guide.add_argument("--guidance", choices=GUIDANCE_KINDS, default="auto",
                        help="what the keyframe images are (auto: palette or two-level images are masks)")
-    guide.add_argument("--object", type=int, default=None, metavar="ID",
-                       help="the object to matte in multi-object palette masks")
+    guide.add_argument("--object", default=None, metavar="ID[,ID...]|all",
+                       help="the object to matte in multi-object palette masks; several (1,2,3 or all) are matted "
+                            "in one run, each output becoming one per object (pha/ -> pha/<id>/, comp.mp4 -> "
+                            "comp.<id>.mp4); a --keyframes folder may then hold per-object masks <frame>_<id>.png")
     guide.add_argument("--band", type=int, default=None, metavar="PIXELS",
                        help="width of the unknown strip a mask's edge becomes (default: 10 at 1080p, scaled)")
     guide.add_argument("--propagator", choices=PROPAGATORS, default="auto",

@@ -24,6 +24,7 @@ from ..io.probe import IMAGE_EXTENSIONS, list_images
 from .formats import MissingObject, read_guidance
 
 TCVOM_FRAME = re.compile(r"(\d+)_rgb\.png", re.IGNORECASE)
+OBJECT_FILE = re.compile(r"(\d+)_(\d+)")  # a keyframe folder's per-object mask: <frame>_<object id>.png
 TCVOM_TRIMAP = re.compile(r"(\d+)_trimap\.png", re.IGNORECASE)
 
 
@@ -122,6 +123,9 @@ def _numbered_images(folder: Path) -> dict[int, Path]:
             raise GuidanceError(f"two guidance images for frame {index}: {files[index].name} and {path.name}")
         files[index] = path
     if not files:
+        if _object_files(folder):
+            raise GuidanceError(f"{folder} holds per-object masks (<frame>_<id>.png): give --object with their ids "
+                                "(1,2) or all")
         raise GuidanceError(f"no images named by frame number (00012.png or 12.png) in {folder}")
     return files
 
@@ -150,6 +154,10 @@ def load_keyframes(specs: Iterable[str], folder: str | os.PathLike | None, frame
     to every keyframe (see ``formats.read_guidance``). Returns (keyframes, warnings); ``GuidanceError`` otherwise.
     """
     specs = list(specs)
+    per_object = _object_files(Path(folder)) if folder is not None and not specs and object_id is not None else {}
+    if per_object:  # a folder of <frame>_<id>.png masks: this object's files, each a one-object mask or trimap
+        found, warnings = load_object_keyframes([], folder, frame_count, frame_size, kind, [object_id], band)
+        return found[object_id], warnings
     files, warnings = collect_keyframes(specs, folder)
     from_folder = set(files) - {parse_spec(spec)[0] for spec in specs}
     keyframes, more = read_keyframes(files, frame_count, frame_size, kind, object_id, band, from_folder)
@@ -188,6 +196,142 @@ def read_keyframes(given: dict, frame_count: int | None, frame_size: tuple[int, 
         warnings.append(f"object {object_id} is not in the masks of frame {', '.join(map(str, skipped))}: "
                         "those frames are not keyframes for it")
     return Keyframes(trimaps, {i: _name(given[i]) for i in trimaps}), warnings
+
+
+def parse_objects(value) -> int | list[int] | str | None:
+    """``--object`` / ``object=``: None or one id (one subject, as before), or several subjects: ``"1,2,3"``, a list
+    of ids or ``"all"`` (every id the keyframes hold). Ids are positive integers (0 is background)."""
+    if value is None or isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        ids = [] if value is None else [int(value)]
+        single = True
+    elif isinstance(value, str) and value.strip().lower() == "all":
+        return "all"
+    elif isinstance(value, str):
+        parts = [part.strip() for part in value.split(",")]
+        if not all(re.fullmatch(r"\d+", part) for part in parts):
+            raise GuidanceError(f"--object must be an id, ids separated by commas (1,2,3) or 'all', not {value!r}")
+        ids, single = [int(part) for part in parts], "," not in value
+    elif isinstance(value, (list, tuple)) and value and all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value):
+        ids, single = [int(v) for v in value], False
+    else:
+        raise GuidanceError(f"object must be an id, a list of ids or 'all', not {value!r}")
+    if any(i <= 0 for i in ids):
+        raise GuidanceError(f"object ids are 1 or more (0 is the background), not {min(ids)}")
+    if len(set(ids)) != len(ids):
+        raise GuidanceError(f"object {next(i for i in ids if ids.count(i) > 1)} is named twice")
+    return (ids[0] if ids else None) if single else ids
+
+
+def several_objects(value) -> bool:
+    """Whether ``--object`` asks for several subjects (a list, even of one id, or "all"): outputs then get one
+    file or folder per object."""
+    return isinstance(parse_objects(value), (list, str))
+
+
+def load_object_keyframes(specs: Iterable[str], folder: str | os.PathLike | None, frame_count: int | None,
+                          frame_size: tuple[int, int], kind: str = "auto", objects="all",
+                          band: int | None = None) -> tuple[dict[int, Keyframes], list[str]]:
+    """Several subjects' keyframes: {object id: Keyframes}, ascending ids, and warnings.
+
+    Either a keyframe folder of per-object masks named ``<frame>_<id>.png`` (each a one-object mask or a trimap),
+    or palette / label masks (``--keyframe INDEX:PATH`` or a folder of ``00012.png``) whose indices are the ids.
+    ``objects``: "all" (every id found) or a list of ids, each of which must have at least one keyframe. A mask that
+    lacks an object is not a keyframe for it (Cutie's convention: later masks add objects)."""
+    specs = list(specs)
+    objects = parse_objects(objects)
+    per_object = _object_files(Path(folder)) if folder is not None and not specs else {}
+    warnings: list[str] = []
+    if per_object:
+        ids = sorted(per_object) if objects == "all" else objects
+        missing = [i for i in ids if i not in per_object]
+        if missing:
+            raise GuidanceError(f"no keyframe for object {missing[0]} in {folder} (objects there: "
+                                f"{', '.join(map(str, sorted(per_object)))}; files are named <frame>_<id>.png)")
+        found = {}
+        for i in ids:
+            found[i], more = read_keyframes(per_object[i], frame_count, frame_size, kind, None, band)
+            warnings += more
+        return found, warnings
+    files, warnings = collect_keyframes(specs, folder)
+    ids = sorted(set().union(*(_ids_in(path) for path in files.values()))) if objects == "all" else objects
+    if not ids:
+        raise GuidanceError("--object all: the keyframe masks hold no object ids (give palette or label masks, "
+                            "or per-object masks named <frame>_<id>.png)")
+    found = {}
+    for i in ids:
+        try:
+            found[i], more = read_keyframes(files, frame_count, frame_size, kind, i, band, may_lack_object=set(files))
+        except GuidanceError as exc:
+            raise GuidanceError(f"object {i}: {exc}") from None
+        warnings += more
+    return found, warnings
+
+
+def read_object_keyframes(given: dict, frame_count: int | None, frame_size: tuple[int, int], kind: str = "auto",
+                          objects="all", band: int | None = None) -> tuple[dict[int, Keyframes], list[str]]:
+    """``load_object_keyframes`` for ``{frame index: label map or palette mask (path or array)}`` (the API's), or
+    for ``{object id: {frame index: that object's trimap or mask}}`` (the page's marks: one drawing per object)."""
+    if not isinstance(given, dict) or not given:
+        raise GuidanceError("no keyframe given: pass keyframes={frame index: palette or label mask (path or array)}")
+    objects = parse_objects(objects)
+    if all(isinstance(marks, dict) for marks in given.values()):  # per object
+        ids = sorted(given) if objects == "all" else objects
+        missing = [i for i in ids if i not in given]
+        if missing:
+            raise GuidanceError(f"no keyframe for object {missing[0]} (objects marked: "
+                                f"{', '.join(map(str, sorted(given)))})")
+        found, warnings = {}, []
+        for i in ids:
+            try:
+                found[int(i)], more = read_keyframes(given[i], frame_count, frame_size, kind, None, band)
+            except GuidanceError as exc:
+                raise GuidanceError(f"object {i}: {exc}") from None
+            warnings += more
+        return found, warnings
+    ids = sorted(set().union(*(_ids_in(g) for g in given.values()))) if objects == "all" else objects
+    if not ids:
+        raise GuidanceError("object='all': the keyframe masks hold no object ids (give label maps or palette masks)")
+    found, warnings = {}, []
+    for i in ids:
+        try:
+            found[i], more = read_keyframes(given, frame_count, frame_size, kind, i, band, may_lack_object=set(given))
+        except GuidanceError as exc:
+            raise GuidanceError(f"object {i}: {exc}") from None
+        warnings += more
+    return found, warnings
+
+
+def _object_files(folder: Path) -> dict[int, dict[int, Path]]:
+    """{object id: {frame index: file}} of a folder's ``<frame>_<id>.png`` masks (empty when it has none)."""
+    if not folder.is_dir():
+        return {}
+    found: dict[int, dict[int, Path]] = {}
+    for path in sorted(folder.iterdir()):
+        match = OBJECT_FILE.fullmatch(path.stem)
+        if match is None or path.suffix.lower() not in IMAGE_EXTENSIONS:
+            continue
+        frame, object_id = int(match.group(1)), int(match.group(2))
+        if object_id == 0:
+            raise GuidanceError(f"{path}: object ids are 1 or more (0 is the background)")
+        if frame in found.setdefault(object_id, {}):
+            raise GuidanceError(f"two masks for object {object_id} at frame {frame}: "
+                                f"{found[object_id][frame].name} and {path.name}")
+        found[object_id][frame] = path
+    return found
+
+
+def _ids_in(guidance) -> set[int]:
+    """The object ids of a palette or label mask (its non-zero values); none for a trimap or a two-level mask."""
+    from .formats import BG_MAX, COLOUR, PALETTE, array_values, read_values
+
+    storage, values = array_values(guidance) if isinstance(guidance, np.ndarray) else read_values(Path(guidance))
+    if storage == COLOUR:
+        return set()
+    ids = {int(v) for v in np.unique(values) if v != 0}
+    if storage == PALETTE or (len(ids) > 1 and max(ids) <= BG_MAX):
+        return ids
+    return {1} if len(ids) == 1 and storage != PALETTE and max(ids) <= BG_MAX else set()
 
 
 def _name(guidance) -> str:

@@ -22,6 +22,8 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
+from .frame_memo import NO_MEMO
+
 FG, UNKNOWN, BG = 255, 128, 0
 _OUTSIDE = 64  # a remap border value no trimap holds: "the keyframe never saw this pixel"
 # The frame-to-frame fit runs on the subject's solid pixels (definite foreground, eroded by one pixel) unless it has
@@ -75,6 +77,12 @@ class FlowPropagator:
         # 0.1: 3.35%, 0.2: 3.71%; checked on guided_rigid (not used to choose): 0.06: 3.21%, 0.1: 2.77%.
         self.residual_sigma = residual_sigma
         self._flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        self.memo = NO_MEMO
+
+    def share(self, memo) -> None:
+        """Read the subject-independent per-frame results (grey copies, frame-to-frame flow) through ``memo``
+        (``guidance.frame_memo``): several subjects over the same frames compute them once."""
+        self.memo = memo
 
     # --- public ------------------------------------------------------------------------------------------
     def start(self, frame: np.ndarray, trimap: np.ndarray) -> Propagated:
@@ -134,8 +142,8 @@ class FlowPropagator:
         """Similarity transform (3x3) from ``before`` to ``after`` work coordinates, fitted on reliable pixels:
         ``subject`` ones (``_fit_pixels``) whose flow is consistent both ways. Falls back to the median motion, then
         to no motion."""
-        forward = self._flow.calc(before, after, None)
-        backward = self._flow.calc(after, before, None)
+        forward = self.memo("dis-medium", (before, after), lambda: self._flow.calc(before, after, None))
+        backward = self.memo("dis-medium", (after, before), lambda: self._flow.calc(after, before, None))
         ys, xs = self.grid_y, self.grid_x
         # Where each pixel lands, and whether the backward flow brings it home (within a pixel).
         land_x, land_y = xs + forward[..., 0], ys + forward[..., 1]
@@ -213,8 +221,8 @@ class FlowPropagator:
     # --- helpers -------------------------------------------------------------------------------------------
     def work_grey(self, frame: np.ndarray) -> np.ndarray:
         """The work-size grey copy flow runs on."""
-        grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-        return self._small(grey, cv2.INTER_AREA)
+        return self.memo(("grey", self.scale), (frame,),
+                         lambda: self._small(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), cv2.INTER_AREA))
 
     def _small(self, image: np.ndarray, interpolation=cv2.INTER_NEAREST) -> np.ndarray:
         if self.scale >= 1.0:

@@ -34,6 +34,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
+from .frame_memo import NO_MEMO
 from .propagate import BG, FG, UNKNOWN, FlowPropagator, Propagated
 
 TRACK_SIDE = 854  # the encoder's input, long side: 640 -> 854 raised J on the tuning clips 0.652 -> 0.674
@@ -83,12 +84,13 @@ class SubjectTracker:
         self.encoder = encoder
         self.knn_weight, self.distance_penalty, self.speed_slack = knn_weight, distance_penalty, speed_slack
         self._flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        self.memo = NO_MEMO  # guidance.frame_memo: shared with other subjects' trackers over the same frames
 
     def start(self, frame: np.ndarray, mask: np.ndarray) -> None:
         h, w = mask.shape
         self.size = (h, w)
         self.flow_scale = min(1.0, FLOW_SIDE / max(h, w))
-        keys = self.encoder(frame)
+        keys = self._keys(frame)
         grid = keys.shape[:2]
         share = cv2.resize(mask.astype(np.float32), (grid[1], grid[0]), interpolation=cv2.INTER_AREA).reshape(-1)
         flat = keys.reshape(-1, keys.shape[-1])
@@ -127,7 +129,7 @@ class SubjectTracker:
         reference, slack = carried, self.speed_slack * self.speed
         if np.count_nonzero(carried) < LOST_SHARE * anchor_area:  # lost: search around the last good subject
             reference, slack = self.anchor, self.speed_slack * self.speed * (2 + self.lost_for)
-        keys = self.encoder(frame)
+        keys = self._keys(frame)
         score = self.scores(keys)
         decision = cv2.resize(score, (w, h), interpolation=cv2.INTER_LINEAR)
         area = max(int(np.count_nonzero(reference)), 100)
@@ -173,14 +175,21 @@ class SubjectTracker:
     def _carried(self, grey: np.ndarray) -> np.ndarray:
         """The previous subject carried to this frame by flow (this frame -> previous, then a pull)."""
         h, w = self.size
-        flow = self._flow.calc(grey, self.previous_grey, None)
+        previous = self.previous_grey
+        flow = self.memo("dis-medium", (grey, previous), lambda: self._flow.calc(grey, previous, None))
         s = self.flow_scale
         map_x = cv2.resize((self.grid_x + flow[..., 0] + 0.5) / s - 0.5, (w, h), interpolation=cv2.INTER_LINEAR)
         map_y = cv2.resize((self.grid_y + flow[..., 1] + 0.5) / s - 0.5, (w, h), interpolation=cv2.INTER_LINEAR)
         return cv2.remap(self.previous.astype(np.float32), map_x, map_y, cv2.INTER_LINEAR,
                          borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0.5
 
+    def _keys(self, frame: np.ndarray) -> np.ndarray:
+        return self.memo(("keys", self.encoder.side), (frame,), lambda: self.encoder(frame))
+
     def _grey(self, frame: np.ndarray) -> np.ndarray:
+        return self.memo(("grey", self.flow_scale), (frame,), lambda: self._make_grey(frame))
+
+    def _make_grey(self, frame: np.ndarray) -> np.ndarray:
         grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
         if self.flow_scale >= 1.0:
             return grey
@@ -200,6 +209,12 @@ class TrackPropagator:
         self.tracker = SubjectTracker(encoder, **tracker_options)
         self.flow = flow_factory()
         self.log: list[dict] = []
+
+    def share(self, memo) -> None:
+        """Both parts read their subject-independent per-frame results through ``memo`` (guidance.frame_memo)."""
+        self.tracker.memo = memo
+        if hasattr(self.flow, "share"):
+            self.flow.share(memo)
 
     def start(self, frame: np.ndarray, trimap: np.ndarray) -> Propagated:
         result = self.flow.start(frame, trimap)

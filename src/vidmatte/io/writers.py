@@ -28,7 +28,8 @@ from .image_formats import (BIT_DEPTHS, DEFAULT_BIT_DEPTH, EXTENSION, FORMAT_OF_
                             write_exr)
 from .probe import LARGE_FRAME_PIXELS, is_pattern, list_images
 
-KINDS = ("composition", "alpha", "foreground", "rgba", "trimap")  # trimap: guided mode's propagated guidance
+KINDS = ("composition", "alpha", "foreground", "rgba", "trimap", "layers")  # trimap: guided mode's propagated guidance;
+# layers: several objects' alpha and colours, one multi-layer EXR per frame
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".webm", ".mkv")
 # One-frame outputs (a single image in, e.g. `--alpha cutout.png`); JPEG has no alpha channel.
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".exr")
@@ -80,6 +81,7 @@ class OutputSpec:
     image_format: str | None = "png"  # png | tiff | exr for a folder's frames or one image file; None: a video (or
     # an image format with no choices, JPEG/WebP)
     premultiplied: bool = False  # RGBA colour times alpha
+    object: int | None = None  # several subjects in one run: the object this output holds (None: the whole matte)
 
     @property
     def carries_alpha(self) -> bool:
@@ -108,6 +110,13 @@ def parse_output(kind: str, path: str, bit_depth: int | None = None, image_forma
     if kind not in KINDS:
         raise UsageError(f"unknown output kind {kind!r}")
     p = Path(path).expanduser()
+    if kind == "layers":  # --layers DIR/: a folder of multi-layer EXRs, whatever --image-format says
+        if p.suffix.lower() in VIDEO_EXTENSIONS + IMAGE_EXTENSIONS and not str(path).endswith(("/", os.sep)):
+            raise UsageError(f"--layers writes a folder of multi-layer EXR files, one per frame: give a folder/, "
+                             f"not {path}")
+        if bit_depth not in (None, 16, 32):
+            raise UsageError(f"--bit-depth {bit_depth}: --layers holds half (16) or float (32) samples")
+        return OutputSpec(kind, p, True, bit_depth or 16, "exr", premultiplied)
     ext = p.suffix.lower()
     # An existing folder without a trailing "/" is a PNG sequence (the CLI contract), unless its name says a file
     # was meant ("x.mp4"): check_outputs refuses that instead of filling the folder with frames.
@@ -221,6 +230,8 @@ def check_writable(spec: OutputSpec, overwrite: bool) -> None:
     if not target.name or (spec.is_sequence and target.is_dir()):
         target = Path(os.path.realpath(target))
     parent = target.parent
+    if spec.object is not None and spec.is_sequence and not os.path.lexists(parent):
+        parent = parent.parent  # an object's folder (pha/2/) goes in one made for the objects (pha/) when needed
     if not parent.exists():
         raise OutputError(f"output folder does not exist: {parent}")
     if not parent.is_dir():
@@ -292,8 +303,14 @@ def _disk_error(exc: OSError, path: Path) -> OutputError:
     return OutputError(f"cannot write {path}: {exc.strerror or exc}")
 
 
-def _write_image(path: Path, image: np.ndarray, spec: OutputSpec) -> None:
-    """One frame of ``spec`` to ``path``: float planes to EXR, the rest through OpenCV (with the alpha's tags)."""
+def _write_image(path: Path, image, spec: OutputSpec) -> None:
+    """One frame of ``spec`` to ``path``: float planes to EXR (``--layers``: named channels, every object's), the
+    rest through OpenCV (with the alpha's tags)."""
+    if spec.kind == "layers":
+        layers = sorted({name.rpartition(".")[0] for name in image}, key=lambda n: (len(n), n))
+        write_exr(path, image, spec.bit_depth, {**exr_attributes(spec.premultiplied, colour=True),
+                                                "layers": ",".join(layers)}, spec.path)
+        return
     if spec.image_format == "exr":
         write_exr(path, exr_channels(image, matte=spec.kind == "alpha"), spec.bit_depth,
                   exr_attributes(spec.premultiplied, colour=image.ndim == 3), spec.path)

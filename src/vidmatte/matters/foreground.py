@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..matte import SolvedMatte
+from ..matte import LayeredMatte, SolvedMatte
 
 
 class ForegroundMatter:
@@ -41,9 +41,14 @@ class ForegroundMatter:
 
     def matte(self, prepared: list) -> list:
         mattes = self.matter.matte([p for _, p in prepared])
-        return [m if m is None else SolvedMatte(np.asarray(frame)[..., :3], m.alpha(), self._colours(m), m.trimap
-                                                if hasattr(m, "trimap") else None)
-                for (frame, _), m in zip(prepared, mattes)]
+        return [self._remade(np.asarray(frame)[..., :3], m) for (frame, _), m in zip(prepared, mattes)]
+
+    def _remade(self, frame: np.ndarray, matte):
+        if matte is None:
+            return None
+        if isinstance(matte, LayeredMatte):  # several objects: each one's colours from its own alpha
+            return LayeredMatte(frame, {i: self._remade(frame, m) for i, m in matte.layers.items()})
+        return SolvedMatte(frame, matte.alpha(), self._colours(matte), getattr(matte, "trimap", None))
 
     def _colours(self, matte):
         method = self.method

@@ -98,9 +98,12 @@ class Mode:
         return self.settings(**{k: v for k, v in values.items() if k in names})
 
 
-def job_options(settings: RunSettings, kinds: tuple[str, ...], warn: Callable[[str], None], sinks: tuple = ()):
+def job_options(settings: RunSettings, kinds: tuple[str, ...], warn: Callable[[str], None], sinks: tuple = (),
+                objects: list[int] | None = None):
     """The pipeline's options for ``settings``, every check a run's outputs and range need made before any work
-    starts; warnings (a --crf no output uses, --fps on a video) go to ``warn``."""
+    starts; warnings (a --crf no output uses, --fps on a video) go to ``warn``. ``objects``: several subjects in
+    one run, each output becoming one per object (``pha/`` -> ``pha/<id>/``, ``comp.mp4`` -> ``comp.<id>.mp4``;
+    ``--layers`` stays one folder)."""
     from ..io.backgrounds import check_background
     from ..io.writers import check_bit_depth, check_encoding, check_image_format, parse_output
     from ..pipeline import ConvertOptions
@@ -113,6 +116,8 @@ def job_options(settings: RunSettings, kinds: tuple[str, ...], warn: Callable[[s
         raise UsageError(f"this mode makes no {', '.join(sorted(unknown))} output")
     outputs = [parse_output(kind, settings.outputs[kind], settings.bit_depth, settings.image_format,
                             settings.premultiplied) for kind in kinds if settings.outputs.get(kind)]
+    if objects is not None:
+        outputs = per_object_outputs(outputs, objects)
     if not outputs and not sinks:
         named = ", ".join(f"--{kind}" for kind in kinds)
         raise UsageError(f"no output requested; give at least one of {named}")
@@ -132,6 +137,25 @@ def job_options(settings: RunSettings, kinds: tuple[str, ...], warn: Callable[[s
                           input_options=settings.input_options, crf=settings.crf, bitrate=settings.bitrate,
                           preset=settings.preset, overwrite=settings.overwrite, allow_partial=settings.allow_partial,
                           sinks=list(sinks))
+
+
+def per_object_outputs(outputs: list, objects: list[int]) -> list:
+    """Each output spec as one per object (``job_options``); a ``--layers`` folder holds them all as it is."""
+    from dataclasses import replace
+
+    return [spec if spec.kind == "layers" else replace(spec, path=object_path(spec.path, i, spec.is_sequence),
+                                                       object=i)
+            for spec in outputs for i in (objects if spec.kind != "layers" else [None])]
+
+
+def object_path(path, object_id: int, is_sequence: bool):
+    """Where one object's output goes: a folder ``pha/`` -> ``pha/<id>/``; a file ``comp.mp4`` -> ``comp.<id>.mp4``."""
+    from pathlib import Path
+
+    path = Path(path)
+    if is_sequence:
+        return path / str(object_id)
+    return path.with_name(f"{path.stem}.{object_id}{path.suffix}")
 
 
 def with_foreground(matter, settings: RunSettings):
