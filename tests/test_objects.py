@@ -342,3 +342,28 @@ def test_per_object_marks_as_the_page_gives_them():
     assert list(found) == [1, 2] and found[2].indices() == [0, 5]
     with pytest.raises(GuidanceError, match="object 3"):
         read_object_keyframes({1: {0: one}}, 9, (80, 60), objects=[1, 3], band=2)
+
+
+def test_premultiplied_layers_and_a_work_folder_per_object(crossing, tmp_path, capsys):
+    pytest.importorskip("OpenEXR")
+    from vidmatte.io.image_formats import read_exr
+
+    video, keyframe, _, _ = crossing
+    common = ["guided", str(video), "--keyframe", f"0:{keyframe}", "--object", "1,2", "--end-frame", "4",
+              "--work", f"{tmp_path}/work", "--propagator", "flow", "--prior", "none", "--json", "--overwrite"]
+    assert main([*common, "--layers", f"{tmp_path}/straight/", "--quiet"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["objects"]["1"]["reused_frames"] == 0
+    assert sorted(p.name for p in (tmp_path / "work").iterdir()) == ["1", "2"]
+    assert main([*common, "--layers", f"{tmp_path}/premultiplied/", "--premultiplied", "--quiet"]) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert second["objects"]["1"]["reused_frames"] == 4 and second["objects"]["2"]["reused_frames"] == 4
+    straight, header = read_exr(tmp_path / "straight" / "00003.exr")
+    premultiplied, header_p = read_exr(tmp_path / "premultiplied" / "00003.exr")
+    assert header["alpha_mode"] != header_p["alpha_mode"]
+    for i in (1, 2):
+        alpha = straight[f"{i}.A"].astype(np.float32)
+        assert np.array_equal(straight[f"{i}.A"], premultiplied[f"{i}.A"])
+        for c in "RGB":
+            expected = straight[f"{i}.{c}"].astype(np.float32) * alpha
+            assert np.abs(premultiplied[f"{i}.{c}"].astype(np.float32) - expected).max() <= 2e-3

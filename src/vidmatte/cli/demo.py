@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     outputs_written["side_by_side"] = str(picture)
     if args.json:
         print(json.dumps({**result.to_json(), "outputs": outputs_written}))
-    else:
+    elif not args.quiet:
         print(f"vidmatte demo: {result.frames} frames matted at {result.fps:.1f} fps; open {picture} "
               f"(input | alpha | composition) and the videos in {out}/", file=sys.stderr)
     return 0

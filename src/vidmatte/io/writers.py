@@ -85,7 +85,7 @@ class OutputSpec:
 
     @property
     def carries_alpha(self) -> bool:
-        return self.kind == "rgba"
+        return self.kind in ("rgba", "layers")  # layers: every object's colour beside its alpha
 
     @property
     def samples(self) -> str:
@@ -290,8 +290,8 @@ def check_image_format(specs: list[OutputSpec], image_format: str, premultiplied
     if any(s.image_format == "exr" for s in specs):
         require("exr", "EXR output (--image-format exr, .exr)", "OpenEXR")
     if premultiplied and not any(s.carries_alpha for s in specs):
-        raise UsageError("--premultiplied applies to --rgba outputs (the colour stored times alpha); none is "
-                         "requested")
+        raise UsageError("--premultiplied applies to --rgba (and --layers) outputs (the colour stored times "
+                         "alpha); none is requested")
     if image_format != "png" and not any(s.is_sequence for s in specs):
         return f"--image-format {image_format} is ignored: it is for folder/ outputs (a file's extension names its own)"
     return None

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .backbones.mobilenetv3_features import MobileNetV3LargeFeatures
-from .rvm import BottleneckBlock, BoxFilter, ConvGRU, Projection, UpsamplingBlock, flatten_time, unflatten_time
+from .rvm import BottleneckBlock, BoxFilter, Projection, UpsamplingBlock, flatten_time, unflatten_time
 
 Recurrent = list  # [[r8, r16], [r1, r2]] of Optional[Tensor]
 
