@@ -264,7 +264,7 @@ def load_object_keyframes(specs: Iterable[str], folder: str | os.PathLike | None
             found[i], more = read_keyframes(files, frame_count, frame_size, kind, i, band, may_lack_object=set(files))
         except GuidanceError as exc:
             raise GuidanceError(f"object {i}: {exc}") from None
-        warnings += more
+        warnings += _news(more, warnings)
     return found, warnings
 
 
@@ -298,8 +298,15 @@ def read_object_keyframes(given: dict, frame_count: int | None, frame_size: tupl
             found[i], more = read_keyframes(given, frame_count, frame_size, kind, i, band, may_lack_object=set(given))
         except GuidanceError as exc:
             raise GuidanceError(f"object {i}: {exc}") from None
-        warnings += more
+        warnings += _news(more, warnings)
     return found, warnings
+
+
+def _news(more: list[str], said: list[str]) -> list[str]:
+    """An object's reading warnings worth saying with several objects: not that a mask lacks it (Cutie's
+    convention: the run says which keyframes each object has), nor what another object's reading said of the same
+    file (a resized mask)."""
+    return [w for w in more if " is not in the masks of frame " not in w and w not in said]
 
 
 def _object_files(folder: Path) -> dict[int, dict[int, Path]]:

@@ -132,6 +132,8 @@ def _build_objects(settings: GuidedSettings, control, runners, sinks, source, fo
     job = Job(source, job_options(settings, KINDS, control.warn, sinks, objects=list(keyframes)), control)
     for message in warnings:
         control.warn(message)
+    control.note("keyframes per object: " + "; ".join(f"{i}: {', '.join(map(str, k.indices()))}"
+                                                      for i, k in keyframes.items()))
     device = resolve_device("onnxruntime", settings.device)
     job.details["device"] = device.name
     return job, with_foreground(_objects_matter(settings, job, keyframes, control, bind_device(runners, device),
@@ -143,6 +145,7 @@ def _objects_matter(settings: GuidedSettings, job, keyframes: dict, control, run
     from functools import lru_cache
     from pathlib import Path
 
+    from ..errors import UsageError
     from ..guidance.frame_memo import FrameMemo, share_frames
     from ..matters.guided_objects import ObjectsMatter, PriorSteps, prefixed, share_prior
 
@@ -151,11 +154,15 @@ def _objects_matter(settings: GuidedSettings, job, keyframes: dict, control, run
     opened = lru_cache(maxsize=None)(runners)  # every object's RVM prior from one loading of the weights
     matters = {}
     for object_id, object_keyframes in keyframes.items():
-        matters[object_id] = share_prior(_classical_matter(
+        try:
+            one = _classical_matter(
             settings, job, object_keyframes, control, opened, device,
             propagators=lambda: share_frames(factory(), memo), object_id=object_id,
             work=str(Path(settings.work) / str(object_id)) if settings.work else None,
-            warn=prefixed(control.warn, object_id), notify=prefixed(control.note, object_id)), steps)
+            warn=prefixed(control.warn, object_id), notify=prefixed(control.note, object_id))
+        except UsageError as exc:  # e.g. none of its keyframes inside --start-frame/--end-frame
+            raise type(exc)(f"object {object_id}: {exc}") from None
+        matters[object_id] = share_prior(one, steps)
     return ObjectsMatter(matters, memo)
 
 
