@@ -239,33 +239,13 @@ def load_object_keyframes(specs: Iterable[str], folder: str | os.PathLike | None
     ``objects``: "all" (every id found) or a list of ids, each of which must have at least one keyframe. A mask that
     lacks an object is not a keyframe for it (Cutie's convention: later masks add objects)."""
     specs = list(specs)
-    objects = parse_objects(objects)
     per_object = _object_files(Path(folder)) if folder is not None and not specs else {}
-    warnings: list[str] = []
     if per_object:
-        ids = sorted(per_object) if objects == "all" else objects
-        missing = [i for i in ids if i not in per_object]
-        if missing:
-            raise GuidanceError(f"no keyframe for object {missing[0]} in {folder} (objects there: "
-                                f"{', '.join(map(str, sorted(per_object)))}; files are named <frame>_<id>.png)")
-        found = {}
-        for i in ids:
-            found[i], more = read_keyframes(per_object[i], frame_count, frame_size, kind, None, band)
-            warnings += more
-        return found, warnings
+        ids = _chosen(objects, per_object, f"in {folder} (files are named <frame>_<id>.png)")
+        return _each_object(ids, lambda i: read_keyframes(per_object[i], frame_count, frame_size, kind, None, band))
     files, warnings = collect_keyframes(specs, folder)
-    ids = sorted(set().union(*(_ids_in(path) for path in files.values()))) if objects == "all" else objects
-    if not ids:
-        raise GuidanceError("--object all: the keyframe masks hold no object ids (give palette or label masks, "
-                            "or per-object masks named <frame>_<id>.png)")
-    found = {}
-    for i in ids:
-        try:
-            found[i], more = read_keyframes(files, frame_count, frame_size, kind, i, band, may_lack_object=set(files))
-        except GuidanceError as exc:
-            raise GuidanceError(f"object {i}: {exc}") from None
-        warnings += _news(more, warnings)
-    return found, warnings
+    found, more = _each_labelled_object(files, objects, frame_count, frame_size, kind, band)
+    return found, warnings + more
 
 
 def read_object_keyframes(given: dict, frame_count: int | None, frame_size: tuple[int, int], kind: str = "auto",
@@ -274,28 +254,41 @@ def read_object_keyframes(given: dict, frame_count: int | None, frame_size: tupl
     for ``{object id: {frame index: that object's trimap or mask}}`` (the page's marks: one drawing per object)."""
     if not isinstance(given, dict) or not given:
         raise GuidanceError("no keyframe given: pass keyframes={frame index: palette or label mask (path or array)}")
-    objects = parse_objects(objects)
     if all(isinstance(marks, dict) for marks in given.values()):  # per object
-        ids = sorted(given) if objects == "all" else objects
-        missing = [i for i in ids if i not in given]
-        if missing:
-            raise GuidanceError(f"no keyframe for object {missing[0]} (objects marked: "
-                                f"{', '.join(map(str, sorted(given)))})")
-        found, warnings = {}, []
-        for i in ids:
-            try:
-                found[int(i)], more = read_keyframes(given[i], frame_count, frame_size, kind, None, band)
-            except GuidanceError as exc:
-                raise GuidanceError(f"object {i}: {exc}") from None
-            warnings += more
-        return found, warnings
+        ids = _chosen(objects, given, "among the marks")
+        return _each_object(ids, lambda i: read_keyframes(given[i], frame_count, frame_size, kind, None, band))
+    return _each_labelled_object(given, objects, frame_count, frame_size, kind, band)
+
+
+def _chosen(objects, available: dict, where: str) -> list[int]:
+    """The ids ``objects`` asks for ("all": every one available), each of which must be available."""
+    objects = parse_objects(objects)
+    ids = sorted(available) if objects == "all" else objects
+    missing = [i for i in ids if i not in available]
+    if missing:
+        raise GuidanceError(f"no keyframe for object {missing[0]} {where}; objects there: "
+                            f"{', '.join(map(str, sorted(available)))}")
+    return ids
+
+
+def _each_labelled_object(given: dict, objects, frame_count, frame_size, kind, band):
+    """Every chosen object's keyframes out of palette or label masks ({frame index: path or array})."""
+    objects = parse_objects(objects)
     ids = sorted(set().union(*(_ids_in(g) for g in given.values()))) if objects == "all" else objects
     if not ids:
-        raise GuidanceError("object='all': the keyframe masks hold no object ids (give label maps or palette masks)")
-    found, warnings = {}, []
+        raise GuidanceError("--object all: the keyframe masks hold no object ids (give palette or label masks, "
+                            "or per-object masks named <frame>_<id>.png)")
+    return _each_object(ids, lambda i: read_keyframes(given, frame_count, frame_size, kind, i, band,
+                                                      may_lack_object=set(given)))
+
+
+def _each_object(ids: list[int], read) -> tuple[dict[int, Keyframes], list[str]]:
+    """{id: read(id)'s keyframes} and the warnings worth saying (``_news``); an error names its object."""
+    found: dict[int, Keyframes] = {}
+    warnings: list[str] = []
     for i in ids:
         try:
-            found[i], more = read_keyframes(given, frame_count, frame_size, kind, i, band, may_lack_object=set(given))
+            found[int(i)], more = read(i)
         except GuidanceError as exc:
             raise GuidanceError(f"object {i}: {exc}") from None
         warnings += _news(more, warnings)
