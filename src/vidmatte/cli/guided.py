@@ -15,7 +15,8 @@ DESCRIPTION = ("Matte any object marked on keyframes: trimaps (0/128/255, palett
                "grey as unknown) or masks (binary, or Cutie/DAVIS palette masks with --object). Every keyframe is "
                "propagated forward and backward; where two reach a frame they are fused; alpha is solved from the "
                "result (closed-form matting). INPUT may also be a TCVOM workspace (NNNNN_rgb.png frames with "
-               "NNNNN_trimap.png at the keyframes). Outputs as in `vidmatte convert`, plus --trimaps.")
+               "NNNNN_trimap.png at the keyframes). Outputs as in `vidmatte convert`, plus --trimaps; with several "
+               "objects (--object 1,2 or all) one of each per object, and --layers.")
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     convert_cli.add_input_arguments(p)
