@@ -342,3 +342,17 @@ def test_per_object_marks_as_the_page_gives_them():
     assert list(found) == [1, 2] and found[2].indices() == [0, 5]
     with pytest.raises(GuidanceError, match="object 3"):
         read_object_keyframes({1: {0: one}}, 9, (80, 60), objects=[1, 3], band=2)
+
+
+def test_the_whole_frames_foreground_keeps_every_colour_channel():
+    """The matte of all objects together (the page's previews): each object's colours, not their red channel alone
+    (a bare number given to cv2.min is the scalar (v, 0, 0, 0), which once zeroed green and blue)."""
+    from vidmatte.matte import LayeredMatte, SolvedMatte
+
+    frame = np.zeros((8, 8, 3), np.uint8)
+    frame[:, :4], frame[:, 4:] = (250, 240, 40), (40, 60, 230)
+    alphas = {1: np.zeros((8, 8), np.float32), 2: np.zeros((8, 8), np.float32)}
+    alphas[1][:, :4], alphas[2][:, 4:] = 1.0, 1.0
+    layers = {i: SolvedMatte(frame, a, lambda f, _: f.astype(np.float32) / 255) for i, a in alphas.items()}
+    foreground = LayeredMatte(frame, layers).foreground()
+    assert np.abs(foreground * 255 - frame).max() < 1
