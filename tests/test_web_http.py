@@ -422,7 +422,12 @@ def test_two_objects_in_one_run_give_downloads_per_object(tmp_path, clip):
         for name in ("composition", "composition.3", "composition.02", "alpha_png.x", "../jobs.sqlite3"):
             assert call(base, "GET", f"/api/jobs/{job_id}/download/{name}")[0] == 404, name
         assert not (tmp_path / "work" / "jobs" / job_id / "alpha").exists()  # zipped, then removed
-        assert call(base, "GET", f"/api/jobs/{job_id}/frames/5/alpha.jpg")[0] == 200
+        status, data = call(base, "GET", f"/api/jobs/{job_id}/frames/5/composition.jpg")
+        assert status == 200  # the whole frame's preview: every object, in its own colours
+        preview = cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        sy, sx = preview.shape[0] / 64, preview.shape[1] / 96
+        yellow = preview[int(16 * sy), int((5 * 5 + 8) * sx)].astype(int)
+        assert yellow[0] > 200 and yellow[1] > 200 and yellow[2] < 100, yellow  # (250, 240, 40), not red alone
 
 
 def test_settings_are_kept_per_job_before_any_run_and_survive_a_restart(tmp_path, clip):
