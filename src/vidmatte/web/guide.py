@@ -5,8 +5,8 @@
 - drag a box or scribble: OpenCV's GrabCut (no weights), started from the box or from the scribbled labels;
 - every first mask becomes a trimap with the same unknown band ``vidmatte guided`` gives a mask
   (``guidance.formats.trimap_from_mask``, ``default_band``), which the brushes then refine.
-A keyframe is stored per subject (object 1, 2...) as the image the page sent (a mask or a trimap), scaled to the frame's size with nearest
-neighbour, and read back exactly as ``vidmatte guided --keyframe INDEX:PATH`` reads a file.
+A keyframe is stored per subject (object 1, 2...) as the image the page sent (a mask or a trimap), scaled to the
+frame's size with nearest neighbour, and read back exactly as ``vidmatte guided --keyframe INDEX:PATH`` reads a file.
 """
 
 from __future__ import annotations

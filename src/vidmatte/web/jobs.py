@@ -1,8 +1,8 @@
 """The server's jobs: a SQLite store (stdlib, in the work folder) and a bounded queue run by a few worker threads.
 
 A job is one uploaded clip, its guidance (keyframes per subject: object 1's in ``keyframes``, as jobs kept them before
-the page had several subjects, any further object's in ``objects``) and settings (saved as the page changes them, not only when it runs), its
-latest run, and the last run that completed (``result``). States:
+the page had several subjects, any further object's in ``objects``) and settings (saved as the page changes them,
+not only when it runs), its latest run, and the last run that completed (``result``). States:
   ready -> queued -> running -> done | failed | cancelled      (a finished job may be run again)
 A run that fails, is refused or is cancelled leaves the last completed run's outputs offered (``outputs`` and
 ``result`` change only when a run completes): they are still on disk, since every output is renamed into place

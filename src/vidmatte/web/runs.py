@@ -5,9 +5,10 @@ The outputs have fixed names in the job's folder and are written like the CLI's 
 complete): ``composition.mp4``, ``alpha.mp4``, ``alpha.zip`` (the CLI's ``--alpha alpha/`` frames, zipped: PNG, 16-bit
 TIFF or EXR as ``image_format`` and ``bit_depth`` say), ``rgba.mov`` (ProRes 4444) or ``rgba.webm`` (VP9 with
 alpha), straight or ``premultiplied``. A guided job with several subjects gets one of each per object, named as the
-CLI names them (``composition.1.mp4``, ``composition.2.mp4``, ``alpha.2.zip`` holding ``alpha/2/00000.png``...). Previews of alpha and composition go to
-``preview/run/`` through a ``CallbackSink`` as frames are written, and replace the completed run's ``preview/alpha``
-and ``preview/composition`` only when this run completes: a run that fails hides nothing of the last one.
+CLI names them (``composition.1.mp4``, ``composition.2.mp4``, ``alpha.2.zip`` holding ``alpha/2/00000.png``...).
+Previews of alpha and composition go to ``preview/run/`` through a ``CallbackSink`` as frames are written, and
+replace the completed run's ``preview/alpha`` and ``preview/composition`` only when this run completes: a run that
+fails hides nothing of the last one.
 """
 
 from __future__ import annotations

@@ -170,7 +170,9 @@ async function refreshJobs() {
     open.href = "#" + job.id;
     open.textContent = job.name;
     const detail = document.createElement("small");
-    detail.textContent = ` ${job.state} · ${job.info.frames} frames${describeMethod(job.settings)} · ${new Date(job.created * 1000).toLocaleString()}`;
+    const objects = objectIds(job).length > 1 ? ` · ${objectIds(job).length} objects` : "";
+    detail.textContent = ` ${job.state} · ${job.info.frames} frames${objects}${describeMethod(job.settings)} · ` +
+      new Date(job.created * 1000).toLocaleString();
     const remove = document.createElement("button");
     remove.textContent = "×";
     remove.title = "delete this job and its files";
@@ -203,7 +205,8 @@ async function openJob(id) {
     state.proposal = null;
     $("proposal").hidden = true;
     const shown = job.guide_preview;
-    state.guideFrames = new Set(shown ? shown.frames.filter((f) => !keyframesOf(shown.object || 1, job).includes(f)) : []);
+    const guided = shown ? keyframesOf(shown.object || 1, job) : [];
+    state.guideFrames = new Set(shown ? shown.frames.filter((f) => !guided.includes(f)) : []);
     showGuideNote();
   }
   showObjects();
@@ -396,7 +399,8 @@ function showKeymarks() {
     span.className = "lostspan";
     span.style.left = at(first);
     span.style.width = `calc(${at(last)} - ${at(first)})`;
-    span.title = `${objectPrefix(id)}frames ${first}-${last}: the keyframes disagree; add one near frame ${middle(first, last)}`;
+    span.title = `${objectPrefix(id)}frames ${first}-${last}: the keyframes disagree; ` +
+      `add one near frame ${middle(first, last)}`;
     markObject(span, id);
     span.onclick = () => goTo(id, middle(first, last));
     return span;
@@ -412,7 +416,8 @@ function showKeymarks() {
       span.style.width = `calc(${at(last)} - ${at(first)})`;
       const inside = suggested !== null && suggested >= first && suggested <= last;
       const target = inside ? suggested : middle(first, last);
-      span.title = `${objectPrefix(id)}frames ${first}-${last}: the subject is probably lost or leaking here; look at frame ${target}`;
+      span.title = `${objectPrefix(id)}frames ${first}-${last}: the subject is probably lost or leaking here; ` +
+        `look at frame ${target}`;
       markObject(span, id);
       span.onclick = () => goTo(id, target);
       return span;
@@ -744,7 +749,8 @@ async function setKeyframe(body) {
     showObjects();
     showKeymarks();
     showFrame(state.frame);
-    say(several() ? `frame ${state.frame} is a keyframe of object ${state.object}` : `frame ${state.frame} is a keyframe`, false);
+    const whose = several() ? ` of object ${state.object}` : "";
+    say(`frame ${state.frame} is a keyframe${whose}`, false);
   });
 }
 
