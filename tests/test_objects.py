@@ -367,3 +367,16 @@ def test_premultiplied_layers_and_a_work_folder_per_object(crossing, tmp_path, c
         for c in "RGB":
             expected = straight[f"{i}.{c}"].astype(np.float32) * alpha
             assert np.abs(premultiplied[f"{i}.{c}"].astype(np.float32) - expected).max() <= 2e-3
+
+def test_the_whole_frames_foreground_keeps_every_colour_channel():
+    """The matte of all objects together (the page's previews): each object's colours, not their red channel alone
+    (a bare number given to cv2.min is the scalar (v, 0, 0, 0), which once zeroed green and blue)."""
+    from vidmatte.matte import LayeredMatte, SolvedMatte
+
+    frame = np.zeros((8, 8, 3), np.uint8)
+    frame[:, :4], frame[:, 4:] = (250, 240, 40), (40, 60, 230)
+    alphas = {1: np.zeros((8, 8), np.float32), 2: np.zeros((8, 8), np.float32)}
+    alphas[1][:, :4], alphas[2][:, 4:] = 1.0, 1.0
+    layers = {i: SolvedMatte(frame, a, lambda f, _: f.astype(np.float32) / 255) for i, a in alphas.items()}
+    foreground = LayeredMatte(frame, layers).foreground()
+    assert np.abs(foreground * 255 - frame).max() < 1

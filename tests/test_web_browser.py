@@ -376,3 +376,92 @@ def test_no_missing_picture_is_asked_for_and_a_reload_keeps_settings_and_preview
         assert page.locator("a[data-output=alpha_png]").count() == 1
         assert "From run 1 (guided)" in page.text_content("#downloads-from")
     assert missing == []
+
+
+def _box(page, a: tuple[float, float], b: tuple[float, float], frame_size: tuple[int, int]) -> None:
+    """Drag a box from ``a`` to ``b`` (frame pixels) with the Box tool and accept GrabCut's proposal."""
+    page.click("[data-tool=box]")
+    _paint(page, [a, b], frame_size)
+    page.wait_for_selector("#proposal:not([hidden])")
+    page.click("#accept-mask")
+
+
+def _two_squares(n: int, width: int, height: int) -> list[np.ndarray]:
+    """``moving_square_frames`` with a second subject: a blue square moving left along the bottom."""
+    frames = moving_square_frames(n, width, height)
+    for i, frame in enumerate(frames):
+        x = width - 24 - i * 5
+        frame[60:84, x:x + 24] = (40, 60, 230)
+    return frames
+
+
+def test_two_objects_marked_in_their_colours_run_into_downloads_per_object(page, tmp_path):
+    """Add a second object, mark both (a box for each on the first frame, a mask file for object 2's last frame),
+    run: each object's ticks are in its colour, the other object's marks show faintly under the one being marked,
+    and each object gets its own downloads, its alpha its own square."""
+    width, height, count = 160, 96, 12
+    clip = write_video(tmp_path / "two.mp4", _two_squares(count, width, height))
+    last = np.zeros((height, width), np.uint8)
+    x = width - 24 - (count - 1) * 5
+    last[60:84, x:x + 24] = 255
+    cv2.imwrite(str(tmp_path / "object2_last.png"), last)
+    with serving(tmp_path / "work") as (base, _):
+        _open_upload(page, base, clip)
+        page.check("input[name=mode][value=guided]")
+        assert page.locator(".object-choice").count() == 1  # object 1 is there from the start
+        assert page.is_disabled("#remove-object")
+        _box(page, (2, 4), (22, 28), (width, height))  # around the yellow square
+        page.click("#set-keyframe")
+        page.wait_for_selector("text=frame 0 is a keyframe")
+        page.click("#add-object")
+        page.wait_for_selector("text=object 2 added")
+        assert page.get_attribute(".object-choice.active", "data-object") == "2"
+        box = page.locator("#overlay").bounding_box()
+        sx, sy = box["width"] / width, box["height"] / height
+        page.wait_for_function("document.getElementById('overlay').getContext('2d')"
+                               ".getImageData(0, 0, 160, 96).data.some((v, i) => i % 4 === 3 && v > 0)")
+        faint = _canvas_pixels(page)[16, 8]  # object 1's keyframe, beneath object 2's (empty) marks
+        assert abs(int(faint[3]) - 70) <= 3 and faint[1] > faint[0], faint
+        _box(page, (width - 30, 54), (width - 1, 90), (width, height))  # around the blue square
+        pixels = _canvas_pixels(page)
+        assert np.abs(pixels[72, width - 12].astype(int) - (255, 90, 30, 120)).max() <= 3  # object 2's colour
+        page.click("#set-keyframe")
+        page.wait_for_selector("text=frame 0 is a keyframe of object 2")
+        page.fill("#frame", str(count - 1))
+        page.dispatch_event("#frame", "input")
+        page.set_input_files("#mask-upload", str(tmp_path / "object2_last.png"))
+        page.wait_for_selector(f"text=frame {count - 1} is a keyframe of object 2")
+        ticks = page.locator("#keymarks .keymark")
+        assert ticks.count() == 3
+        colours = {(ticks.nth(i).get_attribute("data-object"), ticks.nth(i).evaluate("t => getComputedStyle(t).color"))
+                   for i in range(3)}
+        assert colours == {("1", "rgb(0, 220, 90)"), ("2", "rgb(255, 90, 30)")}, colours
+        page.select_option("#prior", "none")
+        for output in ("alpha", "rgba_mov"):
+            page.uncheck(f"#outputs input[value={output}]")
+        page.click("#run")
+        page.wait_for_selector("#progress-text.done", timeout=WAIT_MS)
+        page.wait_for_function("document.getElementById('view-alpha').naturalWidth > 0")
+        page.click(".object-choice[data-object='1']")
+        page.fill("#frame", "0")
+        page.dispatch_event("#frame", "input")
+        page.wait_for_function("document.getElementById('view-alpha').complete")
+        page.wait_for_timeout(300)  # the other object's keyframe drawn faintly
+        folder = Path(os.environ.get("VIDMATTE_WEB_SCREENSHOTS") or tmp_path)
+        folder.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(folder / "web_6_two_objects.png"), full_page=True)  # the downloads are below
+        names = sorted(page.locator("#downloads a").evaluate_all("links => links.map(a => a.dataset.output)"))
+        assert names == ["alpha_png.1", "alpha_png.2", "composition.1", "composition.2"], names
+        assert page.locator(".object-downloads").count() == 2
+        alphas = {}
+        for object_id in (1, 2):
+            assert page.text_content(f"a[data-output='alpha_png.{object_id}']") == f"alpha.{object_id}.zip"
+            with page.expect_download() as download:
+                page.click(f"a[data-output='alpha_png.{object_id}']")
+            download.value.save_as(tmp_path / f"alpha.{object_id}.zip")
+            alphas[object_id] = _alpha_pngs(tmp_path / f"alpha.{object_id}.zip")
+    assert len(alphas[1]) == len(alphas[2]) == count
+    for i in (0, 6, count - 1):
+        yellow, blue = (16, (i * 5) % (width - 16) + 8), (72, width - 24 - i * 5 + 12)
+        assert alphas[1][i][yellow] > 200 and alphas[1][i][blue] < 30, i
+        assert alphas[2][i][blue] > 200 and alphas[2][i][yellow] < 30, i

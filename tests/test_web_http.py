@@ -24,6 +24,7 @@ import pytest
 from media import disc_over_plate, moving_square_frames, write_video
 from web_helpers import call, serving, upload, wait_for
 
+from vidmatte.errors import UsageError
 from vidmatte.web.jobs import JobStore
 from vidmatte.web.storage import parse_size
 
@@ -313,6 +314,120 @@ def test_a_refused_rerun_in_another_mode_keeps_the_last_runs_outputs(tmp_path, c
         assert call(base, "GET", f"/api/jobs/{job_id}/download/alpha")[0] == 404  # the refused run's: never made
         assert job["previews"] and job["preview_frames"] == 12
         assert call(base, "GET", f"/api/jobs/{job_id}/frames/5/alpha.jpg")[0] == 200
+
+
+def _patch_mask(width: int = 96, height: int = 64) -> bytes:
+    """A second subject for ``moving_square_frames``: a still patch of its background (0/255)."""
+    mask = np.zeros((height, width), np.uint8)
+    mask[40:56, 66:86] = 255
+    return cv2.imencode(".png", mask)[1].tobytes()
+
+
+def test_keyframes_are_kept_per_object_and_object_1_where_jobs_always_kept_it(tmp_path, clip):
+    work = tmp_path / "work"
+    with serving(work) as (base, _):
+        job_id = _guided_job(base, clip)
+        folder = work / "jobs" / job_id
+        status, body = call(base, "PUT", f"/api/jobs/{job_id}/keyframes/3?object=2", _patch_mask())
+        assert status == 400 and "no object 2" in body["error"]  # an object is added before it is marked
+        status, body = call(base, "POST", f"/api/jobs/{job_id}/objects")
+        assert status == 201 and body["object"] == 2 and body["objects"] == {"1": [0], "2": []}, body
+        status, body = call(base, "PUT", f"/api/jobs/{job_id}/keyframes/3?object=2", _patch_mask())
+        assert status == 200 and body == {"keyframes": [3], "object": 2, "objects": {"1": [0], "2": [3]}}, body
+        assert call(base, "PUT", f"/api/jobs/{job_id}/keyframes/0?object=2", _patch_mask())[0] == 200
+        # object 1's keyframe is where it always was; object 2's as the CLI names per-object masks
+        assert sorted(p.name for p in (folder / "keyframes").iterdir()) == ["00000.png", "00000_2.png", "00003_2.png"]
+        status, data = call(base, "GET", f"/api/jobs/{job_id}/keyframes/3?object=2")
+        stored = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+        assert status == 200 and stored[48, 76] == 255 and stored[16, 8] == 0  # the patch, not the square
+        assert call(base, "GET", f"/api/jobs/{job_id}/keyframes/3")[0] == 404  # object 1 has none at 3
+        status, data = call(base, "GET", f"/api/jobs/{job_id}/keyframes/0")
+        assert cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)[16, 8] == 255  # object 1's square
+        status, body = call(base, "DELETE", f"/api/jobs/{job_id}/keyframes/3?object=2")
+        assert status == 200 and body["objects"] == {"1": [0], "2": [0]}
+        assert not (folder / "keyframes" / "00003_2.png").exists()
+        status, body = call(base, "POST", f"/api/jobs/{job_id}/propagate?frame=0&object=2")
+        assert status == 200 and body["object"] == 2, body
+        status, body = call(base, "POST", f"/api/jobs/{job_id}/objects")
+        assert body["object"] == 3
+        status, body = call(base, "DELETE", f"/api/jobs/{job_id}/objects/1")
+        assert status == 400 and "object 1 stays" in body["error"]
+        status, body = _run(base, job_id)
+        assert status == 400 and body["error"].startswith("object 3 has no keyframe"), body
+        status, body = call(base, "DELETE", f"/api/jobs/{job_id}/objects/3")
+        assert status == 200 and body["objects"] == {"1": [0], "2": [0]}
+        from vidmatte.web.runs import guided_objects
+
+        with pytest.raises(UsageError, match="several objects in one run are for the classical method"):
+            guided_objects(call(base, "GET", f"/api/jobs/{job_id}")[1], "tgm")
+    with serving(work) as (base, _):  # kept over a restart, object 1 in the job's `keyframes` as before
+        job = call(base, "GET", f"/api/jobs/{job_id}")[1]
+        assert job["keyframes"] == [0] and job["objects"] == {"1": [0], "2": [0]}
+        assert job["guide_preview"]["object"] == 2
+        status, body = call(base, "DELETE", f"/api/jobs/{job_id}/objects/2")
+        assert status == 200 and body["objects"] == {"1": [0]}
+        assert sorted(p.name for p in (folder / "keyframes").iterdir()) == ["00000.png"]
+        assert call(base, "GET", f"/api/jobs/{job_id}")[1]["guide_preview"] is None  # object 2's preview went
+
+
+def test_a_job_stored_before_several_objects_opens_as_object_1(tmp_path, clip):
+    """A job row with no ``objects`` column (a database of an earlier release) and keyframes/00000.png: one
+    object, its keyframe readable, and it runs as before."""
+    import sqlite3
+
+    work = tmp_path / "work"
+    with serving(work) as (base, _):
+        job_id = _guided_job(base, clip)
+    db = sqlite3.connect(work / "jobs.sqlite3")
+    db.execute("ALTER TABLE jobs DROP COLUMN objects")
+    db.commit()
+    db.close()
+    with serving(work) as (base, _):
+        job = call(base, "GET", f"/api/jobs/{job_id}")[1]
+        assert job["keyframes"] == [0] and job["objects"] == {"1": [0]}
+        assert call(base, "GET", f"/api/jobs/{job_id}/keyframes/0")[0] == 200
+        assert _run(base, job_id, outputs=["composition"])[0] == 202
+        job = wait_for(base, job_id, ("done", "failed"))
+        assert job["state"] == "done", job["error"]
+        assert job["downloads"] == {"composition": "composition.mp4"}
+
+
+def test_two_objects_in_one_run_give_downloads_per_object(tmp_path, clip):
+    with serving(tmp_path / "work") as (base, _):
+        job_id = _guided_job(base, clip)
+        assert call(base, "POST", f"/api/jobs/{job_id}/objects")[0] == 201
+        assert call(base, "PUT", f"/api/jobs/{job_id}/keyframes/0?object=2", _patch_mask())[0] == 200
+        status, body = _run(base, job_id, outputs=["alpha_png", "composition", "rgba_mov"])
+        assert status == 202, body
+        job = wait_for(base, job_id, ("done", "failed"))
+        assert job["state"] == "done", job["error"]
+        assert job["downloads"] == {
+            "composition.1": "composition.1.mp4", "alpha_png.1": "alpha.1.zip", "rgba_mov.1": "rgba.1.mov",
+            "composition.2": "composition.2.mp4", "alpha_png.2": "alpha.2.zip", "rgba_mov.2": "rgba.2.mov"}
+        assert set(job["details"]["objects"]) == {"1", "2"}, job["details"]
+        alphas = {}
+        for object_id in (1, 2):
+            status, data = call(base, "GET", f"/api/jobs/{job_id}/download/alpha_png.{object_id}")
+            assert status == 200
+            with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                assert zf.namelist() == [f"alpha/{object_id}/{i:05d}.png" for i in range(12)]
+                alphas[object_id] = cv2.imdecode(np.frombuffer(zf.read(f"alpha/{object_id}/00005.png"), np.uint8),
+                                                 cv2.IMREAD_GRAYSCALE)
+        square, patch = (16, 5 * 5 + 8), (48, 76)
+        assert alphas[1][square] > 200 and alphas[1][patch] < 30  # each object its own subject
+        assert alphas[2][patch] > 200 and alphas[2][square] < 30
+        assert (alphas[1].astype(int) + alphas[2] <= 255 + 1).all()  # their sum never past 1 (8-bit rounding)
+        status, data = call(base, "GET", f"/api/jobs/{job_id}/download/composition.2")
+        assert status == 200 and data == (tmp_path / "work" / "jobs" / job_id / "composition.2.mp4").read_bytes()
+        for name in ("composition", "composition.3", "composition.02", "alpha_png.x", "../jobs.sqlite3"):
+            assert call(base, "GET", f"/api/jobs/{job_id}/download/{name}")[0] == 404, name
+        assert not (tmp_path / "work" / "jobs" / job_id / "alpha").exists()  # zipped, then removed
+        status, data = call(base, "GET", f"/api/jobs/{job_id}/frames/5/composition.jpg")
+        assert status == 200  # the whole frame's preview: every object, in its own colours
+        preview = cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        sy, sx = preview.shape[0] / 64, preview.shape[1] / 96
+        yellow = preview[int(16 * sy), int((5 * 5 + 8) * sx)].astype(int)
+        assert yellow[0] > 200 and yellow[1] > 200 and yellow[2] < 100, yellow  # (250, 240, 40), not red alone
 
 
 def test_settings_are_kept_per_job_before_any_run_and_survive_a_restart(tmp_path, clip):

@@ -19,7 +19,6 @@ import itertools
 from collections import OrderedDict
 from typing import Callable
 
-import cv2
 import numpy as np
 
 from ..matte import LayeredMatte, SolvedMatte
@@ -203,4 +202,5 @@ def mixed_foreground(layers: dict, frame: np.ndarray | None) -> np.ndarray:
     covered = total > 1e-6
     out = base.copy()
     out[covered] = mixed[covered] / total[covered][:, None]
-    return cv2.min(cv2.max(out, 0.0), 1.0) if out.size else out
+    # np.clip, not cv2.min/max: OpenCV reads a bare number as the scalar (v, 0, 0, 0), which zeroed green and blue
+    return np.clip(out, 0.0, 1.0)

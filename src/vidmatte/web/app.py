@@ -19,7 +19,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import numpy as np
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -34,6 +34,7 @@ from .storage import NoRoom, Storage, TooLarge, human
 from .weights import read_catalogue
 
 STATIC = Path(__file__).parent / "static"
+OBJECT = Query(1, alias="object")  # which subject a guidance request is about (?object=2); 1 as before there were more
 SMALL_UPLOAD = 64 << 20  # keyframe images and backgrounds
 # picture kind -> (extension, folder under preview/): the completed run's alpha and composition, the running run's
 # (run_alpha, run_composition: shown as they are written), the input, the propagation preview (guide)
@@ -186,7 +187,7 @@ def _public(server: Server, job: dict) -> dict:
     shown["run_preview_frames"] = count_pictures(preview / "run" / "composition") if job["state"] in ACTIVE else 0
     # The last completed run's outputs, offered until another run completes (a failed or refused one hides none);
     # downloads_from says which run they came from.
-    shown["downloads"] = {name: runs.DOWNLOADS[name] for name in job["outputs"]}
+    shown["downloads"] = {name: runs.download_file(name) for name in job["outputs"]}
     result = job.get("result")
     shown["downloads_from"] = None if result is None or not job["outputs"] else {
         "run": result["run"], "finished": result["finished"],
@@ -194,6 +195,8 @@ def _public(server: Server, job: dict) -> dict:
         "method": result["settings"].get("method", "classical"), "latest": result["run"] == job["runs"]}
     shown["runs"] = job["runs"]
     shown["guide_preview"] = job.get("guide_preview")
+    # Every subject's keyframes by id ("1" is `keyframes`): the page colours each object's marks and ticks.
+    shown["objects"] = {str(i): frames for i, frames in guide.job_objects(job).items()}
     return shown
 
 
@@ -342,62 +345,113 @@ def _add_guidance_routes(app: FastAPI, server: Server) -> None:
         return _png(guide.trimap_of(mask))
 
     @app.put("/api/jobs/{job_id}/keyframes/{index}")
-    async def set_keyframe(job_id: str, index: int, request: Request):
+    async def set_keyframe(job_id: str, index: int, request: Request, object_id: int = OBJECT):
+        """Object ``object_id``'s keyframe at frame ``index`` (1, the default, is the only one a job starts with)."""
         job = _check_editable(server, job_id)
+        objects = _objects_with(job, object_id)
         if not 0 <= index < job["info"]["frames"]:
             raise UsageError(f"frame {index} is outside the clip (0..{job['info']['frames'] - 1})")
         folder = server.storage.folder(job_id)
         body = await _small_body(request, server, folder / ".keyframe")
         size = (job["info"]["width"], job["info"]["height"])
         try:
-            await run_in_threadpool(guide.save_keyframe, folder, index, body, size)
+            await run_in_threadpool(guide.save_keyframe, folder, index, body, size, object_id)
         finally:
             body.unlink(missing_ok=True)
-        keyframes = sorted(set(job["keyframes"]) | {index})
-        server.store.update(job_id, keyframes=keyframes)
-        _drop_guide_preview(server, job, index)
-        return {"keyframes": keyframes}
+        objects[object_id] = sorted(set(objects[object_id]) | {index})
+        _store_objects(server, job_id, objects)
+        _drop_guide_preview(server, job, index, object_id)
+        return _keyframes_answer(objects, object_id)
 
     @app.get("/api/jobs/{job_id}/keyframes/{index}")
-    def get_keyframe(job_id: str, index: int):
-        path = guide.keyframe_path(server.folder(job_id), index)
-        if index not in server.job(job_id)["keyframes"] or not path.is_file():
+    def get_keyframe(job_id: str, index: int, object_id: int = OBJECT):
+        objects = guide.job_objects(server.job(job_id))
+        path = guide.keyframe_path(server.folder(job_id), index, object_id)
+        if index not in objects.get(object_id, []) or not path.is_file():
             return _error(404, "no keyframe there")
         return FileResponse(path, headers={"Cache-Control": "no-store"})
 
     @app.delete("/api/jobs/{job_id}/keyframes/{index}")
-    def delete_keyframe(job_id: str, index: int):
+    def delete_keyframe(job_id: str, index: int, object_id: int = OBJECT):
         job = _check_editable(server, job_id)
-        guide.keyframe_path(server.storage.folder(job_id), index).unlink(missing_ok=True)
-        keyframes = [i for i in job["keyframes"] if i != index]
-        server.store.update(job_id, keyframes=keyframes)
-        _drop_guide_preview(server, job, index)
-        return {"keyframes": keyframes}
+        objects = _objects_with(job, object_id)
+        guide.keyframe_path(server.storage.folder(job_id), index, object_id).unlink(missing_ok=True)
+        objects[object_id] = [i for i in objects[object_id] if i != index]
+        _store_objects(server, job_id, objects)
+        _drop_guide_preview(server, job, index, object_id)
+        return _keyframes_answer(objects, object_id)
+
+    @app.post("/api/jobs/{job_id}/objects", status_code=201)
+    def add_object(job_id: str):
+        """One more subject to mark (the next id); a run then mattes each marked object, with outputs per object."""
+        job = _check_editable(server, job_id)
+        objects = guide.job_objects(job)
+        if len(objects) >= guide.MAX_OBJECTS:
+            raise UsageError(f"a job marks at most {guide.MAX_OBJECTS} objects")
+        added = max(objects) + 1
+        objects[added] = []
+        _store_objects(server, job_id, objects)
+        return _keyframes_answer(objects, added)
+
+    @app.delete("/api/jobs/{job_id}/objects/{object_id}")
+    def remove_object(job_id: str, object_id: int):
+        """A subject and its keyframes (object 1 stays: its keyframes can be removed one by one)."""
+        job = _check_editable(server, job_id)
+        objects = _objects_with(job, object_id)
+        if object_id == 1:
+            raise UsageError("object 1 stays on the job: remove its keyframes instead")
+        folder = server.storage.folder(job_id)
+        for index in objects.pop(object_id):
+            guide.keyframe_path(folder, index, object_id).unlink(missing_ok=True)
+        _store_objects(server, job_id, objects)
+        shown = job.get("guide_preview")
+        if shown and shown.get("object", 1) == object_id:
+            _drop_guide_preview(server, job, shown["keyframe"], object_id)
+        return _keyframes_answer(objects, 1)
 
     @app.post("/api/jobs/{job_id}/propagate")
-    def propagate(job_id: str, frame: int):
-        """The keyframe at ``frame`` carried over the next frames, as previews (before committing to a run)."""
+    def propagate(job_id: str, frame: int, object_id: int = OBJECT):
+        """Object ``object_id``'s keyframe at ``frame`` carried over the next frames, as previews (before a run)."""
         from ..io.source import open_source
 
         job = server.job(job_id)
-        if frame not in job["keyframes"]:
+        if frame not in guide.job_objects(job).get(object_id, []):
             raise UsageError("set this frame as a keyframe first")
         folder = server.storage.folder(job_id)
         size = (job["info"]["width"], job["info"]["height"])
-        trimap = guide.read_keyframes(folder, [frame], size).at(frame)
+        trimap = guide.read_keyframes(folder, [frame], size, object_id=object_id).at(frame)
         out = folder / "preview" / "guide"
         shutil.rmtree(out, ignore_errors=True)
         frames = guide.propagation_preview(open_source(runs.input_path(folder)), trimap, frame,
                                            guide.PROPAGATION_PREVIEW_FRAMES, out, tuple(job["info"]["preview"]))
         # Kept with the job, so a reload shows it again and the page can say how far it went.
-        server.store.update(job_id, guide_preview={"keyframe": frame, "frames": frames})
-        return {"frames": frames, "keyframe": frame, "last_frame": job["info"]["frames"] - 1}
+        server.store.update(job_id, guide_preview={"keyframe": frame, "frames": frames, "object": object_id})
+        return {"frames": frames, "keyframe": frame, "object": object_id, "last_frame": job["info"]["frames"] - 1}
 
 
-def _drop_guide_preview(server: Server, job: dict, index: int) -> None:
+def _objects_with(job: dict, object_id: int) -> dict[int, list[int]]:
+    """The job's {object id: keyframes}, which must hold ``object_id`` (a one-line error otherwise)."""
+    objects = guide.job_objects(job)
+    if object_id not in objects:
+        raise UsageError(f"the job has no object {object_id} (objects: {', '.join(map(str, objects))}): add it first")
+    return objects
+
+
+def _store_objects(server: Server, job_id: str, objects: dict[int, list[int]]) -> None:
+    """Object 1's keyframes where jobs always kept them (``keyframes``), the others in ``objects``."""
+    more = {str(i): frames for i, frames in objects.items() if i != 1}
+    server.store.update(job_id, keyframes=objects[1], objects=more or None)
+
+
+def _keyframes_answer(objects: dict[int, list[int]], object_id: int) -> dict:
+    return {"keyframes": objects[object_id], "object": object_id,
+            "objects": {str(i): frames for i, frames in objects.items()}}
+
+
+def _drop_guide_preview(server: Server, job: dict, index: int, object_id: int = 1) -> None:
     """The propagation preview of keyframe ``index`` no longer shows what a run would do once it changes."""
     shown = job.get("guide_preview")
-    if shown and shown["keyframe"] == index:
+    if shown and shown["keyframe"] == index and shown.get("object", 1) == object_id:
         shutil.rmtree(server.storage.folder(job["id"]) / "preview" / "guide", ignore_errors=True)
         server.store.update(job["id"], guide_preview=None)
 
@@ -456,8 +510,8 @@ def _add_run_routes(app: FastAPI, server: Server) -> None:
             raise UsageError("the run's settings must be a JSON object")
         settings = runs.check_settings(given, (folder / "background.png").is_file(), (folder / "plate.png").is_file(),
                                        server.weights)
-        if settings["mode"] == "guided" and not job["keyframes"]:
-            raise runs.NO_KEYFRAME
+        if settings["mode"] == "guided":
+            runs.guided_objects(job, settings["method"])  # every object marked, a method that mattes them all
         server.store.update(job_id, settings=settings)
         server.queue.submit(job_id)
         return _public(server, server.job(job_id))
@@ -472,11 +526,12 @@ def _add_run_routes(app: FastAPI, server: Server) -> None:
     @app.get("/api/jobs/{job_id}/download/{name}")
     def download(job_id: str, name: str):
         job = server.job(job_id)  # the last completed run's outputs, whatever the state of a later run
-        path = server.storage.folder(job_id) / runs.DOWNLOADS.get(name, ".none")
-        if name not in job["outputs"] or not path.is_file():
+        file = runs.download_file(name)
+        path = server.storage.folder(job_id) / (file or ".none")
+        if file is None or name not in job["outputs"] or not path.is_file():
             return _error(404, "no such download (the job has not written it)")
         stem = os.path.splitext(job["name"])[0] or "vidmatte"
-        return FileResponse(path, filename=f"{stem}_{runs.DOWNLOADS[name]}")
+        return FileResponse(path, filename=f"{stem}_{file}")
 
 
 async def _keep_image(server: Server, job_id: str, request: Request, what: str) -> None:

@@ -5,8 +5,8 @@
 - drag a box or scribble: OpenCV's GrabCut (no weights), started from the box or from the scribbled labels;
 - every first mask becomes a trimap with the same unknown band ``vidmatte guided`` gives a mask
   (``guidance.formats.trimap_from_mask``, ``default_band``), which the brushes then refine.
-A keyframe is stored as the image the page sent (a mask or a trimap), scaled to the frame's size with nearest
-neighbour, and read back exactly as ``vidmatte guided --keyframe INDEX:PATH`` reads a file.
+A keyframe is stored per subject (object 1, 2...) as the image the page sent (a mask or a trimap), scaled to the
+frame's size with nearest neighbour, and read back exactly as ``vidmatte guided --keyframe INDEX:PATH`` reads a file.
 """
 
 from __future__ import annotations
@@ -29,16 +29,29 @@ PROPAGATION_PREVIEW_FRAMES = 12
 PERSON_STEPS = 3  # RVM on a still frame settles within a few steps (as the guided matter's prior check does)
 
 
-def keyframe_path(folder: Path, index: int) -> Path:
-    return folder / "keyframes" / f"{index:05d}.png"
+MAX_OBJECTS = 8  # subjects one job may mark (each has its own colour on the page)
 
 
-def save_keyframe(folder: Path, index: int, image_path: Path, frame_size: tuple[int, int]) -> np.ndarray:
+def keyframe_path(folder: Path, index: int, object_id: int = 1) -> Path:
+    """Object 1's keyframes keep the name jobs had before the page marked several subjects (``00012.png``); a
+    further object's are named as ``vidmatte guided --keyframes`` names per-object masks (``00012_2.png``)."""
+    name = f"{index:05d}.png" if object_id == 1 else f"{index:05d}_{object_id}.png"
+    return folder / "keyframes" / name
+
+
+def job_objects(job: dict) -> dict[int, list[int]]:
+    """{object id: its keyframes} of a job row, object 1 first (a job stored before several subjects: {1: ...})."""
+    more = {int(k): list(v) for k, v in (job.get("objects") or {}).items()}
+    return {1: list(job["keyframes"]), **dict(sorted(more.items()))}
+
+
+def save_keyframe(folder: Path, index: int, image_path: Path, frame_size: tuple[int, int],
+                  object_id: int = 1) -> np.ndarray:
     """Read the guidance image at ``image_path`` (a mask or trimap, at the frame's size or a scale of it) exactly as
-    ``vidmatte guided`` reads a keyframe file, and store its trimap as keyframe ``index``; returns the trimap.
-    ``GuidanceError`` when it cannot guide (nothing is stored then)."""
+    ``vidmatte guided`` reads a keyframe file, and store its trimap as object ``object_id``'s keyframe ``index``;
+    returns the trimap. ``GuidanceError`` when it cannot guide (nothing is stored then)."""
     trimap, _ = read_guidance(image_path, frame_size)
-    target = keyframe_path(folder, index)
+    target = keyframe_path(folder, index, object_id)
     target.parent.mkdir(exist_ok=True)
     with atomic_path(target) as partial:
         write_png(partial, trimap)
@@ -46,9 +59,9 @@ def save_keyframe(folder: Path, index: int, image_path: Path, frame_size: tuple[
 
 
 def read_keyframes(folder: Path, indices: list[int], frame_size: tuple[int, int],
-                   frames: int | None = None) -> Keyframes:
-    """The stored keyframes, read as the CLI reads ``--keyframe INDEX:PATH``."""
-    specs = [f"{index}:{keyframe_path(folder, index)}" for index in indices]
+                   frames: int | None = None, object_id: int = 1) -> Keyframes:
+    """An object's stored keyframes, read as the CLI reads ``--keyframe INDEX:PATH``."""
+    specs = [f"{index}:{keyframe_path(folder, index, object_id)}" for index in indices]
     return load_keyframes(specs, None, frames, frame_size)[0]
 
 

@@ -1,7 +1,8 @@
 """The server's jobs: a SQLite store (stdlib, in the work folder) and a bounded queue run by a few worker threads.
 
-A job is one uploaded clip, its guidance and settings (saved as the page changes them, not only when it runs), its
-latest run, and the last run that completed (``result``). States:
+A job is one uploaded clip, its guidance (keyframes per subject: object 1's in ``keyframes``, as jobs kept them before
+the page had several subjects, any further object's in ``objects``) and settings (saved as the page changes them,
+not only when it runs), its latest run, and the last run that completed (``result``). States:
   ready -> queued -> running -> done | failed | cancelled      (a finished job may be run again)
 A run that fails, is refused or is cancelled leaves the last completed run's outputs offered (``outputs`` and
 ``result`` change only when a run completes): they are still on disk, since every output is renamed into place
@@ -42,15 +43,18 @@ CREATE TABLE IF NOT EXISTS jobs (
     details TEXT NOT NULL DEFAULT '{}',
     runs INTEGER NOT NULL DEFAULT 0,
     result TEXT,
-    guide_preview TEXT
+    guide_preview TEXT,
+    objects TEXT
 )
 """
 # Columns added after the first release, with their definitions: an older database gains them when opened.
 _ADDED = {"details": "TEXT NOT NULL DEFAULT '{}'",  # what the run reported
           "runs": "INTEGER NOT NULL DEFAULT 0",  # runs started: numbers each run, so the page says which one
           "result": "TEXT",  # the last completed run: its number, end time and settings (what its outputs are)
-          "guide_preview": "TEXT"}  # the propagation preview on disk: from which keyframe, which frames
-_JSON_FIELDS = ("info", "settings", "keyframes", "progress", "outputs", "details", "result", "guide_preview")
+          "guide_preview": "TEXT",  # the propagation preview on disk: from which keyframe (and object), which frames
+          "objects": "TEXT"}  # subjects beyond the first: {"2": [its keyframes], ...} (object 1's are `keyframes`)
+_JSON_FIELDS = ("info", "settings", "keyframes", "progress", "outputs", "details", "result", "guide_preview",
+                "objects")
 
 
 class QueueFull(VidmatteError):

@@ -4,9 +4,11 @@ and run as the mode's command would run them.
 The outputs have fixed names in the job's folder and are written like the CLI's (temporary names, renamed when
 complete): ``composition.mp4``, ``alpha.mp4``, ``alpha.zip`` (the CLI's ``--alpha alpha/`` frames, zipped: PNG, 16-bit
 TIFF or EXR as ``image_format`` and ``bit_depth`` say), ``rgba.mov`` (ProRes 4444) or ``rgba.webm`` (VP9 with
-alpha), straight or ``premultiplied``. Previews of alpha and composition go to
-``preview/run/`` through a ``CallbackSink`` as frames are written, and replace the completed run's ``preview/alpha``
-and ``preview/composition`` only when this run completes: a run that fails hides nothing of the last one.
+alpha), straight or ``premultiplied``. A guided job with several subjects gets one of each per object, named as the
+CLI names them (``composition.1.mp4``, ``composition.2.mp4``, ``alpha.2.zip`` holding ``alpha/2/00000.png``...).
+Previews of alpha and composition go to ``preview/run/`` through a ``CallbackSink`` as frames are written, and
+replace the completed run's ``preview/alpha`` and ``preview/composition`` only when this run completes: a run that
+fails hides nothing of the last one.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from ..modes import ALIASES
 from ..modes import MODES as MODE_ROWS
 from ..modes.base import IMAGE_FORMATS
 from ..modes.guided import PRIORS
-from .guide import keyframe_path
+from .guide import MAX_OBJECTS, job_objects, keyframe_path
 from .previews import preview_size, run_preview_sink
 from .weights import Catalogue
 
@@ -41,6 +43,37 @@ OUTPUTS = {  # what the page may ask for -> (output kind, fixed path in the job'
 }
 DOWNLOADS = {"composition": "composition.mp4", "alpha": "alpha.mp4", "alpha_png": "alpha.zip",
              "rgba_mov": "rgba.mov", "rgba_webm": "rgba.webm"}
+
+
+def download_file(name: str) -> str | None:
+    """The file in a job's folder of a download's name: ``composition`` -> composition.mp4, and with several
+    subjects ``composition.2`` -> composition.2.mp4 (as the CLI names a file output per object); None if unknown."""
+    base, dot, object_id = name.partition(".")
+    if base not in DOWNLOADS:
+        return None
+    if not dot:
+        return DOWNLOADS[base]
+    if not object_id.isdigit() or not 1 <= int(object_id) <= MAX_OBJECTS or object_id != str(int(object_id)):
+        return None
+    stem, ext = os.path.splitext(DOWNLOADS[base])
+    return f"{stem}.{object_id}{ext}"
+
+
+def guided_objects(job: dict, method: str = "classical") -> dict[int, list[int]]:
+    """The subjects a guided run of ``job`` mattes, {id: keyframes}; a one-line error when one is unmarked or the
+    method cannot matte several."""
+    objects = job_objects(job)
+    if not objects[1] and len(objects) == 1:
+        raise NO_KEYFRAME
+    unmarked = [i for i, frames in objects.items() if not frames]
+    if unmarked:
+        raise GuidanceError(f"object {unmarked[0]} has no keyframe: mark it on a frame and press 'Set keyframe'"
+                            + (", or remove it" if unmarked[0] != 1 else ""))
+    if len(objects) > 1 and method != "classical":
+        raise UsageError("several objects in one run are for the classical method: choose it, or remove objects")
+    return objects
+
+
 NO_KEYFRAME = GuidanceError("guided mode needs a keyframe: mark the subject on a frame and press 'Set keyframe'")
 
 
@@ -193,10 +226,26 @@ def execute(job: dict, folder: Path, control: JobControl, model: str = "rvm-mobi
     pipeline_job, matter = mode.build(mode.settings(**_mode_settings(job, mode.name, folder, model, cache, weights)),
                                       control, sinks=(preview,))
     result = pipeline_job.run(matter)
+    ids = _several(job)
     if "alpha_png" in settings["outputs"]:
-        _zip_folder(folder / "alpha", folder / "alpha.zip")
+        if ids:  # the mode wrote alpha/<id>/ per object: one zip each, its members under alpha/<id>/
+            for object_id in ids:
+                _zip_folder(folder / "alpha" / str(object_id), folder / f"alpha.{object_id}.zip", f"alpha/{object_id}")
+            shutil.rmtree(folder / "alpha", ignore_errors=True)
+        else:
+            _zip_folder(folder / "alpha", folder / "alpha.zip")
     _keep_run_previews(folder / "preview")
-    return list(settings["outputs"]), {**result.details, **({"warnings": warnings} if warnings else {})}
+    # With several subjects, each output is one per object, named "<output>.<id>" (object by object).
+    outputs = [f"{name}.{i}" for i in ids for name in settings["outputs"]] if ids else list(settings["outputs"])
+    return outputs, {**result.details, **({"warnings": warnings} if warnings else {})}
+
+
+def _several(job: dict) -> list[int]:
+    """The ids of a guided job's subjects when it has more than one (its outputs are then one per object)."""
+    if ALIASES.get(job["settings"]["mode"], job["settings"]["mode"]) != "guided":
+        return []
+    ids = list(job_objects(job))
+    return ids if len(ids) > 1 else []
 
 
 def _mode_settings(job: dict, mode: str, folder: Path, model: str, cache: str | None,
@@ -217,12 +266,15 @@ def _mode_settings(job: dict, mode: str, folder: Path, model: str, cache: str | 
     run.update(method=method, checkpoint=_weights_path(settings, weights))
     if mode == "background":
         return {**run, "plate": str(folder / "plate.png") if settings["plate"] == "image" else "auto"}
-    if not job["keyframes"]:
-        raise NO_KEYFRAME
+    objects = guided_objects(job, method)
     # One work folder per job, kept between its runs: after a keyframe is fixed or added on the page, a re-run
-    # propagates and solves only the frames between that keyframe's neighbours (the CLI's --work corrections).
-    return {**run, "marks": {index: keyframe_path(folder, index) for index in job["keyframes"]},
-            "prior": settings["prior"], "work": str(folder / "work") if method == "classical" else None}
+    # propagates and solves only the frames between that keyframe's neighbours (the CLI's --work corrections; with
+    # several subjects the mode keeps one per object in it, work/<id>/).
+    run.update(prior=settings["prior"], work=str(folder / "work") if method == "classical" else None)
+    if len(objects) == 1:
+        return {**run, "marks": {index: keyframe_path(folder, index) for index in job["keyframes"]}}
+    return {**run, "object": list(objects),
+            "marks": {i: {index: keyframe_path(folder, index, i) for index in frames} for i, frames in objects.items()}}
 
 
 def _keep_run_previews(preview: Path) -> None:
@@ -241,12 +293,12 @@ def _weights_path(settings: dict, weights: Catalogue | None) -> str | None:
     return str((weights or Catalogue()).find(settings.get("checkpoint"), mode, method).path)
 
 
-def _zip_folder(source: Path, target: Path) -> None:
-    """``source``'s frames into ``target`` (stored: PNG, TIFF and EXR are compressed already), renamed into place
-    when complete; the folder is removed after."""
+def _zip_folder(source: Path, target: Path, inside: str = "alpha") -> None:
+    """``source``'s frames into ``target`` under ``inside/`` (stored: PNG, TIFF and EXR are compressed already),
+    renamed into place when complete; the folder is removed after."""
     from ..io.atomic import frame_files, atomic_path
 
     with atomic_path(target) as partial, zipfile.ZipFile(partial, "w", zipfile.ZIP_STORED) as zf:
         for path in sorted(frame_files(source)):  # the frames, not the folder's record of them
-            zf.write(path, f"alpha/{path.name}")
+            zf.write(path, f"{inside}/{path.name}")
     shutil.rmtree(source, ignore_errors=True)

@@ -9,11 +9,91 @@ const GREY_OF_LABEL = [0, 0, 128, 255];  // what a keyframe image holds: unpaint
 const COLOURS = [null, [40, 90, 255, 90], [255, 200, 0, 140], [0, 220, 90, 120]];
 const PROPOSED = [null, null, [255, 200, 0, 140], [255, 0, 200, 120]];  // a proposed first mask: magenta
 const UNDO_DEPTH = 30;
+// Each subject's colour: its foreground in the overlay (object 1's is the foreground green the page always had), its
+// keyframe ticks on the timeline and its downloads. Further ids take these colours in turn.
+const OBJECT_COLOURS = [[0, 220, 90], [255, 90, 30], [0, 180, 240], [170, 90, 255], [255, 80, 180], [190, 170, 0],
+                        [150, 90, 50], [0, 150, 140]];
 
 const state = {
   config: null, job: null, frame: 0, tool: "fg", labels: null, drafts: new Map(), undo: [],
   guideFrames: new Set(), playing: null, poll: null, runStamp: Date.now(), proposal: null, liveShown: null,
+  object: 1, others: new Map(),  // the object being marked; the other objects' keyframes on this frame (faint)
 };
+
+// --- objects: several subjects marked in one job -----------------------------------------------------------------
+function objectIds(job = state.job) {
+  return Object.keys(job.objects || { 1: job.keyframes }).map(Number).sort((a, b) => a - b);
+}
+
+function keyframesOf(id, job = state.job) {
+  return (job.objects || { 1: job.keyframes })[id] || [];
+}
+
+function objectColour(id) { return OBJECT_COLOURS[(id - 1) % OBJECT_COLOURS.length]; }
+
+function objectCss(id) { return `rgb(${objectColour(id).join(", ")})`; }
+
+function several(job = state.job) { return objectIds(job).length > 1; }
+
+// What the server answered about keyframes ({keyframes, object, objects}): the job's record of every object.
+function keepObjects(answer) {
+  state.job.objects = answer.objects;
+  state.job.keyframes = answer.objects["1"];
+}
+
+function showObjects() {
+  const ids = objectIds();
+  if (!ids.includes(state.object)) state.object = 1;
+  $("object-list").replaceChildren(...ids.map((id) => {
+    const button = document.createElement("button");
+    button.className = "object-choice" + (id === state.object ? " active" : "");
+    button.dataset.object = id;
+    button.style.borderLeftColor = objectCss(id);
+    const count = keyframesOf(id).length;
+    button.textContent = `object ${id}`;
+    button.title = `mark object ${id} (${count} keyframe${count === 1 ? "" : "s"})`;
+    button.onclick = () => selectObject(id);
+    return button;
+  }));
+  document.querySelector("button.fg").style.borderLeftColor = objectCss(state.object);  // the brush paints it
+  $("remove-object").disabled = state.object === 1;
+  $("remove-object").title = state.object === 1 ? "object 1 stays (remove its keyframes instead)"
+    : `remove object ${state.object} and its keyframes`;
+}
+
+function selectObject(id, frame = state.frame) {
+  if (state.labels && isDirty()) state.drafts.set(draftKey(state.frame), state.labels);
+  state.labels = null;  // this frame's marks were the other object's: kept as its draft above, not carried over
+  state.object = id;
+  showObjects();
+  showKeymarks();
+  showGuideNote();
+  showFrame(frame);
+}
+
+async function addObject() {
+  await attempt(async () => {
+    const answer = await api(`api/jobs/${state.job.id}/objects`, { method: "POST" });
+    keepObjects(answer);
+    selectObject(answer.object);
+    say(`object ${answer.object} added: mark it on a frame and press Set keyframe`, false);
+  });
+}
+
+async function removeObject() {
+  const id = state.object;
+  if (id === 1) return;
+  await attempt(async () => {
+    keepObjects(await api(`api/jobs/${state.job.id}/objects/${id}`, { method: "DELETE" }));
+    for (const key of [...state.drafts.keys()]) if (key.startsWith(`${id}:`)) state.drafts.delete(key);
+    if (state.job.guide_preview && (state.job.guide_preview.object || 1) === id) forgetGuidePreview();
+    selectObject(1);
+    say(`object ${id} and its keyframes were removed`, false);
+  });
+}
+
+function draftKey(frame) { return `${state.object}:${frame}`; }
+
 
 // --- talking to the server --------------------------------------------------------------------------------
 function url(path) {
@@ -90,7 +170,9 @@ async function refreshJobs() {
     open.href = "#" + job.id;
     open.textContent = job.name;
     const detail = document.createElement("small");
-    detail.textContent = ` ${job.state} · ${job.info.frames} frames${describeMethod(job.settings)} · ${new Date(job.created * 1000).toLocaleString()}`;
+    const objects = objectIds(job).length > 1 ? ` · ${objectIds(job).length} objects` : "";
+    detail.textContent = ` ${job.state} · ${job.info.frames} frames${objects}${describeMethod(job.settings)} · ` +
+      new Date(job.created * 1000).toLocaleString();
     const remove = document.createElement("button");
     remove.textContent = "×";
     remove.title = "delete this job and its files";
@@ -111,6 +193,7 @@ async function openJob(id) {
   if (changed) {
     state.drafts.clear();
     state.guideFrames.clear();
+    state.object = 1;
     state.undo = [];
     const [w, h] = job.info.preview;
     $("overlay").width = w;
@@ -122,9 +205,11 @@ async function openJob(id) {
     state.proposal = null;
     $("proposal").hidden = true;
     const shown = job.guide_preview;
-    state.guideFrames = new Set(shown ? shown.frames.filter((f) => !job.keyframes.includes(f)) : []);
+    const guided = shown ? keyframesOf(shown.object || 1, job) : [];
+    state.guideFrames = new Set(shown ? shown.frames.filter((f) => !guided.includes(f)) : []);
     showGuideNote();
   }
+  showObjects();
   $("editor").hidden = false;
   showJob();
   showFrame(state.frame);
@@ -235,11 +320,13 @@ function frameUrl(kind, index) {
 function showFrame(index) {
   const job = state.job;
   index = Math.max(0, Math.min(job.info.frames - 1, index));
-  if (state.labels && isDirty()) state.drafts.set(state.frame, state.labels);
+  if (state.labels && isDirty()) state.drafts.set(draftKey(state.frame), state.labels);
   state.frame = index;
   $("frame").value = index;
-  const key = job.keyframes.includes(index);
-  $("frame-label").textContent = `frame ${index} / ${job.info.frames - 1}` + (key ? " · keyframe" : "");
+  const key = keyframesOf(state.object).includes(index);
+  const keyOf = objectIds().filter((id) => keyframesOf(id).includes(index));
+  $("frame-label").textContent = `frame ${index} / ${job.info.frames - 1}` + (!keyOf.length ? ""
+    : several() ? ` · keyframe of object ${keyOf.join(", ")}` : " · keyframe");
   $("view-input").src = frameUrl("input", index);
   // Only pictures the server says exist are asked for: the running run's as they are written, else the last
   // completed run's (which a failed run leaves in place).
@@ -255,11 +342,31 @@ function showFrame(index) {
   }
   if (state.proposal) rejectProposal("the frame changed: the proposed mask was dropped.");
   state.undo = [];
-  state.labels = state.drafts.get(index) || new Uint8Array($("overlay").width * $("overlay").height);
+  state.labels = state.drafts.get(draftKey(index)) || new Uint8Array($("overlay").width * $("overlay").height);
+  showOtherObjects(index, keyOf.filter((id) => id !== state.object));
   drawLabels();
-  if (state.drafts.has(index)) return;
-  if (key) loadTrimap(url(`api/jobs/${job.id}/keyframes/${index}?v=${Date.now()}`), false);
-  else if (state.guideFrames.has(index)) loadTrimap(frameUrl("guide", index), false);
+  if (state.drafts.has(draftKey(index))) return;
+  if (key) loadTrimap(keyframeUrl(index, state.object), false);
+  else if (state.guideFrames.has(index) && guideObject() === state.object) loadTrimap(frameUrl("guide", index), false);
+}
+
+function keyframeUrl(index, id) {
+  return url(`api/jobs/${state.job.id}/keyframes/${index}?object=${id}&v=${Date.now()}`);
+}
+
+function guideObject() { return state.job.guide_preview ? state.job.guide_preview.object || 1 : null; }
+
+// The other objects' keyframes on this frame, drawn faintly in their colours under the marks being made: where the
+// subjects meet, each one's marks can be made against the others'.
+function showOtherObjects(frame, ids) {
+  state.others = new Map();
+  for (const id of ids) {
+    trimapLabels(keyframeUrl(frame, id)).then((labels) => {
+      if (state.frame !== frame) return;
+      state.others.set(id, labels);
+      drawLabels();
+    }).catch(() => {});
+  }
 }
 
 function isDirty() { return state.labels.some((v) => v !== 0) && state.undo.length > 0; }
@@ -267,50 +374,84 @@ function isDirty() { return state.labels.some((v) => v !== 0) && state.undo.leng
 function showKeymarks() {
   const job = state.job;
   const at = (k) => `${(100 * k) / Math.max(1, job.info.frames - 1)}%`;
-  const keys = job.keyframes.map((k) => {
+  // One object: the ticks as they always were. Several: each object's in its colour, side by side where two
+  // objects share a keyframe.
+  const ids = objectIds(job);
+  const keys = ids.flatMap((id, place) => keyframesOf(id, job).map((k) => {
     const mark = document.createElement("button");
     mark.className = "keymark";
-    mark.style.left = at(k);
-    mark.title = `keyframe ${k}`;
+    mark.style.left = ids.length > 1 ? `calc(${at(k)} + ${(place - (ids.length - 1) / 2) * 7}px)` : at(k);
+    mark.title = ids.length > 1 ? `object ${id}: keyframe ${k}` : `keyframe ${k}`;
     mark.textContent = "◆";
-    mark.onclick = () => showFrame(k);
+    if (ids.length > 1) {
+      mark.dataset.object = id;
+      mark.style.color = objectCss(id);
+      mark.classList.toggle("current", id === state.object);
+    }
+    mark.onclick = () => (id === state.object ? showFrame(k) : selectObject(id, k));
     return mark;
-  });
+  }));
   // Runs of frames whose keyframes on either side were followed to different places (the run's report): a
-  // keyframe in the middle of one settles it, and only that stretch is redone.
-  const lost = lostSpans(job).map(([first, last]) => {
+  // keyframe in the middle of one settles it, and only that stretch is redone. Several objects: each one's report,
+  // its spans underlined in its colour.
+  const lost = reports(job).flatMap(({ id, details }) => lostSpans(details).map(([first, last]) => {
     const span = document.createElement("button");
     span.className = "lostspan";
     span.style.left = at(first);
     span.style.width = `calc(${at(last)} - ${at(first)})`;
-    span.title = `frames ${first}-${last}: the keyframes disagree; add one near frame ${middle(first, last)}`;
-    span.onclick = () => showFrame(middle(first, last));
+    span.title = `${objectPrefix(id)}frames ${first}-${last}: the keyframes disagree; ` +
+      `add one near frame ${middle(first, last)}`;
+    markObject(span, id);
+    span.onclick = () => goTo(id, middle(first, last));
     return span;
-  });
+  }));
   // Runs of frames where the subject tracker's confidence is low (probably lost or leaking): the run suggests the
   // one frame where another keyframe would help most.
-  const suggested = suggestedKeyframe(job);
-  const doubtful = doubtfulSpans(job).map(([first, last]) => {
-    const span = document.createElement("button");
-    span.className = "doubtspan";
-    span.style.left = at(first);
-    span.style.width = `calc(${at(last)} - ${at(first)})`;
-    const inside = suggested !== null && suggested >= first && suggested <= last;
-    const target = inside ? suggested : middle(first, last);
-    span.title = `frames ${first}-${last}: the subject is probably lost or leaking here; look at frame ${target}`;
-    span.onclick = () => showFrame(target);
-    return span;
+  const doubtful = reports(job).flatMap(({ id, details }) => {
+    const suggested = suggestedKeyframe(details);
+    return doubtfulSpans(details).map(([first, last]) => {
+      const span = document.createElement("button");
+      span.className = "doubtspan";
+      span.style.left = at(first);
+      span.style.width = `calc(${at(last)} - ${at(first)})`;
+      const inside = suggested !== null && suggested >= first && suggested <= last;
+      const target = inside ? suggested : middle(first, last);
+      span.title = `${objectPrefix(id)}frames ${first}-${last}: the subject is probably lost or leaking here; ` +
+        `look at frame ${target}`;
+      markObject(span, id);
+      span.onclick = () => goTo(id, target);
+      return span;
+    });
   });
   $("keymarks").replaceChildren(...doubtful, ...lost, ...keys);
   showAdvice(job);
 }
 
-function lostSpans(job) { return (job.details || {}).contradicting_frames || []; }
+// The run's reports: one for the subject, or one per object ({id, details}; id null for a single subject).
+function reports(job) {
+  const details = job.details || {};
+  if (!details.objects) return [{ id: null, details }];
+  return Object.entries(details.objects).map(([id, report]) => ({ id: Number(id), details: report || {} }));
+}
 
-function doubtfulSpans(job) { return (job.details || {}).doubtful_frames || []; }
+function objectPrefix(id) { return id === null ? "" : `object ${id}: `; }
 
-function suggestedKeyframe(job) {
-  const frame = (job.details || {}).suggested_keyframe;
+function markObject(element, id) {
+  if (id === null) return;
+  element.dataset.object = id;
+  element.style.boxShadow = `0 3px 0 ${objectCss(id)}`;
+}
+
+function goTo(id, frame) {
+  if (id === null || id === state.object) showFrame(frame); else selectObject(id, frame);
+}
+
+function lostSpans(details) { return details.contradicting_frames || []; }
+
+function doubtfulSpans(details) { return details.doubtful_frames || []; }
+
+function suggestedKeyframe(details) {
+  const frame = details.suggested_keyframe;
   return Number.isInteger(frame) ? frame : null;
 }
 
@@ -318,14 +459,27 @@ function middle(first, last) { return Math.floor((first + last) / 2); }
 
 function showAdvice(job) {
   const done = job.state === "done";
-  const spans = done ? lostSpans(job) : [];
-  const doubtful = done ? doubtfulSpans(job) : [];
-  const suggested = done ? suggestedKeyframe(job) : null;
+  const parts = done ? reports(job).flatMap(({ id, details }) => adviceOf(id, details)) : [];
   const box = $("advice");
-  box.hidden = spans.length === 0 && suggested === null;
-  if (box.hidden) { box.replaceChildren(); return; }
+  box.hidden = parts.length === 0;
+  box.replaceChildren(...parts);
+}
+
+// One subject's advice (id: its object, null for a single subject), in its colour when there are several.
+function adviceOf(id, details) {
+  const spans = lostSpans(details);
+  const doubtful = doubtfulSpans(details);
+  const suggested = suggestedKeyframe(details);
+  if (spans.length === 0 && suggested === null) return [];
   const runsOf = (list) => list.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(", ");
   const parts = [];
+  if (id !== null) {
+    const chip = document.createElement("span");
+    chip.className = "object-chip";
+    chip.style.borderLeftColor = objectCss(id);
+    chip.textContent = `object ${id}`;
+    parts.push(chip);
+  }
   if (suggested !== null) {
     const text = document.createElement("span");
     text.textContent = `Frames ${runsOf(doubtful)}: the subject is probably lost or leaking. ` +
@@ -333,7 +487,8 @@ function showAdvice(job) {
     const button = document.createElement("button");
     button.className = "go-to-frame go-to-suggested";
     button.textContent = `go to frame ${suggested}`;
-    button.onclick = () => showFrame(suggested);
+    if (id !== null) button.dataset.object = id;
+    button.onclick = () => goTo(id, suggested);
     parts.push(text, button);
   }
   if (spans.length) {
@@ -344,11 +499,15 @@ function showAdvice(job) {
       const button = document.createElement("button");
       button.className = "go-to-frame";
       button.textContent = `go to frame ${middle(a, b)}`;
-      button.onclick = () => showFrame(middle(a, b));
+      if (id !== null) button.dataset.object = id;
+      button.onclick = () => goTo(id, middle(a, b));
       return button;
     }));
   }
-  box.replaceChildren(...parts);
+  const line = document.createElement("div");
+  line.className = "advice-line";
+  line.append(...parts);
+  return id === null ? parts : [line];
 }
 
 function togglePlay() {
@@ -365,12 +524,21 @@ function drawLabels() {
   const canvas = $("overlay");
   const context = canvas.getContext("2d");
   const image = context.createImageData(canvas.width, canvas.height);
-  const [labels, colours] = state.proposal ? [state.proposal.labels, PROPOSED] : [state.labels, COLOURS];
+  const [labels, colours] = state.proposal ? [state.proposal.labels, PROPOSED] : [state.labels, objectLabelColours()];
+  for (const [id, others] of state.proposal ? [] : state.others) {  // other objects' foreground, faint, beneath
+    const faint = [...objectColour(id), 70];
+    for (let i = 0; i < others.length; i++) if (others[i] === LABEL.fg) image.data.set(faint, 4 * i);
+  }
   for (let i = 0; i < labels.length; i++) {
     const colour = colours[labels[i]];
     if (colour) image.data.set(colour, 4 * i);
   }
   context.putImageData(image, 0, 0);
+}
+
+// The marks' colours for the object being marked: its own foreground colour, background and unknown as always.
+function objectLabelColours() {
+  return [null, COLOURS[LABEL.bg], COLOURS[LABEL.unknown], [...objectColour(state.object), 120]];
 }
 
 function pushUndo() {
@@ -568,10 +736,9 @@ async function setKeyframe(body) {
   if (state.proposal && !body) { say("Accept or Undo the proposed mask first."); return; }
   await attempt(async () => {
     const png = body || await labelsPng((label) => GREY_OF_LABEL[label]);
-    const { keyframes } = await api(`api/jobs/${state.job.id}/keyframes/${state.frame}`,
-                                    { method: "PUT", body: png, headers: { "Content-Type": "image/png" } });
-    state.job.keyframes = keyframes;
-    state.drafts.delete(state.frame);
+    keepObjects(await api(`api/jobs/${state.job.id}/keyframes/${state.frame}?object=${state.object}`,
+                          { method: "PUT", body: png, headers: { "Content-Type": "image/png" } }));
+    state.drafts.delete(draftKey(state.frame));
     state.undo = [];
     forgetGuidePreview(state.frame);
     if (!document.querySelector("input[name=mode][value=guided]").checked) {
@@ -579,17 +746,20 @@ async function setKeyframe(body) {
       showMethods();
       await saveSettings();
     }
+    showObjects();
     showKeymarks();
     showFrame(state.frame);
-    say(`frame ${state.frame} is a keyframe`, false);
+    const whose = several() ? ` of object ${state.object}` : "";
+    say(`frame ${state.frame} is a keyframe${whose}`, false);
   });
 }
 
 async function removeKeyframe() {
   await attempt(async () => {
-    const { keyframes } = await api(`api/jobs/${state.job.id}/keyframes/${state.frame}`, { method: "DELETE" });
-    state.job.keyframes = keyframes;
+    keepObjects(await api(`api/jobs/${state.job.id}/keyframes/${state.frame}?object=${state.object}`,
+                          { method: "DELETE" }));
     forgetGuidePreview(state.frame);
+    showObjects();
     showKeymarks();
     showFrame(state.frame);
   });
@@ -598,10 +768,10 @@ async function removeKeyframe() {
 async function previewPropagation() {
   await attempt(async () => {
     $("tool-help").textContent = "propagating...";
-    const { frames, keyframe } = await api(`api/jobs/${state.job.id}/propagate?frame=${state.frame}`,
-                                           { method: "POST" });
-    state.job.guide_preview = { keyframe, frames };
-    state.guideFrames = new Set(frames.filter((f) => !state.job.keyframes.includes(f)));
+    const { frames, keyframe, object } = await api(
+      `api/jobs/${state.job.id}/propagate?frame=${state.frame}&object=${state.object}`, { method: "POST" });
+    state.job.guide_preview = { keyframe, frames, object };
+    state.guideFrames = new Set(frames.filter((f) => !keyframesOf(object).includes(f)));
     state.runStamp = Date.now();
     $("tool-help").textContent = "";
     showGuideNote();
@@ -614,13 +784,15 @@ function showGuideNote() {
   const last = state.job.info.frames - 1;
   if (!shown) { $("guide-note").textContent = ""; return; }
   const [first, end] = [shown.frames[0], shown.frames[shown.frames.length - 1]];
-  $("guide-note").textContent = `Preview: keyframe ${shown.keyframe} propagated over frames ${first}..${end} ` +
+  const whose = several() ? `object ${shown.object || 1}'s ` : "";
+  $("guide-note").textContent = `Preview: ${whose}keyframe ${shown.keyframe} propagated over frames ${first}..${end} ` +
     `of 0..${last} (the preview carries a keyframe ${end - first} frames on; a run covers the whole clip). ` +
     "Step through them to check.";
 }
 
-function forgetGuidePreview(index) {  // the server dropped it: that keyframe changed
-  if (!state.job.guide_preview || state.job.guide_preview.keyframe !== index) return;
+function forgetGuidePreview(index = null) {  // the server dropped it: that keyframe changed (null: its object went)
+  const shown = state.job.guide_preview;
+  if (!shown || (index !== null && (shown.keyframe !== index || (shown.object || 1) !== state.object))) return;
   state.job.guide_preview = null;
   state.guideFrames.clear();
   showGuideNote();
@@ -706,16 +878,32 @@ function showJob() {
   const warned = job.state === "done" ? (job.details || {}).warnings || [] : [];  // the run's warning channel
   $("progress-text").textContent = warned.length ? `${text} · warning: ${warned.join("; ")}` : text;
   $("progress-text").className = job.state;
-  const links = Object.entries(job.downloads || {}).map(([name, file]) => {
+  // Several objects: each output per object ("composition.2"), grouped by object under its colour.
+  const groups = new Map();
+  for (const [name, file] of Object.entries(job.downloads || {})) {
+    const id = name.includes(".") ? Number(name.split(".")[1]) : null;
     const link = document.createElement("a");
     link.href = url(`api/jobs/${job.id}/download/${name}`);
     link.textContent = file;
     link.className = "button download";
     link.dataset.output = name;
     link.setAttribute("download", "");
-    return link;
-  });
-  $("downloads").replaceChildren(...links);
+    if (id !== null) { link.dataset.object = id; link.style.borderLeft = `6px solid ${objectCss(id)}`; }
+    if (!groups.has(id)) groups.set(id, []);
+    groups.get(id).push(link);
+  }
+  $("downloads").replaceChildren(...[...groups].flatMap(([id, links]) => {
+    if (id === null) return links;
+    const group = document.createElement("span");
+    group.className = "group object-downloads";
+    group.dataset.object = id;
+    const chip = document.createElement("span");
+    chip.className = "object-chip";
+    chip.style.borderLeftColor = objectCss(id);
+    chip.textContent = `object ${id}:`;
+    group.append(chip, ...links);
+    return [group];
+  }));
   $("downloads-from").textContent = describeDownloads(job);
   showKeymarks();
 }
@@ -778,6 +966,8 @@ async function start() {
   $("set-keyframe").onclick = () => setKeyframe();
   $("remove-keyframe").onclick = removeKeyframe;
   $("preview-propagation").onclick = previewPropagation;
+  $("add-object").onclick = addObject;
+  $("remove-object").onclick = removeObject;
   $("run").onclick = run;
   for (const radio of document.querySelectorAll("input[name=mode]")) {
     radio.onchange = () => { showMethods(); saveSettings(); };
