@@ -46,6 +46,14 @@ BORDER = 0.05  # share of the frame's sides: the border band detection looks at
 BORDER_SHARE = 0.7  # ... which must be this much clearly one saturated colour
 FILL_SIDE = 480  # the fill under the subject is made at this longer side (smooth there; inpainting is slow)
 MIN_SCREEN = 0.05  # frames with less clearly-screen area than this share: the previous key is kept
+MEMORY_FRAMES = 8  # the screen remembered where it was last seen clearly: a running mean over at most this many
+# sightings (the camera's noise averages out; a few frames, so a slow change of light is followed)
+MEMORY_STALE = 0.05  # 90th percentile of |frame - memory x gain| over the screen seen now (0..1) above which the
+# memory no longer fits the frame (the camera moved, the light changed): it is dropped
+SURFACE_DEGREE = 4  # the light's smooth shape under the subject (see _filled)
+SURFACE_MIN_SHARE = 0.2  # ... fitted only when this share of the frame is clearly screen
+SURFACE_MARGIN = 0.25  # ... and kept within the colours seen there, give or take this share of their range
+GAIN_SIDE = 64  # the light's change since the memory (a ratio field) is smooth: made at this longer side
 
 
 def parse_screen(text: str) -> tuple[str, np.ndarray] | None:
@@ -91,6 +99,8 @@ class Screen:
     def reset(self) -> None:
         self.key = _chroma(self.colour[None, None])[0, 0]  # refined from each frame's screen
         self.tolerance = TOLERANCE[1]
+        self.memory: np.ndarray | None = None  # float32 [H,W,3]: the screen where it was seen clearly before
+        self.memory_count: np.ndarray | None = None  # float32 [H,W]: sightings averaged there (0: never seen)
 
     @property
     def key_rgb(self) -> np.ndarray:
@@ -143,15 +153,61 @@ class Screen:
         # the fill reads every screen-coloured pixel, those near the subject too (a mesh's holes, the gaps in
         # hair: the light behind the subject; 0.42x -> 0.34x RVM's MAD on the benchmark's sieve, the child 0.47x ->
         # 0.48x), while the plate is the frame itself only away from the subject
-        plate = np.where(screen[..., None], seen, _filled(image * loose[..., None], loose))
+        filled = _filled(image * loose[..., None], loose, screen)
+        behind = self._remembered(seen, screen, filled)
+        if refine:
+            self._remember(seen, screen)
+        plate = np.where(screen[..., None], seen, behind)
         return ScreenPlate(np.clip(plate * 255 + 0.5, 0, 255).astype(np.uint8), screen, self.key)
 
 
-def _filled(seen: np.ndarray, screen: np.ndarray) -> np.ndarray:
-    """``seen``: the screen's colours where ``screen`` (zeros elsewhere). The screen under the subject: inpainted
-    from the screen around it (Navier-Stokes, OpenCV), which carries the boundary's values smoothly inwards (half the
-    error of a pyramid average at the subject's edge, where alpha is fractional and the plate matters most), at
-    FILL_SIDE at most; where no screen is seen at all, push-pull."""
+    def _remembered(self, seen: np.ndarray, screen: np.ndarray, filled: np.ndarray) -> np.ndarray:
+        """The screen behind the subject: where an earlier frame saw it clearly, that sighting (a crease, a shadow
+        behind a moving subject are its own, which no fill from around the subject can know; a mesh's holes are
+        never clearly screen in any frame, but the mesh moves), scaled by the light's change since (a smooth ratio
+        field from the screen seen in both); elsewhere ``filled``. A memory that no longer fits the frame (a moving
+        camera, a change of light the ratio does not explain) is dropped."""
+        memory, count = self.memory, self.memory_count
+        if memory is None or memory.shape != seen.shape:
+            self.memory = self.memory_count = None
+            return filled
+        both = screen & (count > 0)
+        if both.mean() < MIN_SCREEN:
+            return filled
+        h, w = screen.shape
+        scale = min(1.0, GAIN_SIDE / max(h, w))
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        weight = cv2.resize(both.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+        ratio = np.where(both[..., None], seen / np.maximum(memory, 1e-3), 0).astype(np.float32)
+        small = cv2.resize(ratio, size, interpolation=cv2.INTER_AREA)
+        gain = cv2.resize(_push_pull(small, weight), (w, h), interpolation=cv2.INTER_LINEAR)
+        predicted = memory * gain
+        residual = np.abs(predicted - seen).max(axis=2)[both]
+        if np.percentile(residual[::max(1, residual.size // 20000)], 90) > MEMORY_STALE:
+            self.memory = self.memory_count = None
+            return filled
+        known = (count > 0)[..., None]
+        return np.where(known, predicted, filled)
+
+    def _remember(self, seen: np.ndarray, screen: np.ndarray) -> None:
+        """The clearly seen screen joins the memory (a running mean of at most MEMORY_FRAMES sightings a pixel)."""
+        if self.memory is None:
+            self.memory = np.zeros(seen.shape, np.float32)
+            self.memory_count = np.zeros(screen.shape, np.float32)
+        count = np.where(screen, np.minimum(self.memory_count + 1, MEMORY_FRAMES), self.memory_count)
+        step = np.where(screen, 1 / np.maximum(count, 1), 0).astype(np.float32)[..., None]
+        self.memory += step * (seen - self.memory)
+        self.memory_count = count
+
+
+def _filled(seen: np.ndarray, screen: np.ndarray, clear: np.ndarray | None = None) -> np.ndarray:
+    """``seen``: the screen's colours where ``screen`` (zeros elsewhere). The screen under the subject: the light's
+    smooth shape (a degree SURFACE_DEGREE surface fitted to the ``clear`` screen, bounded by the colours seen: a key
+    light's peak hidden behind the subject is carried over it, which a fill from the boundary flattens) plus what
+    the surface misses (creases, shadows, the light seen through a mesh's holes) inpainted from the screen around it
+    (Navier-Stokes, OpenCV, which carries the boundary's values smoothly inwards: half the error of a pyramid
+    average at the subject's edge, where alpha is fractional and the plate matters most), at FILL_SIDE at most;
+    where no screen is seen at all, push-pull."""
     h, w = screen.shape
     scale = min(1.0, FILL_SIDE / max(h, w))
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
@@ -161,9 +217,33 @@ def _filled(seen: np.ndarray, screen: np.ndarray) -> np.ndarray:
     if known.mean() < 0.01:
         filled = _push_pull(cv2.resize(seen, size, interpolation=cv2.INTER_AREA), weight)
     else:
-        small_u8 = np.clip(small * 255 + 0.5, 0, 255).astype(np.uint8)
-        filled = cv2.inpaint(small_u8, (~known).astype(np.uint8), 3, cv2.INPAINT_NS).astype(np.float32) / 255
+        surface = None if clear is None else _surface(small, cv2.resize(clear.astype(np.uint8), size,
+                                                                        interpolation=cv2.INTER_NEAREST) > 0)
+        base = 0.5 if surface is None else surface - 0.5  # the residual, offset into 8 bits' range
+        small_u8 = np.clip((small - base) * 255 + 0.5, 0, 255).astype(np.uint8)
+        filled = cv2.inpaint(small_u8, (~known).astype(np.uint8), 3, cv2.INPAINT_NS).astype(np.float32) / 255 + base
     return cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def _surface(image: np.ndarray, clear: np.ndarray) -> np.ndarray | None:
+    """A smooth surface per channel (polynomial of degree SURFACE_DEGREE in x, y) fitted by least squares to the
+    clear screen, clipped to the range of the colours seen there; None when too little is clear to fit it."""
+    if clear.mean() < SURFACE_MIN_SHARE:
+        return None
+    h, w = clear.shape
+    step = max(1, round((clear.size / 8000) ** 0.5))
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    u, v = 2 * x / w - 1, 2 * y / h - 1
+    powers = [(i, j) for i in range(SURFACE_DEGREE + 1) for j in range(SURFACE_DEGREE + 1 - i)]
+    basis = np.stack([u ** i * v ** j for i, j in powers], axis=-1)  # [h,w,terms]
+    sample = clear[::step, ::step]
+    a = basis[::step, ::step][sample]
+    b = image[::step, ::step][sample]
+    # a light ridge: terms the clear screen barely constrains stay near 0 instead of swinging
+    coef = np.linalg.solve(a.T @ a + 1e-6 * len(a) * np.eye(len(powers)), a.T @ b)
+    low, high = b.min(axis=0), b.max(axis=0)
+    margin = SURFACE_MARGIN * (high - low)
+    return np.clip(basis @ coef, low - margin, high + margin).astype(np.float32)
 
 
 def detect_screen(frame: np.ndarray) -> Screen | None:
