@@ -53,7 +53,12 @@ MEMORY_STALE = 0.05  # 90th percentile of |frame - memory x gain| over the scree
 SURFACE_DEGREE = 4  # the light's smooth shape under the subject (see _filled)
 SURFACE_MIN_SHARE = 0.2  # ... fitted only when this share of the frame is clearly screen
 SURFACE_MARGIN = 0.25  # ... and kept within the colours seen there, give or take this share of their range
-GAIN_SIDE = 64  # the light's change since the memory (a ratio field) is smooth: made at this longer side
+MEMORY_EDGES = 0.03  # ... and the share of the screen, its steepest, where a moved camera shows
+MEMORY_SHIFT = 2.0  # px of misalignment (a hand-held camera's jitter) the memory may be off by there
+MEMORY_NOISE = 0.02  # ... plus the camera's noise (0..1)
+MEMORY_FLAT = 0.004  # a memory whose steepest parts change less than this per px is flat: nothing to misplace
+GAIN_SIDE = 16  # the light's change since the memory (a ratio field) is smooth: made at this longer side (finer, it
+# would take up a crease the camera moved)
 
 
 def parse_screen(text: str) -> tuple[str, np.ndarray] | None:
@@ -182,12 +187,32 @@ class Screen:
         small = cv2.resize(ratio, size, interpolation=cv2.INTER_AREA)
         gain = cv2.resize(_push_pull(small, weight), (w, h), interpolation=cv2.INTER_LINEAR)
         predicted = memory * gain
-        residual = np.abs(predicted - seen).max(axis=2)[both]
-        if np.percentile(residual[::max(1, residual.size // 20000)], 90) > MEMORY_STALE:
+        if self._stale(np.abs(predicted - seen).max(axis=2), memory, seen, both):
             self.memory = self.memory_count = None
             return filled
         known = (count > 0)[..., None]
         return np.where(known, predicted, filled)
+
+    @staticmethod
+    def _stale(residual: np.ndarray, memory: np.ndarray, seen: np.ndarray, both: np.ndarray) -> bool:
+        """Whether the memory no longer fits the frame: over the screen seen now, a light change the smooth gain
+        does not explain (the residual's 90th percentile above MEMORY_STALE), or the camera moved: where the memory
+        has structure (its steepest MEMORY_EDGES share: creases, shadows' edges; a flat screen cannot be misplaced)
+        the residual exceeds what MEMORY_SHIFT px of misalignment would make there."""
+        step = max(1, round((both.size / 40000) ** 0.5))
+        near = both[::step, ::step]
+        if np.percentile(residual[::step, ::step][near], 90) > MEMORY_STALE:
+            return True
+        slope = np.maximum(_slope(memory), _slope(seen))  # a crease the memory holds, or one only the frame does
+        inner = cv2.erode(both.astype(np.uint8), np.ones((3, 3), np.uint8))[::step, ::step][near] > 0  # not the
+        # steps to the zeros beside what is seen
+        slope, residual = slope[::step, ::step][near][inner], residual[::step, ::step][near][inner]
+        if slope.size == 0:
+            return False
+        edges = slope >= np.percentile(slope, 100 * (1 - MEMORY_EDGES))
+        if slope[edges].mean() < MEMORY_FLAT:
+            return False
+        return residual[edges].mean() > MEMORY_SHIFT * slope[edges].mean() + MEMORY_NOISE
 
     def _remember(self, seen: np.ndarray, screen: np.ndarray) -> None:
         """The clearly seen screen joins the memory (a running mean of at most MEMORY_FRAMES sightings a pixel)."""
@@ -198,6 +223,12 @@ class Screen:
         step = np.where(screen, 1 / np.maximum(count, 1), 0).astype(np.float32)[..., None]
         self.memory += step * (seen - self.memory)
         self.memory_count = count
+
+
+def _slope(image: np.ndarray) -> np.ndarray:
+    """|gradient| of an image's mean channel, per px (0..1 units)."""
+    grey = image.mean(axis=2)
+    return np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)) / 8
 
 
 def _filled(seen: np.ndarray, screen: np.ndarray, clear: np.ndarray | None = None) -> np.ndarray:
