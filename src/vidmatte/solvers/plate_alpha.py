@@ -141,6 +141,13 @@ def solve_at_size(frame: np.ndarray, plate: np.ndarray, rvm: tuple[np.ndarray, n
     person = _person_regions(regions, different, rvm)
     filled = _filled_foreground(image, different)
     fg = np.where(person[..., None], rvm[0], filled) if rvm is not None else filled
+    if rvm is not None and person.any():
+        # a person's hair and edges (RVM not solid): the first solve's F is the colour of the solid subject beside
+        # them, not RVM's foreground there, which keeps much of the background's colour (F too near B reads as too
+        # much alpha, and the re-estimate from that alpha stays there: on benchmarks/screen.py's child over a blue
+        # screen, hair was 0.05-0.08 too high where the true alpha is 0.2-0.8, 0.16 without the spill)
+        edges = person & (rvm[1] < RVM_SOLID)
+        fg = np.where(edges[..., None], _filled_foreground(image, rvm[1] > RVM_SOLID), fg)
     alpha = _solve(frame, image, background, fg, sigma, regions > 0, person, rvm)
     if reestimate:
         # objects: F re-estimated everywhere; people: where RVM's own alpha is not solid (hair, edges), whose
