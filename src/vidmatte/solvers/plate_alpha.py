@@ -14,7 +14,8 @@ Everything hinges on F, chosen per region of difference (issue 11's open design 
 - where RVM sees the region (it is sure of most of the region's clearly different pixels: a person; RVM covers
   glass, a mesh or a dandelion only partly or softly) F is RVM's foreground where RVM's alpha is solid, and RVM's
   alpha joins the data term (faces and hair are not "confidently different" from the plate); on the hair and
-  edges, where RVM is not solid, F is re-estimated from a first solve as for objects;
+  edges, where RVM is not solid, the first solve's F is the solid subject's colour beside them (RVM's own colours
+  there keep much of the background's) and F is then re-estimated from that solve as for objects;
 - elsewhere (an object RVM misses, or a mesh, where RVM's F equals I inside the holes and would force alpha to 1)
   F is filled from the confidently different pixels, and re-estimated from a first solve (locally: the colour that
   best explains each pixel's neighbourhood given that alpha).
