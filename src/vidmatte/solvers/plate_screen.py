@@ -25,6 +25,7 @@ screen shot; anything else goes on to the plate estimated from the footage.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -54,7 +55,8 @@ SURFACE_DEGREE = 4  # the light's smooth shape under the subject (see _filled)
 SURFACE_MIN_SHARE = 0.2  # ... fitted only when this share of the frame is clearly screen
 SURFACE_MARGIN = 0.25  # ... and kept within the colours seen there, give or take this share of their range
 MEMORY_EDGES = 0.03  # ... and the share of the screen, its steepest, where a moved camera shows
-MEMORY_SHIFT = 2.0  # px of misalignment (a hand-held camera's jitter) the memory may be off by there
+MEMORY_SHIFT = 0.004  # share of the frame's longer side (2 px at 512) by which the memory may be off there (a
+# hand-held camera's jitter)
 MEMORY_NOISE = 0.02  # ... plus the camera's noise (0..1)
 MEMORY_FLAT = 0.004  # a memory whose steepest parts change less than this per px is flat: nothing to misplace
 GAIN_SIDE = 16  # the light's change since the memory (a ratio field) is smooth: made at this longer side (finer, it
@@ -171,7 +173,8 @@ class Screen:
         behind a moving subject are its own, which no fill from around the subject can know; a mesh's holes are
         never clearly screen in any frame, but the mesh moves), scaled by the light's change since (a smooth ratio
         field from the screen seen in both); elsewhere ``filled``. A memory that no longer fits the frame (a moving
-        camera, a change of light the ratio does not explain) is dropped."""
+        camera, a change of light the ratio does not explain) is dropped. The checks and the ratio are made at
+        FILL_SIDE at most (1080p: full size was most of the screen plate's time)."""
         memory, count = self.memory, self.memory_count
         if memory is None or memory.shape != seen.shape:
             self.memory = self.memory_count = None
@@ -180,39 +183,43 @@ class Screen:
         if both.mean() < MIN_SCREEN:
             return filled
         h, w = screen.shape
-        scale = min(1.0, GAIN_SIDE / max(h, w))
+        scale = min(1.0, FILL_SIDE / max(h, w))
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        weight = cv2.resize(both.astype(np.float32), size, interpolation=cv2.INTER_AREA)
-        ratio = np.where(both[..., None], seen / np.maximum(memory, 1e-3), 0).astype(np.float32)
-        small = cv2.resize(ratio, size, interpolation=cv2.INTER_AREA)
-        gain = cv2.resize(_push_pull(small, weight), (w, h), interpolation=cv2.INTER_LINEAR)
-        predicted = memory * gain
-        if self._stale(np.abs(predicted - seen).max(axis=2), memory, seen, both):
+        shrink = lambda a: cv2.resize(a, size, interpolation=cv2.INTER_AREA)  # noqa: E731
+        cover = shrink(both.astype(np.float32))
+        inside = cover > 0.99  # wholly in the screen seen now and remembered
+        mask = both.astype(np.float32)[..., None]
+        now = shrink(seen * mask) / np.maximum(cover, 1e-6)[..., None]
+        then = shrink(memory * mask) / np.maximum(cover, 1e-6)[..., None]
+        ratio = np.where(inside[..., None], now / np.maximum(then, 1e-3), 0).astype(np.float32)
+        gain_size = (max(1, round(size[0] * GAIN_SIDE / max(size))), max(1, round(size[1] * GAIN_SIDE / max(size))))
+        small_gain = _push_pull(cv2.resize(ratio, gain_size, interpolation=cv2.INTER_AREA),
+                                cv2.resize(inside.astype(np.float32), gain_size, interpolation=cv2.INTER_AREA))
+        gain = cv2.resize(small_gain, size, interpolation=cv2.INTER_LINEAR)
+        if self._stale(np.abs(then * gain - now).max(axis=2), then, now, inside):
             self.memory = self.memory_count = None
             return filled
-        known = (count > 0)[..., None]
-        return np.where(known, predicted, filled)
+        gain = cv2.resize(small_gain, (w, h), interpolation=cv2.INTER_LINEAR)
+        return np.where((count > 0)[..., None], memory * gain, filled)
 
     @staticmethod
     def _stale(residual: np.ndarray, memory: np.ndarray, seen: np.ndarray, both: np.ndarray) -> bool:
         """Whether the memory no longer fits the frame: over the screen seen now, a light change the smooth gain
         does not explain (the residual's 90th percentile above MEMORY_STALE), or the camera moved: where the memory
         has structure (its steepest MEMORY_EDGES share: creases, shadows' edges; a flat screen cannot be misplaced)
-        the residual exceeds what MEMORY_SHIFT px of misalignment would make there."""
-        step = max(1, round((both.size / 40000) ** 0.5))
-        near = both[::step, ::step]
-        if np.percentile(residual[::step, ::step][near], 90) > MEMORY_STALE:
+        the residual exceeds what a misalignment of MEMORY_SHIFT of the frame's side would make there."""
+        if np.percentile(residual[both], 90) > MEMORY_STALE:
             return True
         slope = np.maximum(_slope(memory), _slope(seen))  # a crease the memory holds, or one only the frame does
-        inner = cv2.erode(both.astype(np.uint8), np.ones((3, 3), np.uint8))[::step, ::step][near] > 0  # not the
-        # steps to the zeros beside what is seen
-        slope, residual = slope[::step, ::step][near][inner], residual[::step, ::step][near][inner]
+        inner = cv2.erode(both.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0  # not the steps to the zeros
+        slope, residual = slope[inner], residual[inner]
         if slope.size == 0:
             return False
         edges = slope >= np.percentile(slope, 100 * (1 - MEMORY_EDGES))
         if slope[edges].mean() < MEMORY_FLAT:
             return False
-        return residual[edges].mean() > MEMORY_SHIFT * slope[edges].mean() + MEMORY_NOISE
+        shift = MEMORY_SHIFT * max(both.shape)  # px at this size
+        return residual[edges].mean() > shift * slope[edges].mean() + MEMORY_NOISE
 
     def _remember(self, seen: np.ndarray, screen: np.ndarray) -> None:
         """The clearly seen screen joins the memory (a running mean of at most MEMORY_FRAMES sightings a pixel)."""
@@ -220,14 +227,16 @@ class Screen:
             self.memory = np.zeros(seen.shape, np.float32)
             self.memory_count = np.zeros(screen.shape, np.float32)
         count = np.where(screen, np.minimum(self.memory_count + 1, MEMORY_FRAMES), self.memory_count)
-        step = np.where(screen, 1 / np.maximum(count, 1), 0).astype(np.float32)[..., None]
-        self.memory += step * (seen - self.memory)
+        step = np.where(screen, 1 / np.maximum(count, 1), 0).astype(np.float32)
+        change = seen - self.memory
+        change *= step[..., None]
+        self.memory += change
         self.memory_count = count
 
 
 def _slope(image: np.ndarray) -> np.ndarray:
-    """|gradient| of an image's mean channel, per px (0..1 units)."""
-    grey = image.mean(axis=2)
+    """|gradient| of an image's luminance, per px (0..1 units)."""
+    grey = cv2.cvtColor(np.ascontiguousarray(image, np.float32), cv2.COLOR_RGB2GRAY)
     return np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)) / 8
 
 
@@ -256,6 +265,16 @@ def _filled(seen: np.ndarray, screen: np.ndarray, clear: np.ndarray | None = Non
     return cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
+@lru_cache(maxsize=4)
+def _basis(h: int, w: int) -> np.ndarray:
+    """The surface's terms u^i v^j (i + j <= SURFACE_DEGREE, u and v -1..1 across the frame): float32 [h,w,terms]
+    (made once per size: they were a fifth of the screen plate's time)."""
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    u, v = 2 * x / w - 1, 2 * y / h - 1
+    powers = [(i, j) for i in range(SURFACE_DEGREE + 1) for j in range(SURFACE_DEGREE + 1 - i)]
+    return np.stack([u ** i * v ** j for i, j in powers], axis=-1)
+
+
 def _surface(image: np.ndarray, clear: np.ndarray) -> np.ndarray | None:
     """A smooth surface per channel (polynomial of degree SURFACE_DEGREE in x, y) fitted by least squares to the
     clear screen, clipped to the range of the colours seen there; None when too little is clear to fit it."""
@@ -263,15 +282,13 @@ def _surface(image: np.ndarray, clear: np.ndarray) -> np.ndarray | None:
         return None
     h, w = clear.shape
     step = max(1, round((clear.size / 8000) ** 0.5))
-    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
-    u, v = 2 * x / w - 1, 2 * y / h - 1
-    powers = [(i, j) for i in range(SURFACE_DEGREE + 1) for j in range(SURFACE_DEGREE + 1 - i)]
-    basis = np.stack([u ** i * v ** j for i, j in powers], axis=-1)  # [h,w,terms]
+    basis = _basis(h, w)
+    powers = basis.shape[-1]
     sample = clear[::step, ::step]
     a = basis[::step, ::step][sample]
     b = image[::step, ::step][sample]
     # a light ridge: terms the clear screen barely constrains stay near 0 instead of swinging
-    coef = np.linalg.solve(a.T @ a + 1e-6 * len(a) * np.eye(len(powers)), a.T @ b)
+    coef = np.linalg.solve(a.T @ a + 1e-6 * len(a) * np.eye(powers), a.T @ b)
     low, high = b.min(axis=0), b.max(axis=0)
     margin = SURFACE_MARGIN * (high - low)
     return np.clip(basis @ coef, low - margin, high + margin).astype(np.float32)
