@@ -12,11 +12,13 @@ Per frame:
    (hair and motion blur carry the screen's colour faintly: they must not become plate). Pixels the caller knows
    are the subject (RVM solid: a green shirt) are taken out too.
 3. The plate: those pixels lightly smoothed (normalised convolution, SMOOTH px: the camera's noise stays in the
-   frame, not in the plate), and under the subject a smooth fill from the screen around it (inpainting, which
-   carries the boundary's values inwards). Where the screen is visible its creases and shadows are the plate's
-   own; under the subject the surface is interpolated, never extrapolated by a fitted polynomial that could run
-   away at the frame's edges (a degree 2-4 fit per channel measured no better under the subject than a fill,
-   and a pyramid average twice the inpainting's error at the subject's edge).
+   frame, not in the plate). Under the subject: the screen as an earlier frame of the clip saw it clearly there
+   (the subject moves; a crease or shadow it hides now was seen before), scaled by the light's change since, as
+   long as that memory fits the frame (a moved camera drops it); elsewhere a smooth surface fitted to the clear
+   screen (a key light's peak behind the subject) plus its residual inpainted from the screen around the subject
+   (creases and shadows carried in from the boundary). An inpainting alone flattened a hidden peak; a fitted
+   polynomial alone missed the creases (no better than the inpainting); the sum was better under the benchmark's
+   sieve and no worse under the child.
 
 Detection (``--plate auto``): a frame whose border band is mostly (BORDER_SHARE) one saturated chromaticity is a
 screen shot; anything else goes on to the plate estimated from the footage.
@@ -47,16 +49,16 @@ BORDER = 0.05  # share of the frame's sides: the border band detection looks at
 BORDER_SHARE = 0.7  # ... which must be this much clearly one saturated colour
 FILL_SIDE = 480  # the fill under the subject is made at this longer side (smooth there; inpainting is slow)
 MIN_SCREEN = 0.05  # frames with less clearly-screen area than this share: the previous key is kept
-MEMORY_FRAMES = 8  # the screen remembered where it was last seen clearly: a running mean over at most this many
-# sightings (the camera's noise averages out; a few frames, so a slow change of light is followed)
-MEMORY_STALE = 0.05  # 90th percentile of |frame - memory x gain| over the screen seen now (0..1) above which the
-# memory no longer fits the frame (the camera moved, the light changed): it is dropped
 SURFACE_DEGREE = 4  # the light's smooth shape under the subject (see _filled)
 SURFACE_MIN_SHARE = 0.2  # ... fitted only when this share of the frame is clearly screen
 SURFACE_MARGIN = 0.25  # ... and kept within the colours seen there, give or take this share of their range
-MEMORY_EDGES = 0.03  # ... and the share of the screen, its steepest, where a moved camera shows
-MEMORY_SHIFT = 0.004  # share of the frame's longer side (2 px at 512) by which the memory may be off there (a
-# hand-held camera's jitter)
+MEMORY_FRAMES = 8  # the screen remembered where it was last seen clearly: a running mean over at most this many
+# sightings (the camera's noise averages out; a few frames, so a slow change of light is followed)
+MEMORY_STALE = 0.05  # 90th percentile of |frame - memory x gain| over the screen seen now (0..1) above which the
+# memory no longer fits the frame (the light changed more than the gain explains): it is dropped
+MEMORY_EDGES = 0.03  # the share of the screen, its steepest, where a moved camera shows...
+MEMORY_SHIFT = 0.004  # ... where the memory may be off by this share of the frame's longer side (2 px at 512: a
+# hand-held camera's jitter)...
 MEMORY_NOISE = 0.02  # ... plus the camera's noise (0..1)
 MEMORY_FLAT = 0.004  # a memory whose steepest parts change less than this per px is flat: nothing to misplace
 GAIN_SIDE = 16  # the light's change since the memory (a ratio field) is smooth: made at this longer side (finer, it
@@ -166,7 +168,6 @@ class Screen:
             self._remember(seen, screen)
         plate = np.where(screen[..., None], seen, behind)
         return ScreenPlate(np.clip(plate * 255 + 0.5, 0, 255).astype(np.uint8), screen, self.key)
-
 
     def _remembered(self, seen: np.ndarray, screen: np.ndarray, filled: np.ndarray) -> np.ndarray:
         """The screen behind the subject: where an earlier frame saw it clearly, that sighting (a crease, a shadow
