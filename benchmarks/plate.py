@@ -7,6 +7,11 @@ frame, frames per second, the ratio between the two, and each run's peak RSS (fl
 about the N run's).
 
     PYTHONPATH=src python benchmarks/plate.py --root benchmarks/results/plate --clip boy_room_pan --frames 24
+
+``--screen green`` (or blue) times ``--plate green`` instead: benchmarks/screen.py's clip of the child over that
+generated screen (``--data``: shared/data), composed at 512x288 and brought to 1080p the same way.
+
+    PYTHONPATH=src python benchmarks/plate.py --screen green --data ../shared/data --frames 24
 """
 
 from __future__ import annotations
@@ -47,6 +52,24 @@ def write_1080p(clip: Path, out: Path, frames: int) -> None:
         container.mux(stream.encode(None))
 
 
+def screen_clip(colour: str, data: Path, out: Path, frames: int) -> Path:
+    """benchmarks/screen.py's child over a generated ``colour`` screen, as a clip folder (``com/`` PNGs)."""
+    import zlib
+
+    import numpy as np
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import screen
+
+    name = f"boy_{colour}"
+    rng = np.random.default_rng([25, zlib.crc32(name.encode())])
+    com = screen.build_clip(name, "boy", colour, rng, data, frames)[0]
+    (out / "com").mkdir(parents=True)
+    for i, frame in enumerate(com):
+        cv2.imwrite(str(out / "com" / f"{i:05d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    return out
+
+
 def run(args: list[str]) -> dict:
     done = subprocess.run([sys.executable, "-c", RUN, *args], capture_output=True, text=True, check=False)
     result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -60,12 +83,19 @@ def main() -> None:
     parser.add_argument("--root", default="benchmarks/results/plate", help="a built plate benchmark")
     parser.add_argument("--clip", default="boy_room_pan")
     parser.add_argument("--frames", type=int, default=24, help="N: the runs take N and 2N frames")
+    parser.add_argument("--screen", choices=("green", "blue"), help="time --plate green|blue on a screen clip")
+    parser.add_argument("--data", default="../shared/data", help="with --screen: shared/data")
     options = parser.parse_args()
     clip = Path(options.root) / "clips" / options.clip
     with tempfile.TemporaryDirectory() as tmp:
-        plate = Path(tmp) / "plate.png"
-        cv2.imwrite(str(plate), cv2.resize(cv2.imread(str(clip / "plate.png")), (1920, 1080),
-                                           interpolation=cv2.INTER_CUBIC))
+        if options.screen:
+            clip = screen_clip(options.screen, Path(options.data), Path(tmp) / "screen", options.frames)
+            plate = options.screen
+            options.clip = f"boy_{options.screen} (screens benchmark, --plate {options.screen})"
+        else:
+            plate = Path(tmp) / "plate.png"
+            cv2.imwrite(str(plate), cv2.resize(cv2.imread(str(clip / "plate.png")), (1920, 1080),
+                                               interpolation=cv2.INTER_CUBIC))
         rows = []
         for frames in (options.frames, 2 * options.frames):
             video = Path(tmp) / f"clip{frames}.mp4"

@@ -15,7 +15,9 @@ jitter, the camera's noise (sigma up to 0.01):
 
 Reported per clip: MAD x1e3 and dtSSD x1e2 (alpha), the composite's error over a new background (a real interior:
 mean |composite - true composite| x1e3, 0..1 units) and foreground MSE x1e3 where the true alpha > 0 (RVM's
-metric) against the clean (unspilled) foreground.
+metric) against the clean (unspilled) foreground. The plush's "clean" foreground is GT05's own layer, which is the
+original photograph: where its alpha is faint it holds the photo's grey backdrop, so on that clip the fg metric
+rewards keeping some background colour in the fringe (docs/EVALUATION.md).
 
     PYTHONPATH=src python benchmarks/screen.py --data ../shared/data [--frames 24] [--only screens|plain]
 """

@@ -192,6 +192,27 @@ def test_foreground_re_estimate_follows_a_mesh_whose_colour_is_not_its_rims():
     assert error < 0.85 * first_error, f"the re-estimate must pay: {first_error:.3f} -> {error:.3f}"
 
 
+def test_a_persons_hair_is_not_read_as_too_much_alpha_from_rvms_contaminated_colours():
+    """Hair (fine strands fading out around a solid head) over a blue background, RVM's colours in the hair being
+    the frame's own (mostly the background's, as RVM's are there): the first solve takes the solid subject's colour
+    beside the hair as F. With RVM's colours the hair read +0.20 too much alpha where the true alpha is 0.2-0.8."""
+    h, w = 120, 160
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    r = np.hypot(x - 80, y - 60)
+    strands = (0.5 + 0.5 * np.sin(np.arctan2(y - 60, x - 80) * 40)) ** 2
+    alpha = np.where(r < 46, 1.0, np.clip((54 - r) / 8, 0, 1) * strands).astype(np.float32)
+    background = np.array([0.10, 0.24, 0.72], np.float32) * (0.9 + 0.1 * x[..., None] / w)
+    frame = alpha[..., None] * np.array([0.85, 0.72, 0.40], np.float32) + (1 - alpha[..., None]) * background
+    frame = np.clip(np.rint(frame * 255 + np.random.default_rng(0).normal(0, 1, frame.shape)), 0, 255).astype(np.uint8)
+    plate = np.rint(background * 255).astype(np.uint8)
+    rvm = (frame.astype(np.float32) / 255, cv2.GaussianBlur(alpha, (0, 0), 1.5))
+    solution = solve_with_plate(frame, plate, rvm)
+    assert solution.person_share == 1.0
+    hair = (alpha > 0.2) & (alpha < 0.8)
+    bias = float((solution.alpha - alpha)[hair].mean())
+    assert abs(bias) < 0.05, f"hair alpha off by {bias:+.3f} on average"
+
+
 @pytest.mark.parametrize("rvm_alpha, person", [(1.0, True), (0.7, False)])
 def test_a_region_is_a_persons_only_where_rvm_is_sure_of_it(rvm_alpha, person):
     """RVM mattes a person solid; what it covers only softly (glass, a mesh) is solved as an object."""

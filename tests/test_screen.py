@@ -59,6 +59,53 @@ def test_a_flat_key_colour_plate_would_be_far_worse():
     assert np.abs(flat - bg * 255).max(axis=2)[alpha == 0].mean() > 20
 
 
+def lit_screen(peak=(160, 96), crease_x=None) -> np.ndarray:
+    """float32 [H,W,3]: a green screen whose key light peaks at ``peak`` (falling off by half towards the frame's
+    edges), with a shaded vertical crease at ``crease_x`` when given."""
+    y, x = np.mgrid[0:H, 0:W].astype(np.float32)
+    lit = 0.5 + 0.5 * np.exp(-((x - peak[0]) ** 2 + (y - peak[1]) ** 2) / (2 * 70.0 ** 2))
+    if crease_x is not None:
+        lit = lit * (1 - 0.4 * np.exp(-((x - crease_x) / 4.0) ** 2))
+    return (np.array([0.22, 0.66, 0.27], np.float32) * lit[..., None]).astype(np.float32)
+
+
+def over(bg: np.ndarray, alpha: np.ndarray, fg=(0.85, 0.55, 0.35)) -> np.ndarray:
+    return to_u8(alpha[..., None] * np.array(fg, np.float32) + (1 - alpha[..., None]) * bg)
+
+
+def test_the_light_hidden_behind_the_subject_is_carried_over_it():
+    """The key light peaks behind the subject: a fill from the screen around it alone sees no peak (it carries the
+    boundary's values inwards) and is dark there; the smooth surface fitted to the clear screen brings the peak."""
+    bg = lit_screen()
+    alpha = soft_blob(160, 96, rx=50, ry=55, edge=3)
+    made = Screen(*parse_screen("green")).plate(over(bg, alpha))
+    under = alpha > 0.5
+    error = (made.plate.astype(np.float32) - bg * 255).mean(axis=2)[under]
+    assert np.abs(error).mean() < 4.0, f"{np.abs(error).mean():.2f} grey levels under the subject"
+    assert error.mean() > -3.0, f"the light's peak is lost ({error.mean():.2f} grey levels dark)"
+
+
+def test_the_screen_seen_before_stands_behind_the_subject_and_a_moved_camera_drops_it():
+    """A crease the subject now hides was seen in an earlier frame: it is in the plate; when the camera moves (the
+    screen is shifted), the memory no longer fits and is not used."""
+    bg = lit_screen(crease_x=200)
+    screen = Screen(*parse_screen("green"))
+    screen.plate(over(bg, soft_blob(80, 96, rx=40, ry=55, edge=3)))  # the subject left of the crease
+    alpha = soft_blob(200, 96, rx=40, ry=55, edge=3)  # ... now in front of it
+    made = screen.plate(over(bg, alpha))
+    crease = (alpha > 0.5) & (np.abs(np.arange(W) - 200) < 5)[None, :]
+    error = np.abs(made.plate.astype(np.float32) - bg * 255).max(axis=2)
+    assert error[crease].mean() < 4.0, f"{error[crease].mean():.2f} grey levels on the hidden crease"
+    fresh = Screen(*parse_screen("green")).plate(over(bg, alpha))
+    assert np.abs(fresh.plate.astype(np.float32) - bg * 255).max(axis=2)[crease].mean() > 3 * error[crease].mean()
+    # the camera moves 40 px: what the memory holds is of another place; the plate is the frame's own fill
+    moved = np.roll(bg, 40, axis=1)
+    shifted = screen.plate(over(moved, alpha))
+    alone = Screen(*parse_screen("green")).plate(over(moved, alpha))
+    assert screen.memory_count is not None and screen.memory_count.max() <= 1, "the stale memory was dropped"
+    assert np.array_equal(shifted.plate, alone.plate)
+
+
 def test_detection_finds_a_screen_and_not_a_plain_wall():
     frame, _, _ = screen_frame("blue", 160)
     found = detect_screen(frame)

@@ -14,7 +14,8 @@ Everything hinges on F, chosen per region of difference (issue 11's open design 
 - where RVM sees the region (it is sure of most of the region's clearly different pixels: a person; RVM covers
   glass, a mesh or a dandelion only partly or softly) F is RVM's foreground where RVM's alpha is solid, and RVM's
   alpha joins the data term (faces and hair are not "confidently different" from the plate); on the hair and
-  edges, where RVM is not solid, F is re-estimated from a first solve as for objects;
+  edges, where RVM is not solid, the first solve's F is the solid subject's colour beside them (RVM's own colours
+  there keep much of the background's) and F is then re-estimated from that solve as for objects;
 - elsewhere (an object RVM misses, or a mesh, where RVM's F equals I inside the holes and would force alpha to 1)
   F is filled from the confidently different pixels, and re-estimated from a first solve (locally: the colour that
   best explains each pixel's neighbourhood given that alpha).
@@ -141,6 +142,13 @@ def solve_at_size(frame: np.ndarray, plate: np.ndarray, rvm: tuple[np.ndarray, n
     person = _person_regions(regions, different, rvm)
     filled = _filled_foreground(image, different)
     fg = np.where(person[..., None], rvm[0], filled) if rvm is not None else filled
+    if rvm is not None and person.any():
+        # a person's hair and edges (RVM not solid): the first solve's F is the colour of the solid subject beside
+        # them, not RVM's foreground there, which keeps much of the background's colour (F too near B reads as too
+        # much alpha, and the re-estimate from that alpha stays there: on benchmarks/screen.py's child over a blue
+        # screen, hair was 0.05-0.08 too high where the true alpha is 0.2-0.8, 0.16 without the spill)
+        edges = person & (rvm[1] < RVM_SOLID)
+        fg = np.where(edges[..., None], _filled_foreground(image, rvm[1] > RVM_SOLID), fg)
     alpha = _solve(frame, image, background, fg, sigma, regions > 0, person, rvm)
     if reestimate:
         # objects: F re-estimated everywhere; people: where RVM's own alpha is not solid (hair, edges), whose
