@@ -159,3 +159,30 @@ def test_bench_davis_refuses_bad_arguments(tmp_path, capsys):
     assert main(["bench", "davis", str(tmp_path), "--rows", "magic"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and "DIR" in err[0] and "no clips" in err[1] and "magic" in err[2]
+
+
+@pytest.mark.weights
+def test_a_correction_run_reports_the_confidence_of_the_frames_it_kept(tmp_path, clip, rvm_onnx_path, capsys):
+    """Keyframes 0 and 12, then 36 added with the same --work: frames 1-11 are read back, not tracked again, and
+    their confidence is still reported (kept in the work folder), as the first run measured it."""
+    frames, masks = clip
+    video = tmp_path / "disc.mp4"
+    write_video(video, frames)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+
+    def run() -> dict:
+        assert main(["guided", str(video), "--keyframes", str(marks), "--work", str(tmp_path / "work"),
+                     "--alpha", f"{tmp_path}/pha/", "--overwrite", "--json", "--quiet"]) == 0
+        return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+    for i in (0, 12):
+        cv2.imwrite(str(marks / f"{i}.png"), masks[i].astype(np.uint8) * 255)
+    first = run()
+    cv2.imwrite(str(marks / "36.png"), masks[36].astype(np.uint8) * 255)
+    second = run()
+    assert second["reused_frames"] >= 12
+    kept = {str(i) for i in range(1, 12)}
+    assert kept <= set(second["confidence"])
+    assert {i: second["confidence"][i] for i in kept} == {i: first["confidence"][i] for i in kept}
+    assert set(second["confidence"]) == {str(i) for i in range(1, len(frames)) if i not in (12, 36)}

@@ -106,8 +106,8 @@ class GuidedMatter:
         self.reused_frames = 0
         self._lost_track: set[int] = set()  # frames whose two directions contradicted each other (propagate.fuse)
         self._subject: dict[int, tuple[float, float, float]] = {}  # frame -> its matte's (area, x, y): JUMP
-        # frame -> the subject tracker's confidence, per direction (track.TrackPropagator; frames propagated in
-        # this run only): doubtful_frames
+        # frame -> the subject tracker's confidence, per direction (track.TrackPropagator; a kept work folder's
+        # frames read back in ``passes``): doubtful_frames
         self._confidence: dict[str, dict[int, float]] = {"forward": {}, "backward": {}}
         self.alpha.restart()
 
@@ -121,11 +121,16 @@ class GuidedMatter:
             self._notify(f"work folder {self.work}: {why}; recomputing every frame")
         if self._prior_decided():
             self.alpha.uses_prior = self.store.prior_decision["uses"]
-        return self._propagation_passes("forward") + self._propagation_passes("backward") + [writing_pass(span)]
+        passes = self._propagation_passes("forward") + self._propagation_passes("backward") + [writing_pass(span)]
+        # what the tracker said of the frames kept from an earlier run (those propagated again get it anew)
+        self._confidence = self.store.read_confidence()
+        return passes
 
     def begin_pass(self, p: Pass) -> None:
         self._pass, self._propagator = p, None
         if p.writes:
+            if self._work_arg is not None:
+                self.store.keep_confidence(self._confidence)
             self._plan_writing()
             self.alpha.begin_sequence()
 
@@ -178,7 +183,8 @@ class GuidedMatter:
 
     def frame_confidence(self) -> dict[int, float]:
         """Each tracked frame's confidence (0..1): the better of its two directions' (fusion takes each pixel
-        from the more confident one). Keyframes and frames not tracked in this run are left out."""
+        from the more confident one). Keyframes are left out, and frames never tracked (the flow propagator; a
+        kept work folder's frames from before confidences were kept)."""
         forward, backward = self._confidence["forward"], self._confidence["backward"]
         return {i: max(forward.get(i, 0.0), backward.get(i, 0.0)) for i in sorted(set(forward) | set(backward))
                 if i not in self.keyframes}

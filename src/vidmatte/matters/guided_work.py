@@ -3,6 +3,7 @@
 Layout (``--work DIR``)::
 
     manifest.json                 what the files below hold (written by every update, atomically)
+    confidence.json               the subject tracker's confidence of each kept propagated frame (once a run)
     forward/NNNNN.png             the forward pass's trimap of frame N, and its confidence (NNNNN_confidence.png)
     backward/NNNNN.png            the same for the backward pass
     solved/NNNNN_alpha.npy.gz     the writing pass's alpha (float32, exact) and NNNNN_trimap.png (the trimap
@@ -42,6 +43,9 @@ from ..io.atomic import TEMPORARY_NAME, process_alive, write_atomic
 from ..io.images import read_gray
 
 MANIFEST = "manifest.json"
+# The tracker's confidence of each kept propagated frame, with the token it was made under: written once per run
+# (before the writing pass), not with every frame's record, so that a long clip's manifest stays small to rewrite.
+CONFIDENCE = "confidence.json"
 FORMAT = 3  # 2: propagated trimaps keep their band (guidance.propagate.Propagated.band); 3: "contradicted"
 WRITER = "vidmatte guided"
 KINDS = ("forward", "backward", "solved")
@@ -158,6 +162,29 @@ class WorkFolder:
         data.update({kind: _runs(self.valid[kind]) for kind in KINDS})
         data["contradicted"] = [run[:2] for run in _runs(dict.fromkeys(self.contradicted, True))]
         write_atomic(self.folder / MANIFEST, json.dumps(data, indent=1).encode())
+
+    # --- the tracker's confidence ------------------------------------------------------------------------
+    def read_confidence(self) -> dict[str, dict[int, float]]:
+        """Per direction, the tracker's confidence of the propagated frames whose files are still valid (made under
+        the token it was kept with): a correction run reports doubtful frames over the whole clip, not only over the
+        frames it propagated again."""
+        try:
+            data = json.loads((self.folder / CONFIDENCE).read_text())
+        except (OSError, ValueError):
+            data = {}
+        kept = {}
+        for kind in ("forward", "backward"):
+            entries = data.get(kind, {}) if isinstance(data, dict) else {}
+            kept[kind] = {int(i): float(entry[1]) for i, entry in entries.items()
+                          if isinstance(entry, list) and len(entry) == 2 and self.valid[kind].get(int(i)) == entry[0]}
+        return kept
+
+    def keep_confidence(self, confidence: dict[str, dict[int, float]]) -> None:
+        """Keep ``confidence`` (per direction, frame -> 0..1) for the frames whose files are valid now."""
+        data = {kind: {str(i): [self.valid[kind][i], round(float(c), 4)] for i, c in sorted(values.items())
+                       if i in self.valid[kind]}
+                for kind, values in confidence.items()}
+        write_atomic(self.folder / CONFIDENCE, json.dumps(data).encode())
 
     # --- frame files ---------------------------------------------------------------------------------------
     def write_trimap(self, kind: str, index: int, trimap: np.ndarray, confidence: np.ndarray,
