@@ -369,7 +369,8 @@ def test_guided_matter_on_the_pipeline_mattes_a_non_person(tmp_path, clip):
         errors.append(float(np.abs(got - alpha).mean()))
     assert 0.05 < float((short[6][1] > 0.5).mean()) < 0.5, "the subject must be a real part of the frame"
     assert max(errors) < 0.02, errors  # MAD x1e3 below 20 on every frame
-    assert sorted(p.name for p in (tmp_path / "work").iterdir()) == ["backward", "confidence.json", "forward", "manifest.json", "solved"]
+    assert sorted(p.name for p in (tmp_path / "work").iterdir()) == ["backward", "confidence.json", "forward",
+                                                                      "manifest.json", "solved"]
 
 
 def test_guided_matter_refuses_what_it_cannot_do(tmp_path):
