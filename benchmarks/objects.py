@@ -57,7 +57,8 @@ def keyframe_folder(case: dict, data: Path, work: Path) -> Path:
     folder.mkdir(exist_ok=True)
     for object_id, mask in case["masks"].items():
         image = cv2.imread(str(data / mask), cv2.IMREAD_GRAYSCALE)
-        cv2.imwrite(str(folder / f"0_{object_id}.png"), cv2.resize(image, case["size"], interpolation=cv2.INTER_NEAREST))
+        image = cv2.resize(image, case["size"], interpolation=cv2.INTER_NEAREST)
+        cv2.imwrite(str(folder / f"0_{object_id}.png"), image)
     return folder
 
 
@@ -105,12 +106,12 @@ def picture(data: Path, path: Path) -> None:
             tiles = []
             for k, frame_path in enumerate(frames):
                 frame = cv2.imread(str(frame_path)).astype(np.float32)
-                bike = cv2.imread(str(out / "1" / f"{k:05d}.png"), cv2.IMREAD_GRAYSCALE).astype(np.float32)[..., None] / 255
-                rider = cv2.imread(str(out / "2" / f"{k:05d}.png"), cv2.IMREAD_GRAYSCALE).astype(np.float32)[..., None] / 255
-                shown = frame * 0.35 + bike * np.array([255, 40, 255]) * 0.65 + rider * np.array([40, 255, 40]) * 0.65
+                bike, rider = (cv2.imread(str(out / str(i) / f"{k:05d}.png"), cv2.IMREAD_GRAYSCALE)
+                               .astype(np.float32)[..., None] / 255 for i in (1, 2))
+                shown = frame * 0.35 + (bike * np.array([255, 40, 255]) + rider * np.array([40, 255, 40])) * 0.65
                 tile = shown.clip(0, 255).astype(np.uint8)[100:440, 230:680]
-                cv2.putText(tile, f"{propagator}, frame {k}", (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1,
-                            cv2.LINE_AA)
+                cv2.putText(tile, f"{propagator}, frame {k}", (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
+                            (255, 255, 255), 1, cv2.LINE_AA)
                 tiles.append(tile)
             rows.append(np.hstack(tiles))
     sheet = np.vstack(rows)
@@ -154,8 +155,8 @@ def main() -> int:
     print("|---|---|---|---|---|---|---|---|")
     for name, r in results.items():
         print(f"| {name} | {','.join(map(str, r['objects']))} | {r['one_run_s']} | {r['separate_runs_s']} | "
-              f"{r['ratio']:.2f}x | {', '.join(f'{x:.2f}' for x in r['ratios'])} | {r['differing_away_from_overlap']} | "
-              f"{r['max_alpha_sum_u8']} |")
+              f"{r['ratio']:.2f}x | {', '.join(f'{x:.2f}' for x in r['ratios'])} | "
+              f"{r['differing_away_from_overlap']} | {r['max_alpha_sum_u8']} |")
     if options.json:
         Path(options.json).write_text(json.dumps(results, indent=1))
     return 0
