@@ -154,23 +154,17 @@ class LayersSink:
         from .io.writers import ImageSequenceWriter
 
         self.spec = spec
-        self.made_parent = _make_object_parent(spec)
         self.writer = ImageSequenceWriter(spec)
 
     def write_layers(self, index: int, pts: int, matte) -> None:
-        from .io.image_formats import layer_channels
-
-        layers = getattr(matte, "layers", None) or {1: matte}
-        channels = layer_channels({i: (m.alpha(), m.foreground()) for i, m in layers.items()},
-                                  self.spec.premultiplied)
-        self.writer.write(channels)
+        """``matte``: a ``LayeredMatte`` (the mode refuses --layers without several objects)."""
+        self.writer.write({i: (m.alpha(), m.foreground()) for i, m in matte.layers.items()})
 
     def close(self) -> None:
         self.writer.close()
 
     def abort(self) -> None:
         self.writer.abort()
-        _remove_if_empty(self.made_parent)
 
 
 def _make_object_parent(spec) -> Path | None:

@@ -193,13 +193,18 @@ def write_layers_exr(path: str | Path, layers: dict, bit_depth: int = 16, premul
     (``io.atomic.atomic_path``: written beside it, then renamed)."""
     from .atomic import atomic_path
 
+    with atomic_path(Path(path)) as temp:
+        write_layers_in_place(temp, layers, bit_depth, premultiplied, shown_as=Path(path))
+
+
+def write_layers_in_place(path: Path, layers: dict, bit_depth: int = 16, premultiplied: bool = False,
+                          shown_as: Path | None = None) -> None:
+    """``write_layers_exr`` to ``path`` as it is named (a temporary already: a ``--layers`` folder's frame)."""
     if bit_depth not in BIT_DEPTHS["exr"]:
         raise ValueError(f"an EXR's bit depth is 16 (half) or 32 (float), not {bit_depth}")
     attributes = exr_attributes(premultiplied, colour=True)
     attributes["layers"] = ",".join(str(k) for k in layers)
-    channels = layer_channels(layers, premultiplied)
-    with atomic_path(Path(path)) as temp:
-        write_exr(temp, channels, bit_depth, attributes, shown_as=Path(path))
+    write_exr(path, layer_channels(layers, premultiplied), bit_depth, attributes, shown_as=shown_as or path)
 
 
 def read_exr(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:

@@ -25,7 +25,7 @@ from ..errors import OutputError, OutputExists, UsageError
 from .atomic import AtomicOutput, why_not_ours
 from .image_formats import (BIT_DEPTHS, DEFAULT_BIT_DEPTH, EXTENSION, FORMAT_OF_EXTENSION, IMAGE_FORMATS,
                             alpha_mode, exr_attributes, exr_channels, png_with_text, tiff_with_alpha_mode,
-                            write_exr)
+                            write_exr, write_layers_in_place)
 from .probe import LARGE_FRAME_PIXELS, is_pattern, list_images
 
 KINDS = ("composition", "alpha", "foreground", "rgba", "trimap", "layers")  # trimap: guided mode's propagated guidance;
@@ -306,10 +306,8 @@ def _disk_error(exc: OSError, path: Path) -> OutputError:
 def _write_image(path: Path, image, spec: OutputSpec) -> None:
     """One frame of ``spec`` to ``path``: float planes to EXR (``--layers``: named channels, every object's), the
     rest through OpenCV (with the alpha's tags)."""
-    if spec.kind == "layers":
-        layers = sorted({name.rpartition(".")[0] for name in image}, key=lambda n: (len(n), n))
-        write_exr(path, image, spec.bit_depth, {**exr_attributes(spec.premultiplied, colour=True),
-                                                "layers": ",".join(layers)}, spec.path)
+    if spec.kind == "layers":  # image: {object id: (alpha, foreground)}
+        write_layers_in_place(path, image, spec.bit_depth, spec.premultiplied, spec.path)
         return
     if spec.image_format == "exr":
         write_exr(path, exr_channels(image, matte=spec.kind == "alpha"), spec.bit_depth,

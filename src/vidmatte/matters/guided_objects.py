@@ -43,10 +43,6 @@ class ObjectsMatter:
         self.memo = memo
         self._pass: Pass | None = None
 
-    @property
-    def objects(self) -> list[int]:
-        return list(self.matters)
-
     # --- matters.base.Matter ----------------------------------------------------------------------------
     def reset(self) -> None:
         for matter in self.matters.values():

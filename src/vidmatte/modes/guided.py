@@ -155,11 +155,10 @@ def _objects_matter(settings: GuidedSettings, job, keyframes: dict, control, run
     matters = {}
     for object_id, object_keyframes in keyframes.items():
         try:
-            one = _classical_matter(
-            settings, job, object_keyframes, control, opened, device,
-            propagators=lambda: share_frames(factory(), memo), object_id=object_id,
-            work=str(Path(settings.work) / str(object_id)) if settings.work else None,
-            warn=prefixed(control.warn, object_id), notify=prefixed(control.note, object_id))
+            one = _classical_matter(settings, job, object_keyframes, control, opened, device,
+                                    propagators=lambda: share_frames(factory(), memo), object_id=object_id,
+                                    work=str(Path(settings.work) / str(object_id)) if settings.work else None,
+                                    warn=prefixed(control.warn, object_id), notify=prefixed(control.note, object_id))
         except UsageError as exc:  # e.g. none of its keyframes inside --start-frame/--end-frame
             raise type(exc)(f"object {object_id}: {exc}") from None
         matters[object_id] = share_prior(one, steps)
