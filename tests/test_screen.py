@@ -14,7 +14,7 @@ from media import write_video
 from vidmatte.cli.main import main
 from vidmatte.data.screens import screen_background, spill
 from vidmatte.solvers.foreground import despill
-from vidmatte.solvers.plate_alpha import plate_foreground
+from vidmatte.solvers.plate_alpha import plate_foreground, solve_with_plate
 from vidmatte.solvers.plate_screen import Screen, background_key, detect_screen, parse_screen
 
 W, H = 320, 192
@@ -154,6 +154,44 @@ def test_unmixing_against_a_known_plate_is_exact_where_alpha_is_solid():
     colours = plate_foreground(frame, to_u8(bg), alpha)
     solid = alpha > 0.7
     assert np.abs(colours[solid] - np.array([0.85, 0.55, 0.35])).max() < 0.02
+
+
+def test_a_mesh_over_a_screen_is_not_read_as_opaque():
+    """A grey mesh (wires finer than 3 px, mean alpha 0.45) inside a solid rim over a smooth blue screen. Its mixed
+    pixels alone do not tell F from alpha; F taken from them holds the screen's blue and read 0.55 too opaque. The
+    screen's key breaks the tie (the subject is not of the screen's colour beyond what its solid parts show)."""
+    bg = screen_background(H, W, "blue", np.random.default_rng(5), crease=False, shadow=False)
+    y, x = np.mgrid[0:H, 0:W].astype(np.float32)
+    r = np.hypot(x - 160, y - 96)
+    alpha = np.where(r < 50, 0.45 + 0.3 * np.sin(x * 2.2) * np.sin(y * 2.2), 0)
+    alpha = np.where((r >= 50) & (r < 58), 1.0, alpha).astype(np.float32)
+    frame = to_u8(alpha[..., None] * np.float32([0.6, 0.6, 0.6]) + (1 - alpha[..., None]) * bg)
+    mesh = (alpha > 0) & (alpha < 1)
+    keyed = solve_with_plate(frame, to_u8(bg), key=Screen(*parse_screen("blue")).key_rgb).alpha
+    unkeyed = solve_with_plate(frame, to_u8(bg)).alpha
+    assert np.abs(keyed - alpha)[mesh].mean() < 0.12, np.abs(keyed - alpha)[mesh].mean()
+    assert np.abs(unkeyed - alpha)[mesh].mean() > 0.3  # what the key fixes
+    assert keyed[alpha == 1].min() > 0.95, "the rim stays solid"
+
+
+@pytest.mark.parametrize("shirt", [False, True])
+def test_a_gap_that_shows_the_screen_opens_though_rvm_fills_it(shirt):
+    """RVM is sure of the whole body, the gap between arm and body included, whose colour is the screen's: on a
+    screen the gap opens; a shirt of nearly the screen's colour around it stays solid."""
+    bg = screen_background(H, W, "green", np.random.default_rng(6), crease=False, shadow=False)
+    body = soft_blob(160, 110, rx=70, ry=80, edge=2)
+    gap = soft_blob(185, 140, rx=8, ry=16, edge=2)
+    alpha = np.clip(body - gap, 0, 1)
+    fg = np.broadcast_to(np.float32([0.85, 0.55, 0.35]), (H, W, 3)).copy()
+    if shirt:
+        shade = np.float32([0.22, 0.66, 0.27]) * np.float32([1.25, 0.9, 1.1])  # as benchmarks/screen.py's
+        fg[np.mgrid[0:H, 0:W][0] > 130] = shade / shade.mean() * 0.55
+    frame = to_u8(alpha[..., None] * fg + (1 - alpha[..., None]) * bg)
+    rvm = (frame.astype(np.float32) / 255, body)
+    keyed = solve_with_plate(frame, to_u8(bg), rvm, key=Screen(*parse_screen("green")).key_rgb).alpha
+    assert keyed[gap > 0.9].mean() < 0.3, keyed[gap > 0.9].mean()
+    assert keyed[alpha > 0.99].min() > 0.95
+    assert solve_with_plate(frame, to_u8(bg), rvm).alpha[gap > 0.9].mean() > 0.9  # a plate that is no screen
 
 
 def test_background_key_is_the_screen_and_none_over_a_room():

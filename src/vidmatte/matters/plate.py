@@ -135,7 +135,8 @@ class PlateMatter:
                 aligned = self._screen_plate(frame, cv2.dilate(sure.astype(np.uint8), np.ones((5, 5), np.uint8))
                                              .astype(bool), refine=False)
                 self._stats["remade"] += 1
-        solution = solve_with_plate(frame, aligned.plate, rvm, aligned.valid)
+        key = self.screen.key_rgb if self.screen is not None else None
+        solution = solve_with_plate(frame, aligned.plate, rvm, aligned.valid, key=key)
         stats = self._stats
         stats["frames"] += 1
         stats["unmatched"] += not aligned.matched

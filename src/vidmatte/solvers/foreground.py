@@ -14,6 +14,8 @@ import math
 import cv2
 import numpy as np
 
+from .fill import push_pull
+
 
 def _neighbours(a: np.ndarray) -> list[np.ndarray]:
     """The 4 neighbours of every pixel (edge pixels see themselves)."""
@@ -74,23 +76,27 @@ def despill(foreground: np.ndarray, alpha: np.ndarray, key: np.ndarray) -> np.nd
     which would turn a green fringe magenta). Only on the subject's fractional pixels (alpha below DESPILL_SOLID,
     fading to none at 1): hair, motion blur and edges catch the screen's light. A fringe of something that is itself
     of the screen's hue (a green shirt's edge) keeps the excess its solid neighbours have: what is removed is the
-    excess beyond the nearest solid colours' (``_solid_excess``), so the shirt's edge does not turn magenta.
+    excess beyond the nearest solid colours' (``solid_excess``), so the shirt's edge does not turn magenta.
     foreground float32 [H,W,3] 0..1, alpha [H,W], key RGB [3] -> float32 [H,W,3]."""
     k = int(np.argmax(key))
-    others = [c for c in range(3) if c != k]
     out = foreground.astype(np.float32, copy=True)
-    excess = np.maximum(out[..., k] - np.maximum(out[..., others[0]], out[..., others[1]]), 0)
+    excess = key_excess(out, key)
     weight = np.clip((1 - alpha) / (1 - DESPILL_SOLID), 0, 1) * (alpha > 0)
-    removed = np.maximum(excess - _solid_excess(excess, alpha), 0) * weight
+    removed = np.maximum(excess - solid_excess(excess, alpha), 0) * weight
     out[..., k] -= removed
     return np.clip(out, 0, 1)
 
 
-def _solid_excess(excess: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+def key_excess(colours: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """float32 [H,W]: how far the screen's channel (the key's strongest) exceeds the larger of the other two."""
+    k = int(np.argmax(key))
+    others = [c for c in range(3) if c != k]
+    return np.maximum(colours[..., k] - np.maximum(colours[..., others[0]], colours[..., others[1]]), 0)
+
+
+def solid_excess(excess: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """Per pixel, the key-channel excess of the subject's nearest solid pixels (float32 [H,W]): their excess spread
     smoothly (push-pull at REFERENCE_SIDE) over the rest; zeros when nothing is solid."""
-    from .plate_alpha import _push_pull
-
     solid = (alpha > REFERENCE_SOLID).astype(np.float32)
     if not solid.any():
         return np.zeros_like(excess)
@@ -99,5 +105,5 @@ def _solid_excess(excess: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     weight = cv2.resize(solid, size, interpolation=cv2.INTER_AREA)
     weighted = cv2.resize(excess * solid, size, interpolation=cv2.INTER_AREA)
-    filled = _push_pull(np.repeat(weighted[..., None], 3, axis=2), weight)[..., 0]
+    filled = push_pull(np.repeat(weighted[..., None], 3, axis=2), weight)[..., 0]
     return cv2.resize(filled.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)

@@ -30,6 +30,8 @@ from functools import cached_property
 import cv2
 import numpy as np
 
+from .fill import push_pull
+from .foreground import estimate_foreground, key_excess, solid_excess
 from .trimap_alpha import solve_alpha
 
 LAPLACIAN_BALANCE = 3e-3  # data-term weight per unit of confidence (the prototype's lambda)
@@ -46,6 +48,8 @@ MISALIGNMENT = 1.0  # px of alignment error the residual allows for on the plate
 SOLVE_SIDE = 640  # frames larger than this are solved at this longer side (see solve_with_plate)
 LOCAL_F_SIGMA = 2.0  # px: the neighbourhood over which a re-estimated foreground colour is taken as constant
 LOCAL_F_WEIGHT = 0.02  # ... and the sum of a^2 in it (Gaussian-weighted) under which it is filled in instead
+SOLID_F = (0.9, 0.98)  # a re-estimated F is the pixel's own unmixed colour where the first solve's alpha rises
+# from the first to the second (a thin handle or a rim: the local estimate mixes in a mesh's colours beside it)
 REACH = 0.02  # unknown pixels reach this share of the frame's longer side beyond what differs from the plate
 
 
@@ -83,19 +87,19 @@ def expected_residual(background: np.ndarray, noise: float) -> np.ndarray:
 
 def solve_with_plate(frame: np.ndarray, plate: np.ndarray, rvm: tuple[np.ndarray, np.ndarray] | None = None,
                      valid: np.ndarray | None = None, reestimate: bool = True,
-                     work_side: int | None = None) -> PlateSolution:
+                     work_side: int | None = None, key: np.ndarray | None = None) -> PlateSolution:
     """As ``solve_at_size``; frames whose longer side exceeds ``work_side`` (default SOLVE_SIDE) are solved at that
     size and alpha is brought up with a guided filter on the full frame (RVM's refinement: the fine edges follow
     the frame's), the foreground colours unmixed at full size."""
     side = SOLVE_SIDE if work_side is None else work_side
     h, w = frame.shape[:2]
     if max(h, w) <= side:
-        return solve_at_size(frame, plate, rvm, valid, reestimate)
+        return solve_at_size(frame, plate, rvm, valid, reestimate, key)
     size = (round(w * side / max(h, w)), round(h * side / max(h, w)))
     shrink = lambda a: cv2.resize(a, size, interpolation=cv2.INTER_AREA)  # noqa: E731
     small_rvm = None if rvm is None else (shrink(rvm[0]), shrink(rvm[1]))
     small_valid = None if valid is None else shrink(valid.astype(np.uint8)) > 0
-    small = solve_at_size(shrink(frame), shrink(plate), small_rvm, small_valid, reestimate)
+    small = solve_at_size(shrink(frame), shrink(plate), small_rvm, small_valid, reestimate, key)
     grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255
     alpha = _guided_upsample(grey, small.alpha, shrink(grey))
 
@@ -122,10 +126,12 @@ def _guided_upsample(grey: np.ndarray, alpha: np.ndarray, guide: np.ndarray, rad
 
 
 def solve_at_size(frame: np.ndarray, plate: np.ndarray, rvm: tuple[np.ndarray, np.ndarray] | None = None,
-                  valid: np.ndarray | None = None, reestimate: bool = True) -> PlateSolution:
+                  valid: np.ndarray | None = None, reestimate: bool = True,
+                  key: np.ndarray | None = None) -> PlateSolution:
     """frame, plate uint8 [H,W,3] RGB (the plate aligned); rvm: RVM's (foreground float [H,W,3], alpha float
     [H,W]) for this frame, or None (no person regions); valid: bool [H,W], where the plate saw the scene (None:
-    everywhere). Elsewhere (the edges a pan uncovers) there is no evidence: RVM's alpha, or background."""
+    everywhere). Elsewhere (the edges a pan uncovers) there is no evidence: RVM's alpha, or background. key: the
+    screen's RGB (0..1) when the plate is a green or blue screen (see ``_without_screen_light``), else None."""
     image, background = frame.astype(np.float32) / 255, plate.astype(np.float32) / 255
     sigma = expected_residual(background, noise_level(frame, plate))
     if valid is not None:  # unseen pixels: as if they matched, with no confidence in it (see _solve)
@@ -141,6 +147,8 @@ def solve_at_size(frame: np.ndarray, plate: np.ndarray, rvm: tuple[np.ndarray, n
     regions = _regions(different | (rvm is not None and rvm[1] > 0.5), distance.shape)
     person = _person_regions(regions, different, rvm)
     filled = _filled_foreground(image, different)
+    if key is not None:
+        filled = _without_screen_light(filled, key)
     fg = np.where(person[..., None], rvm[0], filled) if rvm is not None else filled
     if rvm is not None and person.any():
         # a person's hair and edges (RVM not solid): the first solve's F is the colour of the solid subject beside
@@ -149,12 +157,25 @@ def solve_at_size(frame: np.ndarray, plate: np.ndarray, rvm: tuple[np.ndarray, n
         # screen, hair was 0.05-0.08 too high where the true alpha is 0.2-0.8, 0.16 without the spill)
         edges = person & (rvm[1] < RVM_SOLID)
         fg = np.where(edges[..., None], _filled_foreground(image, rvm[1] > RVM_SOLID), fg)
+        if key is not None:
+            # on a screen, what RVM is sure is the person but matches the screen (a gap between the arm and the
+            # body: RVM fills it, its colour is the screen's) is the screen: its F is the solid person's colour
+            # beside it, which the frame does not match there, and RVM's word there counts as unsure. A subject in
+            # nearly the screen's colour (a green shirt) still differs from the screen estimated under it (the plate
+            # is remade there, matters.plate) and keeps RVM's colours and certainty
+            shows_screen = person & ~different & (rvm[1] >= RVM_SOLID)
+            solid = _filled_foreground(image, person & different & (rvm[1] > RVM_SOLID))
+            fg = np.where(shows_screen[..., None], solid, fg)
+            rvm = (rvm[0], np.where(shows_screen, 0.5, rvm[1]).astype(np.float32))
     alpha = _solve(frame, image, background, fg, sigma, regions > 0, person, rvm)
     if reestimate:
         # objects: F re-estimated everywhere; people: where RVM's own alpha is not solid (hair, edges), whose
         # foreground colours RVM guesses least well
         redo = ~person if rvm is None else ~person | (rvm[1] < RVM_SOLID)
-        fg = np.where(redo[..., None], _reestimated_foreground(image, background, alpha), fg)
+        again = _reestimated_foreground(image, background, alpha)
+        if key is not None:
+            again = _without_screen_light(again, key, key_excess(image, key), alpha)
+        fg = np.where(redo[..., None], again, fg)
         alpha = _solve(frame, image, background, fg, sigma, regions > 0, person, rvm, start=alpha)
     share = float(person[different].mean())
     return PlateSolution(alpha, share, float(np.median(sigma)), fg,
@@ -190,22 +211,8 @@ def _filled_foreground(image: np.ndarray, confident: np.ndarray, colours: np.nda
     weight = cv2.erode(confident.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(np.float32)
     if weight.sum() == 0:
         weight = confident.astype(np.float32)
-    filled = _push_pull(colours * weight[..., None], weight)
+    filled = push_pull(colours * weight[..., None], weight)
     return np.where(weight[..., None] > 0, colours, filled)
-
-
-def _push_pull(weighted: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """Weighted colours [H,W,3] and weights [H,W] -> colours everywhere: averaged down a pyramid until every
-    pixel has some, then brought back up, the finer levels winning where they have weight."""
-    if min(weight.shape) <= 2 or weight.min() > 0:
-        return weighted / np.maximum(weight, 1e-6)[..., None]
-    h, w = weight.shape
-    size = ((w + 1) // 2, (h + 1) // 2)
-    coarse = _push_pull(cv2.resize(weighted, size, interpolation=cv2.INTER_AREA),
-                        cv2.resize(weight, size, interpolation=cv2.INTER_AREA))
-    up = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR)
-    trust = np.clip(weight, 0, 1)[..., None]
-    return trust * weighted / np.maximum(weight, 1e-6)[..., None] + (1 - trust) * up
 
 
 def _reestimated_foreground(image: np.ndarray, background: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -213,14 +220,35 @@ def _reestimated_foreground(image: np.ndarray, background: np.ndarray, alpha: np
     alpha, argmin_F sum_w (I - (1 - a) B - a F)^2 = G*(a (I - (1 - a) B)) / G*(a^2) (G a Gaussian of LOCAL_F_SIGMA
     px). A mesh has few solid pixels: its F must come from its own mixed pixels, each weighted by how much of F it
     holds, not be filled in from the solid rim far away. Where alpha is faint everywhere around, the colours
-    unmixed at solid pixels are filled in (push-pull) instead."""
+    unmixed at solid pixels are filled in (push-pull) instead; where the first solve found the pixel solid (SOLID_F),
+    its own unmixed colour is kept (a neighbourhood across a sieve's thin handle takes in the mesh beside it, and
+    the handle then read 0.4 short of solid)."""
     a = alpha[..., None]
     num = cv2.GaussianBlur(a * (image - (1 - a) * background), (0, 0), LOCAL_F_SIGMA)
     den = cv2.GaussianBlur(alpha * alpha, (0, 0), LOCAL_F_SIGMA)[..., None]
     local = np.clip(num / np.maximum(den, 1e-6), 0, 1)
     filled = _filled_foreground(image, alpha > 0.9, _unmixed(image, background, alpha))
     trust = np.clip(den / LOCAL_F_WEIGHT, 0, 1)
-    return trust * local + (1 - trust) * filled
+    estimate = trust * local + (1 - trust) * filled
+    solid = np.clip((alpha - SOLID_F[0]) / (SOLID_F[1] - SOLID_F[0]), 0, 1)[..., None]
+    return solid * _unmixed(image, background, alpha) + (1 - solid) * estimate
+
+
+def _without_screen_light(fg: np.ndarray, key: np.ndarray, excess: np.ndarray | None = None,
+                          alpha: np.ndarray | None = None) -> np.ndarray:
+    """F estimates on a screen: the screen's channel capped at the larger of the other two, plus the excess the
+    subject's nearest solid pixels have (``excess`` of the image where ``alpha`` is solid: a green shirt's edge
+    keeps its green; none when not given). Over a smooth screen the mixed pixels do not tell F from alpha (any F
+    on the line from B through I explains them, at its own alpha), and F taken from those pixels holds the
+    screen's light: too near B, it reads as too much alpha, and the re-estimate from that alpha keeps it there (a
+    mesh, whose holes are finer than a pixel, came out 0.2 too opaque over a blue screen). The classical keying
+    assumption, that the subject is not of the screen's colour beyond what its solid parts show, breaks the tie."""
+    keep = 0.0 if excess is None else solid_excess(excess, alpha)
+    k = int(np.argmax(key))
+    others = [c for c in range(3) if c != k]
+    out = fg.astype(np.float32, copy=True)
+    out[..., k] = np.minimum(out[..., k], np.maximum(out[..., others[0]], out[..., others[1]]) + keep)
+    return out
 
 
 def _unmixed(image: np.ndarray, background: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -288,8 +316,6 @@ def plate_foreground(frame: np.ndarray, plate: np.ndarray, alpha: np.ndarray, va
     estimation (``solvers.foreground``: smooth where alpha is, so a hair's faint pixels take the colour of the
     hair beside them, not the screen's light they caught). The estimate runs at the solve's size (``work_side``,
     default SOLVE_SIDE) and is brought up; the unmixing is at full size."""
-    from .foreground import estimate_foreground
-
     side = SOLVE_SIDE if work_side is None else work_side
     h, w = frame.shape[:2]
     image, background = frame.astype(np.float32) / 255, plate.astype(np.float32) / 255

@@ -32,7 +32,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from .plate_alpha import _push_pull
+from .fill import push_pull
 
 NAMED = {"green": (0x00, 0xB1, 0x40), "blue": (0x00, 0x47, 0xBB)}  # the usual chroma-key paints
 KEY_REACH = 0.3  # chromaticity distance from the named colour within which a pixel may be screen at all...
@@ -194,7 +194,7 @@ class Screen:
         then = shrink(memory * mask) / np.maximum(cover, 1e-6)[..., None]
         ratio = np.where(inside[..., None], now / np.maximum(then, 1e-3), 0).astype(np.float32)
         gain_size = (max(1, round(size[0] * GAIN_SIDE / max(size))), max(1, round(size[1] * GAIN_SIDE / max(size))))
-        small_gain = _push_pull(cv2.resize(ratio, gain_size, interpolation=cv2.INTER_AREA),
+        small_gain = push_pull(cv2.resize(ratio, gain_size, interpolation=cv2.INTER_AREA),
                                 cv2.resize(inside.astype(np.float32), gain_size, interpolation=cv2.INTER_AREA))
         gain = cv2.resize(small_gain, size, interpolation=cv2.INTER_LINEAR)
         if self._stale(np.abs(then * gain - now).max(axis=2), then, now, inside):
@@ -256,7 +256,7 @@ def _filled(seen: np.ndarray, screen: np.ndarray, clear: np.ndarray | None = Non
     small = cv2.resize(seen, size, interpolation=cv2.INTER_AREA) / np.maximum(weight, 1e-6)[..., None]
     known = weight > 0.99
     if known.mean() < 0.01:
-        filled = _push_pull(cv2.resize(seen, size, interpolation=cv2.INTER_AREA), weight)
+        filled = push_pull(cv2.resize(seen, size, interpolation=cv2.INTER_AREA), weight)
     else:
         surface = None if clear is None else _surface(small, cv2.resize(clear.astype(np.uint8), size,
                                                                         interpolation=cv2.INTER_NEAREST) > 0)
