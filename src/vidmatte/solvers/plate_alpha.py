@@ -221,8 +221,8 @@ def _reestimated_foreground(image: np.ndarray, background: np.ndarray, alpha: np
     px). A mesh has few solid pixels: its F must come from its own mixed pixels, each weighted by how much of F it
     holds, not be filled in from the solid rim far away. Where alpha is faint everywhere around, the colours
     unmixed at solid pixels are filled in (push-pull) instead; where the first solve found the pixel solid (SOLID_F),
-    its own unmixed colour is kept (a neighbourhood across a sieve's thin handle takes in the mesh beside it, and
-    the handle then read 0.4 short of solid)."""
+    its own unmixed colour is kept (a neighbourhood across a sieve's thin handle takes in the mesh beside it: 13%
+    of the sieve's solid pixels, on its handles and rim, read 0.6 on average)."""
     a = alpha[..., None]
     num = cv2.GaussianBlur(a * (image - (1 - a) * background), (0, 0), LOCAL_F_SIGMA)
     den = cv2.GaussianBlur(alpha * alpha, (0, 0), LOCAL_F_SIGMA)[..., None]
