@@ -1,8 +1,8 @@
 """The pictures of docs/BACKGROUND.md: hair shot on a green screen, put on a new background without and with
 foreground decontamination (`vidmatte background --plate green`, `--foreground-method none` against the default);
-with ``--mesh``, a kitchen strainer's mesh over a blue screen matted with the screen handed over as a plate image
-(no key: the solve's colours are read from the mesh's mixed pixels) and with `--plate blue` (the keying assumption
-holds them).
+with ``--mesh``, a kitchen strainer's mesh over a blue screen matted with the exact screen as its plate but without
+the keying assumption (the solve's colours read from the mesh's mixed pixels) and with `--plate blue` (the keying
+assumption holds them).
 
 Everything is generated (the matting data in shared/data may not be redistributed, even as a picture): a head of
 blonde hair drawn as a few hundred thin anti-aliased strands (fractional alpha), lit green where it is thin
@@ -95,7 +95,9 @@ def mesh_picture(out: str) -> None:
     new = evening(H, W)
     plate = np.clip(np.rint(screen * 255), 0, 255).astype(np.uint8)
     tiles, labels = [], []
-    for label, matter in (("screen as a plate image", PlateMatter(plate, align=False)),
+    unkeyed = PlateMatter(plate, align=False)
+    unkeyed.key = None  # the clean screen as a plate, without the keying assumption (the solve before it had one)
+    for label, matter in (("no keying assumption", unkeyed),
                           ("--plate blue", PlateMatter(None, screen=Screen(*parse_screen("blue"))))):
         matte = matter.matte([matter.prepare(frame, 0)])[0]
         pha = matte.alpha()

@@ -15,7 +15,7 @@ from vidmatte.cli.main import main
 from vidmatte.data.screens import screen_background, spill
 from vidmatte.solvers.foreground import despill
 from vidmatte.solvers.plate_alpha import plate_foreground, solve_with_plate
-from vidmatte.solvers.plate_screen import Screen, background_key, detect_screen, parse_screen
+from vidmatte.solvers.plate_screen import Screen, background_key, detect_screen, parse_screen, screen_key
 
 W, H = 320, 192
 
@@ -172,6 +172,30 @@ def test_a_mesh_over_a_screen_is_not_read_as_opaque():
     assert np.abs(keyed - alpha)[mesh].mean() < 0.12, np.abs(keyed - alpha)[mesh].mean()
     assert np.abs(unkeyed - alpha)[mesh].mean() > 0.3  # what the key fixes
     assert keyed[alpha == 1].min() > 0.95, "the rim stays solid"
+
+
+def test_a_plate_image_of_a_screen_is_keyed_like_the_screen():
+    """A clean plate shot of a blue screen is a screen: its key holds the solve's colours as --plate blue does (the
+    mesh is not read as opaque) and --json says so; a plate of a plain wall is not."""
+    from vidmatte.matters.plate import PlateMatter
+
+    bg = screen_background(H, W, "blue", np.random.default_rng(5), crease=False, shadow=False)
+    key = screen_key(to_u8(bg))
+    assert key is not None and int(np.argmax(key)) == 2
+    wall = np.full((H, W, 3), (200, 190, 170), np.uint8)
+    assert screen_key(wall) is None
+    y, x = np.mgrid[0:H, 0:W].astype(np.float32)
+    r = np.hypot(x - 160, y - 96)
+    alpha = np.where(r < 50, 0.45 + 0.3 * np.sin(x * 2.2) * np.sin(y * 2.2), 0)
+    alpha = np.where((r >= 50) & (r < 58), 1.0, alpha).astype(np.float32)
+    frame = to_u8(alpha[..., None] * np.float32([0.6, 0.6, 0.6]) + (1 - alpha[..., None]) * bg)
+    matter = PlateMatter(to_u8(bg), align=False)
+    solved = matter.matte([matter.prepare(frame, 0)])[0].alpha()
+    mesh = (alpha > 0) & (alpha < 1)
+    assert np.abs(solved - alpha)[mesh].mean() < 0.12, np.abs(solved - alpha)[mesh].mean()
+    assert matter.summary()["plate_is_screen"] is True
+    plain = PlateMatter(wall, align=False)
+    assert "plate_is_screen" not in plain.summary()
 
 
 @pytest.mark.parametrize("shirt", [False, True])

@@ -28,6 +28,7 @@ from ..matte import DenseMatte, SolvedMatte
 from ..models.loaders import NO_WEIGHTS, load_bgmv2
 from ..solvers.plate_align import Aligned, PlateAligner, PlateMismatch, _residual
 from ..solvers.plate_alpha import solve_with_plate
+from ..solvers.plate_screen import screen_key
 from .base import Pass, Span, as_rgb_u8, writing_pass
 from .recurrent import DEFAULT_WARMUP, open_prior
 
@@ -58,6 +59,7 @@ class PlateMatter:
         self.plate = None if screen is not None else as_rgb_u8(plate)
         self.prior = prior
         self.aligner = None if screen is not None else PlateAligner(self.plate, align=align)
+        self.key = screen_key(self.plate) if screen is None else None  # a plate image of a green or blue screen
         self.reset()
 
     def reset(self) -> None:
@@ -108,7 +110,8 @@ class PlateMatter:
         with --no-align or a screen), frames whose features did not match (their pixels were aligned), frames with
         a gain/bias correction, the mean background residual (grey levels), the share of differing pixels in
         person regions, and on a screen the frames whose plate was remade without what RVM is sure is a person
-        (a subject in the screen's colour)."""
+        (a subject in the screen's colour); ``plate_is_screen`` when a plate image shows a green or blue screen (its
+        key then holds the solve's colours, as on a screen)."""
         n, unmatched = max(self._stats["frames"], 1), self._stats["unmatched"]
         aligning = self.aligner is not None and self.aligner.align_enabled
         alignment = "none" if not aligning else "features" if unmatched == 0 else \
@@ -118,6 +121,8 @@ class PlateMatter:
                    "person_share": round(self._stats["person"] / n, 3)}
         if self.screen is not None:
             summary["screen_remade_frames"] = self._stats["remade"]
+        elif self.key is not None:
+            summary["plate_is_screen"] = True
         return summary
 
     def _screen_plate(self, frame: np.ndarray, subject: np.ndarray | None = None, refine: bool = True) -> Aligned:
@@ -135,7 +140,7 @@ class PlateMatter:
                 aligned = self._screen_plate(frame, cv2.dilate(sure.astype(np.uint8), np.ones((5, 5), np.uint8))
                                              .astype(bool), refine=False)
                 self._stats["remade"] += 1
-        key = self.screen.key_rgb if self.screen is not None else None
+        key = self.screen.key_rgb if self.screen is not None else self.key
         solution = solve_with_plate(frame, aligned.plate, rvm, aligned.valid, key=key)
         stats = self._stats
         stats["frames"] += 1
@@ -150,8 +155,8 @@ class PlateMatter:
     def _colours(self, frame: np.ndarray, alpha: np.ndarray, solution, plate, valid) -> np.ndarray:
         """The output foreground by ``foreground_method`` (see the class): on an ordinary plate, auto keeps the
         solve's colours (unmixed, re-estimated locally where faint), which measured better there than multi-level
-        estimation; on a screen, where faint pixels carry the screen's light, the multi-level estimate fills them
-        and the despill follows (benchmarks/screen.py)."""
+        estimation; on a screen (or a plate image of one), where faint pixels carry the screen's light, the
+        multi-level estimate fills them and the despill follows (benchmarks/screen.py)."""
         from ..solvers.foreground import despill
         from ..solvers.plate_alpha import plate_foreground
         from ..solvers.plate_screen import background_key
@@ -159,12 +164,14 @@ class PlateMatter:
         method = self.foreground_method
         if method == "none":
             return frame.astype(np.float32) / 255
-        if method == "auto" and self.screen is None:
+        on_screen = self.screen is not None or self.key is not None
+        if method == "auto" and not on_screen:
             return solution.foreground
         colours = plate_foreground(frame, plate, alpha, valid)
         if method == "estimate":
             return colours
-        key = self.screen.key_rgb if self.screen is not None else background_key(frame, alpha)
+        key = self.screen.key_rgb if self.screen is not None else self.key
+        key = background_key(frame, alpha) if key is None else key
         return colours if key is None else despill(colours, alpha, key)
 
 

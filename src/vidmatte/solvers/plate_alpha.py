@@ -41,6 +41,8 @@ RVM_SURE_WEIGHT = 1.0  # ... and where it is sure (alpha near 0 or 1): the plate
 RVM_SURE_POWER = 4
 MIN_SIGMA = 4 / 255  # the residual never reads as cleaner than this (8-bit rounding, codecs)
 DIFFERENT = 4.0  # |I - B| above DIFFERENT * sigma: clearly not the plate
+SHOWS_SCREEN = 2.0  # on a screen, |I - B| below SHOWS_SCREEN * sigma where RVM is sure of a person: the screen seen
+# through (a gap by the arm), not the person
 RVM_SEES = 0.75  # share of a region's clearly different pixels RVM is sure of (alpha above RVM_SOLID) for the
 # region to be a person's: RVM mattes a person solid; glass, a mesh or a dandelion it covers only partly or softly
 RVM_SOLID = 0.95
@@ -161,9 +163,10 @@ def solve_at_size(frame: np.ndarray, plate: np.ndarray, rvm: tuple[np.ndarray, n
             # on a screen, what RVM is sure is the person but matches the screen (a gap between the arm and the
             # body: RVM fills it, its colour is the screen's) is the screen: its F is the solid person's colour
             # beside it, which the frame does not match there, and RVM's word there counts as unsure. A subject in
-            # nearly the screen's colour (a green shirt) still differs from the screen estimated under it (the plate
-            # is remade there, matters.plate) and keeps RVM's colours and certainty
-            shows_screen = person & ~different & (rvm[1] >= RVM_SOLID)
+            # nearly the screen's colour (a green shirt) differs from the screen by more than the noise (within 4
+            # sigma, not clearly different, took in up to a tenth of the shirt of benchmarks/screen.py over a
+            # plate image of the screen) and keeps RVM's colours and certainty
+            shows_screen = person & (distance < SHOWS_SCREEN * sigma) & (rvm[1] >= RVM_SOLID)
             solid = _filled_foreground(image, person & different & (rvm[1] > RVM_SOLID))
             fg = np.where(shows_screen[..., None], solid, fg)
             rvm = (rvm[0], np.where(shows_screen, 0.5, rvm[1]).astype(np.float32))

@@ -319,6 +319,20 @@ def detect_screen(frame: np.ndarray) -> Screen | None:
     return Screen(name, colour)
 
 
+def screen_key(plate: np.ndarray | None) -> np.ndarray | None:
+    """A plate image (uint8 [H,W,3] RGB, or None) that shows a green or blue screen (``detect_screen``: its border
+    mostly one saturated colour): the screen's key as ``Screen.key_rgb`` (refined from the whole plate), else None.
+    A clean plate shot of a screen is as much a screen as the one behind the subject: the solve's colours are held
+    to the keying assumption there too (``solvers.plate_alpha``)."""
+    if plate is None:
+        return None
+    screen = detect_screen(plate)
+    if screen is None:
+        return None
+    screen.plate(plate)  # the key from every screen pixel of the plate
+    return screen.key_rgb
+
+
 def background_key(frame: np.ndarray, alpha: np.ndarray) -> np.ndarray | None:
     """The colour of the clear background (alpha below 1%) when it is one saturated colour (a screen shot matted
     without a plate), as RGB 0..1 with its largest channel 1; None otherwise (nothing to despill against)."""
