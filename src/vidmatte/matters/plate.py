@@ -191,6 +191,7 @@ class NeuralPlateMatter(PlateMatter):
         self.device = None if device is None else device.torch()  # --device (backends.device.Device)
         self.model = model if self.device is None else model.to(self.device)
         super().__init__(plate, prior=None, align=align, screen=screen, source=source)
+        self.key = None  # the network takes the plate as it is: no keying assumption to apply
 
     def reset(self) -> None:
         super().reset()

@@ -247,10 +247,8 @@ def _without_screen_light(fg: np.ndarray, key: np.ndarray, excess: np.ndarray | 
     mesh, whose holes are finer than a pixel, came out 0.2 too opaque over a blue screen). The classical keying
     assumption, that the subject is not of the screen's colour beyond what its solid parts show, breaks the tie."""
     keep = 0.0 if excess is None else solid_excess(excess, alpha)
-    k = int(np.argmax(key))
-    others = [c for c in range(3) if c != k]
     out = fg.astype(np.float32, copy=True)
-    out[..., k] = np.minimum(out[..., k], np.maximum(out[..., others[0]], out[..., others[1]]) + keep)
+    out[..., int(np.argmax(key))] -= np.maximum(key_excess(out, key) - keep, 0)
     return out
 
 

@@ -321,16 +321,11 @@ def detect_screen(frame: np.ndarray) -> Screen | None:
 
 def screen_key(plate: np.ndarray | None) -> np.ndarray | None:
     """A plate image (uint8 [H,W,3] RGB, or None) that shows a green or blue screen (``detect_screen``: its border
-    mostly one saturated colour): the screen's key as ``Screen.key_rgb`` (refined from the whole plate), else None.
-    A clean plate shot of a screen is as much a screen as the one behind the subject: the solve's colours are held
-    to the keying assumption there too (``solvers.plate_alpha``)."""
-    if plate is None:
-        return None
-    screen = detect_screen(plate)
-    if screen is None:
-        return None
-    screen.plate(plate)  # the key from every screen pixel of the plate
-    return screen.key_rgb
+    mostly one saturated colour): the screen's key as ``Screen.key_rgb``, else None. A clean plate shot of a screen
+    is as much a screen as the one behind the subject: the solve's colours are held to the keying assumption there
+    too (``solvers.plate_alpha``, which reads only the key's strongest channel: the border's colour is enough)."""
+    screen = None if plate is None else detect_screen(plate)
+    return None if screen is None else screen.key_rgb
 
 
 def background_key(frame: np.ndarray, alpha: np.ndarray) -> np.ndarray | None:
